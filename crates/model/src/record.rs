@@ -171,12 +171,7 @@ fn parse_raw(bytes: &[u8]) -> Result<RawRecord<'_>, RecordError> {
             return Err(RecordError::NotAnObject);
         }
         None => {
-            return Err(RecordError::InvalidJson {
-                offset: 0,
-                line: 1,
-                column: 1,
-                reason: "empty record".into(),
-            });
+            return Err(RecordError::InvalidJson { offset: 0, line: 1, column: 1, reason: "empty record".into() });
         }
     }
     serde_json::from_slice::<RawRecord>(bytes).map_err(|e| {
@@ -402,17 +397,16 @@ impl RawRecord<'_> {
             },
         };
         let time_text = self.event_time.ok_or(RecordError::MissingField { field: "eventTime" })?;
-        let event_time = EventTime::parse(&time_text)
-            .map_err(|TimeError { input }| RecordError::InvalidField {
-                field: "eventTime",
-                reason: format!("'{input}' is not a time such as 2020-01-01T09:00:00Z"),
-            })?;
-        let required = |v: Option<Cow<'_, str>>, fallback: Option<Cow<'_, str>>, field: &'static str| {
-            match v.or(if is_insight { fallback } else { None }) {
-                Some(s) if !s.is_empty() => Ok(s.into_owned()),
-                Some(_) => Err(RecordError::InvalidField { field, reason: "must not be empty".into() }),
-                None => Err(RecordError::MissingField { field }),
-            }
+        let event_time = EventTime::parse(&time_text).map_err(|TimeError { input }| RecordError::InvalidField {
+            field: "eventTime",
+            reason: format!("'{input}' is not a time such as 2020-01-01T09:00:00Z"),
+        })?;
+        let required = |v: Option<Cow<'_, str>>, fallback: Option<Cow<'_, str>>, field: &'static str| match v
+            .or(if is_insight { fallback } else { None })
+        {
+            Some(s) if !s.is_empty() => Ok(s.into_owned()),
+            Some(_) => Err(RecordError::InvalidField { field, reason: "must not be empty".into() }),
+            None => Err(RecordError::MissingField { field }),
         };
         let event_source = required(self.event_source, insight_source, "eventSource")?;
         let event_name = required(self.event_name, insight_name, "eventName")?;
@@ -568,7 +562,10 @@ mod tests {
         assert!(matches!(e, RecordError::InvalidJson { offset: 19, line: 2, column: 6, .. }), "{e:?}");
         let e = Record::parse(b"[1,2]", id).unwrap_err();
         assert_eq!(e, RecordError::NotAnObject);
-        let big = format!(r#"{{"eventTime":"2020-01-01T00:00:00Z","eventSource":"a","eventName":"b","pad":"{}"}}"#, "x".repeat(MAX_RECORD_BYTES));
+        let big = format!(
+            r#"{{"eventTime":"2020-01-01T00:00:00Z","eventSource":"a","eventName":"b","pad":"{}"}}"#,
+            "x".repeat(MAX_RECORD_BYTES)
+        );
         assert!(matches!(Record::parse(big.as_bytes(), id).unwrap_err(), RecordError::TooLarge { .. }));
     }
 }

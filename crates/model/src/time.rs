@@ -65,10 +65,11 @@ impl EventTime {
     /// Like [`EventTime::parse`], and also integer or fractional epoch seconds.
     pub fn parse_flexible(input: &str) -> Result<Self, TimeError> {
         let s = input.trim();
-        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-') {
-            if let Ok(secs) = s.parse::<f64>() {
-                return Self::from_epoch_seconds_f64(secs).ok_or(TimeError { input: input.to_string() });
-            }
+        if !s.is_empty()
+            && s.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-')
+            && let Ok(secs) = s.parse::<f64>()
+        {
+            return Self::from_epoch_seconds_f64(secs).ok_or(TimeError { input: input.to_string() });
         }
         Self::parse(s)
     }
