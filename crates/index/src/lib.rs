@@ -115,8 +115,7 @@ fn event_ids_options() -> KeyspaceCreateOptions {
     use fjall::config::CompressionPolicy;
     // Point reads by id: keep fjall's bloom filters. Keys are random, so blocks compress little, but the values'
     // order keys share their leading bytes with neighbours in time.
-    KeyspaceCreateOptions::default()
-        .data_block_compression_policy(CompressionPolicy::all(fjall::CompressionType::Lz4))
+    KeyspaceCreateOptions::default().data_block_compression_policy(CompressionPolicy::all(fjall::CompressionType::Lz4))
 }
 
 impl EventIndex {
@@ -171,7 +170,11 @@ impl EventIndex {
                     continue; // the eventId map below answers EventId equalities
                 }
                 for v in k.values(f) {
-                    wb.insert(&self.postings, key::with_order(&key::posting_prefix(f.category, k, v.as_bytes()), order), []);
+                    wb.insert(
+                        &self.postings,
+                        key::with_order(&key::posting_prefix(f.category, k, v.as_bytes()), order),
+                        [],
+                    );
                 }
             }
             let id_key = key::event_id_key(&f.event_id);

@@ -42,7 +42,10 @@ impl Bounds {
 enum Stream<'a> {
     Posting(PostingStream<'a>),
     /// A short stream materialised in memory (the candidates of an EventId equality).
-    List { keys: Vec<OrderKey>, at: usize },
+    List {
+        keys: Vec<OrderKey>,
+        at: usize,
+    },
 }
 
 impl Stream<'_> {
@@ -119,7 +122,8 @@ impl<'a> PostingStream<'a> {
             }
         }
         if self.current.is_some_and(|c| c < target) {
-            self.iter = self.snapshot.range(self.postings, key::with_order(&self.prefix, target)..=self.upper_key.clone());
+            self.iter =
+                self.snapshot.range(self.postings, key::with_order(&self.prefix, target)..=self.upper_key.clone());
             self.step()?;
         }
         Ok(())

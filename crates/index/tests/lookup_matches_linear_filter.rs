@@ -1,0 +1,141 @@
+//! Property test: every lookup page equals the linear filter (`EventQuery::matches`, newest first) over the same
+//! events, including while events keep arriving between pages.
+
+use index::{EventIndex, Page, Position};
+use model::{AttributeKey, EventCategory, EventQuery, EventTime, IndexFields, QueryCategory, Resource, Seq};
+use proptest::prelude::*;
+
+/// Values chosen to collide: prefixes of each other, 0x00 inside, empty, and two long values sharing the
+/// stored prefix of the long-value form.
+fn value_pool() -> Vec<String> {
+    let long_a = format!("{}A", "u".repeat(300));
+    let long_b = format!("{}B", "u".repeat(300));
+    ["Get", "GetObject", "Get\0", "\0", "", "Mary", "arn:aws:iam::1:user/Mary", "true", "false"]
+        .into_iter()
+        .map(String::from)
+        .chain([long_a, long_b])
+        .collect()
+}
+
+fn opt_value() -> impl Strategy<Value = Option<String>> {
+    prop::option::of(prop::sample::select(value_pool()))
+}
+
+fn value() -> impl Strategy<Value = String> {
+    prop::sample::select(value_pool())
+}
+
+fn fields() -> impl Strategy<Value = IndexFields> {
+    let ids = prop::sample::select(vec!["e1", "e2", "e3", "6a0c1c8e-2f4b-4c4e-9f5e-0123456789ab"]);
+    (
+        (ids, 0i64..12, value(), value(), prop::option::of(any::<bool>()), opt_value(), opt_value()),
+        (
+            prop::collection::vec((opt_value(), opt_value()), 0..3),
+            opt_value(),
+            opt_value(),
+            opt_value(),
+            prop::collection::vec(value(), 0..3),
+            prop::bool::weighted(0.2),
+        ),
+    )
+        .prop_map(|((id, t, name, source, ro, user, akid), (res, ip, err, ua, accounts, insight))| {
+            let mut account_ids = accounts;
+            account_ids.sort();
+            account_ids.dedup();
+            IndexFields {
+                event_id: id.to_string(),
+                event_time: EventTime(t * 1000 - 3000),
+                event_name: name,
+                event_source: source,
+                read_only: ro,
+                username: user,
+                access_key_id: akid,
+                resources: res.into_iter().map(|(resource_type, arn)| Resource { resource_type, arn }).collect(),
+                source_ip: ip,
+                error_code: err,
+                user_agent: ua,
+                account_ids,
+                category: if insight { EventCategory::Insight } else { EventCategory::Standard },
+            }
+        })
+}
+
+fn query() -> impl Strategy<Value = EventQuery> {
+    let attr = (prop::sample::select(AttributeKey::ALL.to_vec()), value());
+    let event_id = prop::sample::select(vec!["e1", "e2", "6a0c1c8e-2f4b-4c4e-9f5e-0123456789ab", "nope"])
+        .prop_map(|id| (AttributeKey::EventId, id.to_string()));
+    let any_attr = prop_oneof![4 => attr, 1 => event_id];
+    (
+        prop::collection::vec(any_attr, 0..=3),
+        prop::option::of((-4i64..10, prop::bool::ANY)),
+        prop::option::of((-4i64..10, prop::bool::ANY)),
+        prop::bool::weighted(0.2),
+    )
+        .prop_map(|(attributes, start, end, insight)| EventQuery {
+            attributes,
+            // Half the bounds fall exactly on event times (inclusive edges), half between them.
+            start: start.map(|(s, between)| EventTime(s * 1000 - if between { 500 } else { 0 })),
+            end: end.map(|(e, between)| EventTime(e * 1000 + if between { 500 } else { 0 })),
+            category: if insight { QueryCategory::Insight } else { QueryCategory::Standard },
+        })
+}
+
+/// The reference: matches among `events[..applied]`, newest first, strictly after `after`.
+fn expected(events: &[IndexFields], applied: usize, q: &EventQuery, after: Option<Position>) -> Vec<(i64, u64)> {
+    let mut v: Vec<(i64, u64)> = events[..applied]
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| q.matches(f))
+        .map(|(i, f)| (f.event_time.0, i as u64 + 1))
+        .filter(|&(t, s)| after.is_none_or(|p| (t, s) < (p.time.0, p.seq.0)))
+        .collect();
+    v.sort_by(|a, b| b.cmp(a));
+    v
+}
+
+fn apply(index: &EventIndex, events: &[IndexFields], from: usize, to: usize) {
+    let batch: Vec<(Seq, &IndexFields)> = (from..to).map(|i| (Seq(i as u64 + 1), &events[i])).collect();
+    index.apply(&batch).unwrap();
+}
+
+fn hits(p: &Page) -> Vec<(i64, u64)> {
+    p.hits.iter().map(|h| (h.time.0, h.seq.0)).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_page_equals_the_linear_filter_while_events_arrive(
+        events in prop::collection::vec(fields(), 0..60),
+        queries in prop::collection::vec((query(), 1usize..=7), 1..8),
+        split in 0.0f64..=1.0,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let index = EventIndex::open(dir.path()).unwrap();
+        // Two batches; the second arrives while the first query pages through the first.
+        let first = (events.len() as f64 * split) as usize;
+        apply(&index, &events, 0, first);
+        let mut applied = first;
+        for (q, limit) in &queries {
+            let mut after = None;
+            let mut pages = 0;
+            loop {
+                let page = index.lookup(q, *limit, after).unwrap();
+                let want = expected(&events, applied, q, after);
+                prop_assert_eq!(hits(&page), want.iter().copied().take(*limit).collect::<Vec<_>>(), "query {:?} after {:?}", q, after);
+                prop_assert_eq!(page.more, want.len() > *limit);
+                pages += 1;
+                if applied < events.len() {
+                    apply(&index, &events, applied, events.len());
+                    applied = events.len();
+                }
+                match page.next_position() {
+                    Some(p) => after = Some(p),
+                    None => break,
+                }
+                prop_assert!(pages <= events.len() + 1, "paging must terminate");
+            }
+        }
+    }
+}
