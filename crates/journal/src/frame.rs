@@ -1,0 +1,331 @@
+//! The frame codec: byte layout of one group-commit block (header + payload), its checksum, and the record
+//! list inside the payload. Pure: no I/O. Every parse of bytes from disk returns an error, never panics.
+
+/// "OTJF": opentrail journal frame.
+pub const FRAME_MAGIC: [u8; 4] = *b"OTJF";
+pub const FRAME_VERSION: u8 = 1;
+pub const HEADER_LEN: usize = 32;
+
+/// Hard-coded: the largest single record the journal accepts (the model caps CloudTrail records far lower).
+pub const MAX_RECORD_BYTES: usize = 16 << 20;
+/// Hard-coded: the largest raw (uncompressed) payload a frame may claim. Bounds the allocation made when
+/// decompressing a frame read from disk, so a corrupt-but-checksummed header cannot ask for gigabytes.
+pub const MAX_RAW_PAYLOAD: usize = 64 << 20;
+/// Hard-coded: the largest compressed payload (raw payload plus zstd's worst-case expansion, rounded up).
+pub const MAX_STORED_PAYLOAD: usize = MAX_RAW_PAYLOAD + (1 << 20);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Codec {
+    Raw = 0,
+    Zstd = 1,
+}
+
+impl Codec {
+    fn from_u8(b: u8) -> Option<Codec> {
+        match b {
+            0 => Some(Codec::Raw),
+            1 => Some(Codec::Zstd),
+            _ => None,
+        }
+    }
+}
+
+/// The decoded fixed-size header. Layout (little endian), see docs/formats/journal.md:
+/// `magic[4] version u8 codec u8 flags u16 stored_len u32 raw_len u32 first_seq u64 count u32 crc32c u32`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameHeader {
+    pub codec: Codec,
+    pub stored_len: u32,
+    pub raw_len: u32,
+    pub first_seq: u64,
+    pub count: u32,
+    pub crc: u32,
+}
+
+impl FrameHeader {
+    pub fn frame_len(&self) -> u64 {
+        HEADER_LEN as u64 + u64::from(self.stored_len)
+    }
+
+    pub fn last_seq(&self) -> u64 {
+        self.first_seq + u64::from(self.count) - 1
+    }
+}
+
+/// Why a header or frame is not valid. Turned into `Corrupted` or a torn-tail truncation by the caller,
+/// which knows where the bytes came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrameError {
+    Short { have: usize, need: usize },
+    BadMagic,
+    BadVersion(u8),
+    BadCodec(u8),
+    BadFlags(u16),
+    BadLength { stored: u32, raw: u32 },
+    EmptyFrame,
+    SeqOverflow,
+    Checksum { stored: u32, computed: u32 },
+    Payload(String),
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FrameError::Short { have, need } => write!(f, "incomplete frame: {have} of {need} bytes"),
+            FrameError::BadMagic => write!(f, "bad frame magic"),
+            FrameError::BadVersion(v) => write!(f, "unknown frame version {v}"),
+            FrameError::BadCodec(c) => write!(f, "unknown codec {c}"),
+            FrameError::BadFlags(x) => write!(f, "unknown flags {x:#x}"),
+            FrameError::BadLength { stored, raw } => write!(f, "implausible lengths: stored {stored}, raw {raw}"),
+            FrameError::EmptyFrame => write!(f, "frame with zero records"),
+            FrameError::SeqOverflow => write!(f, "sequence numbers overflow"),
+            FrameError::Checksum { stored, computed } => {
+                write!(f, "checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")
+            }
+            FrameError::Payload(why) => write!(f, "bad payload: {why}"),
+        }
+    }
+}
+
+fn u16_at(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut x = [0u8; 8];
+    x.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(x)
+}
+
+/// Parse and sanity-check a header. Does not verify the checksum (that needs the payload).
+pub fn parse_header(bytes: &[u8]) -> Result<FrameHeader, FrameError> {
+    if bytes.len() < HEADER_LEN {
+        return Err(FrameError::Short { have: bytes.len(), need: HEADER_LEN });
+    }
+    let b = &bytes[..HEADER_LEN];
+    if b[0..4] != FRAME_MAGIC {
+        return Err(FrameError::BadMagic);
+    }
+    if b[4] != FRAME_VERSION {
+        return Err(FrameError::BadVersion(b[4]));
+    }
+    let codec = Codec::from_u8(b[5]).ok_or(FrameError::BadCodec(b[5]))?;
+    let flags = u16_at(b, 6);
+    if flags != 0 {
+        return Err(FrameError::BadFlags(flags));
+    }
+    let stored_len = u32_at(b, 8);
+    let raw_len = u32_at(b, 12);
+    let first_seq = u64_at(b, 16);
+    let count = u32_at(b, 24);
+    let crc = u32_at(b, 28);
+    let plausible = (stored_len as usize) <= MAX_STORED_PAYLOAD
+        && (raw_len as usize) <= MAX_RAW_PAYLOAD
+        && (codec != Codec::Raw || stored_len == raw_len)
+        // every record costs at least its 4-byte length prefix
+        && u64::from(count) * 4 <= u64::from(raw_len);
+    if !plausible {
+        return Err(FrameError::BadLength { stored: stored_len, raw: raw_len });
+    }
+    if count == 0 {
+        return Err(FrameError::EmptyFrame);
+    }
+    if first_seq == 0 || first_seq.checked_add(u64::from(count)).is_none() {
+        return Err(FrameError::SeqOverflow);
+    }
+    Ok(FrameHeader { codec, stored_len, raw_len, first_seq, count, crc })
+}
+
+fn checksum(header_without_crc: &[u8], payload: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c(header_without_crc), payload)
+}
+
+/// Parse a header and verify the checksum of the whole frame starting at `bytes[0]`.
+/// Returns the header; the stored payload is `bytes[HEADER_LEN..frame_len]`.
+pub fn check_frame(bytes: &[u8]) -> Result<FrameHeader, FrameError> {
+    let h = parse_header(bytes)?;
+    let len = h.frame_len() as usize;
+    if bytes.len() < len {
+        return Err(FrameError::Short { have: bytes.len(), need: len });
+    }
+    let computed = checksum(&bytes[..HEADER_LEN - 4], &bytes[HEADER_LEN..len]);
+    if computed != h.crc {
+        return Err(FrameError::Checksum { stored: h.crc, computed });
+    }
+    Ok(h)
+}
+
+/// Builds frames: serializes records into a raw payload, compresses it, prepends the header.
+/// Owns a reusable zstd context so the writer thread does not reallocate one per block.
+pub struct FrameEncoder {
+    compressor: zstd::bulk::Compressor<'static>,
+    raw: Vec<u8>,
+    compressed: Vec<u8>,
+}
+
+impl FrameEncoder {
+    pub fn new(level: i32) -> std::io::Result<Self> {
+        Ok(FrameEncoder { compressor: zstd::bulk::Compressor::new(level)?, raw: Vec::new(), compressed: Vec::new() })
+    }
+
+    /// Append one frame holding `records` (first one is `first_seq`) to `out`.
+    pub fn encode<'a>(
+        &mut self,
+        first_seq: u64,
+        records: impl Iterator<Item = &'a [u8]>,
+        out: &mut Vec<u8>,
+    ) -> std::io::Result<()> {
+        self.raw.clear();
+        let mut count: u32 = 0;
+        for r in records {
+            // Record sizes are checked against MAX_RECORD_BYTES at submit, so they fit in u32.
+            self.raw.extend_from_slice(&(r.len() as u32).to_le_bytes());
+            self.raw.extend_from_slice(r);
+            count += 1;
+        }
+        self.compressed.clear();
+        self.compressed.reserve(zstd::zstd_safe::compress_bound(self.raw.len()));
+        let codec = match self.compressor.compress_to_buffer(&self.raw, &mut self.compressed) {
+            Ok(n) if n < self.raw.len() => Codec::Zstd,
+            // Incompressible (or a compressor error, which then cannot corrupt anything): store raw.
+            _ => Codec::Raw,
+        };
+        let stored: &[u8] = if codec == Codec::Zstd { &self.compressed } else { &self.raw };
+        let start = out.len();
+        out.resize(start + HEADER_LEN, 0);
+        let compressed_at = out.len();
+        out.extend_from_slice(stored);
+        let stored_len = (out.len() - compressed_at) as u32;
+        let h = &mut out[start..start + HEADER_LEN];
+        h[0..4].copy_from_slice(&FRAME_MAGIC);
+        h[4] = FRAME_VERSION;
+        h[5] = codec as u8;
+        h[6..8].copy_from_slice(&0u16.to_le_bytes());
+        h[8..12].copy_from_slice(&stored_len.to_le_bytes());
+        h[12..16].copy_from_slice(&(self.raw.len() as u32).to_le_bytes());
+        h[16..24].copy_from_slice(&first_seq.to_le_bytes());
+        h[24..28].copy_from_slice(&count.to_le_bytes());
+        let crc = checksum(&out[start..start + HEADER_LEN - 4], &out[compressed_at..]);
+        out[start + HEADER_LEN - 4..start + HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
+        Ok(())
+    }
+}
+
+/// A decoded frame: the raw payload and where each record lies in it.
+#[derive(Debug)]
+pub struct Block {
+    pub first_seq: u64,
+    data: Vec<u8>,
+    /// (start, end) of each record inside `data`.
+    spans: Vec<(u32, u32)>,
+}
+
+impl Block {
+    pub fn raw_len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// The record with sequence number `seq`, if this block holds it.
+    pub fn get(&self, seq: u64) -> Option<&[u8]> {
+        let i = usize::try_from(seq.checked_sub(self.first_seq)?).ok()?;
+        let &(s, e) = self.spans.get(i)?;
+        Some(&self.data[s as usize..e as usize])
+    }
+}
+
+/// Decompress and split the payload of a checked frame. `stored` is the payload as on disk.
+pub fn decode_payload(h: &FrameHeader, stored: &[u8]) -> Result<Block, FrameError> {
+    let data = match h.codec {
+        Codec::Raw => stored.to_vec(),
+        Codec::Zstd => {
+            zstd::bulk::decompress(stored, h.raw_len as usize).map_err(|e| FrameError::Payload(format!("zstd: {e}")))?
+        }
+    };
+    if data.len() != h.raw_len as usize {
+        return Err(FrameError::Payload(format!("decoded {} bytes, header says {}", data.len(), h.raw_len)));
+    }
+    let mut spans = Vec::with_capacity(h.count as usize);
+    let mut at = 0usize;
+    while at < data.len() {
+        let Some(len_bytes) = data.get(at..at + 4) else {
+            return Err(FrameError::Payload(format!("truncated record length at {at}")));
+        };
+        let len = u32_at(len_bytes, 0) as usize;
+        let start = at + 4;
+        let end = start.checked_add(len).filter(|&e| e <= data.len());
+        let Some(end) = end else {
+            return Err(FrameError::Payload(format!("record at {at} of {len} bytes overruns the payload")));
+        };
+        spans.push((start as u32, end as u32));
+        at = end;
+    }
+    if spans.len() != h.count as usize {
+        return Err(FrameError::Payload(format!("{} records, header says {}", spans.len(), h.count)));
+    }
+    Ok(Block { first_seq: h.first_seq, data, spans })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(first_seq: u64, records: &[&[u8]]) -> Vec<u8> {
+        let mut enc = FrameEncoder::new(1).unwrap();
+        let mut out = Vec::new();
+        enc.encode(first_seq, records.iter().copied(), &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn frame_round_trips_records_in_order() {
+        let recs: Vec<Vec<u8>> =
+            (0..50).map(|i| format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(i)).into()).collect();
+        let refs: Vec<&[u8]> = recs.iter().map(|r| r.as_slice()).collect();
+        let bytes = frame(7, &refs);
+        let h = check_frame(&bytes).unwrap();
+        assert_eq!(h.codec, Codec::Zstd);
+        assert_eq!((h.first_seq, h.count, h.frame_len()), (7, 50, bytes.len() as u64));
+        let block = decode_payload(&h, &bytes[HEADER_LEN..]).unwrap();
+        for (i, r) in recs.iter().enumerate() {
+            assert_eq!(block.get(7 + i as u64), Some(r.as_slice()));
+        }
+        assert_eq!(block.get(6), None);
+        assert_eq!(block.get(57), None);
+    }
+
+    #[test]
+    fn incompressible_payload_is_stored_raw() {
+        let bytes = frame(1, &[b"a"]);
+        let h = check_frame(&bytes).unwrap();
+        assert_eq!(h.codec, Codec::Raw);
+        assert_eq!(decode_payload(&h, &bytes[HEADER_LEN..]).unwrap().get(1), Some(&b"a"[..]));
+    }
+
+    #[test]
+    fn every_single_bit_flip_is_detected() {
+        let bytes = frame(3, &[b"hello hello hello hello", b"", b"world"]);
+        for i in 0..bytes.len() {
+            for bit in 0..8 {
+                let mut b = bytes.clone();
+                b[i] ^= 1 << bit;
+                assert!(check_frame(&b).is_err(), "flip of bit {bit} in byte {i} went unnoticed");
+            }
+        }
+    }
+
+    #[test]
+    fn every_truncation_is_detected() {
+        let bytes = frame(3, &[b"hello", b"world"]);
+        for len in 0..bytes.len() {
+            assert!(matches!(check_frame(&bytes[..len]), Err(FrameError::Short { .. })), "len {len}");
+        }
+    }
+
+    #[test]
+    fn zero_fill_is_not_a_frame() {
+        assert_eq!(check_frame(&[0u8; 64]), Err(FrameError::BadMagic));
+    }
+}

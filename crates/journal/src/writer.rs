@@ -1,0 +1,270 @@
+//! The writer thread: drains every queued submission into one group, cuts it into blocks, writes the frames,
+//! fsyncs once, publishes the new blocks to readers, then calls every `done`. Owns rollback after a failed write.
+
+use std::fs::File;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use crate::error::JournalError;
+use crate::faults::FileOps;
+use crate::frame::FrameEncoder;
+use crate::recovery::{BlockLoc, SegmentMeta, segment_path};
+use crate::{ReadSegment, Seq, SeqRange, Shared, Submission};
+
+/// The segment being appended to.
+struct Current {
+    /// Index of this segment in `Store::segments`.
+    index: u32,
+    first_seq: u64,
+    path: PathBuf,
+    file: Arc<File>,
+    len: u64,
+}
+
+pub(crate) struct Writer {
+    shared: Arc<Shared>,
+    ops: FileOps,
+    encoder: FrameEncoder,
+    next_seq: u64,
+    cur: Current,
+    /// Frames waiting to be written to `cur` at `cur.len`.
+    pending: Vec<u8>,
+}
+
+/// How a group failed: a full disk (rolled back, keep going) or anything else (poisoned).
+enum GroupError {
+    DiskFull(PathBuf),
+    Fatal(JournalError),
+}
+
+fn is_disk_full(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::StorageFull || e.kind() == io::ErrorKind::QuotaExceeded
+}
+
+impl Writer {
+    pub(crate) fn new(shared: Arc<Shared>, ops: FileOps, encoder: FrameEncoder, next_seq: u64) -> Writer {
+        let cur = {
+            let store = shared.store.read();
+            let index = store.segments.len() - 1;
+            let seg = &store.segments[index];
+            Current {
+                index: index as u32,
+                first_seq: seg.meta.first_seq,
+                path: seg.meta.path.clone(),
+                file: seg.file.clone(),
+                len: seg.meta.len,
+            }
+        };
+        Writer { shared, ops, encoder, next_seq, cur, pending: Vec::new() }
+    }
+
+    pub(crate) fn run(mut self) {
+        loop {
+            let subs = {
+                let mut q = self.shared.queue.lock();
+                while q.subs.is_empty() && !q.closed {
+                    self.shared.queue_cv.wait(&mut q);
+                }
+                if q.subs.is_empty() {
+                    return;
+                }
+                std::mem::take(&mut q.subs)
+            };
+            let bytes: usize = subs.iter().map(|s| s.bytes).sum();
+            let result = if self.shared.poisoned.load(Ordering::Acquire) {
+                Err(JournalError::Poisoned)
+            } else {
+                self.commit(&subs)
+            };
+            let mut seq = result.as_ref().map_or(0, |&first| first);
+            for sub in subs {
+                let r = match &result {
+                    Ok(_) => {
+                        let first = seq;
+                        seq += sub.records.len() as u64;
+                        Ok(SeqRange { first: Seq(first), last: Seq(seq - 1) })
+                    }
+                    Err(e) => Err(e.duplicate()),
+                };
+                // A panicking callback must not kill the writer (every later submit would hang).
+                let done = sub.done;
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || done(r)));
+            }
+            self.shared.queue.lock().queued_bytes -= bytes;
+        }
+    }
+
+    /// Write and fsync one group. Returns the first seq assigned. Readers see nothing of it until it is durable.
+    fn commit(&mut self, subs: &[Submission]) -> Result<u64, JournalError> {
+        let start_seq = self.next_seq;
+        let start = (self.cur.index, self.cur.first_seq, self.cur.path.clone(), self.cur.file.clone(), self.cur.len);
+        let mut created: Vec<ReadSegment> = Vec::new();
+        let mut blocks: Vec<BlockLoc> = Vec::new();
+        let mut sealed_lens: Vec<(u32, u64)> = Vec::new();
+        match self.write_group(subs, &mut created, &mut blocks, &mut sealed_lens) {
+            Ok((raw, stored)) => {
+                self.publish(created, blocks, sealed_lens, raw, stored);
+                Ok(start_seq)
+            }
+            Err(e) => {
+                self.pending.clear();
+                let rolled_back = self.rollback(&start, &created);
+                self.cur = Current { index: start.0, first_seq: start.1, path: start.2, file: start.3, len: start.4 };
+                match (e, rolled_back) {
+                    (GroupError::DiskFull(path), Ok(())) => Err(JournalError::DiskFull { path }),
+                    (GroupError::DiskFull(path), Err(_)) => {
+                        self.shared.poisoned.store(true, Ordering::Release);
+                        Err(JournalError::DiskFull { path })
+                    }
+                    (GroupError::Fatal(e), _) => {
+                        self.shared.poisoned.store(true, Ordering::Release);
+                        Err(e)
+                    }
+                }
+            }
+        }
+    }
+
+    fn write_group(
+        &mut self,
+        subs: &[Submission],
+        created: &mut Vec<ReadSegment>,
+        blocks: &mut Vec<BlockLoc>,
+        sealed_lens: &mut Vec<(u32, u64)>,
+    ) -> Result<(u64, u64), GroupError> {
+        let block_bytes = self.shared.opts.block_bytes.max(1);
+        let segment_bytes = self.shared.opts.segment_bytes;
+        let mut records = subs.iter().flat_map(|s| s.records.iter()).peekable();
+        let mut seq = self.next_seq;
+        let mut frame = Vec::new();
+        let mut raw_total = 0u64;
+        let mut block: Vec<&[u8]> = Vec::new();
+        while records.peek().is_some() {
+            block.clear();
+            let mut raw = 0usize;
+            while raw < block_bytes
+                && let Some(r) = records.next()
+            {
+                raw += r.len() + 4;
+                block.push(r);
+            }
+            frame.clear();
+            self.encoder
+                .encode(seq, block.iter().copied(), &mut frame)
+                .map_err(|e| GroupError::Fatal(JournalError::io("compress block", &self.cur.path, e)))?;
+            let used = self.cur.len + self.pending.len() as u64;
+            if used > 0 && used + frame.len() as u64 > segment_bytes {
+                self.flush_pending()?;
+                sealed_lens.push((self.cur.index, self.cur.len));
+                self.roll(seq, created)?;
+            }
+            blocks.push(BlockLoc {
+                first_seq: seq,
+                count: block.len() as u32,
+                segment: self.cur.index,
+                offset: self.cur.len + self.pending.len() as u64,
+                len: frame.len() as u32,
+            });
+            self.pending.extend_from_slice(&frame);
+            seq += block.len() as u64;
+            raw_total += raw as u64;
+        }
+        let stored_total = blocks.iter().map(|b| u64::from(b.len)).sum();
+        self.flush_pending()?;
+        self.sync_current()?;
+        self.next_seq = seq;
+        Ok((raw_total, stored_total))
+    }
+
+    fn flush_pending(&mut self) -> Result<(), GroupError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let cur = &self.cur;
+        if let Err(e) = self.ops.write_all_at(&cur.file, &cur.path, cur.len, &self.pending) {
+            return Err(if is_disk_full(&e) {
+                GroupError::DiskFull(cur.path.clone())
+            } else {
+                GroupError::Fatal(JournalError::io("write frames", &cur.path, e))
+            });
+        }
+        self.cur.len += self.pending.len() as u64;
+        self.pending.clear();
+        Ok(())
+    }
+
+    fn sync_current(&mut self) -> Result<(), GroupError> {
+        let t = Instant::now();
+        // A failed fsync leaves the page cache state unknown (it may have dropped the dirty pages): poison.
+        self.ops
+            .sync_data(&self.cur.file, &self.cur.path)
+            .map_err(|e| GroupError::Fatal(JournalError::io("fsync segment", &self.cur.path, e)))?;
+        self.shared.stats.lock().record_fsync(t.elapsed());
+        Ok(())
+    }
+
+    /// Seal the current segment (fsync it, so only the last segment can ever have a torn tail), then create the
+    /// next one and fsync the directory so its name survives a crash.
+    fn roll(&mut self, first_seq: u64, created: &mut Vec<ReadSegment>) -> Result<(), GroupError> {
+        self.sync_current()?;
+        let dir = &self.shared.opts.dir;
+        let path = segment_path(dir, first_seq);
+        let file = match self.ops.create(&path) {
+            Ok(f) => Arc::new(f),
+            Err(e) if is_disk_full(&e) => return Err(GroupError::DiskFull(path)),
+            Err(e) => return Err(GroupError::Fatal(JournalError::io("create segment", &path, e))),
+        };
+        created.push(ReadSegment { meta: SegmentMeta { first_seq, path: path.clone(), len: 0 }, file: file.clone() });
+        self.ops.sync_dir(dir).map_err(|e| GroupError::Fatal(JournalError::io("fsync journal dir", dir, e)))?;
+        self.cur = Current { index: self.cur.index + 1, first_seq, path, file, len: 0 };
+        Ok(())
+    }
+
+    /// Undo a failed group: remove the segments it created and cut the start segment back to its old length.
+    fn rollback(&mut self, start: &(u32, u64, PathBuf, Arc<File>, u64), created: &[ReadSegment]) -> io::Result<()> {
+        for seg in created.iter().rev() {
+            self.ops.remove(&seg.meta.path)?;
+        }
+        if !created.is_empty() {
+            self.ops.sync_dir(&self.shared.opts.dir)?;
+        }
+        let (_, _, path, file, len) = start;
+        self.ops.set_len(file, path, *len)?;
+        self.ops.sync_data(file, path)
+    }
+
+    fn publish(
+        &mut self,
+        created: Vec<ReadSegment>,
+        blocks: Vec<BlockLoc>,
+        sealed: Vec<(u32, u64)>,
+        raw: u64,
+        stored: u64,
+    ) {
+        let last = self.next_seq - 1;
+        {
+            let mut store = self.shared.store.write();
+            for (index, len) in sealed {
+                store.segments[index as usize].meta.len = len;
+            }
+            store.segments.extend(created);
+            let cur = self.cur.index as usize;
+            store.segments[cur].meta.len = self.cur.len;
+            store.blocks.extend(blocks);
+        }
+        {
+            let mut s = self.shared.stats.lock();
+            s.groups += 1;
+            s.raw_bytes_written += raw;
+            s.stored_bytes_written += stored;
+        }
+        let mut durable = self.shared.durable.lock();
+        *durable = last;
+        self.shared.durable_atomic.store(last, Ordering::Release);
+        drop(durable);
+        self.shared.durable_cv.notify_all();
+    }
+}
