@@ -1,0 +1,200 @@
+//! The server's TOML configuration: account, region, principals with their keys, roles and policies,
+//! and the optional policies (lookup window, rate limits, TLS, trusted proxies).
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// What a principal may do before any policy document narrows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything.
+    #[default]
+    Admin,
+    /// Ingest only (`/v1/events`, `PutAuditEvents`).
+    Writer,
+    /// Read only (lookups, `Get*`, `Describe*`, `List*`).
+    Auditor,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrincipalConfig {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// IAM user name; the principal's ARN is `arn:aws:iam::<account_id>:user/<user_name>`.
+    pub user_name: Option<String>,
+    /// `IAMUser` (default), `Root`, or `AssumedRole` (then `role_name` and `session_name`).
+    #[serde(rename = "type")]
+    pub principal_type: Option<String>,
+    pub role_name: Option<String>,
+    pub session_name: Option<String>,
+    #[serde(default)]
+    pub role: Role,
+    /// An IAM-style policy document (JSON text) that narrows what the role allows.
+    pub policy: Option<String>,
+    /// Overrides the account of the top-level config.
+    pub account_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub listen: Option<String>,
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+/// Per-operation rate limits (requests per second per access key). None by default.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Applies to every CloudTrail API operation without its own entry.
+    pub default_per_second: Option<f64>,
+    /// Operation name → requests per second, e.g. `LookupEvents = 2.0`.
+    #[serde(default)]
+    pub operations: std::collections::BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default = "default_account")]
+    pub account_id: String,
+    #[serde(default = "default_region")]
+    pub region: String,
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<String>,
+    /// CloudTrail's 90-day event-history window as an opt-in policy; `None` searches the whole history.
+    pub lookup_window_days: Option<u32>,
+    /// Peers whose `X-Forwarded-For` is believed for `sourceIPAddress`.
+    #[serde(default)]
+    pub trusted_proxies: Vec<IpAddr>,
+    pub tls: Option<TlsConfig>,
+    #[serde(default)]
+    pub rate_limits: RateLimitConfig,
+    #[serde(default)]
+    pub principals: Vec<PrincipalConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            account_id: default_account(),
+            region: default_region(),
+            data_dir: None,
+            listen: None,
+            lookup_window_days: None,
+            trusted_proxies: Vec::new(),
+            tls: None,
+            rate_limits: RateLimitConfig::default(),
+            principals: Vec::new(),
+        }
+    }
+}
+
+fn default_account() -> String {
+    "123456789012".to_string()
+}
+
+fn default_region() -> String {
+    "us-east-1".to_string()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid config: {field}: {reason}")]
+    Invalid { field: String, reason: String },
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        Config::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse { path: path.into(), message },
+            other => other,
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let cfg: Config =
+            toml::from_str(text).map_err(|e| ConfigError::Parse { path: PathBuf::new(), message: e.to_string() })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field: String, reason: &str| Err(ConfigError::Invalid { field, reason: reason.to_string() });
+        if self.account_id.len() != 12 || !self.account_id.bytes().all(|b| b.is_ascii_digit()) {
+            return invalid("account_id".into(), "must be 12 digits");
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, p) in self.principals.iter().enumerate() {
+            let field = |f: &str| format!("principals[{i}].{f}");
+            if p.access_key_id.len() < 16 || !p.access_key_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return invalid(field("access_key_id"), "must be at least 16 letters or digits");
+            }
+            if p.secret_access_key.len() < 16 {
+                return invalid(field("secret_access_key"), "must be at least 16 characters");
+            }
+            if !seen.insert(p.access_key_id.as_str()) {
+                return invalid(field("access_key_id"), "is used by another principal");
+            }
+            match p.principal_type.as_deref().unwrap_or("IAMUser") {
+                "IAMUser" if p.user_name.is_none() => return invalid(field("user_name"), "is required for an IAMUser"),
+                "AssumedRole" if p.role_name.is_none() || p.session_name.is_none() => {
+                    return invalid(field("role_name"), "role_name and session_name are required for an AssumedRole");
+                }
+                "IAMUser" | "AssumedRole" | "Root" => {}
+                other => return invalid(field("type"), &format!("'{other}' is not IAMUser, AssumedRole or Root")),
+            }
+            if let Some(policy) = &p.policy {
+                crate::policy::PolicyDocument::parse(policy)
+                    .map_err(|reason| ConfigError::Invalid { field: field("policy"), reason })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_example_parses() {
+        let cfg = Config::parse(
+            r#"
+account_id = "123456789012"
+region = "us-east-1"
+[[principals]]
+access_key_id = "AKIAEXAMPLEJOHN00001"
+secret_access_key = "john-secret-key-0001"
+user_name = "John"
+role = "admin"
+"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.principals[0].role, Role::Admin);
+        assert_eq!(cfg.principals[0].user_name.as_deref(), Some("John"));
+    }
+
+    #[test]
+    fn bad_principals_are_named() {
+        let err = Config::parse(
+            "[[principals]]\naccess_key_id = \"short\"\nsecret_access_key = \"0123456789abcdef\"\nuser_name = \"a\"\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("principals[0].access_key_id"), "{err}");
+        let err = Config::parse("[[principals]]\naccess_key_id = \"AKIAEXAMPLEJOHN00001\"\nsecret_access_key = \"0123456789abcdef\"\nuser_name = \"a\"\nrole = \"god\"\n").unwrap_err();
+        assert!(err.to_string().contains("god"), "{err}");
+        let err = Config::parse("bogus = 1").unwrap_err();
+        assert!(err.to_string().contains("bogus"), "{err}");
+    }
+}

@@ -1,0 +1,16 @@
+//! opentrail's use cases: ingest with dedupe and back-pressure, lookup, principals and access policy.
+//!
+//! Architecture invariant: this crate knows no HTTP, no SigV4 and no AWS exception names; the `api`
+//! crate maps [`StoreError`] and friends onto the wire.
+
+pub mod batch;
+pub mod config;
+pub mod metrics;
+pub mod policy;
+pub mod store;
+
+pub use batch::{BatchError, split_batch};
+pub use config::{Config, ConfigError, PrincipalConfig, Role};
+pub use metrics::Metrics;
+pub use policy::{Decision, Principal, Principals};
+pub use store::{EventStore, IngestItem, IngestOutcome, LookupResult, StoreError, StoreOptions, StoredEvent};

@@ -1,0 +1,152 @@
+//! Counters and gauges of the service, rendered in the Prometheus text exposition format.
+//!
+//! Why no metrics crate: the exposition format needs four line shapes, and the journal already keeps
+//! its own fsync histogram; a registry would only add indirection.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use parking_lot::Mutex;
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub events_ingested: AtomicU64,
+    pub events_duplicate: AtomicU64,
+    /// Rejected records by error code.
+    rejected: Mutex<std::collections::BTreeMap<String, u64>>,
+    /// Requests refused with 503 because the journal was saturated, full or failed.
+    pub backpressure_rejections: AtomicU64,
+    pub lookups: AtomicU64,
+    pub index_lag_events: AtomicU64,
+    pub index_applied_events: AtomicU64,
+    pub index_replay_parse_failures: AtomicU64,
+    /// API requests by (operation, outcome code).
+    requests: Mutex<std::collections::BTreeMap<(String, String), u64>>,
+}
+
+/// Journal figures rendered next to the service's own.
+#[derive(Debug, Default, Clone)]
+pub struct JournalFigures {
+    pub bytes_on_disk: u64,
+    pub records: u64,
+    pub queued_bytes: u64,
+    pub fsyncs: u64,
+    pub fsync_seconds_sum: f64,
+    /// (upper bound in seconds, cumulative count).
+    pub fsync_buckets: Vec<(f64, u64)>,
+    pub poisoned: bool,
+}
+
+impl Metrics {
+    pub fn record_rejected(&self, code: &str, n: u64) {
+        *self.rejected.lock().entry(code.to_string()).or_default() += n;
+    }
+
+    pub fn record_request(&self, operation: &str, outcome: &str) {
+        *self.requests.lock().entry((operation.to_string(), outcome.to_string())).or_default() += 1;
+    }
+
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.lock().values().sum()
+    }
+
+    pub fn render(&self, journal: &JournalFigures) -> String {
+        let mut out = String::with_capacity(4096);
+        let mut counter = |name: &str, help: &str, v: u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        };
+        counter("opentrail_events_ingested_total", "Records acknowledged durable.", self.events_ingested.load(Relaxed));
+        counter(
+            "opentrail_events_duplicate_total",
+            "Records skipped because their eventID was already stored.",
+            self.events_duplicate.load(Relaxed),
+        );
+        counter(
+            "opentrail_backpressure_rejections_total",
+            "Requests answered 503 because the journal could not take them.",
+            self.backpressure_rejections.load(Relaxed),
+        );
+        counter("opentrail_lookups_total", "Lookups served.", self.lookups.load(Relaxed));
+        counter(
+            "opentrail_index_applied_events_total",
+            "Records applied to the event-history index.",
+            self.index_applied_events.load(Relaxed),
+        );
+        counter(
+            "opentrail_index_replay_parse_failures_total",
+            "Journal records the index could not parse on replay.",
+            self.index_replay_parse_failures.load(Relaxed),
+        );
+        counter("opentrail_journal_fsyncs_total", "Group commits fsync'd.", journal.fsyncs);
+        let _ = writeln!(
+            out,
+            "# HELP opentrail_events_rejected_total Records rejected, by error code.\n# TYPE opentrail_events_rejected_total counter"
+        );
+        for (code, n) in self.rejected.lock().iter() {
+            let _ = writeln!(out, "opentrail_events_rejected_total{{code=\"{}\"}} {n}", escape(code));
+        }
+        let _ = writeln!(
+            out,
+            "# HELP opentrail_api_requests_total API requests by operation and outcome.\n# TYPE opentrail_api_requests_total counter"
+        );
+        for ((op, outcome), n) in self.requests.lock().iter() {
+            let _ = writeln!(
+                out,
+                "opentrail_api_requests_total{{operation=\"{}\",outcome=\"{}\"}} {n}",
+                escape(op),
+                escape(outcome)
+            );
+        }
+        let mut gauge = |name: &str, help: &str, v: f64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        };
+        gauge(
+            "opentrail_index_lag_events",
+            "Durable records not yet visible in lookups.",
+            self.index_lag_events.load(Relaxed) as f64,
+        );
+        gauge("opentrail_journal_bytes", "Bytes of journal segments on disk.", journal.bytes_on_disk as f64);
+        gauge("opentrail_journal_records", "Records in the journal.", journal.records as f64);
+        gauge(
+            "opentrail_journal_queued_bytes",
+            "Bytes waiting for the next group commit.",
+            journal.queued_bytes as f64,
+        );
+        gauge("opentrail_journal_poisoned", "1 when a failed fsync stopped writes.", journal.poisoned as u8 as f64);
+        let _ = writeln!(
+            out,
+            "# HELP opentrail_journal_fsync_seconds Latency of group-commit fsyncs.\n# TYPE opentrail_journal_fsync_seconds histogram"
+        );
+        for (le, n) in &journal.fsync_buckets {
+            let _ = writeln!(out, "opentrail_journal_fsync_seconds_bucket{{le=\"{le}\"}} {n}");
+        }
+        let _ = writeln!(out, "opentrail_journal_fsync_seconds_bucket{{le=\"+Inf\"}} {}", journal.fsyncs);
+        let _ = writeln!(out, "opentrail_journal_fsync_seconds_sum {}", journal.fsync_seconds_sum);
+        let _ = writeln!(out, "opentrail_journal_fsync_seconds_count {}", journal.fsyncs);
+        out
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_labels_and_histogram() {
+        let m = Metrics::default();
+        m.events_ingested.fetch_add(3, Relaxed);
+        m.record_rejected("MissingField", 2);
+        m.record_request("LookupEvents", "200");
+        let j = JournalFigures { fsyncs: 4, fsync_buckets: vec![(0.005, 1), (0.01, 4)], ..Default::default() };
+        let text = m.render(&j);
+        assert!(text.contains("opentrail_events_ingested_total 3\n"));
+        assert!(text.contains("opentrail_events_rejected_total{code=\"MissingField\"} 2\n"));
+        assert!(text.contains("opentrail_api_requests_total{operation=\"LookupEvents\",outcome=\"200\"} 1\n"));
+        assert!(text.contains("opentrail_journal_fsync_seconds_bucket{le=\"0.01\"} 4\n"));
+        assert!(text.contains("opentrail_journal_fsync_seconds_count 4\n"));
+    }
+}

@@ -1,0 +1,436 @@
+//! The event store: the journal (truth) plus the event-history index (a view), tied together by the
+//! indexer thread, with eventID dedupe and back-pressure on ingest.
+//!
+//! Flow: `ingest` validates nothing (callers pass parsed [`Record`]s), drops records whose eventID is
+//! already stored or in flight, hands the rest to the journal's group commit and returns after the fsync.
+//! The journal callback hands the parsed index fields to the indexer, which applies them in seq order;
+//! on replay (after a restart) the indexer re-reads the journal instead.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use index::{EventIndex, Position};
+use journal::{Journal, JournalError, JournalOptions};
+use model::{EventQuery, IndexFields, Record, Seq};
+use parking_lot::{Condvar, Mutex};
+
+use crate::metrics::{JournalFigures, Metrics};
+
+/// Hard-coded: the most records the indexer applies in one index batch.
+const INDEX_BATCH: usize = 8192;
+
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub data_dir: PathBuf,
+    /// Back-pressure limit of the journal queue.
+    pub max_queued_bytes: Option<usize>,
+}
+
+impl StoreOptions {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        StoreOptions { data_dir: data_dir.into(), max_queued_bytes: None }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The journal's queue is full: retry after a moment.
+    #[error("the journal is saturated ({queued_bytes} bytes queued, limit {limit}); retry later")]
+    Busy { queued_bytes: usize, limit: usize },
+    #[error("the disk holding the journal is full; retry once space is freed")]
+    DiskFull,
+    #[error("the journal stopped accepting writes after a failed fsync; it must be reopened")]
+    Poisoned,
+    #[error("journal: {0}")]
+    Journal(#[source] JournalError),
+    #[error("index: {0}")]
+    Index(#[from] index::IndexError),
+    #[error("stored record {seq} is unreadable: {reason}")]
+    Unreadable { seq: Seq, reason: String },
+    #[error("the store is shutting down")]
+    Closed,
+}
+
+impl StoreError {
+    /// True for conditions that pass by themselves (HTTP 503 + Retry-After).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Busy { .. } | StoreError::DiskFull | StoreError::Poisoned | StoreError::Closed)
+    }
+}
+
+impl From<JournalError> for StoreError {
+    fn from(e: JournalError) -> Self {
+        match e {
+            JournalError::Backpressure { queued_bytes, limit } => StoreError::Busy { queued_bytes, limit },
+            JournalError::DiskFull { .. } => StoreError::DiskFull,
+            JournalError::Poisoned => StoreError::Poisoned,
+            JournalError::Closed => StoreError::Closed,
+            other => StoreError::Journal(other),
+        }
+    }
+}
+
+/// One record to ingest. `client_id` is false when the server assigned the eventID (no dedupe needed:
+/// a fresh UUIDv4 cannot collide).
+#[derive(Debug)]
+pub struct IngestItem {
+    pub record: Record,
+    pub client_id: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct IngestOutcome {
+    /// The eventID of every item, in input order (duplicates included: ingest is idempotent).
+    pub event_ids: Vec<String>,
+    pub stored: usize,
+    pub duplicates: usize,
+    pub last_seq: Option<Seq>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub seq: Seq,
+    pub json: String,
+    pub fields: IndexFields,
+}
+
+#[derive(Debug, Default)]
+pub struct LookupResult {
+    pub events: Vec<StoredEvent>,
+    /// Where the next page starts; `None` at the end.
+    pub next: Option<Position>,
+}
+
+struct Inner {
+    journal: Journal,
+    index: EventIndex,
+    metrics: Arc<Metrics>,
+    /// eventIDs submitted to the journal and not yet indexed.
+    in_flight: Mutex<HashSet<String>>,
+    /// Index fields parsed at ingest, waiting for the indexer (saves re-parsing the journal).
+    handoff: Mutex<BTreeMap<u64, IndexFields>>,
+    /// Last seq applied to the index, with a condvar for waiters (tests, freshness probes).
+    indexed: Mutex<Option<Seq>>,
+    indexed_cv: Condvar,
+    stop: AtomicBool,
+}
+
+/// Cheap to clone; the indexer thread stops when [`EventStore::shutdown`] is called.
+#[derive(Clone)]
+pub struct EventStore {
+    inner: Arc<Inner>,
+    indexer: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl EventStore {
+    /// Opens (or creates) the store, recovers the journal, and brings the index up to date with it
+    /// before returning, so that dedupe and lookups see every acknowledged record.
+    pub fn open(opts: StoreOptions, metrics: Arc<Metrics>) -> Result<EventStore, StoreError> {
+        let mut jopts = JournalOptions::new(opts.data_dir.join("journal"));
+        if let Some(limit) = opts.max_queued_bytes {
+            jopts.max_queued_bytes = limit;
+        }
+        let (journal, recovery) = Journal::open(jopts)?;
+        if recovery.truncated_tail_bytes > 0 {
+            tracing::warn!(
+                bytes = recovery.truncated_tail_bytes,
+                last_seq = ?recovery.last_seq,
+                "journal recovery dropped a torn tail (never acknowledged)"
+            );
+        }
+        let index = EventIndex::open(&opts.data_dir.join("index"))?;
+        let checkpoint = index.checkpoint();
+        let inner = Arc::new(Inner {
+            journal,
+            index,
+            metrics,
+            in_flight: Mutex::new(HashSet::new()),
+            handoff: Mutex::new(BTreeMap::new()),
+            indexed: Mutex::new(checkpoint),
+            indexed_cv: Condvar::new(),
+            stop: AtomicBool::new(false),
+        });
+        // Catch up synchronously: until the index covers the journal, dedupe could miss a stored id.
+        let started = Instant::now();
+        let mut replayed = 0;
+        while inner.index.checkpoint() < inner.journal.durable_seq() {
+            replayed += inner.index_step()?;
+        }
+        if replayed > 0 {
+            tracing::info!(replayed, elapsed_ms = started.elapsed().as_millis() as u64, "index caught up with journal");
+        }
+        let worker = inner.clone();
+        let handle = std::thread::Builder::new()
+            .name("indexer".into())
+            .spawn(move || worker.run_indexer())
+            .map_err(|e| StoreError::Unreadable { seq: Seq(0), reason: format!("cannot start indexer: {e}") })?;
+        Ok(EventStore { inner, indexer: Arc::new(Mutex::new(Some(handle))) })
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    /// Stores the records durably (fsync'd) and returns their eventIDs. Records whose eventID is already
+    /// stored, in flight, or repeated within the batch are not stored twice.
+    pub async fn ingest(&self, items: Vec<IngestItem>) -> Result<IngestOutcome, StoreError> {
+        let inner = &self.inner;
+        let mut outcome = IngestOutcome { event_ids: Vec::with_capacity(items.len()), ..Default::default() };
+        let mut payloads = Vec::with_capacity(items.len());
+        let mut fields = Vec::with_capacity(items.len());
+        let rx = {
+            // Held across the dedupe check and the submit, so that two concurrent batches carrying the
+            // same eventID cannot both pass the check.
+            let mut in_flight = inner.in_flight.lock();
+            let mut seen_here = HashSet::new();
+            for item in items {
+                let id = item.record.fields.event_id.clone();
+                outcome.event_ids.push(id.clone());
+                let dup = if item.client_id {
+                    !seen_here.insert(id.clone())
+                        || in_flight.contains(&id)
+                        || inner.index.find_event_id(&id)?.is_some()
+                } else {
+                    false
+                };
+                if dup {
+                    outcome.duplicates += 1;
+                    continue;
+                }
+                let (json, f) = item.record.into_parts();
+                payloads.push(json.into_bytes());
+                fields.push(f);
+            }
+            if payloads.is_empty() {
+                inner.metrics.events_duplicate.fetch_add(outcome.duplicates as u64, Relaxed);
+                return Ok(outcome);
+            }
+            let ids: Vec<String> = fields.iter().map(|f| f.event_id.clone()).collect();
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let handoff_inner = inner.clone();
+            let done = Box::new(move |res: Result<journal::SeqRange, JournalError>| {
+                if let Ok(range) = &res {
+                    let mut h = handoff_inner.handoff.lock();
+                    for (i, f) in fields.into_iter().enumerate() {
+                        h.insert(range.first.0 + i as u64, f);
+                    }
+                }
+                let _ = tx.send(res);
+            });
+            if let Err(e) = inner.journal.submit(payloads, done) {
+                if matches!(e, JournalError::Backpressure { .. }) {
+                    inner.metrics.backpressure_rejections.fetch_add(1, Relaxed);
+                }
+                return Err(e.into());
+            }
+            in_flight.extend(ids.iter().cloned());
+            (rx, ids)
+        };
+        let (rx, ids) = rx;
+        let res = rx.await.map_err(|_| StoreError::Closed)?;
+        match res {
+            Ok(range) => {
+                outcome.stored = ids.len();
+                outcome.last_seq = Some(range.last);
+                inner.metrics.events_ingested.fetch_add(ids.len() as u64, Relaxed);
+                inner.metrics.events_duplicate.fetch_add(outcome.duplicates as u64, Relaxed);
+                Ok(outcome)
+            }
+            Err(e) => {
+                // Not acknowledged. If the bytes did reach the disk, replay indexes them and the
+                // index then dedupes a retry.
+                let mut in_flight = inner.in_flight.lock();
+                for id in &ids {
+                    in_flight.remove(id);
+                }
+                inner.metrics.backpressure_rejections.fetch_add(1, Relaxed);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// One page of a lookup, newest first, strictly after `after`.
+    pub fn lookup(
+        &self,
+        query: &EventQuery,
+        limit: usize,
+        after: Option<Position>,
+    ) -> Result<LookupResult, StoreError> {
+        let inner = &self.inner;
+        inner.metrics.lookups.fetch_add(1, Relaxed);
+        let page = inner.index.lookup(query, limit, after)?;
+        let seqs: Vec<Seq> = page.hits.iter().map(|h| h.seq).collect();
+        let bodies = inner.journal.read_many(&seqs)?;
+        let mut events = Vec::with_capacity(bodies.len());
+        for (seq, body) in seqs.iter().zip(bodies) {
+            events.push(decode(*seq, body)?);
+        }
+        let next = if page.more { page.hits.last().map(|h| Position { time: h.time, seq: h.seq }) } else { None };
+        Ok(LookupResult { events, next })
+    }
+
+    /// The stored record with this eventID.
+    pub fn get(&self, event_id: &str) -> Result<Option<StoredEvent>, StoreError> {
+        match self.inner.index.find_event_id(event_id)? {
+            None => Ok(None),
+            Some(seq) => Ok(Some(decode(seq, self.inner.journal.read(seq)?)?)),
+        }
+    }
+
+    /// Blocks until every record up to `seq` is visible to lookups, or the timeout passes.
+    pub fn wait_indexed(&self, seq: Seq, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut indexed = self.inner.indexed.lock();
+        while *indexed < Some(seq) {
+            if self.inner.indexed_cv.wait_until(&mut indexed, deadline).timed_out() {
+                return *indexed >= Some(seq);
+            }
+        }
+        true
+    }
+
+    pub fn durable_seq(&self) -> Option<Seq> {
+        self.inner.journal.durable_seq()
+    }
+
+    pub fn indexed_seq(&self) -> Option<Seq> {
+        *self.inner.indexed.lock()
+    }
+
+    pub fn journal_figures(&self) -> JournalFigures {
+        let s = self.inner.journal.stats();
+        JournalFigures {
+            bytes_on_disk: s.bytes_on_disk,
+            records: s.records,
+            queued_bytes: s.queued_bytes as u64,
+            fsyncs: s.fsyncs,
+            fsync_seconds_sum: s.total_fsync_micros as f64 / 1e6,
+            fsync_buckets: s
+                .fsync_histogram
+                .iter()
+                .filter_map(|b| b.le_micros.map(|le| (le as f64 / 1e6, b.count)))
+                .collect(),
+            poisoned: self.inner.journal.is_poisoned(),
+        }
+    }
+
+    pub fn render_metrics(&self) -> String {
+        let lag = self.durable_seq().map_or(0, |d| d.0) - self.indexed_seq().map_or(0, |i| i.0);
+        self.inner.metrics.index_lag_events.store(lag, Relaxed);
+        self.inner.metrics.render(&self.journal_figures())
+    }
+
+    /// Bytes on disk of the journal and the index.
+    pub fn disk_bytes(&self) -> (u64, u64) {
+        (self.inner.journal.stats().bytes_on_disk, self.inner.index.disk_bytes())
+    }
+
+    pub fn is_healthy(&self) -> bool {
+        !self.inner.journal.is_poisoned()
+    }
+
+    /// Stops the indexer and flushes the index.
+    pub fn shutdown(&self) {
+        self.inner.stop.store(true, Relaxed);
+        if let Some(h) = self.indexer.lock().take() {
+            let _ = h.join();
+        }
+        if let Err(e) = self.inner.index.persist() {
+            tracing::error!(%e, "index flush at shutdown failed; it will be rebuilt from the journal");
+        }
+    }
+}
+
+fn decode(seq: Seq, body: Vec<u8>) -> Result<StoredEvent, StoreError> {
+    let json = String::from_utf8(body).map_err(|e| StoreError::Unreadable { seq, reason: e.to_string() })?;
+    let record = Record::from_stored(&json).map_err(|e| StoreError::Unreadable { seq, reason: e.to_string() })?;
+    let (json, fields) = record.into_parts();
+    Ok(StoredEvent { seq, json, fields })
+}
+
+impl Inner {
+    fn run_indexer(self: Arc<Self>) {
+        while !self.stop.load(Relaxed) {
+            let checkpoint = self.index.checkpoint();
+            let durable = self.journal.wait_durable_after(checkpoint, Duration::from_millis(100));
+            if durable <= checkpoint {
+                continue;
+            }
+            if let Err(e) = self.index_step() {
+                tracing::error!(error = %e, "indexer step failed; retrying");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+
+    /// Applies the next batch of durable records to the index. Returns how many were applied.
+    fn index_step(&self) -> Result<usize, StoreError> {
+        let from = self.index.checkpoint().map_or(1, |s| s.0 + 1);
+        let Some(durable) = self.journal.durable_seq() else { return Ok(0) };
+        if durable.0 < from {
+            return Ok(0);
+        }
+        let to = durable.0.min(from + INDEX_BATCH as u64 - 1);
+        let mut batch: Vec<(Seq, IndexFields)> = Vec::with_capacity((to - from + 1) as usize);
+        {
+            // The journal publishes durability just before it runs the ingest callbacks that fill the
+            // handoff, so give them a moment before falling back to re-reading the journal.
+            for attempt in 0..3 {
+                let mut h = self.handoff.lock();
+                while let Some(entry) = h.first_entry() {
+                    let seq = *entry.key();
+                    if seq < from + batch.len() as u64 {
+                        entry.remove();
+                        continue;
+                    }
+                    if seq != from + batch.len() as u64 || seq > to {
+                        break;
+                    }
+                    batch.push((Seq(seq), entry.remove()));
+                }
+                if batch.len() as u64 == to - from + 1 || attempt == 2 {
+                    break;
+                }
+                drop(h);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        let next = from + batch.len() as u64;
+        if next <= to {
+            for item in self.journal.scan(Seq(next)) {
+                let (seq, body) = item?;
+                if seq.0 > to {
+                    break;
+                }
+                match std::str::from_utf8(&body)
+                    .map_err(|e| e.to_string())
+                    .and_then(|s| Record::from_stored(s).map_err(|e| e.to_string()))
+                {
+                    Ok(r) => batch.push((seq, r.fields)),
+                    Err(reason) => {
+                        // Every stored record was validated at ingest, so this is damage, not bad input.
+                        self.metrics.index_replay_parse_failures.fetch_add(1, Relaxed);
+                        tracing::error!(%seq, %reason, "stored record cannot be parsed; it stays in the journal but is not indexed");
+                    }
+                }
+            }
+        }
+        let refs: Vec<(Seq, &IndexFields)> = batch.iter().map(|(s, f)| (*s, f)).collect();
+        self.index.apply(&refs)?;
+        {
+            let mut in_flight = self.in_flight.lock();
+            for (_, f) in &batch {
+                in_flight.remove(&f.event_id);
+            }
+        }
+        let applied = batch.len();
+        self.metrics.index_applied_events.fetch_add(applied as u64, Relaxed);
+        *self.indexed.lock() = Some(Seq(to));
+        self.indexed_cv.notify_all();
+        Ok(applied)
+    }
+}
