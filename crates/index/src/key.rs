@@ -16,60 +16,73 @@ pub const MAX_INLINE_VALUE: usize = 256;
 /// Length field that marks the long (prefix + hash) form of a value.
 const LONG_VALUE_MARK: u16 = u16::MAX;
 
-/// Length of the order suffix: inverted time and inverted seq, both big-endian u64.
-pub const ORDER_LEN: usize = 16;
+/// Longest encoded order suffix: 8 bytes of time, a length byte and up to 8 bytes of seq.
+pub const MAX_ORDER_LEN: usize = 17;
 
-/// The order suffix of a posting key: ascending byte order is newest first, i.e. (time desc, seq desc).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct OrderKey(pub [u8; ORDER_LEN]);
+/// A place in the newest-first order, the suffix of every posting key. Ordered as the keys sort:
+/// (time desc, seq desc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct OrderKey {
+    pub time: EventTime,
+    pub seq: Seq,
+}
+
+impl Ord for OrderKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (other.time, other.seq).cmp(&(self.time, self.seq))
+    }
+}
+
+impl PartialOrd for OrderKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 impl OrderKey {
-    pub const FIRST: OrderKey = OrderKey([0; ORDER_LEN]);
+    /// The first key of every list (newest possible).
+    pub const FIRST: OrderKey = OrderKey { time: EventTime::MAX, seq: Seq(u64::MAX) };
+    /// The last key of every list (oldest possible).
+    pub const LAST: OrderKey = OrderKey { time: EventTime::MIN, seq: Seq(0) };
 
     pub fn new(time: EventTime, seq: Seq) -> OrderKey {
-        let mut b = [0u8; ORDER_LEN];
-        // Flip the sign bit so i64 order becomes u64 order, then invert so newer sorts first.
-        let t = !((time.0 as u64) ^ (1 << 63));
-        b[..8].copy_from_slice(&t.to_be_bytes());
-        b[8..].copy_from_slice(&(!seq.0).to_be_bytes());
-        OrderKey(b)
+        OrderKey { time, seq }
     }
 
-    pub fn time(&self) -> EventTime {
-        let t = !u64::from_be_bytes(self.half(0));
-        EventTime((t ^ (1 << 63)) as i64)
+    /// Appends the byte form: `[!(time ^ sign bit) u64 BE][8 - n][!seq's n significant bytes, BE]`.
+    /// Inversion makes ascending bytes mean newest first. The seq is variable length because it follows the
+    /// time, so prefix compression never shares it: a fixed 8 bytes would cost ~4 bytes per posting for
+    /// journals below 2^32 events. The length byte sorts longer (larger) seqs first and keeps the form
+    /// prefix-free.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&(!((self.time.0 as u64) ^ (1 << 63))).to_be_bytes());
+        let n = (8 - self.seq.0.leading_zeros() as usize / 8).max(1);
+        out.push((8 - n) as u8);
+        out.extend(self.seq.0.to_be_bytes()[8 - n..].iter().map(|b| !b));
     }
 
-    pub fn seq(&self) -> Seq {
-        Seq(!u64::from_be_bytes(self.half(8)))
-    }
-
-    fn half(&self, at: usize) -> [u8; 8] {
-        let mut h = [0u8; 8];
-        h.copy_from_slice(&self.0[at..at + 8]);
-        h
+    /// Decodes exactly one order suffix; `None` if the bytes are not one.
+    pub fn decode(b: &[u8]) -> Option<OrderKey> {
+        let time: [u8; 8] = b.get(..8)?.try_into().ok()?;
+        let n = 8usize.checked_sub(usize::from(*b.get(8)?))?;
+        let seq_bytes = b.get(9..)?;
+        if n == 0 || seq_bytes.len() != n || (n > 1 && seq_bytes[0] == u8::MAX) {
+            return None; // empty, wrong length, or not minimal (a leading zero byte): not what encode_into writes
+        }
+        let seq = seq_bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(!b));
+        let t = !u64::from_be_bytes(time) ^ (1 << 63);
+        Some(OrderKey { time: EventTime(t as i64), seq: Seq(seq) })
     }
 
     /// The order key immediately after this one, or `None` if this is the very last possible key.
     pub fn successor(&self) -> Option<OrderKey> {
-        let mut b = self.0;
-        for byte in b.iter_mut().rev() {
-            if *byte == u8::MAX {
-                *byte = 0;
-            } else {
-                *byte += 1;
-                return Some(OrderKey(b));
-            }
+        if self.seq.0 > 0 {
+            Some(OrderKey { time: self.time, seq: Seq(self.seq.0 - 1) })
+        } else if self.time > EventTime::MIN {
+            Some(OrderKey { time: EventTime(self.time.0 - 1), seq: Seq(u64::MAX) })
+        } else {
+            None
         }
-        None
-    }
-
-    /// Reads the order suffix from the tail of a posting key.
-    pub fn from_key_tail(key: &[u8]) -> Option<OrderKey> {
-        let tail = key.len().checked_sub(ORDER_LEN).and_then(|at| key.get(at..))?;
-        let mut b = [0u8; ORDER_LEN];
-        b.copy_from_slice(tail);
-        Some(OrderKey(b))
     }
 }
 
@@ -94,7 +107,13 @@ pub fn category_from_byte(b: u8) -> Option<EventCategory> {
 /// The length field makes the prefix unambiguous: no value's prefix is a prefix of another value's keys,
 /// whatever bytes (0x00 included) the values hold.
 pub fn posting_prefix(category: EventCategory, key: AttributeKey, value: &[u8]) -> Vec<u8> {
-    let mut p = Vec::with_capacity(4 + value.len().min(MAX_INLINE_VALUE + 16) + ORDER_LEN);
+    let mut p = Vec::with_capacity(4 + value.len().min(MAX_INLINE_VALUE + 16) + MAX_ORDER_LEN);
+    posting_prefix_into(&mut p, category, key, value);
+    p
+}
+
+/// [`posting_prefix`], appended to a reused buffer (the apply path builds millions of keys).
+pub fn posting_prefix_into(p: &mut Vec<u8>, category: EventCategory, key: AttributeKey, value: &[u8]) {
     p.push(category_byte(category));
     p.push(key.tag());
     if value.len() <= MAX_INLINE_VALUE {
@@ -106,7 +125,6 @@ pub fn posting_prefix(category: EventCategory, key: AttributeKey, value: &[u8]) 
         p.extend_from_slice(&value[..MAX_INLINE_VALUE]);
         p.extend_from_slice(&xxhash_rust::xxh3::xxh3_128(value).to_be_bytes());
     }
-    p
 }
 
 /// The prefix of a category's "all events" list: `[category u8][ALL_TAG]`.
@@ -115,9 +133,9 @@ pub fn all_prefix(category: EventCategory) -> Vec<u8> {
 }
 
 pub fn with_order(prefix: &[u8], order: OrderKey) -> Vec<u8> {
-    let mut k = Vec::with_capacity(prefix.len() + ORDER_LEN);
+    let mut k = Vec::with_capacity(prefix.len() + MAX_ORDER_LEN);
     k.extend_from_slice(prefix);
-    k.extend_from_slice(&order.0);
+    order.encode_into(&mut k);
     k
 }
 
@@ -176,30 +194,19 @@ fn hex_lower(c: u8) -> Option<u8> {
     }
 }
 
-/// Value of the eventId map: `[seq u64 BE][order key 16][category u8]` — the order key so that a lookup by
-/// EventId yields a hit (time, seq) without touching the journal.
-pub const EVENT_ID_VALUE_LEN: usize = 8 + ORDER_LEN + 1;
-
-pub fn event_id_value(seq: Seq, time: EventTime, category: EventCategory) -> [u8; EVENT_ID_VALUE_LEN] {
-    let mut v = [0u8; EVENT_ID_VALUE_LEN];
-    v[..8].copy_from_slice(&seq.0.to_be_bytes());
-    v[8..8 + ORDER_LEN].copy_from_slice(&OrderKey::new(time, seq).0);
-    v[8 + ORDER_LEN] = category_byte(category);
+/// Value of the eventId map: `[category u8][order suffix]` — the order key (time and seq) so that a lookup by
+/// EventId yields a hit without touching the journal, the category so that it filters like a posting.
+pub fn event_id_value(seq: Seq, time: EventTime, category: EventCategory) -> Vec<u8> {
+    let mut v = Vec::with_capacity(1 + MAX_ORDER_LEN);
+    v.push(category_byte(category));
+    OrderKey::new(time, seq).encode_into(&mut v);
     v
 }
 
 /// Decodes an eventId map value; `None` means the bytes on disk are not what this module writes.
 pub fn decode_event_id_value(v: &[u8]) -> Option<(OrderKey, EventCategory)> {
-    if v.len() != EVENT_ID_VALUE_LEN {
-        return None;
-    }
-    let order = OrderKey::from_key_tail(v.get(..8 + ORDER_LEN)?)?;
-    let mut seq = [0u8; 8];
-    seq.copy_from_slice(v.get(..8)?);
-    if order.seq().0 != u64::from_be_bytes(seq) {
-        return None;
-    }
-    Some((order, category_from_byte(*v.get(8 + ORDER_LEN)?)?))
+    let category = category_from_byte(*v.first()?)?;
+    Some((OrderKey::decode(v.get(1..)?)?, category))
 }
 
 #[cfg(test)]
@@ -217,9 +224,20 @@ mod tests {
             OrderKey::new(EventTime(i64::MIN), Seq(0)),
         ];
         assert!(keys.windows(2).all(|w| w[0] < w[1]));
-        for k in keys {
-            assert_eq!(OrderKey::new(k.time(), k.seq()), k);
+        let bytes: Vec<Vec<u8>> = keys.iter().map(|k| with_order(&[], *k)).collect();
+        assert!(bytes.windows(2).all(|w| w[0] < w[1]), "byte order is the logical order");
+        for (k, b) in keys.iter().zip(&bytes) {
+            assert_eq!(OrderKey::decode(b), Some(*k));
         }
+        for seq in [0, 1, 255, 256, 65_535, 65_536, u64::MAX - 1, u64::MAX] {
+            let (a, b) =
+                (OrderKey::new(EventTime(0), Seq(seq)), OrderKey::new(EventTime(0), Seq(seq.saturating_add(1))));
+            assert_eq!(OrderKey::decode(&with_order(&[], a)), Some(a));
+            if seq < u64::MAX {
+                assert!(with_order(&[], b) < with_order(&[], a), "seq {seq}");
+            }
+        }
+        assert_eq!(OrderKey::decode(&[0; 9]), None);
     }
 
     #[test]
@@ -228,7 +246,7 @@ mod tests {
         assert_eq!(k.successor(), Some(OrderKey::new(EventTime(5), Seq(1))));
         let k = OrderKey::new(EventTime(5), Seq(0));
         assert_eq!(k.successor(), Some(OrderKey::new(EventTime(4), Seq(u64::MAX))));
-        assert_eq!(OrderKey([u8::MAX; ORDER_LEN]).successor(), None);
+        assert_eq!(OrderKey::LAST.successor(), None);
     }
 
     #[test]
@@ -254,7 +272,7 @@ mod tests {
         assert_ne!(event_id_key("e1"), event_id_key("e2"));
         let v = event_id_value(Seq(7), EventTime(-3), EventCategory::Insight);
         let (o, c) = decode_event_id_value(&v).unwrap();
-        assert_eq!((o.time(), o.seq(), c), (EventTime(-3), Seq(7), EventCategory::Insight));
+        assert_eq!((o.time, o.seq, c), (EventTime(-3), Seq(7), EventCategory::Insight));
         assert_eq!(decode_event_id_value(&v[1..]), None);
     }
 }

@@ -3,7 +3,7 @@
 use fjall::{Keyspace, Readable, Snapshot};
 use model::{AttributeKey, EventQuery};
 
-use crate::key::{self, ORDER_LEN, OrderKey};
+use crate::key::{self, OrderKey};
 use crate::{Hit, IndexError, Page, Position};
 
 /// How many single steps a stream takes before it re-seeks with a fresh range iterator. Stepping is cheap
@@ -32,7 +32,7 @@ impl Bounds {
         // The oldest admissible key: at least `start`, with any seq (0 sorts last within a time).
         let upper = match query.start {
             Some(start) => OrderKey::new(start, model::Seq(0)),
-            None => OrderKey([u8::MAX; ORDER_LEN]),
+            None => OrderKey::LAST,
         };
         (lower <= upper).then_some(Bounds { lower, upper })
     }
@@ -105,13 +105,11 @@ impl<'a> PostingStream<'a> {
     }
 
     fn decode(&self, k: &[u8]) -> Result<OrderKey, IndexError> {
-        // The range lies inside this prefix, and every key under a prefix is prefix + 16 bytes; anything else
+        // The range lies inside this prefix and every key under a prefix is prefix + order suffix; anything else
         // means the keyspace holds bytes this crate did not write.
-        if k.len() != self.prefix.len() + ORDER_LEN || !k.starts_with(&self.prefix) {
-            return Err(IndexError::Corrupted { reason: format!("posting key of {} bytes outside its list", k.len()) });
-        }
-        OrderKey::from_key_tail(k)
-            .ok_or_else(|| IndexError::Corrupted { reason: "posting key without an order suffix".into() })
+        k.strip_prefix(&self.prefix[..]).and_then(OrderKey::decode).ok_or_else(|| IndexError::Corrupted {
+            reason: format!("posting key of {} bytes is not prefix + order suffix", k.len()),
+        })
     }
 
     fn seek(&mut self, target: OrderKey) -> Result<(), IndexError> {
@@ -205,7 +203,7 @@ pub(crate) fn lookup(
     }
     let more = found.len() > limit;
     found.truncate(limit);
-    Ok(Page { hits: found.into_iter().map(|k| Hit { seq: k.seq(), time: k.time() }).collect(), more })
+    Ok(Page { hits: found.into_iter().map(|k| Hit { seq: k.seq, time: k.time }).collect(), more })
 }
 
 /// Leapfrog: seek every stream to the largest current key until all agree (a match) or one runs out.

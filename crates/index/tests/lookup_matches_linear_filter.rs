@@ -102,6 +102,18 @@ fn hits(p: &Page) -> Vec<(i64, u64)> {
     p.hits.iter().map(|h| (h.time.0, h.seq.0)).collect()
 }
 
+/// A tmpfs directory when there is one: every case drops a database, and fjall fsyncs on drop, which on a busy
+/// shared disk would dominate the test's run time.
+fn scratch_dir() -> tempfile::TempDir {
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir()
+        && let Ok(d) = tempfile::tempdir_in(shm)
+    {
+        return d;
+    }
+    tempfile::tempdir().unwrap()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
@@ -111,7 +123,7 @@ proptest! {
         queries in prop::collection::vec((query(), 1usize..=7), 1..8),
         split in 0.0f64..=1.0,
     ) {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = scratch_dir();
         let index = EventIndex::open(dir.path()).unwrap();
         // Two batches; the second arrives while the first query pages through the first.
         let first = (events.len() as f64 * split) as usize;
