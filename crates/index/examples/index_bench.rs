@@ -145,6 +145,9 @@ impl Generator {
     }
 }
 
+/// Builds a query from a sampled event (`None` when the event lacks one of the attributes).
+type QueryMaker = Box<dyn Fn(&IndexFields) -> Option<Vec<(AttributeKey, String)>>>;
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -192,13 +195,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let index = EventIndex::open(&dir)?;
     println!("reopen: {:.0} ms, checkpoint {:?}", t.elapsed().as_secs_f64() * 1000.0, index.checkpoint());
 
-    let one = |k: AttributeKey| -> Box<dyn Fn(&IndexFields) -> Option<Vec<(AttributeKey, String)>>> {
-        Box::new(move |f| k.values(f).first().map(|v| vec![(k, v.to_string())]))
-    };
-    let and = |ks: &'static [AttributeKey]| -> Box<dyn Fn(&IndexFields) -> Option<Vec<(AttributeKey, String)>>> {
+    let one =
+        |k: AttributeKey| -> QueryMaker { Box::new(move |f| k.values(f).first().map(|v| vec![(k, v.to_string())])) };
+    let and = |ks: &'static [AttributeKey]| -> QueryMaker {
         Box::new(move |f| ks.iter().map(|k| k.values(f).first().map(|v| (*k, v.to_string()))).collect())
     };
-    let kinds: Vec<(&str, Box<dyn Fn(&IndexFields) -> Option<Vec<(AttributeKey, String)>>>)> = vec![
+    let kinds: Vec<(&str, QueryMaker)> = vec![
         ("EventId", one(AttributeKey::EventId)),
         ("EventName", one(AttributeKey::EventName)),
         ("ReadOnly", one(AttributeKey::ReadOnly)),
