@@ -156,7 +156,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let events: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(1_000_000);
     let dir = args.next().map(std::path::PathBuf::from).unwrap_or_else(|| std::env::temp_dir().join("index-bench"));
-    let _ = std::fs::remove_dir_all(&dir);
+    // INDEX_BENCH_QUERY_ONLY=1 reuses an index built by an earlier run (same EVENTS, same generator seed).
+    let query_only = std::env::var_os("INDEX_BENCH_QUERY_ONLY").is_some();
+    if !query_only {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     println!("events={events} dir={}", dir.display());
 
     // Apply in batches of 4,000, timing only `apply` (generation is the caller's cost).
@@ -171,7 +175,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let batch: Vec<(Seq, &IndexFields)> =
             batch_fields.iter().enumerate().map(|(i, f)| (Seq(seq + i as u64 + 1), f)).collect();
         let t = Instant::now();
-        index.apply(&batch)?;
+        if !query_only {
+            index.apply(&batch)?;
+        }
         applied += t.elapsed();
         seq += n;
         // Query values are drawn from real events, so popular values are queried more, as users would.
@@ -179,6 +185,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("apply: {:.0} events/s ({:.1} s)", events as f64 / applied.as_secs_f64(), applied.as_secs_f64());
     index.persist()?;
+    if query_only {
+        drop(index);
+        let t = Instant::now();
+        let index = EventIndex::open(&dir)?;
+        println!("reopen: {:.0} ms, checkpoint {:?}", t.elapsed().as_secs_f64() * 1000.0, index.checkpoint());
+        return run_queries(&index, &sample);
+    }
     println!("disk after apply: {:.1} bytes/event", index.disk_bytes() as f64 / events as f64);
     let t = Instant::now();
     index.compact()?;
@@ -195,6 +208,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let index = EventIndex::open(&dir)?;
     println!("reopen: {:.0} ms, checkpoint {:?}", t.elapsed().as_secs_f64() * 1000.0, index.checkpoint());
 
+    run_queries(&index, &sample)
+}
+
+/// Lookup latency per query kind (single thread), then throughput on two threads.
+fn run_queries(index: &EventIndex, sample: &[IndexFields]) -> Result<(), Box<dyn std::error::Error>> {
     let one =
         |k: AttributeKey| -> QueryMaker { Box::new(move |f| k.values(f).first().map(|v| vec![(k, v.to_string())])) };
     let and = |ks: &'static [AttributeKey]| -> QueryMaker {
@@ -278,7 +296,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t = Instant::now();
     std::thread::scope(|s| {
         for half in queries.chunks(queries.len().div_ceil(2)) {
-            let index = &index;
             s.spawn(move || {
                 for q in half {
                     let _ = index.lookup(q, 50, None);
