@@ -13,4 +13,6 @@ pub use batch::{BatchError, split_batch};
 pub use config::{Config, ConfigError, PrincipalConfig, Role};
 pub use metrics::Metrics;
 pub use policy::{Decision, Principal, Principals};
-pub use store::{EventStore, IngestItem, IngestOutcome, LookupResult, StoreError, StoreOptions, StoredEvent};
+pub use store::{
+    CheckReport, EventStore, IngestItem, IngestOutcome, LookupResult, StoreError, StoreOptions, StoredEvent,
+};

@@ -105,6 +105,14 @@ pub struct LookupResult {
     pub next: Option<Position>,
 }
 
+/// What [`EventStore::check`] found.
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    pub journal_records: u64,
+    pub indexed: u64,
+    pub problems: Vec<String>,
+}
+
 struct Inner {
     journal: Journal,
     index: EventIndex,
@@ -331,6 +339,49 @@ impl EventStore {
 
     pub fn is_healthy(&self) -> bool {
         !self.inner.journal.is_poisoned()
+    }
+
+    /// Verifies that the index agrees with the journal: every journal record is found by its eventID at
+    /// its own seq, and the index holds exactly as many events as the journal. For operators
+    /// (`opentrail check`) and crash tests; reads everything, so it takes a while on big stores.
+    pub fn check(&self) -> Result<CheckReport, StoreError> {
+        let inner = &self.inner;
+        let mut report = CheckReport::default();
+        let Some(durable) = inner.journal.durable_seq() else { return Ok(report) };
+        if inner.index.checkpoint() != Some(durable) {
+            report.problems.push(format!("index checkpoint {:?} != journal end {durable}", inner.index.checkpoint()));
+        }
+        for item in inner.journal.scan(Seq(1)) {
+            let (seq, body) = item?;
+            report.journal_records += 1;
+            let id = match decode(seq, body) {
+                Ok(e) => e.fields.event_id,
+                Err(e) => {
+                    report.problems.push(e.to_string());
+                    continue;
+                }
+            };
+            match inner.index.find_event_id(&id)? {
+                Some(s) if s == seq => {}
+                other => report.problems.push(format!("record {seq} ({id}) is indexed at {other:?}")),
+            }
+        }
+        for category in [model::QueryCategory::Standard, model::QueryCategory::Insight] {
+            let q = EventQuery { category, ..Default::default() };
+            let mut after = None;
+            loop {
+                let page = inner.index.lookup(&q, 10_000, after)?;
+                report.indexed += page.hits.len() as u64;
+                match (page.more, page.hits.last()) {
+                    (true, Some(h)) => after = Some(Position { time: h.time, seq: h.seq }),
+                    _ => break,
+                }
+            }
+        }
+        if report.indexed != report.journal_records {
+            report.problems.push(format!("index holds {} events, journal {}", report.indexed, report.journal_records));
+        }
+        Ok(report)
     }
 
     /// Stops the indexer and flushes the index.

@@ -1,0 +1,88 @@
+//! The one table from domain errors to HTTP status and AWS `__type`, and the error body shape
+//! botocore parses (`{"__type": "...", "message": "..."}`, code also in `x-amzn-ErrorType`).
+
+use axum::http::StatusCode;
+use serde_json::json;
+
+use service::StoreError;
+
+/// An error as the client sees it.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    /// AWS error code (`__type`), e.g. `TrailNotFoundException`.
+    pub code: &'static str,
+    pub message: String,
+    /// Seconds to put in `Retry-After` (503s).
+    pub retry_after: Option<u32>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into(), retry_after: None }
+    }
+
+    /// A client fault: HTTP 400, as every CloudTrail error shape is.
+    pub fn client(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::client("ValidationException", message)
+    }
+
+    pub fn serialization(message: impl Into<String>) -> Self {
+        Self::client("SerializationException", message)
+    }
+
+    pub fn access_denied(message: impl Into<String>) -> Self {
+        Self::client("AccessDeniedException", message)
+    }
+
+    /// A server fault: the cause goes to the log, the client gets a generic message.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalFailure",
+            "The request processing has failed because of an unknown error.",
+        )
+    }
+
+    pub fn unavailable(message: impl Into<String>, retry_after: u32) -> Self {
+        ApiError {
+            retry_after: Some(retry_after),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailableException", message)
+        }
+    }
+
+    pub fn body(&self) -> serde_json::Value {
+        json!({"__type": self.code, "message": self.message})
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match &e {
+            StoreError::Busy { .. } => {
+                tracing::warn!(error = %e, "refusing work: journal saturated");
+                ApiError::unavailable(e.to_string(), 1)
+            }
+            StoreError::DiskFull => {
+                tracing::error!(error = %e, "refusing work: disk full");
+                ApiError::unavailable(e.to_string(), 5)
+            }
+            StoreError::Poisoned | StoreError::Closed => {
+                tracing::error!(error = %e, "refusing work: journal unavailable");
+                ApiError::unavailable(e.to_string(), 5)
+            }
+            _ => ApiError::internal(&e),
+        }
+    }
+}
+
+impl From<sigv4::SigV4Error> for ApiError {
+    fn from(e: sigv4::SigV4Error) -> Self {
+        ApiError::new(StatusCode::FORBIDDEN, e.aws_code(), e.aws_message())
+    }
+}

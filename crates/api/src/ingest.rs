@@ -1,0 +1,127 @@
+//! The native ingest API: `POST /v1/events` (NDJSON, JSON array or `{"Records":[…]}`, plain or gzip)
+//! answering with the accepted eventIDs and the failed entries; `GET /v1/events/{eventId}`.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use model::Record;
+use serde_json::{Value, json};
+use service::{Decision, IngestItem, batch};
+
+use crate::error::ApiError;
+use crate::{App, CallContext, blocking, error_response, header_str, json_response};
+
+/// Checks the caller may perform `action`; the denial is AWS-shaped.
+pub(crate) fn authorize(ctx: &CallContext, action: &str) -> Result<(), ApiError> {
+    match ctx.principal.authorize(action) {
+        Decision::Allow => Ok(()),
+        Decision::Deny { message } => Err(ApiError::access_denied(message)),
+    }
+}
+
+/// A record that could not be stored, as reported back to the client.
+pub(crate) struct Failed {
+    pub index: usize,
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// Splits and validates a body off the async workers: the records to store and the failures.
+pub(crate) async fn parse_body(
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<(Vec<IngestItem>, Vec<Failed>, usize), ApiError> {
+    let gzip_header = header_str(headers, "content-encoding").is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
+    blocking(move || {
+        let decoded;
+        let bytes: &[u8] = if gzip_header || batch::looks_gzipped(&body) {
+            decoded = batch::gunzip(&body).map_err(|e| ApiError::serialization(e.to_string()))?;
+            &decoded
+        } else {
+            &body
+        };
+        let parts = batch::split_batch(bytes).map_err(|e| ApiError::serialization(e.to_string()))?;
+        let total = parts.len();
+        let mut items = Vec::with_capacity(total);
+        let mut failed = Vec::new();
+        for (index, raw) in parts.into_iter().enumerate() {
+            let mut assigned = false;
+            match Record::parse(raw, || {
+                assigned = true;
+                uuid::Uuid::new_v4().to_string()
+            }) {
+                Ok(record) => items.push(IngestItem { record, client_id: !assigned }),
+                Err(e) => failed.push(Failed { index, code: e.code(), message: e.to_string() }),
+            }
+        }
+        Ok((items, failed, total))
+    })
+    .await?
+}
+
+pub(crate) async fn put_events(app: &Arc<App>, ctx: &CallContext, headers: &HeaderMap, body: Bytes) -> Response {
+    let result = async {
+        authorize(ctx, "opentrail:PutEvents")?;
+        let (items, failed, total) = parse_body(headers, body).await?;
+        let outcome = app.store.ingest(items).await?;
+        Ok::<_, ApiError>((outcome, failed, total))
+    }
+    .await;
+    match result {
+        Ok((outcome, failed, total)) => {
+            let metrics = app.store.metrics();
+            for f in &failed {
+                metrics.record_rejected(f.code, 1);
+            }
+            metrics.record_request("PutEvents", "200");
+            let failed_idx: std::collections::HashSet<usize> = failed.iter().map(|f| f.index).collect();
+            let accepted: Vec<Value> = (0..total)
+                .filter(|i| !failed_idx.contains(i))
+                .zip(outcome.event_ids.iter())
+                .map(|(index, id)| json!({"index": index, "eventID": id}))
+                .collect();
+            let failed: Vec<Value> = failed
+                .iter()
+                .map(|f| json!({"index": f.index, "errorCode": f.code, "errorMessage": f.message}))
+                .collect();
+            json_response(&json!({
+                "accepted": accepted,
+                "failed": failed,
+                "stored": outcome.stored,
+                "duplicates": outcome.duplicates,
+            }))
+        }
+        Err(e) => {
+            app.store.metrics().record_request("PutEvents", e.code);
+            error_response(&e)
+        }
+    }
+}
+
+pub(crate) async fn get_event(app: &Arc<App>, ctx: &CallContext, id: &str) -> Response {
+    let result = async {
+        authorize(ctx, "opentrail:GetEvent")?;
+        let store = app.store.clone();
+        let id_owned = id.to_string();
+        match blocking(move || store.get(&id_owned)).await?? {
+            Some(e) => Ok(e.json),
+            None => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "ResourceNotFoundException",
+                format!("no event with eventID '{id}'"),
+            )),
+        }
+    }
+    .await;
+    match result {
+        Ok(json) => {
+            let mut resp = Response::new(json.into());
+            resp.headers_mut()
+                .insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/json"));
+            resp
+        }
+        Err(e) => error_response(&e),
+    }
+}

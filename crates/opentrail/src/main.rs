@@ -1,0 +1,112 @@
+//! The `opentrail` binary: subcommands, config loading and wiring. Glue only.
+
+mod client;
+mod commands;
+mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Default listen address of `opentrail serve` and default endpoint of the client subcommands.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:4590";
+
+#[derive(Parser)]
+#[command(
+    name = "opentrail",
+    version,
+    about = "A self-hosted AWS CloudTrail: record every API call, find any of them in milliseconds."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: ingest API, CloudTrail API, event history, metrics.
+    Serve {
+        /// TOML config (account, region, principals and their keys). Without one, an admin key is generated.
+        #[arg(long, env = "OPENTRAIL_CONFIG")]
+        config: Option<PathBuf>,
+        /// Where the journal, index and generated keys live [default: ./opentrail-data].
+        #[arg(long, env = "OPENTRAIL_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// Address to listen on; port 0 picks a free port [default: 127.0.0.1:4590].
+        #[arg(long, env = "OPENTRAIL_LISTEN")]
+        listen: Option<String>,
+    },
+    /// Send CloudTrail records to a server: NDJSON, {"Records":[…]} JSON, or .gz of either; `-` is stdin.
+    Ingest {
+        #[arg(long, env = "OPENTRAIL_ENDPOINT", default_value_t = format!("http://{DEFAULT_LISTEN}"))]
+        endpoint: String,
+        /// Records per request.
+        #[arg(long, default_value_t = 2000)]
+        batch: usize,
+        #[arg(required = true)]
+        files: Vec<String>,
+    },
+    /// Find events, newest first.
+    Lookup {
+        #[arg(long, env = "OPENTRAIL_ENDPOINT", default_value_t = format!("http://{DEFAULT_LISTEN}"))]
+        endpoint: String,
+        /// KEY=VALUE; several are AND-ed. Keys: EventId, EventName, ReadOnly, Username, ResourceType,
+        /// ResourceName, EventSource, AccessKeyId, SourceIPAddress, ErrorCode, UserAgent, AccountId.
+        #[arg(long = "attr", value_name = "KEY=VALUE")]
+        attrs: Vec<String>,
+        /// Earliest event time (ISO-8601 or epoch seconds), inclusive.
+        #[arg(long)]
+        start: Option<String>,
+        /// Latest event time (ISO-8601 or epoch seconds), inclusive.
+        #[arg(long)]
+        end: Option<String>,
+        /// Total number of events to print (pages as needed).
+        #[arg(long, default_value_t = 50)]
+        max: usize,
+        /// Look up Insights events instead of management events.
+        #[arg(long)]
+        insights: bool,
+        #[arg(long, value_enum, default_value_t = commands::Output::Table)]
+        output: commands::Output,
+    },
+    /// Verify offline that the index agrees with the journal (the server must be stopped).
+    Check {
+        #[arg(long, env = "OPENTRAIL_DATA_DIR", default_value = "opentrail-data")]
+        data_dir: PathBuf,
+    },
+    /// Print deterministic, realistic CloudTrail traffic as NDJSON.
+    Gen {
+        #[arg(long)]
+        events: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// First event time [default: 2026-01-01T00:00:00Z].
+        #[arg(long)]
+        start: Option<String>,
+        /// Time covered, e.g. 90s, 30m, 12h, 7d [default: 1d].
+        #[arg(long)]
+        span: Option<String>,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { config, data_dir, listen } => serve::run(config, data_dir, listen),
+        Command::Ingest { endpoint, batch, files } => commands::ingest(&endpoint, batch, &files),
+        Command::Lookup { endpoint, attrs, start, end, max, insights, output } => {
+            commands::lookup(&endpoint, &attrs, start.as_deref(), end.as_deref(), max, insights, output)
+        }
+        Command::Check { data_dir } => serve::check(&data_dir),
+        Command::Gen { events, seed, start, span } => {
+            commands::gen_events(events, seed, start.as_deref(), span.as_deref())
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

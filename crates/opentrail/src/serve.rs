@@ -1,0 +1,161 @@
+//! `opentrail serve`: load the config (or generate an admin key on a fresh install), open the store,
+//! and serve until SIGINT/SIGTERM.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use rand::Rng;
+use service::{Config, EventStore, Metrics, PrincipalConfig, Principals, Role, StoreOptions};
+
+use crate::client::ini_section;
+
+/// Profile name of the generated admin key in `<data-dir>/credentials`.
+const GENERATED_PROFILE: &str = "opentrail";
+
+pub fn run(
+    config: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    listen: Option<String>,
+) -> Result<std::process::ExitCode> {
+    init_logging();
+    let mut cfg = match &config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let data_dir = data_dir.or(cfg.data_dir.clone()).unwrap_or_else(|| PathBuf::from("opentrail-data"));
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("create data dir {}", data_dir.display()))?;
+    if cfg.principals.is_empty() {
+        let p = generated_admin(&data_dir)?;
+        cfg.principals.push(p);
+    }
+    let listen = listen.or(cfg.listen.clone()).unwrap_or_else(|| crate::DEFAULT_LISTEN.to_string());
+    let metrics = Arc::new(Metrics::default());
+    let started = std::time::Instant::now();
+    let store = EventStore::open(StoreOptions::new(&data_dir), metrics).context("open event store")?;
+    tracing::info!(
+        data_dir = %data_dir.display(),
+        durable_seq = ?store.durable_seq(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "store open"
+    );
+    let app = Arc::new(api::App {
+        store: store.clone(),
+        principals: Principals::from_config(&cfg),
+        config: cfg,
+        clock: api::system_clock(),
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("listen on {listen}"))?;
+        let addr = listener.local_addr()?;
+        // Tests and scripts read this line to find the port.
+        println!("opentrail listening on http://{addr}");
+        std::io::stdout().flush()?;
+        tracing::info!(%addr, "serving");
+        api::serve(listener, app, shutdown_signal()).await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    store.shutdown();
+    tracing::info!("stopped");
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(%e, "cannot listen for SIGTERM");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+    tracing::info!("shutting down");
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OPENTRAIL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::env::var("OPENTRAIL_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// The admin key of a config-less install: read from `<data-dir>/credentials`, generated (mode 0600)
+/// on first start. The file is an AWS shared-credentials file, so the aws CLI can use it directly.
+fn generated_admin(data_dir: &Path) -> Result<PrincipalConfig> {
+    let path = data_dir.join("credentials");
+    let (id, secret, fresh) = match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let section = ini_section(&text, GENERATED_PROFILE)
+                .with_context(|| format!("{} has no [{GENERATED_PROFILE}] profile", path.display()))?;
+            let get = |k: &str| section.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+            let id = get("aws_access_key_id").with_context(|| format!("{} lacks aws_access_key_id", path.display()))?;
+            let secret = get("aws_secret_access_key")
+                .with_context(|| format!("{} lacks aws_secret_access_key", path.display()))?;
+            (id, secret, false)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut rng = rand::rng();
+            let id_chars = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+            let secret_chars = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+            let id: String =
+                "AKIA".chars().chain((0..16).map(|_| id_chars[rng.random_range(0..id_chars.len())] as char)).collect();
+            let secret: String =
+                (0..40).map(|_| secret_chars[rng.random_range(0..secret_chars.len())] as char).collect();
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| format!("create {}", path.display()))?;
+            writeln!(f, "[{GENERATED_PROFILE}]\naws_access_key_id = {id}\naws_secret_access_key = {secret}")?;
+            f.sync_all()?;
+            (id, secret, true)
+        }
+        Err(e) => return Err(e).with_context(|| format!("read {}", path.display())),
+    };
+    let verb = if fresh { "generated an admin key into" } else { "using the admin key in" };
+    eprintln!(
+        "opentrail: no principals configured; {verb} {} (mode 0600). Use it with:\n  export AWS_ACCESS_KEY_ID={id} AWS_SECRET_ACCESS_KEY={secret}\nor\n  export AWS_SHARED_CREDENTIALS_FILE={} AWS_PROFILE={GENERATED_PROFILE}",
+        path.display(),
+        path.display()
+    );
+    Ok(PrincipalConfig {
+        access_key_id: id,
+        secret_access_key: secret,
+        user_name: Some("admin".to_string()),
+        principal_type: None,
+        role_name: None,
+        session_name: None,
+        role: Role::Admin,
+        policy: None,
+        account_id: None,
+    })
+}
+
+/// `opentrail check`: opens the store (which replays the journal into the index) and verifies them.
+pub fn check(data_dir: &Path) -> Result<std::process::ExitCode> {
+    let store =
+        EventStore::open(StoreOptions::new(data_dir), Arc::new(Metrics::default())).context("open event store")?;
+    let report = store.check().context("check")?;
+    store.shutdown();
+    println!("journal records: {}\nindexed events:  {}", report.journal_records, report.indexed);
+    for p in &report.problems {
+        println!("PROBLEM: {p}");
+    }
+    if report.problems.is_empty() {
+        println!("ok: the index agrees with the journal");
+        Ok(std::process::ExitCode::SUCCESS)
+    } else {
+        Ok(std::process::ExitCode::FAILURE)
+    }
+}

@@ -1,0 +1,344 @@
+//! Black-box test support: start the real `opentrail` binary on port 0 with its own data dir and
+//! config, sign requests with SigV4, run the CLI, the aws CLI and boto3 against it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ACCOUNT: &str = "123456789012";
+pub const ADMIN_KEY: &str = "AKIAEXAMPLEJOHN00001";
+pub const ADMIN_SECRET: &str = "john-secret-key-000000000000000000000001";
+pub const WRITER_KEY: &str = "AKIAEXAMPLEWRITER001";
+pub const WRITER_SECRET: &str = "writer-secret-key-0000000000000000000001";
+pub const AUDITOR_KEY: &str = "AKIAEXAMPLEAUDITOR01";
+pub const AUDITOR_SECRET: &str = "auditor-secret-key-000000000000000000001";
+
+pub fn config_toml(extra: &str) -> String {
+    format!(
+        r#"account_id = "{ACCOUNT}"
+region = "us-east-1"
+
+[[principals]]
+access_key_id = "{ADMIN_KEY}"
+secret_access_key = "{ADMIN_SECRET}"
+user_name = "John"
+role = "admin"
+
+[[principals]]
+access_key_id = "{WRITER_KEY}"
+secret_access_key = "{WRITER_SECRET}"
+user_name = "ingester"
+role = "writer"
+
+[[principals]]
+access_key_id = "{AUDITOR_KEY}"
+secret_access_key = "{AUDITOR_SECRET}"
+user_name = "Audrey"
+role = "auditor"
+{extra}
+"#
+    )
+}
+
+/// A running server. Killed (SIGKILL) when dropped unless stopped first.
+pub struct Server {
+    pub child: Child,
+    pub endpoint: String,
+    pub addr: String,
+    pub data_dir: PathBuf,
+    pub config: Option<PathBuf>,
+    stderr_log: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_opentrail")
+}
+
+impl Server {
+    /// A fresh server with the standard three principals.
+    pub fn start() -> Server {
+        Self::start_with(&config_toml(""))
+    }
+
+    pub fn start_with(config: &str) -> Server {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = tmp.path().join("opentrail.toml");
+        std::fs::write(&cfg, config).unwrap();
+        let data = tmp.path().join("data");
+        let mut s = Self::spawn(&data, Some(&cfg), "127.0.0.1:0");
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts the binary on an existing data dir (restarts keep the same dir).
+    pub fn spawn(data_dir: &Path, config: Option<&Path>, listen: &str) -> Server {
+        std::fs::create_dir_all(data_dir).unwrap();
+        let stderr_log = data_dir.with_extension(format!("stderr-{}.log", std::process::id()));
+        let mut cmd = Command::new(bin());
+        cmd.arg("serve").arg("--data-dir").arg(data_dir).arg("--listen").arg(listen);
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        let log = std::fs::File::create(&stderr_log).unwrap();
+        cmd.env("OPENTRAIL_LOG", "info").stdout(Stdio::piped()).stderr(Stdio::from(log));
+        let mut child = cmd.spawn().expect("start opentrail");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let addr = loop {
+            assert!(Instant::now() < deadline, "server did not start");
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(rest) = line.strip_prefix("opentrail listening on http://") {
+                        break rest.trim().to_string();
+                    }
+                }
+                _ => panic!(
+                    "server exited before listening: {}",
+                    std::fs::read_to_string(&stderr_log).unwrap_or_default()
+                ),
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server {
+            child,
+            endpoint: format!("http://{addr}"),
+            addr,
+            data_dir: data_dir.to_path_buf(),
+            config: config.map(Path::to_path_buf),
+            stderr_log,
+            _tmp: None,
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+
+    /// Fails the test if the server logged at ERROR level.
+    pub fn assert_no_errors_logged(&self) {
+        let log = self.stderr();
+        let errors: Vec<&str> = log.lines().filter(|l| l.contains(" ERROR ")).collect();
+        assert!(errors.is_empty(), "server logged errors:\n{}", errors.join("\n"));
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait: a graceful stop.
+    pub fn stop(&mut self) {
+        unsafe_free_sigterm(self.child.id());
+        let _ = self.child.wait();
+    }
+
+    /// The CLI, pointed at this server with the admin key.
+    pub fn cli(&self) -> Command {
+        self.cli_as(ADMIN_KEY, ADMIN_SECRET)
+    }
+
+    pub fn cli_as(&self, key: &str, secret: &str) -> Command {
+        let mut c = Command::new(bin());
+        c.env("OPENTRAIL_ENDPOINT", &self.endpoint)
+            .env("AWS_ACCESS_KEY_ID", key)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env_remove("AWS_PROFILE");
+        c
+    }
+
+    /// The real aws CLI (v1), pointed at this server.
+    pub fn aws(&self, key: &str, secret: &str) -> Command {
+        let mut c = Command::new("aws");
+        c.env("AWS_ACCESS_KEY_ID", key)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_ENDPOINT_URL_CLOUDTRAIL_DATA", &self.endpoint)
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_ENDPOINT_URL")
+            .args(["--endpoint-url", &self.endpoint, "--output", "json"]);
+        c
+    }
+
+    /// Runs a python3 snippet with boto3 available; `ENDPOINT`, `KEY`, `SECRET` are set in its env.
+    pub fn python(&self, key: &str, secret: &str, code: &str) -> std::process::Output {
+        Command::new("python3")
+            .arg("-c")
+            .arg(code)
+            .env("ENDPOINT", &self.endpoint)
+            .env("KEY", key)
+            .env("SECRET", secret)
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .output()
+            .expect("run python3")
+    }
+
+    /// A signed request made with opentrail's own signer; returns (status, headers, body).
+    pub fn signed(
+        &self,
+        key: &str,
+        secret: &str,
+        method: &str,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Reply {
+        self.signed_at(key, secret, method, path_and_query, headers, body, now_secs())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn signed_at(
+        &self,
+        key: &str,
+        secret: &str,
+        method: &str,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        at_epoch_secs: i64,
+    ) -> Reply {
+        let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+        let mut hs: Vec<(String, String)> = vec![("host".into(), self.addr.clone())];
+        hs.extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let cred = sigv4::Credential { access_key_id: key.into(), secret_access_key: secret.into() };
+        sigv4::sign(method, path, query, &mut hs, body, &cred, "us-east-1", "cloudtrail", at_epoch_secs);
+        let hs: Vec<(String, String)> = hs.into_iter().filter(|(k, _)| k != "host").collect();
+        self.raw(method, path_and_query, &hs, body)
+    }
+
+    /// An unsigned (or hand-signed) request.
+    pub fn raw(&self, method: &str, path_and_query: &str, headers: &[(String, String)], body: &[u8]) -> Reply {
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let url = format!("{}{}", self.endpoint, path_and_query);
+        let mut resp = if method == "GET" {
+            let mut r = agent.get(&url);
+            for (k, v) in headers {
+                r = r.header(k.as_str(), v.as_str());
+            }
+            r.call().unwrap()
+        } else {
+            let mut r = agent.post(&url);
+            for (k, v) in headers {
+                r = r.header(k.as_str(), v.as_str());
+            }
+            r.send(body).unwrap()
+        };
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let body = resp.body_mut().with_config().limit(1 << 30).read_to_vec().unwrap();
+        Reply { status, headers, body }
+    }
+
+    /// A CloudTrail JSON 1.1 call with opentrail's signer.
+    pub fn cloudtrail(&self, key: &str, secret: &str, op: &str, params: &serde_json::Value) -> Reply {
+        let target = format!("com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.{op}");
+        self.signed(
+            key,
+            secret,
+            "POST",
+            "/",
+            &[("content-type", "application/x-amz-json-1.1"), ("x-amz-target", &target)],
+            params.to_string().as_bytes(),
+        )
+    }
+
+    /// Ingests NDJSON as the admin; returns the parsed answer.
+    pub fn ingest(&self, ndjson: &str) -> serde_json::Value {
+        let r = self.signed(
+            ADMIN_KEY,
+            ADMIN_SECRET,
+            "POST",
+            "/v1/events",
+            &[("content-type", "application/x-ndjson")],
+            ndjson.as_bytes(),
+        );
+        assert_eq!(r.status, 200, "ingest failed: {}", r.text());
+        r.json()
+    }
+
+    /// All events matching `attrs`, newest first, paging through LookupEvents.
+    pub fn lookup_all(&self, attrs: &[(&str, &str)]) -> Vec<serde_json::Value> {
+        let mut params = serde_json::json!({"MaxResults": 50});
+        if !attrs.is_empty() {
+            params["LookupAttributes"] =
+                attrs.iter().map(|(k, v)| serde_json::json!({"AttributeKey": k, "AttributeValue": v})).collect();
+        }
+        let mut out = Vec::new();
+        loop {
+            let r = self.cloudtrail(ADMIN_KEY, ADMIN_SECRET, "LookupEvents", &params);
+            assert_eq!(r.status, 200, "{}", r.text());
+            let v = r.json();
+            out.extend(v["Events"].as_array().unwrap().iter().cloned());
+            match v["NextToken"].as_str() {
+                Some(t) => params["NextToken"] = t.into(),
+                None => return out,
+            }
+        }
+    }
+
+    /// Waits until `GET /healthz` reports the index caught up with the journal.
+    pub fn wait_caught_up(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = self.raw("GET", "/healthz", &[], b"");
+            let v = r.json();
+            if v["durableSeq"] == v["indexedSeq"] {
+                return;
+            }
+            assert!(Instant::now() < deadline, "index did not catch up: {v}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_file(&self.stderr_log);
+    }
+}
+
+fn unsafe_free_sigterm(pid: u32) {
+    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+}
+
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+    /// The AWS error code (`__type`).
+    pub fn code(&self) -> String {
+        self.json()["__type"].as_str().unwrap_or("").to_string()
+    }
+}
+
+/// The seed case: on 2020-01-01T09:00:00Z IAM user John created IAM user Mary through the console.
+pub const SEED: &str = r#"{"eventVersion":"1.11","userIdentity":{"type":"IAMUser","principalId":"AIDAJOHNEXAMPLE00001","arn":"arn:aws:iam::123456789012:user/John","accountId":"123456789012","accessKeyId":"ASIAJOHNCONSOLE00001","userName":"John","sessionContext":{"sessionIssuer":{},"webIdFederationData":{},"attributes":{"creationDate":"2020-01-01T08:55:12Z","mfaAuthenticated":"true"}}},"eventTime":"2020-01-01T09:00:00Z","eventSource":"iam.amazonaws.com","eventName":"CreateUser","awsRegion":"us-east-1","sourceIPAddress":"198.51.100.23","userAgent":"AWS Internal","requestParameters":{"userName":"Mary"},"responseElements":{"user":{"path":"/","userName":"Mary","userId":"AIDAMARYEXAMPLE00001","arn":"arn:aws:iam::123456789012:user/Mary","createDate":"Jan 1, 2020 9:00:00 AM"}},"requestID":"6e2c4c7a-1f0b-4d67-9a6e-3c1f2b0d9e11","eventID":"3b5f2f5e-8c1d-4f7e-9a2b-1c2d3e4f5a6b","readOnly":false,"resources":[{"ARN":"arn:aws:iam::123456789012:user/Mary","accountId":"123456789012","type":"AWS::IAM::User"}],"eventType":"AwsApiCall","managementEvent":true,"recipientAccountId":"123456789012","eventCategory":"Management","sessionCredentialFromConsole":"true","tlsDetails":{"tlsVersion":"TLSv1.3","cipherSuite":"TLS_AES_128_GCM_SHA256","clientProvidedHostHeader":"iam.amazonaws.com"}}"#;
