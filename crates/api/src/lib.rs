@@ -12,6 +12,7 @@ mod ingest;
 pub mod lookup;
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -39,6 +40,22 @@ pub struct App {
     pub principals: Principals,
     pub config: Config,
     pub clock: Clock,
+    /// Where the server keeps its state (journal, index, control-plane state, keys).
+    pub data_dir: PathBuf,
+}
+
+impl App {
+    /// Wires the surfaces over an open store: loads or creates the control-plane state kept in `data_dir`.
+    pub fn open(store: EventStore, config: Config, data_dir: &Path, clock: Clock) -> Result<App, AppError> {
+        Ok(App { principals: Principals::from_config(&config), store, config, clock, data_dir: data_dir.to_path_buf() })
+    }
+}
+
+/// Why the server's state could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("cannot open {what} in {path}: {reason}")]
+    State { what: &'static str, path: PathBuf, reason: String },
 }
 
 /// TLS facts of the connection a request came on, for `tlsDetails`.

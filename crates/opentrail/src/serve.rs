@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use rand::Rng;
-use service::{Config, EventStore, Metrics, PrincipalConfig, Principals, Role, StoreOptions};
+use service::{Config, EventStore, Metrics, PrincipalConfig, Role, StoreOptions};
 
 use crate::client::ini_section;
 
@@ -41,12 +41,7 @@ pub fn run(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "store open"
     );
-    let app = Arc::new(api::App {
-        store: store.clone(),
-        principals: Principals::from_config(&cfg),
-        config: cfg,
-        clock: api::system_clock(),
-    });
+    let app = Arc::new(api::App::open(store.clone(), cfg, &data_dir, api::system_clock())?);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("listen on {listen}"))?;
