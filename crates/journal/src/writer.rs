@@ -247,10 +247,10 @@ impl Writer {
         let last = self.next_seq - 1;
         {
             let mut store = self.shared.store.write();
+            store.segments.extend(created);
             for (index, len) in sealed {
                 store.segments[index as usize].meta.len = len;
             }
-            store.segments.extend(created);
             let cur = self.cur.index as usize;
             store.segments[cur].meta.len = self.cur.len;
             store.blocks.extend(blocks);

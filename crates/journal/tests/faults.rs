@@ -79,11 +79,11 @@ fn backpressure_rejects_at_once_while_the_queue_is_full() {
     let dir = tempfile::tempdir().unwrap();
     let faults = Arc::new(Faults::default());
     let (release, gate) = std::sync::mpsc::channel();
-    *faults.sync_gate.lock().unwrap() = Some(gate);
     let mut opts = JournalOptions::new(dir.path());
     opts.faults = Some(faults.clone());
     opts.max_queued_bytes = 1000;
     let (j, _) = Journal::open(opts).unwrap();
+    *faults.sync_gate.lock().unwrap() = Some(gate);
     let (tx, rx) = std::sync::mpsc::channel();
     let mut admitted = 0;
     let mut rejected = None;
