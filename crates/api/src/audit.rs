@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use model::Record;
-use serde_json::{Map, Value, json};
+use model::cloudtrail::{CloudTrailEvent, TlsDetails};
+use serde_json::{Map, Value};
 use service::IngestItem;
 
 use crate::error::ApiError;
@@ -21,53 +22,55 @@ pub(crate) struct Call<'a> {
 }
 
 /// Builds the record for a call.
-pub(crate) fn build(app: &App, ctx: &CallContext, call: &Call<'_>) -> Value {
-    let mut r = Map::new();
-    r.insert("eventVersion".into(), json!("1.11"));
-    r.insert("userIdentity".into(), ctx.principal.user_identity());
-    r.insert("eventTime".into(), json!(ctx.now.to_rfc3339()));
-    r.insert("eventSource".into(), json!(call.event_source));
-    r.insert("eventName".into(), json!(call.event_name));
-    r.insert("awsRegion".into(), json!(app.config.region));
-    r.insert("sourceIPAddress".into(), json!(ctx.source_ip));
-    r.insert("userAgent".into(), json!(ctx.user_agent.as_deref().unwrap_or("")));
-    if let Err(e) = call.result {
-        r.insert("errorCode".into(), json!(e.code));
-        r.insert("errorMessage".into(), json!(e.message));
-    }
+pub(crate) fn build(app: &App, ctx: &CallContext, call: &Call<'_>) -> CloudTrailEvent {
     let params = lower_camel(call.request);
     let params_empty = params.as_object().is_some_and(Map::is_empty);
-    r.insert("requestParameters".into(), if params_empty { Value::Null } else { params });
     let response = match call.result {
         // CloudTrail leaves responseElements null for read-only calls (their answers can be huge).
         Ok(v) if !call.read_only && v.as_object().is_some_and(|o| !o.is_empty()) => lower_camel(v),
         _ => Value::Null,
     };
-    r.insert("responseElements".into(), response);
-    r.insert("requestID".into(), json!(ctx.request_id));
-    r.insert("eventID".into(), json!(uuid::Uuid::new_v4().to_string()));
-    r.insert("readOnly".into(), json!(call.read_only));
-    r.insert("eventType".into(), json!("AwsApiCall"));
-    r.insert("managementEvent".into(), json!(true));
-    r.insert("recipientAccountId".into(), json!(app.config.account_id));
-    r.insert("eventCategory".into(), json!("Management"));
-    if let Some(tls) = &ctx.tls {
-        r.insert(
-            "tlsDetails".into(),
-            json!({
-                "tlsVersion": tls.version,
-                "cipherSuite": tls.cipher_suite,
-                "clientProvidedHostHeader": ctx.host.as_deref().or(tls.sni.as_deref()).unwrap_or(""),
-            }),
-        );
+    let error = call.result.as_ref().err();
+    CloudTrailEvent {
+        event_version: Some("1.11".into()),
+        user_identity: Some(ctx.principal.user_identity()),
+        event_time: Some(ctx.now.to_rfc3339()),
+        event_source: Some(call.event_source.into()),
+        event_name: Some(call.event_name.into()),
+        aws_region: Some(app.config.region.clone()),
+        source_ip_address: Some(ctx.source_ip.clone()),
+        user_agent: Some(ctx.user_agent.clone().unwrap_or_default()),
+        error_code: error.map(|e| e.code.to_string()),
+        error_message: error.map(|e| e.message.clone()),
+        request_parameters: Some(if params_empty { Value::Null } else { params }),
+        response_elements: Some(response),
+        request_id: Some(ctx.request_id.clone()),
+        event_id: Some(uuid::Uuid::new_v4().to_string()),
+        read_only: Some(call.read_only),
+        event_type: Some("AwsApiCall".into()),
+        management_event: Some(true),
+        recipient_account_id: Some(app.config.account_id.clone()),
+        event_category: Some("Management".into()),
+        tls_details: ctx.tls.as_ref().map(|tls| TlsDetails {
+            tls_version: Some(tls.version.clone()),
+            cipher_suite: Some(tls.cipher_suite.clone()),
+            client_provided_host_header: Some(ctx.host.clone().or_else(|| tls.sni.clone()).unwrap_or_default()),
+            ..Default::default()
+        }),
+        ..Default::default()
     }
-    Value::Object(r)
 }
 
 /// Records the call. The write is queued without waiting for its fsync: the caller's answer does not
 /// depend on it. A failure is logged and counted, never silent.
 pub(crate) fn record(app: &Arc<App>, ctx: &CallContext, call: &Call<'_>) {
-    let text = build(app, ctx, call).to_string();
+    let text = match serde_json::to_string(&build(app, ctx, call)) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, operation = call.event_name, "self-audit record cannot be encoded");
+            return;
+        }
+    };
     let record = match Record::parse(text.as_bytes(), fresh_event_id) {
         Ok(r) => r,
         Err(e) => {
@@ -114,6 +117,7 @@ fn lower_camel(v: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn keys_become_lower_camel_recursively() {

@@ -3,6 +3,7 @@
 //! Architecture invariant: this crate does no I/O and never reads the clock or a random source;
 //! callers inject event ids and "now" where they are needed.
 
+pub mod cloudtrail;
 mod query;
 mod record;
 mod time;

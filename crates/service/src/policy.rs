@@ -3,7 +3,8 @@
 
 use std::collections::HashMap;
 
-use serde_json::{Value, json};
+use model::cloudtrail::{SessionAttributes, SessionContext, SessionIssuer, UserIdentity};
+use serde_json::Value;
 
 use crate::config::{Config, PrincipalConfig, Role};
 
@@ -67,30 +68,29 @@ impl Principal {
     }
 
     /// The caller as CloudTrail writes `userIdentity`.
-    pub fn user_identity(&self) -> Value {
-        let mut id = json!({
-            "type": self.principal_type,
-            "principalId": self.principal_id,
-            "arn": self.arn,
-            "accountId": self.account_id,
-            "accessKeyId": self.access_key_id,
+    pub fn user_identity(&self) -> UserIdentity {
+        let session_context = self.role_issuer.as_ref().map(|(role, role_id)| SessionContext {
+            session_issuer: Some(SessionIssuer {
+                issuer_type: Some("Role".into()),
+                principal_id: Some(role_id.clone()),
+                arn: Some(format!("arn:aws:iam::{}:role/{role}", self.account_id)),
+                account_id: Some(self.account_id.clone()),
+                user_name: Some(role.clone()),
+                ..Default::default()
+            }),
+            attributes: Some(SessionAttributes { mfa_authenticated: Some("false".into()), ..Default::default() }),
+            ..Default::default()
         });
-        if let Some(name) = &self.user_name {
-            id["userName"] = json!(name);
+        UserIdentity {
+            identity_type: Some(self.principal_type.clone()),
+            principal_id: Some(self.principal_id.clone()),
+            arn: Some(self.arn.clone()),
+            account_id: Some(self.account_id.clone()),
+            access_key_id: Some(self.access_key_id.clone()),
+            user_name: self.user_name.clone(),
+            session_context,
+            ..Default::default()
         }
-        if let Some((role, role_id)) = &self.role_issuer {
-            id["sessionContext"] = json!({
-                "sessionIssuer": {
-                    "type": "Role",
-                    "principalId": role_id,
-                    "arn": format!("arn:aws:iam::{}:role/{role}", self.account_id),
-                    "accountId": self.account_id,
-                    "userName": role,
-                },
-                "attributes": {"mfaAuthenticated": "false"}
-            });
-        }
-        id
     }
 
     /// Decides whether this principal may call `action` (`service:Operation`, e.g. `cloudtrail:CreateTrail`).
@@ -358,7 +358,7 @@ mod tests {
     #[test]
     fn identities_look_like_cloudtrail_ones() {
         let p = principal(Role::Admin, None);
-        let id = p.user_identity();
+        let id = serde_json::to_value(p.user_identity()).unwrap();
         assert_eq!(id["type"], "IAMUser");
         assert_eq!(id["userName"], "John");
         assert_eq!(id["arn"], "arn:aws:iam::123456789012:user/John");
