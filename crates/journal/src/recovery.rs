@@ -117,6 +117,10 @@ fn walk_sealed_segment(
     blocks: &mut Vec<BlockLoc>,
 ) -> Result<u64, JournalError> {
     let (file, len) = open_read(path)?;
+    if let Some(found) = read_sidecar(path, first_seq, len, segment) {
+        blocks.extend(found);
+        return Ok(len);
+    }
     let mut offset = 0u64;
     let mut expected = first_seq;
     let mut hdr = [0u8; HEADER_LEN];
@@ -212,4 +216,76 @@ fn find_valid_frame_after(buf: &[u8], from: usize) -> Option<usize> {
         at += 1;
     }
     None
+}
+
+/// "OTJI": opentrail journal index. A sidecar listing the frames of a sealed segment, so that open does not read
+/// every frame header of a cold segment. Only a cache: written without fsync after the segment is sealed, ignored
+/// (and the headers walked instead) when missing, torn or inconsistent with the segment.
+const SIDECAR_MAGIC: [u8; 4] = *b"OTJI";
+const SIDECAR_ENTRY: usize = 24;
+
+pub(crate) fn sidecar_path(segment: &Path) -> PathBuf {
+    segment.with_extension("idx")
+}
+
+/// Layout: `magic[4] version u8 pad[3] segment_len u64 entries u32`, then per frame
+/// `first_seq u64 count u32 offset u64 len u32`, then `crc32c u32` of everything before it.
+pub(crate) fn write_sidecar(segment: &Path, segment_len: u64, blocks: &[BlockLoc]) -> std::io::Result<()> {
+    let mut out = Vec::with_capacity(24 + blocks.len() * SIDECAR_ENTRY);
+    out.extend_from_slice(&SIDECAR_MAGIC);
+    out.extend_from_slice(&[1, 0, 0, 0]);
+    out.extend_from_slice(&segment_len.to_le_bytes());
+    out.extend_from_slice(&(blocks.len() as u32).to_le_bytes());
+    for b in blocks {
+        out.extend_from_slice(&b.first_seq.to_le_bytes());
+        out.extend_from_slice(&b.count.to_le_bytes());
+        out.extend_from_slice(&b.offset.to_le_bytes());
+        out.extend_from_slice(&b.len.to_le_bytes());
+    }
+    out.extend_from_slice(&crc32c::crc32c(&out).to_le_bytes());
+    let path = sidecar_path(segment);
+    let tmp = path.with_extension("idx.tmp");
+    std::fs::write(&tmp, &out)?;
+    std::fs::rename(&tmp, &path)
+}
+
+/// The frames of a sealed segment from its sidecar, if the sidecar is intact and agrees with the segment file.
+fn read_sidecar(segment: &Path, first_seq: u64, segment_len: u64, index: u32) -> Option<Vec<BlockLoc>> {
+    let bytes = std::fs::read(sidecar_path(segment)).ok()?;
+    let (body, crc) = bytes.split_last_chunk::<4>()?;
+    if crc32c::crc32c(body) != u32::from_le_bytes(*crc)
+        || body.len() < 20
+        || body[0..4] != SIDECAR_MAGIC
+        || body[4] != 1
+    {
+        return None;
+    }
+    let u64_at = |at: usize| body.get(at..at + 8).and_then(|s| s.try_into().ok()).map(u64::from_le_bytes);
+    let u32_at = |at: usize| body.get(at..at + 4).and_then(|s| s.try_into().ok()).map(u32::from_le_bytes);
+    if u64_at(8)? != segment_len {
+        return None;
+    }
+    let n = u32_at(16)? as usize;
+    if body.len() != 20 + n * SIDECAR_ENTRY {
+        return None;
+    }
+    let mut blocks = Vec::with_capacity(n);
+    let (mut seq, mut offset) = (first_seq, 0u64);
+    for i in 0..n {
+        let at = 20 + i * SIDECAR_ENTRY;
+        let b = BlockLoc {
+            first_seq: u64_at(at)?,
+            count: u32_at(at + 8)?,
+            segment: index,
+            offset: u64_at(at + 12)?,
+            len: u32_at(at + 20)?,
+        };
+        if b.first_seq != seq || b.offset != offset || b.count == 0 || (b.len as usize) < HEADER_LEN {
+            return None;
+        }
+        seq = b.first_seq.checked_add(u64::from(b.count))?;
+        offset += u64::from(b.len);
+        blocks.push(b);
+    }
+    (offset == segment_len).then_some(blocks)
 }

@@ -11,7 +11,7 @@ use std::time::Instant;
 use crate::error::JournalError;
 use crate::faults::FileOps;
 use crate::frame::FrameEncoder;
-use crate::recovery::{BlockLoc, SegmentMeta, segment_path};
+use crate::recovery::{BlockLoc, SegmentMeta, segment_path, write_sidecar};
 use crate::{ReadSegment, Seq, SeqRange, Shared, Submission};
 
 /// The segment being appended to.
@@ -79,6 +79,9 @@ impl Writer {
             } else {
                 self.commit(&subs)
             };
+            // Released before the callbacks: the group is durable (or failed), and a caller woken by its callback
+            // must not observe its own bytes as still queued.
+            self.shared.queue.lock().queued_bytes -= bytes;
             let mut seq = result.as_ref().map_or(0, |&first| first);
             for sub in subs {
                 let r = match &result {
@@ -93,7 +96,6 @@ impl Writer {
                 let done = sub.done;
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || done(r)));
             }
-            self.shared.queue.lock().queued_bytes -= bytes;
         }
     }
 
@@ -245,15 +247,25 @@ impl Writer {
         stored: u64,
     ) {
         let last = self.next_seq - 1;
+        let mut sidecars = Vec::new();
         {
             let mut store = self.shared.store.write();
             store.segments.extend(created);
-            for (index, len) in sealed {
+            store.blocks.extend(blocks);
+            for &(index, len) in &sealed {
                 store.segments[index as usize].meta.len = len;
+                let from = store.blocks.partition_point(|b| b.segment < index);
+                let to = store.blocks.partition_point(|b| b.segment <= index);
+                sidecars.push((store.segments[index as usize].meta.path.clone(), len, store.blocks[from..to].to_vec()));
             }
             let cur = self.cur.index as usize;
             store.segments[cur].meta.len = self.cur.len;
-            store.blocks.extend(blocks);
+        }
+        for (path, len, blocks) in sidecars {
+            // Only an open-time cache (see recovery::write_sidecar): a failure costs a slower open, nothing more.
+            if write_sidecar(&path, len, &blocks).is_err() {
+                self.shared.stats.lock().sidecar_failures += 1;
+            }
         }
         {
             let mut s = self.shared.stats.lock();

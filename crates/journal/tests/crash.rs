@@ -203,3 +203,30 @@ fn a_stray_file_with_a_segment_suffix_is_corrupted() {
     let err = Journal::open(small_opts(tmp.path())).map(|_| ()).unwrap_err();
     assert!(matches!(err, JournalError::Corrupted { .. }), "{err:?}");
 }
+
+#[test]
+fn sealed_segments_get_a_sidecar_and_a_stale_or_damaged_one_is_ignored() {
+    let (tmp, segs) = multi_segment_journal();
+    let sidecar = segs[0].with_extension("idx");
+    assert!(sidecar.exists(), "sealed segment has an index sidecar");
+    assert!(!segs.last().unwrap().with_extension("idx").exists(), "the tail segment has none");
+    let expected = {
+        let (j, _) = Journal::open(small_opts(tmp.path())).unwrap();
+        all_records(&j)
+    };
+    // a damaged sidecar falls back to walking the headers
+    let mut bytes = std::fs::read(&sidecar).unwrap();
+    bytes[20] ^= 1;
+    std::fs::write(&sidecar, &bytes).unwrap();
+    let (j, _) = Journal::open(small_opts(tmp.path())).unwrap();
+    assert_eq!(all_records(&j), expected);
+    drop(j);
+    // a sidecar that disagrees with its (truncated) segment does not hide the damage
+    std::fs::remove_file(&sidecar).unwrap();
+    let (j, _) = Journal::open(small_opts(tmp.path())).unwrap();
+    drop(j);
+    let seg = std::fs::read(&segs[0]).unwrap();
+    std::fs::write(&segs[0], &seg[..seg.len() - 3]).unwrap();
+    std::fs::write(&sidecar, &bytes).unwrap();
+    assert!(matches!(Journal::open(small_opts(tmp.path())), Err(JournalError::Corrupted { .. })));
+}

@@ -87,7 +87,7 @@ fn backpressure_rejects_at_once_while_the_queue_is_full() {
     let (tx, rx) = std::sync::mpsc::channel();
     let mut admitted = 0;
     let mut rejected = None;
-    for b in 0..100 {
+    for _ in 0..100 {
         let tx = tx.clone();
         match j.submit(vec![vec![b'x'; 96]], Box::new(move |r| tx.send(r).unwrap())) {
             Ok(()) => admitted += 1,

@@ -34,7 +34,8 @@ pub fn run(
     let listen = listen.or(cfg.listen.clone()).unwrap_or_else(|| crate::DEFAULT_LISTEN.to_string());
     let metrics = Arc::new(Metrics::default());
     let started = std::time::Instant::now();
-    let store = EventStore::open(StoreOptions::new(&data_dir), metrics).context("open event store")?;
+    let store_opts = StoreOptions { max_queued_bytes: cfg.journal_max_queued_bytes, ..StoreOptions::new(&data_dir) };
+    let store = EventStore::open(store_opts, metrics).context("open event store")?;
     tracing::info!(
         data_dir = %data_dir.display(),
         durable_seq = ?store.durable_seq(),

@@ -367,3 +367,50 @@ fn health_and_metrics_are_served() {
         assert!(m.contains(needle), "metrics lack {needle}:\n{m}");
     }
 }
+
+#[test]
+fn a_saturated_journal_answers_503_with_retry_after_and_recovers_by_itself() {
+    // A one-byte queue: any request arriving while another waits for its fsync is refused.
+    let s = Server::start_with(&config_toml("journal_max_queued_bytes = 1"));
+    let statuses: Vec<(u16, Option<String>, String)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..6)
+            .map(|t| {
+                let s = &s;
+                scope.spawn(move || {
+                    (0..15)
+                        .map(|i| {
+                            let r = s.signed(
+                                ADMIN_KEY,
+                                ADMIN_SECRET,
+                                "POST",
+                                "/v1/events",
+                                &[],
+                                record(&format!("bp-{t}-{i}"), "2021-01-01T00:00:00Z", "A", "u").as_bytes(),
+                            );
+                            let code = if r.status == 200 { String::new() } else { r.code() };
+                            (r.status, r.header("retry-after").map(str::to_string), code)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let refused: Vec<_> = statuses.iter().filter(|(st, _, _)| *st == 503).collect();
+    assert!(!refused.is_empty(), "some requests met a full queue");
+    assert!(statuses.iter().all(|(st, _, _)| *st == 200 || *st == 503));
+    for (_, retry, code) in &refused {
+        assert_eq!(retry.as_deref(), Some("1"));
+        assert_eq!(code, "ServiceUnavailableException");
+    }
+    let metrics = s.raw("GET", "/metrics", &[], b"").text();
+    let line = metrics.lines().find(|l| l.starts_with("opentrail_backpressure_rejections_total ")).unwrap();
+    assert_eq!(line, format!("opentrail_backpressure_rejections_total {}", refused.len()));
+    // Once the burst is over, ingest works again without any operator action.
+    let v = s.ingest(&record("after-burst", "2021-01-01T00:00:01Z", "A", "u"));
+    assert_eq!(v["stored"], 1);
+    // Accepted events are all there; refused ones are not.
+    s.wait_caught_up();
+    let stored = s.lookup_all(&[("EventName", "A")]).len();
+    assert_eq!(stored, statuses.len() - refused.len() + 1);
+}

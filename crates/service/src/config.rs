@@ -69,6 +69,8 @@ pub struct Config {
     pub listen: Option<String>,
     /// CloudTrail's 90-day event-history window as an opt-in policy; `None` searches the whole history.
     pub lookup_window_days: Option<u32>,
+    /// Back-pressure: bytes waiting for the journal's next group commit before ingest answers 503.
+    pub journal_max_queued_bytes: Option<usize>,
     /// Peers whose `X-Forwarded-For` is believed for `sourceIPAddress`.
     #[serde(default)]
     pub trusted_proxies: Vec<IpAddr>,
@@ -87,6 +89,7 @@ impl Default for Config {
             data_dir: None,
             listen: None,
             lookup_window_days: None,
+            journal_max_queued_bytes: None,
             trusted_proxies: Vec::new(),
             tls: None,
             rate_limits: RateLimitConfig::default(),

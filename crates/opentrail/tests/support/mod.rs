@@ -15,10 +15,12 @@ pub const WRITER_SECRET: &str = "writer-secret-key-0000000000000000000001";
 pub const AUDITOR_KEY: &str = "AKIAEXAMPLEAUDITOR01";
 pub const AUDITOR_SECRET: &str = "auditor-secret-key-000000000000000000001";
 
+/// The standard config; `extra` goes before the principals, so it may hold top-level keys and tables.
 pub fn config_toml(extra: &str) -> String {
     format!(
         r#"account_id = "{ACCOUNT}"
 region = "us-east-1"
+{extra}
 
 [[principals]]
 access_key_id = "{ADMIN_KEY}"
@@ -37,7 +39,6 @@ access_key_id = "{AUDITOR_KEY}"
 secret_access_key = "{AUDITOR_SECRET}"
 user_name = "Audrey"
 role = "auditor"
-{extra}
 "#
     )
 }

@@ -1,0 +1,150 @@
+//! The generated data: `opentrail gen`-equivalent NDJSON written once to a scratch file (so 10 M events
+//! need not fit in memory), cut into request-sized batches, with the value statistics lookups sample from.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use model::{AttributeKey, IndexFields, Record};
+
+/// Hard-coded: gzip -6 is measured on at most this many leading events and extrapolated per event.
+const GZIP_SAMPLE_EVENTS: u64 = 1_000_000;
+/// Hard-coded: how many whole records are kept for sampling multi-attribute queries and event ids.
+const SAMPLED_RECORDS: usize = 2000;
+/// Hard-coded: `opentrail gen --span 7d`, the README's million-event example.
+const SPAN_MS: i64 = 7 * 86_400_000;
+
+/// One request's worth of records inside the corpus file.
+#[derive(Debug, Clone, Copy)]
+pub struct Batch {
+    pub offset: u64,
+    pub len: usize,
+    pub records: usize,
+}
+
+/// How often each attribute value occurs, and some whole records.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub counts: HashMap<AttributeKey, HashMap<String, u64>>,
+    pub samples: Vec<IndexFields>,
+}
+
+pub struct Corpus {
+    file: File,
+    pub batches: Vec<Batch>,
+    pub events: u64,
+    pub raw_bytes: u64,
+    pub stats: Stats,
+    pub gzip_bytes_per_event: f64,
+    pub gzip_sample_events: u64,
+}
+
+/// Counts bytes written through it; the gzip size without keeping the compressed bytes.
+#[derive(Default)]
+struct CountingSink(u64);
+
+impl Write for CountingSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Corpus {
+    /// The main corpus: records, batches, value statistics and the gzip -6 comparison size.
+    pub fn generate(path: &Path, events: u64, seed: u64, batch: usize) -> Result<Corpus> {
+        Self::build(path, events, seed, batch, true)
+    }
+
+    /// A second, disjoint set of records (other seed, so other eventIDs) for the freshness phase.
+    pub fn generate_fresh(path: &Path, events: u64, seed: u64, batch: usize) -> Result<Corpus> {
+        Self::build(path, events, seed, batch, false)
+    }
+
+    fn build(path: &Path, events: u64, seed: u64, batch: usize, analyse: bool) -> Result<Corpus> {
+        let opts = eventgen::GenOptions {
+            events,
+            seed,
+            start: model::EventTime::from_millis(1_767_225_600_000),
+            span_ms: SPAN_MS,
+        };
+        let file = File::create(path).with_context(|| format!("create {}", path.display()))?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let mut gz = analyse.then(|| GzEncoder::new(CountingSink::default(), Compression::new(6)));
+        let mut stats = Stats::default();
+        let sample_every = (events / SAMPLED_RECORDS as u64).max(1);
+        let (mut batches, mut offset, mut cur) = (Vec::new(), 0u64, Batch { offset: 0, len: 0, records: 0 });
+        for (i, rec) in eventgen::generate(&opts).enumerate() {
+            let i = i as u64;
+            out.write_all(rec.as_bytes())?;
+            out.write_all(b"\n")?;
+            let n = rec.len() + 1;
+            if let Some(g) = gz.as_mut()
+                && i < GZIP_SAMPLE_EVENTS
+            {
+                g.write_all(rec.as_bytes())?;
+                g.write_all(b"\n")?;
+            }
+            if analyse {
+                let parsed = Record::parse(rec.as_bytes(), || unreachable!("eventgen always writes eventID"))
+                    .map_err(|e| anyhow::anyhow!("generated record {i} does not parse: {e}"))?;
+                count(&mut stats, &parsed.fields);
+                if i % sample_every == 0 && stats.samples.len() < SAMPLED_RECORDS {
+                    stats.samples.push(parsed.fields);
+                }
+            }
+            cur.len += n;
+            cur.records += 1;
+            offset += n as u64;
+            if cur.records == batch {
+                batches.push(cur);
+                cur = Batch { offset, len: 0, records: 0 };
+            }
+        }
+        if cur.records > 0 {
+            batches.push(cur);
+        }
+        let file = out.into_inner().map_err(|e| e.into_error()).context("write corpus")?;
+        let gzip_sample_events = events.min(GZIP_SAMPLE_EVENTS);
+        let gzip_bytes_per_event = match gz {
+            Some(g) => g.finish()?.0 as f64 / gzip_sample_events.max(1) as f64,
+            None => 0.0,
+        };
+        // Reopen read-only: the writer's handle stays valid, but make the intent explicit.
+        drop(file);
+        let file = File::open(path)?;
+        Ok(Corpus { file, batches, events, raw_bytes: offset, stats, gzip_bytes_per_event, gzip_sample_events })
+    }
+
+    /// The NDJSON bytes of one batch.
+    pub fn read(&self, b: &Batch) -> Result<Vec<u8>> {
+        let mut buf = vec![0; b.len];
+        self.file.read_exact_at(&mut buf, b.offset).context("read corpus batch")?;
+        Ok(buf)
+    }
+}
+
+fn count(stats: &mut Stats, f: &IndexFields) {
+    for key in AttributeKey::ALL {
+        if key == AttributeKey::EventId {
+            continue; // unique: sampled from whole records instead
+        }
+        let counts = stats.counts.entry(key).or_default();
+        for v in key.values(f) {
+            match counts.get_mut(v) {
+                Some(c) => *c += 1,
+                None => {
+                    counts.insert(v.to_string(), 1);
+                }
+            }
+        }
+    }
+}
