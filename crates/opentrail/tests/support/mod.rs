@@ -219,19 +219,11 @@ impl Server {
     pub fn raw(&self, method: &str, path_and_query: &str, headers: &[(String, String)], body: &[u8]) -> Reply {
         let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
         let url = format!("{}{}", self.endpoint, path_and_query);
-        let mut resp = if method == "GET" {
-            let mut r = agent.get(&url);
-            for (k, v) in headers {
-                r = r.header(k.as_str(), v.as_str());
-            }
-            r.call().unwrap()
-        } else {
-            let mut r = agent.post(&url);
-            for (k, v) in headers {
-                r = r.header(k.as_str(), v.as_str());
-            }
-            r.send(body).unwrap()
-        };
+        let mut req = ureq::http::Request::builder().method(method).uri(&url);
+        for (k, v) in headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let mut resp = agent.run(req.body(body.to_vec()).unwrap()).unwrap();
         let status = resp.status().as_u16();
         let headers = resp
             .headers()
