@@ -122,6 +122,8 @@ struct Shared {
     writer: Mutex<()>,
     /// The manifest as last written; held while a new one is written and published.
     manifest: Mutex<Manifest>,
+    /// Held for a whole merge: the background thread and `compact` must never pick overlapping inputs.
+    merging: Mutex<()>,
     stop: AtomicBool,
     merge_wake: Mutex<bool>,
     merge_cv: Condvar,
@@ -167,6 +169,7 @@ impl EventIndex {
             checkpoint: AtomicU64::new(manifest.checkpoint),
             writer: Mutex::new(()),
             manifest: Mutex::new(manifest),
+            merging: Mutex::new(()),
             stop: AtomicBool::new(false),
             merge_wake: Mutex::new(false),
             merge_cv: Condvar::new(),
@@ -445,6 +448,7 @@ impl Shared {
 
     /// Merges one group of segments if the policy wants to. Returns whether it did.
     fn merge_once(&self) -> Result<bool, IndexError> {
+        let _merging = self.merging.lock();
         let snapshot = self.segments.read().clone();
         let Some(inputs) = pick_merge(&snapshot, &self.opts) else { return Ok(false) };
         let bytes = segment::merge(&inputs)?;
@@ -460,6 +464,14 @@ impl Shared {
         {
             let mut manifest = self.manifest.lock();
             let mut next = manifest.clone();
+            if !input_ids.iter().all(|id| next.segments.contains(id)) {
+                // Unreachable while `merging` is held; checked because publishing would duplicate events.
+                return Err(IndexError::Corrupted {
+                    file: self.dir.join("MANIFEST"),
+                    offset: 0,
+                    reason: "merge inputs no longer live".into(),
+                });
+            }
             next.segments.retain(|id| !input_ids.contains(id));
             next.segments.push(id);
             next.store(&self.dir)?;

@@ -244,7 +244,7 @@ impl Reader<'_> {
 
 /// One input of an intersection inside a segment.
 enum Stream<'a> {
-    Posting(Cursor<'a>),
+    Posting(Box<Cursor<'a>>),
     List { ids: Vec<u32>, at: usize },
 }
 
@@ -467,12 +467,12 @@ impl Segment {
             }
             term::key_into(&mut key, category, k.tag(), v.as_bytes());
             let Some(t) = self.find_term(&key) else { return Ok(()) };
-            streams.push(Stream::Posting(self.cursor(t)?));
+            streams.push(Stream::Posting(Box::new(self.cursor(t)?)));
         }
         if streams.is_empty() {
             term::key_into(&mut key, category, ALL_TAG, b"");
             let Some(t) = self.find_term(&key) else { return Ok(()) };
-            streams.push(Stream::Posting(self.cursor(t)?));
+            streams.push(Stream::Posting(Box::new(self.cursor(t)?)));
         }
         // The rarest list drives: the others are only sought to its ids.
         streams.sort_by_key(Stream::len);
