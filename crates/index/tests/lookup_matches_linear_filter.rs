@@ -125,7 +125,7 @@ fn hits(p: &Page) -> Vec<(i64, u64)> {
     p.hits.iter().map(|h| (h.time.0, h.seq.0)).collect()
 }
 
-/// A tmpfs directory when there is one: every case drops a database, and fjall fsyncs on drop, which on a busy
+/// A tmpfs directory when there is one: every flush and merge fsyncs its files, which on a busy
 /// shared disk would dominate the test's run time.
 fn scratch_dir() -> tempfile::TempDir {
     let shm = std::path::Path::new("/dev/shm");
