@@ -192,23 +192,63 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("reopen: {:.0} ms, checkpoint {:?}", t.elapsed().as_secs_f64() * 1000.0, index.checkpoint());
         return run_queries(&index, &sample);
     }
-    println!("disk after apply: {:.1} bytes/event", index.disk_bytes() as f64 / events as f64);
+    println!(
+        "disk after apply + persist: {:.1} bytes/event, {} segments",
+        index.disk_bytes() as f64 / events as f64,
+        index.segment_sizes().len()
+    );
     let t = Instant::now();
     index.compact()?;
     println!(
-        "disk after major compaction: {:.1} bytes/event (compaction {:.1} s)",
+        "disk after pending merges: {:.1} bytes/event (merges {:.1} s), segments {:?}, heap {:.1} bytes/event",
         index.disk_bytes() as f64 / events as f64,
-        t.elapsed().as_secs_f64()
+        t.elapsed().as_secs_f64(),
+        index.segment_sizes(),
+        index.heap_bytes() as f64 / events as f64
     );
-    for (part, bytes) in index.disk_bytes_by_part() {
-        println!("  {part}: {:.1} bytes/event", bytes as f64 / events as f64);
-    }
     drop(index);
     let t = Instant::now();
     let index = EventIndex::open(&dir)?;
     println!("reopen: {:.0} ms, checkpoint {:?}", t.elapsed().as_secs_f64() * 1000.0, index.checkpoint());
+    find_event_ids(&index, &sample)?;
 
     run_queries(&index, &sample)
+}
+
+/// `find_event_id` latency for absent ids (the dedupe check of every ingested record) and present ones.
+fn find_event_ids(index: &EventIndex, sample: &[IndexFields]) -> Result<(), Box<dyn std::error::Error>> {
+    let mut rng = Rng(99);
+    let absent: Vec<String> = (0..100_000)
+        .map(|_| {
+            let (a, b) = (rng.next(), rng.next());
+            format!(
+                "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+                a >> 32,
+                (a >> 16) & 0xffff,
+                a & 0xfff,
+                (b >> 48) & 0x3fff | 0x8000,
+                b & 0xffff_ffff_ffff
+            )
+        })
+        .collect();
+    let t = Instant::now();
+    let mut found = 0;
+    for id in &absent {
+        found += usize::from(index.find_event_id(id)?.is_some());
+    }
+    let per_absent = t.elapsed().as_secs_f64() * 1e6 / absent.len() as f64;
+    let t = Instant::now();
+    let mut present = 0;
+    for f in sample {
+        present += usize::from(index.find_event_id(&f.event_id)?.is_some());
+    }
+    let per_present = t.elapsed().as_secs_f64() * 1e6 / sample.len().max(1) as f64;
+    println!(
+        "find_event_id: absent {per_absent:.2} µs/call ({found} false hits of {}), present {per_present:.2} µs/call ({present}/{} found)",
+        absent.len(),
+        sample.len()
+    );
+    Ok(())
 }
 
 /// Lookup latency per query kind (single thread), then throughput on two threads.

@@ -1,31 +1,38 @@
 //! The event-history index: a rebuildable view over the journal answering lookups by attribute, time and category.
 //!
-//! Storage is one fjall database with three keyspaces (byte layouts in `docs/formats/index.md`):
-//! * `postings` — one empty-valued key per (record, attribute value), plus one per record in its category's
-//!   "all events" list, each ending in an order suffix that sorts newest first;
-//! * `event_ids` — eventId → (seq, time, category) for the first record that carried the id;
-//! * `meta` — the checkpoint: the last journal seq applied.
+//! A segmented inverted index, search-engine style (byte layouts and crash analysis in `docs/formats/index.md`):
+//! * the **memtable** holds the most recent events in hash maps, visible to lookups as soon as `apply` returns;
+//! * when it holds [`IndexOptions::memtable_docs`] events (and on [`EventIndex::persist`]) it is written as an
+//!   immutable **segment**: docs sorted in result order (time desc, seq desc), a term dictionary, block-coded
+//!   posting lists of local doc ids, an exact table of UUID event ids and a bloom filter over all ids;
+//! * segments of similar size are **merged** (tiered), on a background thread, and published by swapping an
+//!   `Arc`'d list, so lookups keep the old set until the new one is complete;
+//! * the **manifest** names the live segments and the persisted checkpoint; every file is replaced by
+//!   temp + fsync + rename + directory fsync, so a crash leaves the old or the new set, never a mix.
 //!
-//! Crash argument: [`EventIndex::apply`] writes a whole batch — postings, eventId entries and the new
-//! checkpoint — as one fjall write batch. fjall logs a batch as a single checksummed journal entry and replays
-//! only whole entries, in write order, on recovery; memtables are flushed to tables before their journal is
-//! dropped. So after any crash the index holds exactly the batches up to some point, and the checkpoint read
-//! back is the one written with the last surviving batch: it never claims a seq whose postings were lost. The
-//! index does not fsync per batch (the journal is the truth); the caller replays the journal after
-//! [`EventIndex::checkpoint`], and replay is idempotent because seqs at or below the checkpoint are skipped.
+//! [`EventIndex::checkpoint`] is the last seq applied (memtable included). After [`EventIndex::open`] it is the
+//! last seq persisted, and the caller replays the journal after it: at most one memtable's worth of events.
 
-mod key;
-mod lookup;
+mod files;
+mod memtable;
+mod order;
+mod postings;
+mod segment;
+mod term;
 
-use std::collections::HashSet;
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
-use model::{AttributeKey, EventQuery, EventTime, IndexFields, Seq};
-use parking_lot::Mutex;
+use model::{AttributeKey, EventCategory, EventQuery, EventTime, IndexFields, QueryCategory, Seq};
+use parking_lot::{Condvar, Mutex, RwLock};
 
-use crate::key::OrderKey;
+use crate::files::Manifest;
+use crate::memtable::{Memtable, TopK};
+use crate::order::Bounds;
+use crate::segment::Segment;
 
 /// A place in the newest-first order: the next page starts strictly after it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,196 +72,454 @@ impl Page {
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
-    #[error("index storage failed to {op}")]
-    Storage {
+    #[error("index i/o failed: {op} {}", path.display())]
+    Io {
         op: &'static str,
+        path: PathBuf,
         #[source]
-        source: fjall::Error,
+        source: std::io::Error,
     },
-    #[error("index is corrupted: {reason}")]
-    Corrupted { reason: String },
+    #[error("index file {} is corrupted at byte {offset}: {reason}", file.display())]
+    Corrupted { file: PathBuf, offset: u64, reason: String },
     #[error("records must be applied in increasing seq order: seq {seq} came after seq {previous}")]
     OutOfOrder { seq: Seq, previous: Seq },
+    #[error("index segment too large: {what}")]
+    SegmentTooLarge { what: &'static str },
 }
 
-fn storage(op: &'static str) -> impl FnOnce(fjall::Error) -> IndexError {
-    move |source| IndexError::Storage { op, source }
+/// Tuning of an index. The defaults are what the server uses; tests shrink the memtable to cross segment
+/// boundaries with a handful of events.
+#[derive(Clone, Debug)]
+pub struct IndexOptions {
+    /// Events the memtable holds before it is flushed to a segment.
+    pub memtable_docs: usize,
+    /// Segments per merge (and per size tier).
+    pub merge_factor: usize,
+    /// Merge on a background thread (the server) or inline after each flush (deterministic, for tests).
+    pub background_merge: bool,
 }
 
-const CHECKPOINT_KEY: &[u8] = b"checkpoint";
+impl Default for IndexOptions {
+    fn default() -> Self {
+        // 64 Ki events: ~0.5 s of ingest at target rate, a few ms of replay on restart, and a flush of ~5 MB.
+        IndexOptions { memtable_docs: 64 * 1024, merge_factor: 4, background_merge: true }
+    }
+}
 
-/// Block cache for index and data blocks. Hard-coded: postings at 10 M events are about 1 GB and lookups touch
-/// a few blocks per stream, so a modest cache plus the OS page cache suffices within the 1 GiB RSS budget.
-const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+/// Events inserted per hold of the memtable's write lock, so lookups never wait for a whole batch.
+/// Hard-coded: a latency knob, not a format.
+const INSERT_CHUNK: usize = 256;
+
+struct Shared {
+    dir: PathBuf,
+    opts: IndexOptions,
+    /// Lock order: `mem` before `segments`. A flush holds both to move events from one to the other.
+    mem: RwLock<Memtable>,
+    segments: RwLock<Arc<Vec<Arc<Segment>>>>,
+    /// Last applied seq, 0 = none (journal seqs start at 1).
+    checkpoint: AtomicU64,
+    /// Serialises `apply`, `persist` and inline merges.
+    writer: Mutex<()>,
+    /// The manifest as last written; held while a new one is written and published.
+    manifest: Mutex<Manifest>,
+    /// Held for a whole merge: the background thread and `compact` must never pick overlapping inputs.
+    merging: Mutex<()>,
+    stop: AtomicBool,
+    merge_wake: Mutex<bool>,
+    merge_cv: Condvar,
+}
 
 /// The event-history index. `Send + Sync`: lookups run concurrently; `apply` calls are serialised internally.
 pub struct EventIndex {
-    db: Database,
-    postings: Keyspace,
-    event_ids: Keyspace,
-    meta: Keyspace,
-    /// Last applied seq, 0 = none (journal seqs start at 1).
-    checkpoint: AtomicU64,
-    /// Serialises writers: the duplicate-eventId check and the checkpoint must see every earlier batch.
-    writer: Mutex<()>,
-}
-
-fn postings_options() -> KeyspaceCreateOptions {
-    use fjall::config::{BlockSizePolicy, CompressionPolicy, FilterPolicy, RestartIntervalPolicy};
-    KeyspaceCreateOptions::default()
-        // Postings are only ever range-scanned: bloom filters would cost bytes and never help.
-        .filter_policy(FilterPolicy::disabled())
-        // Keys within a list differ only in their last few bytes, so blocks compress well with lz4 everywhere
-        // (fjall's default leaves the first two levels uncompressed).
-        .data_block_compression_policy(CompressionPolicy::all(fjall::CompressionType::Lz4))
-        .data_block_size_policy(BlockSizePolicy::all(16 * 1024))
-        .data_block_restart_interval_policy(RestartIntervalPolicy::all(32))
-        .max_memtable_size(32 * 1024 * 1024)
-}
-
-fn event_ids_options() -> KeyspaceCreateOptions {
-    use fjall::config::CompressionPolicy;
-    // Point reads by id: keep fjall's bloom filters. Keys are random, so blocks compress little, but the values'
-    // order keys share their leading bytes with neighbours in time.
-    KeyspaceCreateOptions::default().data_block_compression_policy(CompressionPolicy::all(fjall::CompressionType::Lz4))
+    shared: Arc<Shared>,
+    merger: Option<JoinHandle<()>>,
 }
 
 impl EventIndex {
-    /// Opens (or creates) the index stored in `dir`.
+    /// Opens (or creates) the index stored in `dir`, with the server's options.
     pub fn open(dir: &Path) -> Result<EventIndex, IndexError> {
-        let db = Database::builder(dir)
-            .cache_size(CACHE_BYTES)
-            // The journal only needs to cover unflushed memtables; fjall's default (512 MiB) would add ~50
-            // bytes/event at 10 M events. 64 MiB is fjall's minimum.
-            .max_journaling_size(64 * 1024 * 1024)
-            .open()
-            .map_err(storage("open database"))?;
-        let postings = db.keyspace("postings", postings_options).map_err(storage("open postings"))?;
-        let event_ids = db.keyspace("event_ids", event_ids_options).map_err(storage("open event ids"))?;
-        let meta = db.keyspace("meta", KeyspaceCreateOptions::default).map_err(storage("open meta"))?;
-        let checkpoint = match meta.get(CHECKPOINT_KEY).map_err(storage("read checkpoint"))? {
-            None => 0,
-            Some(v) => {
-                let b: [u8; 8] = v[..].try_into().map_err(|_| IndexError::Corrupted {
-                    reason: format!("checkpoint value of {} bytes, expected 8", v.len()),
-                })?;
-                u64::from_be_bytes(b)
-            }
+        EventIndex::open_with(dir, IndexOptions::default())
+    }
+
+    pub fn open_with(dir: &Path, opts: IndexOptions) -> Result<EventIndex, IndexError> {
+        std::fs::create_dir_all(dir).map_err(|source| IndexError::Io {
+            op: "create directory",
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let manifest = Manifest::load(dir)?;
+        files::remove_unlisted(dir, &manifest)?;
+        let mut segments = Vec::with_capacity(manifest.segments.len());
+        for &id in &manifest.segments {
+            let path = dir.join(files::segment_name(id));
+            let bytes = std::fs::read(&path).map_err(|source| match source.kind() {
+                std::io::ErrorKind::NotFound => IndexError::Corrupted {
+                    file: path.clone(),
+                    offset: 0,
+                    reason: "listed in the manifest but missing".into(),
+                },
+                _ => IndexError::Io { op: "read", path: path.clone(), source },
+            })?;
+            segments.push(Arc::new(Segment::parse(id, path, bytes)?));
+        }
+        let shared = Arc::new(Shared {
+            dir: dir.to_path_buf(),
+            mem: RwLock::new(Memtable::default()),
+            segments: RwLock::new(Arc::new(segments)),
+            checkpoint: AtomicU64::new(manifest.checkpoint),
+            writer: Mutex::new(()),
+            manifest: Mutex::new(manifest),
+            merging: Mutex::new(()),
+            stop: AtomicBool::new(false),
+            merge_wake: Mutex::new(false),
+            merge_cv: Condvar::new(),
+            opts,
+        });
+        let merger = if shared.opts.background_merge {
+            let s = shared.clone();
+            let handle = std::thread::Builder::new()
+                .name("index-merge".into())
+                .spawn(move || s.run_merger())
+                .map_err(|source| IndexError::Io { op: "start merge thread", path: dir.to_path_buf(), source })?;
+            Some(handle)
+        } else {
+            None
         };
-        Ok(EventIndex { db, postings, event_ids, meta, checkpoint: AtomicU64::new(checkpoint), writer: Mutex::new(()) })
+        let index = EventIndex { shared, merger };
+        index.shared.wake_merger();
+        Ok(index)
     }
 
     /// The last journal seq applied, if any.
     pub fn checkpoint(&self) -> Option<Seq> {
-        match self.checkpoint.load(Ordering::Acquire) {
+        match self.shared.checkpoint.load(Ordering::Acquire) {
             0 => None,
             s => Some(Seq(s)),
         }
     }
 
-    /// Applies records in seq order; seqs <= checkpoint are skipped (idempotent replay); the checkpoint moves to
-    /// the last seq atomically with the postings.
+    /// Applies records in seq order; seqs <= checkpoint are skipped (idempotent replay); the checkpoint moves
+    /// to the last seq.
     pub fn apply(&self, batch: &[(Seq, &IndexFields)]) -> Result<(), IndexError> {
-        let _writer = self.writer.lock();
-        let checkpoint = self.checkpoint.load(Ordering::Acquire);
-        let mut wb = self.db.batch();
-        let mut ids_in_batch: HashSet<Vec<u8>> = HashSet::new();
-        let mut last: Option<Seq> = None;
-        let mut buf = Vec::with_capacity(512);
-        for &(seq, f) in batch {
-            if seq.0 <= checkpoint {
-                continue;
-            }
-            if let Some(previous) = last
-                && seq <= previous
-            {
-                return Err(IndexError::OutOfOrder { seq, previous });
-            }
-            last = Some(seq);
-            let order = OrderKey::new(f.event_time, seq);
-            buf.clear();
-            buf.extend_from_slice(&key::all_prefix(f.category));
-            order.encode_into(&mut buf);
-            wb.insert(&self.postings, &buf[..], []);
-            for k in AttributeKey::ALL {
-                if k == AttributeKey::EventId {
-                    continue; // the eventId map below answers EventId equalities
+        match batch.last() {
+            Some(&(last, _)) => self.apply_through(batch, last),
+            None => Ok(()),
+        }
+    }
+
+    /// Like [`EventIndex::apply`], but the checkpoint moves to `through` even when the batch is empty or ends
+    /// earlier: the caller skipped journal records it cannot index and must not be asked for them again.
+    pub fn apply_through(&self, batch: &[(Seq, &IndexFields)], through: Seq) -> Result<(), IndexError> {
+        let s = &*self.shared;
+        let _writer = s.writer.lock();
+        let checkpoint = s.checkpoint.load(Ordering::Acquire);
+        let pending: Vec<(Seq, &IndexFields)> = batch.iter().copied().filter(|(seq, _)| seq.0 > checkpoint).collect();
+        if let Some(w) = pending.windows(2).find(|w| w[1].0 <= w[0].0) {
+            return Err(IndexError::OutOfOrder { seq: w[1].0, previous: w[0].0 });
+        }
+        let mut i = 0;
+        while i < pending.len() {
+            let full = {
+                let mut mem = s.mem.write();
+                let end = (i + INSERT_CHUNK).min(pending.len());
+                while i < end && mem.len() < s.opts.memtable_docs {
+                    mem.insert(pending[i].0, pending[i].1);
+                    i += 1;
                 }
-                for v in k.values(f) {
-                    buf.clear();
-                    key::posting_prefix_into(&mut buf, f.category, k, v.as_bytes());
-                    order.encode_into(&mut buf);
-                    wb.insert(&self.postings, &buf[..], []);
-                }
+                mem.len() >= s.opts.memtable_docs
+            };
+            if i > 0 {
+                s.checkpoint.store(pending[i - 1].0.0, Ordering::Release);
             }
-            let id_key = key::event_id_key(&f.event_id);
-            let seen = ids_in_batch.contains(&id_key)
-                || self.event_ids.contains_key(&id_key).map_err(storage("read event id"))?;
-            if seen {
-                // Keep the first mapping; a later record with the same id still matches EventId lookups, through a
-                // posting, as `EventQuery::matches` says it should.
-                let prefix = key::posting_prefix(f.category, AttributeKey::EventId, f.event_id.as_bytes());
-                wb.insert(&self.postings, key::with_order(&prefix, order), []);
-            } else {
-                wb.insert(&self.event_ids, id_key.clone(), key::event_id_value(seq, f.event_time, f.category));
-                ids_in_batch.insert(id_key);
+            if full {
+                s.flush(s.checkpoint.load(Ordering::Acquire))?;
+                s.after_flush()?;
             }
         }
-        let Some(last) = last else {
-            return Ok(());
-        };
-        wb.insert(&self.meta, CHECKPOINT_KEY, last.0.to_be_bytes());
-        wb.commit().map_err(storage("commit batch"))?;
-        self.checkpoint.store(last.0, Ordering::Release);
+        let last = pending.last().map_or(0, |(seq, _)| seq.0);
+        s.checkpoint.store(checkpoint.max(last).max(through.0), Ordering::Release);
         Ok(())
     }
 
     /// One page of matches of `query`, newest first, starting strictly after `after`.
     pub fn lookup(&self, query: &EventQuery, limit: usize, after: Option<Position>) -> Result<Page, IndexError> {
-        let snapshot = self.db.snapshot();
-        let tables = lookup::Tables { snapshot: &snapshot, postings: &self.postings, event_ids: &self.event_ids };
-        lookup::lookup(&tables, query, limit, after)
-    }
-
-    /// The seq of the first record indexed with this eventId.
-    pub fn find_event_id(&self, event_id: &str) -> Result<Option<Seq>, IndexError> {
-        let Some(v) = self.event_ids.get(key::event_id_key(event_id)).map_err(storage("read event id"))? else {
-            return Ok(None);
+        let Some(bounds) = Bounds::of(query, after) else {
+            return Ok(Page::default());
         };
-        let (order, _) = key::decode_event_id_value(&v)
-            .ok_or_else(|| IndexError::Corrupted { reason: format!("event id map value of {} bytes", v.len()) })?;
-        Ok(Some(order.seq))
+        let (category, insight) = match query.category {
+            QueryCategory::Standard => (EventCategory::Standard, false),
+            QueryCategory::Insight => (EventCategory::Insight, true),
+        };
+        let mut attributes: Vec<(AttributeKey, &str)> =
+            query.attributes.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        attributes.sort_unstable();
+        attributes.dedup();
+        let mut top = TopK::new(limit.saturating_add(1));
+        let segments = {
+            let mem = self.shared.mem.read();
+            let segments = self.shared.segments.read().clone();
+            search_memtable(&mem, &attributes, category, insight, bounds, &mut top);
+            segments
+        };
+        // Newest segments first: once the page is full, older segments are cut short or skipped.
+        let mut order: Vec<&Arc<Segment>> = segments.iter().filter(|s| !s.docs.is_empty()).collect();
+        order.sort_by_key(|s| s.docs[0]);
+        for s in order {
+            s.search(&attributes, category, bounds, &mut top)?;
+        }
+        let mut hits: Vec<Hit> =
+            top.into_sorted().into_iter().map(|r| Hit { seq: Seq(r.seq), time: EventTime(r.time) }).collect();
+        let more = hits.len() > limit;
+        hits.truncate(limit);
+        Ok(Page { hits, more })
     }
 
-    /// Makes everything applied so far durable (fsync of fjall's journal).
+    /// The seq of the first record indexed with this eventId. Cheap for absent ids (a bloom probe per segment),
+    /// because ingest asks it for every record it dedupes.
+    pub fn find_event_id(&self, event_id: &str) -> Result<Option<Seq>, IndexError> {
+        let uuid = term::parse_uuid(event_id);
+        let bloom_key = term::bloom_key(event_id);
+        let (in_memtable, segments) = {
+            let mem = self.shared.mem.read();
+            (mem.find_event_id(event_id), self.shared.segments.read().clone())
+        };
+        let mut first: Option<Seq> = None;
+        for s in segments.iter() {
+            if let Some(seq) = s.find_event_id(event_id, uuid, bloom_key)? {
+                first = Some(first.map_or(seq, |f| f.min(seq)));
+            }
+        }
+        // Segments hold only seqs older than the memtable's.
+        Ok(first.or(in_memtable))
+    }
+
+    /// Makes everything applied so far durable: flushes the memtable to a segment and writes the manifest.
     pub fn persist(&self) -> Result<(), IndexError> {
-        self.db.persist(PersistMode::SyncAll).map_err(storage("persist"))
-    }
-
-    /// Bytes on disk: tables of every keyspace plus fjall's journal. 0 if the sizes cannot be read.
-    pub fn disk_bytes(&self) -> u64 {
-        self.db.disk_space().unwrap_or(0)
-    }
-
-    /// Bytes on disk per part (`journal`, `postings`, `event_ids`, `meta`), for size reports.
-    pub fn disk_bytes_by_part(&self) -> Vec<(&'static str, u64)> {
-        vec![
-            ("journal", self.db.journal_disk_space().unwrap_or(0)),
-            ("postings", self.postings.disk_space()),
-            ("event_ids", self.event_ids.disk_space()),
-            ("meta", self.meta.disk_space()),
-        ]
-    }
-
-    /// Flushes memtables and runs a major compaction of every keyspace, so that `disk_bytes` reflects the
-    /// steady-state size. Slow; for benchmarks and maintenance.
-    pub fn compact(&self) -> Result<(), IndexError> {
-        for ks in [&self.postings, &self.event_ids, &self.meta] {
-            ks.rotate_memtable_and_wait().map_err(storage("flush memtable"))?;
-            ks.major_compact().map_err(storage("compact"))?;
+        let s = &*self.shared;
+        let _writer = s.writer.lock();
+        let checkpoint = s.checkpoint.load(Ordering::Acquire);
+        let dirty = !s.mem.read().is_empty() || s.manifest.lock().checkpoint != checkpoint;
+        if dirty {
+            s.flush(checkpoint)?;
+            s.after_flush()?;
         }
         Ok(())
     }
+
+    /// Persists, then runs every merge the policy wants now, on this thread. For benchmarks and maintenance.
+    pub fn compact(&self) -> Result<(), IndexError> {
+        self.persist()?;
+        let _writer = self.shared.writer.lock();
+        while self.shared.merge_once()? {}
+        Ok(())
+    }
+
+    /// Bytes of the index's files on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        files::dir_bytes(&self.shared.dir)
+    }
+
+    /// Live segments and their event counts, oldest first, for size reports.
+    pub fn segment_sizes(&self) -> Vec<usize> {
+        self.shared.segments.read().iter().map(|s| s.docs.len()).collect()
+    }
+
+    /// Approximate heap bytes of the loaded segments (the memtable aside).
+    pub fn heap_bytes(&self) -> usize {
+        self.shared.segments.read().iter().map(|s| s.heap_bytes()).sum()
+    }
+}
+
+impl Drop for EventIndex {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        self.shared.wake_merger();
+        if let Some(h) = self.merger.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn search_memtable(
+    mem: &Memtable,
+    attributes: &[(AttributeKey, &str)],
+    category: EventCategory,
+    insight: bool,
+    bounds: Bounds,
+    top: &mut TopK,
+) {
+    let mut lists: Vec<&[u32]> = Vec::with_capacity(attributes.len().max(1));
+    for &(k, v) in attributes {
+        let list = if k == AttributeKey::EventId
+            && let Some(u) = term::parse_uuid(v)
+        {
+            mem.uuids.get(&u).map(|l| l.as_slice())
+        } else {
+            mem.terms.get(&term::key(category, k.tag(), v.as_bytes())).map(Vec::as_slice)
+        };
+        match list {
+            Some(l) => lists.push(l),
+            None => return,
+        }
+    }
+    if lists.is_empty() {
+        match mem.terms.get(&term::key(category, term::ALL_TAG, b"")) {
+            Some(l) => lists.push(l),
+            None => return,
+        }
+    }
+    lists.sort_by_key(|l| l.len());
+    mem.search(&lists, insight, bounds, top);
+}
+
+impl Shared {
+    /// Writes the memtable (if not empty) as a new segment and a manifest with `checkpoint`, then publishes
+    /// both at once. Caller holds `writer`.
+    fn flush(&self, checkpoint: u64) -> Result<(), IndexError> {
+        let bytes = {
+            let mem = self.mem.read();
+            if mem.is_empty() { None } else { Some(segment::build_from_memtable(&mem)?) }
+        };
+        let mut manifest = self.manifest.lock();
+        let mut next = manifest.clone();
+        next.checkpoint = checkpoint;
+        let segment = match bytes {
+            None => None,
+            Some(bytes) => {
+                let id = next.next_id;
+                next.next_id += 1;
+                let path = files::write_atomically(&self.dir, &files::segment_name(id), &bytes)?;
+                next.segments.push(id);
+                Some(Arc::new(Segment::parse(id, path, bytes)?))
+            }
+        };
+        next.store(&self.dir)?;
+        if let Some(segment) = segment {
+            let mut mem = self.mem.write();
+            let mut segments = self.segments.write();
+            let mut list = (**segments).clone();
+            list.push(segment);
+            *segments = Arc::new(list);
+            *mem = Memtable::default();
+        }
+        *manifest = next;
+        Ok(())
+    }
+
+    fn after_flush(&self) -> Result<(), IndexError> {
+        if self.opts.background_merge {
+            self.wake_merger();
+            Ok(())
+        } else {
+            while self.merge_once()? {}
+            Ok(())
+        }
+    }
+
+    fn wake_merger(&self) {
+        *self.merge_wake.lock() = true;
+        self.merge_cv.notify_all();
+    }
+
+    fn run_merger(&self) {
+        loop {
+            {
+                let mut woken = self.merge_wake.lock();
+                while !*woken && !self.stop.load(Ordering::Acquire) {
+                    self.merge_cv.wait_for(&mut woken, Duration::from_secs(1));
+                }
+                *woken = false;
+            }
+            if self.stop.load(Ordering::Acquire) {
+                return;
+            }
+            loop {
+                match self.merge_once() {
+                    Ok(true) if !self.stop.load(Ordering::Acquire) => continue,
+                    Ok(_) => break,
+                    Err(error) => {
+                        tracing::warn!(%error, dir = %self.dir.display(), "index merge failed; segments stay unmerged");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Merges one group of segments if the policy wants to. Returns whether it did.
+    fn merge_once(&self) -> Result<bool, IndexError> {
+        let _merging = self.merging.lock();
+        let snapshot = self.segments.read().clone();
+        let Some(inputs) = pick_merge(&snapshot, &self.opts) else { return Ok(false) };
+        let bytes = segment::merge(&inputs)?;
+        let id = {
+            let mut manifest = self.manifest.lock();
+            let id = manifest.next_id;
+            manifest.next_id += 1;
+            id
+        };
+        let path = files::write_atomically(&self.dir, &files::segment_name(id), &bytes)?;
+        let merged = Arc::new(Segment::parse(id, path, bytes)?);
+        let input_ids: Vec<u64> = inputs.iter().map(|s| s.id).collect();
+        {
+            let mut manifest = self.manifest.lock();
+            let mut next = manifest.clone();
+            if !input_ids.iter().all(|id| next.segments.contains(id)) {
+                // Unreachable while `merging` is held; checked because publishing would duplicate events.
+                return Err(IndexError::Corrupted {
+                    file: self.dir.join("MANIFEST"),
+                    offset: 0,
+                    reason: "merge inputs no longer live".into(),
+                });
+            }
+            next.segments.retain(|id| !input_ids.contains(id));
+            next.segments.push(id);
+            next.store(&self.dir)?;
+            let mut segments = self.segments.write();
+            let mut list: Vec<Arc<Segment>> = segments.iter().filter(|s| !input_ids.contains(&s.id)).cloned().collect();
+            list.push(merged);
+            *segments = Arc::new(list);
+            *manifest = next;
+        }
+        for s in &inputs {
+            // Unlisted now; a file that survives a failed removal is removed at the next open.
+            if let Err(error) = std::fs::remove_file(&s.path) {
+                tracing::warn!(%error, file = %s.path.display(), "cannot remove merged segment");
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// Tiered policy: a segment's tier is how many times `merge_factor` its size exceeds the memtable's; the
+/// lowest tier holding `merge_factor` segments has its smallest ones merged. Every event is thus rewritten
+/// about log_factor(total / memtable) times, and the segment count stays logarithmic.
+fn pick_merge(segments: &[Arc<Segment>], opts: &IndexOptions) -> Option<Vec<Arc<Segment>>> {
+    let factor = opts.merge_factor.max(2);
+    let tier = |docs: usize| {
+        let mut t = 0;
+        let mut cap = opts.memtable_docs.max(1);
+        while docs > cap {
+            cap = cap.saturating_mul(factor);
+            t += 1;
+        }
+        t
+    };
+    let mut by_tier: std::collections::BTreeMap<usize, Vec<Arc<Segment>>> = Default::default();
+    for s in segments {
+        by_tier.entry(tier(s.docs.len())).or_default().push(s.clone());
+    }
+    for (_, mut group) in by_tier {
+        if group.len() < factor {
+            continue;
+        }
+        group.sort_by_key(|s| s.docs.len());
+        group.truncate(factor);
+        if group.iter().map(|s| s.docs.len()).sum::<usize>() <= segment::MAX_SEGMENT_DOCS {
+            return Some(group);
+        }
+    }
+    None
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Behaviour of the index as its callers see it: checkpoints and replay, reopening, eventId lookups, the seed case.
 
-use index::{EventIndex, IndexError, Position};
+use index::{EventIndex, IndexError, IndexOptions, Position};
 use model::{AttributeKey, EventCategory, EventQuery, EventTime, IndexFields, QueryCategory, Resource, Seq};
 
 fn event(id: &str, time_ms: i64, name: &str, user: &str) -> IndexFields {
@@ -163,4 +163,179 @@ fn a_cursor_at_the_oldest_possible_position_ends_the_lookup() {
     assert!(index.lookup(&EventQuery::default(), 5, Some(end)).unwrap().hits.is_empty());
     let page = index.lookup(&EventQuery::default(), 0, None).unwrap();
     assert!(page.hits.is_empty() && page.more, "a zero-size page still says whether matches exist");
+}
+
+fn tiny(memtable_docs: usize) -> IndexOptions {
+    IndexOptions { memtable_docs, merge_factor: 2, background_merge: false }
+}
+
+fn events(n: usize) -> Vec<IndexFields> {
+    (0..n).map(|i| event(&format!("id-{i}"), i as i64 * 10, if i % 2 == 0 { "Even" } else { "Odd" }, "u")).collect()
+}
+
+fn apply_range(index: &EventIndex, evs: &[IndexFields], from: usize, to: usize) {
+    let batch: Vec<(Seq, &IndexFields)> = (from..to).map(|i| (Seq(i as u64 + 1), &evs[i])).collect();
+    index.apply(&batch).unwrap();
+}
+
+fn segment_files(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".seg"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn apply_through_moves_the_checkpoint_past_skipped_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = EventIndex::open(dir.path()).unwrap();
+    let a = event("a", 1, "X", "u");
+    index.apply_through(&[], Seq(3)).unwrap();
+    assert_eq!(index.checkpoint(), Some(Seq(3)));
+    index.apply_through(&[(Seq(4), &a)], Seq(9)).unwrap();
+    assert_eq!(index.checkpoint(), Some(Seq(9)));
+    assert_eq!(seqs(&index, &EventQuery::default()), vec![4]);
+    // An older `through` never moves the checkpoint back.
+    index.apply_through(&[], Seq(5)).unwrap();
+    assert_eq!(index.checkpoint(), Some(Seq(9)));
+    index.persist().unwrap();
+    drop(index);
+    assert_eq!(EventIndex::open(dir.path()).unwrap().checkpoint(), Some(Seq(9)));
+}
+
+#[test]
+fn reopen_without_persist_restarts_from_the_last_flushed_segment_and_replay_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let evs = events(23);
+    {
+        let index = EventIndex::open_with(dir.path(), tiny(5)).unwrap();
+        apply_range(&index, &evs, 0, 23);
+        assert_eq!(index.checkpoint(), Some(Seq(23)));
+    } // dropped without persist: the 3 events in the memtable are lost
+    let index = EventIndex::open_with(dir.path(), tiny(5)).unwrap();
+    assert_eq!(index.checkpoint(), Some(Seq(20)), "four memtables of 5 were flushed");
+    assert_eq!(seqs(&index, &EventQuery::default()).len(), 20);
+    apply_range(&index, &evs, 0, 23); // the service replays the journal; seqs <= 20 are skipped
+    assert_eq!(seqs(&index, &EventQuery::default()), (1..=23).rev().collect::<Vec<_>>());
+    assert_eq!(seqs(&index, &by(AttributeKey::EventName, "Odd")).len(), 11);
+    assert_eq!(index.find_event_id("id-22").unwrap(), Some(Seq(23)));
+    assert_eq!(index.find_event_id("id-0").unwrap(), Some(Seq(1)));
+}
+
+#[test]
+fn find_event_id_returns_the_first_record_across_segments_and_memtable() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = IndexOptions { memtable_docs: 2, merge_factor: 3, background_merge: false };
+    let index = EventIndex::open_with(dir.path(), opts).unwrap();
+    let uuid = "6a0c1c8e-2f4b-4c4e-9f5e-0123456789ab";
+    let evs: Vec<IndexFields> = (0..9).map(|i| event(if i % 4 == 1 { uuid } else { "x" }, 100 - i, "X", "u")).collect();
+    apply_range(&index, &evs, 0, 9);
+    assert_eq!(index.segment_sizes(), vec![6, 2], "a merged segment, a flushed one, and 1 event in the memtable");
+    assert_eq!(index.find_event_id(uuid).unwrap(), Some(Seq(2)));
+    assert_eq!(index.find_event_id("x").unwrap(), Some(Seq(1)));
+    assert_eq!(seqs(&index, &by(AttributeKey::EventId, uuid)), vec![2, 6]);
+    assert_eq!(index.find_event_id("6a0c1c8e-2f4b-4c4e-9f5e-0123456789ac").unwrap(), None);
+}
+
+#[test]
+fn a_crash_between_the_steps_of_a_flush_or_merge_reopens_a_consistent_state() {
+    let root = tempfile::tempdir().unwrap();
+    let live = root.path().join("live");
+    let evs = events(12);
+    let index = EventIndex::open_with(&live, tiny(4)).unwrap();
+    apply_range(&index, &evs, 0, 4); // flush #1
+    index.persist().unwrap();
+    let before = root.path().join("before");
+    copy_dir(&live, &before);
+    apply_range(&index, &evs, 4, 8); // flush #2 then a merge of #1 and #2
+    index.persist().unwrap();
+    drop(index);
+    let after = root.path().join("after");
+    copy_dir(&live, &after);
+    let new_files: Vec<String> =
+        segment_files(&after).into_iter().filter(|f| !segment_files(&before).contains(f)).collect();
+    assert!(!new_files.is_empty());
+
+    // Crash after the new segment was renamed into place but before the manifest was: the old state,
+    // with the unlisted segment and half-written temp files removed.
+    let crashed = root.path().join("crash-before-manifest");
+    copy_dir(&before, &crashed);
+    for f in &new_files {
+        std::fs::copy(after.join(f), crashed.join(f)).unwrap();
+    }
+    std::fs::write(crashed.join("MANIFEST.tmp"), b"OTIXMAN\x01 torn").unwrap();
+    std::fs::write(crashed.join("00000000000000ff.seg.tmp"), b"torn").unwrap();
+    let index = EventIndex::open_with(&crashed, tiny(4)).unwrap();
+    assert_eq!(index.checkpoint(), Some(Seq(4)));
+    assert_eq!(seqs(&index, &EventQuery::default()), vec![4, 3, 2, 1]);
+    drop(index);
+    assert_eq!(segment_files(&crashed), segment_files(&before));
+    assert!(!crashed.join("MANIFEST.tmp").exists());
+
+    // Crash after the merge's manifest was renamed but before its inputs were deleted: the new state.
+    let crashed = root.path().join("crash-before-delete");
+    copy_dir(&after, &crashed);
+    for f in segment_files(&before) {
+        std::fs::copy(before.join(&f), crashed.join(&f)).unwrap();
+    }
+    let index = EventIndex::open_with(&crashed, tiny(4)).unwrap();
+    assert_eq!(index.checkpoint(), Some(Seq(8)));
+    assert_eq!(seqs(&index, &EventQuery::default()), (1..=8).rev().collect::<Vec<_>>());
+    drop(index);
+    assert_eq!(segment_files(&crashed), segment_files(&after));
+}
+
+#[test]
+fn a_damaged_segment_is_reported_as_corrupted_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let evs = events(10);
+    {
+        let index = EventIndex::open_with(dir.path(), tiny(100)).unwrap();
+        apply_range(&index, &evs, 0, 10);
+        index.persist().unwrap();
+    }
+    let name = segment_files(dir.path()).pop().unwrap();
+    let path = dir.path().join(&name);
+    let original = std::fs::read(&path).unwrap();
+    for at in [0, 9, original.len() / 2, original.len() - 13, original.len() - 1] {
+        let mut bytes = original.clone();
+        bytes[at] ^= 0x40;
+        std::fs::write(&path, &bytes).unwrap();
+        match EventIndex::open(dir.path()) {
+            Err(IndexError::Corrupted { file, .. }) => assert!(file.ends_with(&name), "{}", file.display()),
+            other => panic!("byte {at}: expected Corrupted, got {:?}", other.map(|_| ())),
+        }
+    }
+    std::fs::write(&path, &original[..original.len() / 3]).unwrap();
+    assert!(matches!(EventIndex::open(dir.path()), Err(IndexError::Corrupted { .. })));
+    std::fs::remove_file(&path).unwrap();
+    let err = EventIndex::open(dir.path()).err().unwrap();
+    assert!(matches!(err, IndexError::Corrupted { .. }) && err.to_string().contains(&name), "{err}");
+}
+
+#[test]
+fn background_merges_and_compact_never_duplicate_or_lose_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = IndexOptions { memtable_docs: 3, merge_factor: 2, background_merge: true };
+    let index = EventIndex::open_with(dir.path(), opts).unwrap();
+    let evs = events(200);
+    for from in (0..200).step_by(7) {
+        apply_range(&index, &evs, from, (from + 7).min(200));
+        assert_eq!(seqs(&index, &EventQuery::default()).len(), (from + 7).min(200));
+    }
+    index.compact().unwrap(); // races the background merger on purpose
+    assert_eq!(index.segment_sizes().iter().sum::<usize>(), 200);
+    assert_eq!(seqs(&index, &EventQuery::default()), (1..=200).rev().collect::<Vec<_>>());
+    assert_eq!(seqs(&index, &by(AttributeKey::EventName, "Odd")).len(), 100);
 }

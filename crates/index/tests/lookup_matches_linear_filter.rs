@@ -1,7 +1,8 @@
 //! Property test: every lookup page equals the linear filter (`EventQuery::matches`, newest first) over the same
-//! events, including while events keep arriving between pages.
+//! events, including while events keep arriving between pages, with data spread over the memtable, flushed
+//! segments and merged segments, and across a restart that loses the memtable (replayed as the service does).
 
-use index::{EventIndex, Page, Position};
+use index::{EventIndex, IndexOptions, Page, Position};
 use model::{AttributeKey, EventCategory, EventQuery, EventTime, IndexFields, QueryCategory, Resource, Seq};
 use proptest::prelude::*;
 
@@ -98,11 +99,33 @@ fn apply(index: &EventIndex, events: &[IndexFields], from: usize, to: usize) {
     index.apply(&batch).unwrap();
 }
 
+/// Index shapes: everything in the memtable (the server's defaults), or a 7-event memtable with inline merges
+/// of 2 or 3 segments, so that a few dozen events span the memtable, flushed segments and merged segments.
+fn options(shape: u8) -> IndexOptions {
+    match shape {
+        0 => IndexOptions { background_merge: false, ..IndexOptions::default() },
+        1 => IndexOptions { memtable_docs: 7, merge_factor: 2, background_merge: false },
+        _ => IndexOptions { memtable_docs: 7, merge_factor: 3, background_merge: false },
+    }
+}
+
+/// A restart: the unflushed memtable is lost, and the caller replays the journal after the checkpoint.
+fn reopen(index: EventIndex, dir: &std::path::Path, shape: u8, events: &[IndexFields], applied: usize) -> EventIndex {
+    drop(index);
+    let index = EventIndex::open_with(dir, options(shape)).unwrap();
+    let from = index.checkpoint().map_or(0, |s| s.0 as usize);
+    assert!(from <= applied, "checkpoint {from} beyond what was applied ({applied})");
+    apply(&index, events, from, applied);
+    // Replay is idempotent: applying the same records again changes nothing.
+    apply(&index, events, 0, applied);
+    index
+}
+
 fn hits(p: &Page) -> Vec<(i64, u64)> {
     p.hits.iter().map(|h| (h.time.0, h.seq.0)).collect()
 }
 
-/// A tmpfs directory when there is one: every case drops a database, and fjall fsyncs on drop, which on a busy
+/// A tmpfs directory when there is one: every flush and merge fsyncs its files, which on a busy
 /// shared disk would dominate the test's run time.
 fn scratch_dir() -> tempfile::TempDir {
     let shm = std::path::Path::new("/dev/shm");
@@ -115,21 +138,26 @@ fn scratch_dir() -> tempfile::TempDir {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
 
     #[test]
     fn every_page_equals_the_linear_filter_while_events_arrive(
         events in prop::collection::vec(fields(), 0..60),
         queries in prop::collection::vec((query(), 1usize..=7), 1..8),
         split in 0.0f64..=1.0,
+        shape in 0u8..3,
+        restart_at in prop::option::of(0usize..8),
     ) {
         let dir = scratch_dir();
-        let index = EventIndex::open(dir.path()).unwrap();
+        let mut index = EventIndex::open_with(dir.path(), options(shape)).unwrap();
         // Two batches; the second arrives while the first query pages through the first.
         let first = (events.len() as f64 * split) as usize;
         apply(&index, &events, 0, first);
         let mut applied = first;
-        for (q, limit) in &queries {
+        for (n, (q, limit)) in queries.iter().enumerate() {
+            if restart_at == Some(n) {
+                index = reopen(index, dir.path(), shape, &events, applied);
+            }
             let mut after = None;
             let mut pages = 0;
             loop {

@@ -471,7 +471,7 @@ impl Inner {
             }
         }
         let refs: Vec<(Seq, &IndexFields)> = batch.iter().map(|(s, f)| (*s, f)).collect();
-        self.index.apply(&refs)?;
+        self.index.apply_through(&refs, Seq(to))?;
         {
             let mut in_flight = self.in_flight.lock();
             for (_, f) in &batch {
