@@ -173,13 +173,8 @@ impl WireEvent {
 }
 
 fn validate_external_id(ext: &str) -> Result<(), ApiError> {
-    let ok = (2..=1224).contains(&ext.len())
-        && ext.chars().all(|c| c.is_alphanumeric() || "_+=,.@:/-".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::validation("externalId must be 2 to 1224 characters of [\\w+=,.@:/-]"))
-    }
+    let ok = (2..=1224).contains(&ext.len()) && ext.chars().all(|c| c.is_alphanumeric() || "_+=,.@:/-".contains(c));
+    if ok { Ok(()) } else { Err(ApiError::validation("externalId must be 2 to 1224 characters of [\\w+=,.@:/-]")) }
 }
 
 /// Channel errors as cloudtrail-data names them (not the control plane's `…Exception` names).

@@ -57,12 +57,14 @@ pub struct App {
 impl App {
     /// Wires the surfaces over an open store: loads or creates the control-plane state kept in `data_dir`.
     pub fn open(store: EventStore, config: Config, data_dir: &Path, clock: Clock) -> Result<App, AppError> {
-        let state_error = |what: &'static str| {
-            move |e: &dyn std::fmt::Display| AppError::State { what, path: data_dir.to_path_buf(), reason: e.to_string() }
+        let state_error = |what: &'static str, e: &dyn std::fmt::Display| AppError::State {
+            what,
+            path: data_dir.to_path_buf(),
+            reason: e.to_string(),
         };
-        let keys = KeyRing::open(data_dir, clock()).map_err(|e| state_error("signing keys")(&e))?;
-        let channels = Channels::open(data_dir, &config.region, &config.account_id)
-            .map_err(|e| state_error("channels")(&e))?;
+        let keys = KeyRing::open(data_dir, clock()).map_err(|e| state_error("signing keys", &e))?;
+        let channels =
+            Channels::open(data_dir, &config.region, &config.account_id).map_err(|e| state_error("channels", &e))?;
         Ok(App {
             principals: Principals::from_config(&config),
             store,

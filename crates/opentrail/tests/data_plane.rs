@@ -162,16 +162,32 @@ fn channels_round_trip_through_the_aws_cli_and_survive_restart() {
         &s,
         ADMIN_KEY,
         ADMIN_SECRET,
-        &["cloudtrail", "create-channel", "--name", "orders-app", "--source", "Custom", "--destinations",
-          "Type=EVENT_DATA_STORE,Location=arn:aws:cloudtrail:us-east-1:123456789012:eventdatastore/eds1"],
+        &[
+            "cloudtrail",
+            "create-channel",
+            "--name",
+            "orders-app",
+            "--source",
+            "Custom",
+            "--destinations",
+            "Type=EVENT_DATA_STORE,Location=arn:aws:cloudtrail:us-east-1:123456789012:eventdatastore/eds1",
+        ],
     );
     assert!(stderr.contains("An error occurred (ChannelAlreadyExistsException)"), "{stderr}");
     let stderr = aws_err(
         &s,
         ADMIN_KEY,
         ADMIN_SECRET,
-        &["cloudtrail", "create-channel", "--name", "bad name", "--source", "Custom", "--destinations",
-          "Type=EVENT_DATA_STORE,Location=eds1"],
+        &[
+            "cloudtrail",
+            "create-channel",
+            "--name",
+            "bad name",
+            "--source",
+            "Custom",
+            "--destinations",
+            "Type=EVENT_DATA_STORE,Location=eds1",
+        ],
     );
     assert!(stderr.contains("(InvalidParameterException)") && stderr.contains("Name"), "{stderr}");
     let stderr = aws_err(&s, ADMIN_KEY, ADMIN_SECRET, &["cloudtrail", "get-channel", "--channel", "not-a-channel"]);
@@ -195,7 +211,8 @@ fn channels_round_trip_through_the_aws_cli_and_survive_restart() {
     assert_eq!(got["Name"], "orders-app-v2");
 
     // The CLI prints nothing for the empty answer.
-    let out = s.aws(ADMIN_KEY, ADMIN_SECRET).args(["cloudtrail", "delete-channel", "--channel", &second]).output().unwrap();
+    let out =
+        s.aws(ADMIN_KEY, ADMIN_SECRET).args(["cloudtrail", "delete-channel", "--channel", &second]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stderr = aws_err(&s, ADMIN_KEY, ADMIN_SECRET, &["cloudtrail", "get-channel", "--channel", &second]);
     assert!(stderr.contains("An error occurred (ChannelNotFoundException)"), "{stderr}");
@@ -224,7 +241,10 @@ fn put_audit_events_stores_good_events_for_lookup_and_fails_bad_checksums_alone(
     assert_eq!(v["successful"].as_array().unwrap().len(), 1, "{v}");
     assert_eq!(v["successful"][0]["id"], "a1");
     let event_id = v["successful"][0]["eventID"].as_str().unwrap().to_string();
-    assert_eq!(v["failed"], json!([{"id": "a2", "errorCode": "InvalidChecksum", "errorMessage": v["failed"][0]["errorMessage"]}]));
+    assert_eq!(
+        v["failed"],
+        json!([{"id": "a2", "errorCode": "InvalidChecksum", "errorMessage": v["failed"][0]["errorMessage"]}])
+    );
 
     s.wait_caught_up();
     let found = admin(

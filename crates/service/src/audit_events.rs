@@ -243,11 +243,17 @@ mod tests {
         assert_eq!(build(&without("eventName"), None), Err(AuditEventError::MissingField { field: "eventName" }));
         assert_eq!(build(&without("UID"), None), Err(AuditEventError::MissingField { field: "UID" }));
         let no_principal = DATA.replace(r#""principalId":"alice","#, "");
-        assert_eq!(build(&no_principal, None), Err(AuditEventError::MissingField { field: "userIdentity.principalId" }));
+        assert_eq!(
+            build(&no_principal, None),
+            Err(AuditEventError::MissingField { field: "userIdentity.principalId" })
+        );
         let long = DATA.replace("\"Login\"", &format!("\"{}\"", "L".repeat(1025)));
         assert_eq!(build(&long, None), Err(AuditEventError::TooLong { field: "eventName", max: 1024 }));
         assert!(matches!(build("not json", None), Err(AuditEventError::Invalid { .. })));
-        assert!(matches!(build(&DATA.replace("2024-01-01T09:00:00", "yesterday"), None), Err(AuditEventError::Invalid { .. })));
+        assert!(matches!(
+            build(&DATA.replace("2024-01-01T09:00:00", "yesterday"), None),
+            Err(AuditEventError::Invalid { .. })
+        ));
     }
 
     #[test]

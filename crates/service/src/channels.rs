@@ -350,7 +350,8 @@ pub fn validate_name(name: &str) -> Result<(), ChannelError> {
 
 /// `Custom`, or the name of a partner source: 1..256 printable characters.
 fn validate_source(source: &str) -> Result<(), ChannelError> {
-    let invalid = |reason: &str| Err(ChannelError::InvalidSource { source_name: source.to_string(), reason: reason.into() });
+    let invalid =
+        |reason: &str| Err(ChannelError::InvalidSource { source_name: source.to_string(), reason: reason.into() });
     if source.is_empty() || source.len() > 256 {
         return invalid("must be 1 to 256 characters long");
     }
@@ -370,7 +371,8 @@ fn validate_destinations(destinations: &[Destination]) -> Result<(), ChannelErro
         if !(3..=1024).contains(&loc.len()) {
             return invalid(format!("Destinations[{i}].Location must be 3 to 1024 characters long"));
         }
-        if let Some(c) = loc.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '-' | ':'))) {
+        if let Some(c) = loc.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '-' | ':')))
+        {
             return invalid(format!("Destinations[{i}].Location '{loc}' contains '{c}'"));
         }
     }
@@ -461,7 +463,10 @@ mod tests {
         let ch = open(dir.path());
         let id = uuid::Uuid::new_v4();
         assert!(matches!(ch.get("not-a-channel"), Err(ChannelError::InvalidArn { .. })));
-        assert!(matches!(ch.get("arn:aws:cloudtrail:us-east-1:123456789012:trail/x"), Err(ChannelError::InvalidArn { .. })));
+        assert!(matches!(
+            ch.get("arn:aws:cloudtrail:us-east-1:123456789012:trail/x"),
+            Err(ChannelError::InvalidArn { .. })
+        ));
         assert!(matches!(ch.get(&id.to_string()), Err(ChannelError::NotFound { .. })));
         let other_region = format!("arn:aws:cloudtrail:eu-west-1:{ACCOUNT}:channel/{id}");
         assert!(matches!(ch.get(&other_region), Err(ChannelError::NotFound { .. })));
