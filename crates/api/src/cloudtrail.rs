@@ -10,12 +10,20 @@ use crate::audit::{self, Call};
 use crate::error::ApiError;
 use crate::ingest::authorize;
 use crate::lookup::{encode_token, event_element, parse_lookup_request};
-use crate::{App, CallContext, blocking, error_response, json_response};
+use crate::{App, CallContext, blocking, channels, error_response, json_response, keys};
 
 const TARGET_PREFIX: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.";
 
 /// The operations this server implements.
-const OPERATIONS: &[&str] = &["LookupEvents"];
+const OPERATIONS: &[&str] = &[
+    "LookupEvents",
+    "ListPublicKeys",
+    "CreateChannel",
+    "GetChannel",
+    "ListChannels",
+    "UpdateChannel",
+    "DeleteChannel",
+];
 
 pub(crate) async fn dispatch(app: &Arc<App>, ctx: &CallContext, target: &str, body: &[u8]) -> Response {
     let Some(op) = target.strip_prefix(TARGET_PREFIX).filter(|op| OPERATIONS.contains(op)) else {
@@ -73,6 +81,12 @@ fn parse_params(body: &[u8]) -> Result<Value, ApiError> {
 async fn call(app: &Arc<App>, ctx: &CallContext, op: &str, params: &Value) -> Result<Value, ApiError> {
     match op {
         "LookupEvents" => lookup_events(app, ctx, params).await,
+        "ListPublicKeys" => keys::list_public_keys(app, ctx, params),
+        "CreateChannel" => channels::create(app, ctx, params).await,
+        "GetChannel" => channels::get(app, params),
+        "ListChannels" => channels::list(app, params),
+        "UpdateChannel" => channels::update(app, params).await,
+        "DeleteChannel" => channels::delete(app, params).await,
         other => Err(ApiError::client("UnknownOperationException", format!("operation '{other}' is not supported"))),
     }
 }

@@ -1,14 +1,18 @@
 //! opentrail's HTTP surfaces on one listener: the CloudTrail JSON 1.1 API (`POST /` + `X-Amz-Target`),
-//! the native ingest API (`POST /v1/events`), `GET /healthz` and `GET /metrics`.
+//! the cloudtrail-data API (`POST /PutAuditEvents`), the native ingest API (`POST /v1/events`),
+//! `GET /healthz` and `GET /metrics`.
 //!
 //! Architecture invariant: only this crate knows HTTP, SigV4 and AWS exception names. Every request
 //! but health and metrics is authenticated with SigV4 and authorized against the caller's role and
 //! policy before anything else happens.
 
 mod audit;
+mod channels;
 mod cloudtrail;
+mod data;
 pub mod error;
 mod ingest;
+mod keys;
 pub mod lookup;
 
 use std::net::{IpAddr, SocketAddr};
@@ -20,6 +24,8 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use model::EventTime;
+use service::channels::Channels;
+use service::keys::KeyRing;
 use service::{Config, EventStore, Principal, Principals};
 
 pub use error::ApiError;
@@ -42,12 +48,32 @@ pub struct App {
     pub clock: Clock,
     /// Where the server keeps its state (journal, index, control-plane state, keys).
     pub data_dir: PathBuf,
+    /// The RSA keys ListPublicKeys publishes (and digests will be signed with).
+    pub keys: Arc<KeyRing>,
+    /// Channels for PutAuditEvents.
+    pub channels: Arc<Channels>,
 }
 
 impl App {
     /// Wires the surfaces over an open store: loads or creates the control-plane state kept in `data_dir`.
     pub fn open(store: EventStore, config: Config, data_dir: &Path, clock: Clock) -> Result<App, AppError> {
-        Ok(App { principals: Principals::from_config(&config), store, config, clock, data_dir: data_dir.to_path_buf() })
+        let state_error = |what: &'static str, e: &dyn std::fmt::Display| AppError::State {
+            what,
+            path: data_dir.to_path_buf(),
+            reason: e.to_string(),
+        };
+        let keys = KeyRing::open(data_dir, clock()).map_err(|e| state_error("signing keys", &e))?;
+        let channels =
+            Channels::open(data_dir, &config.region, &config.account_id).map_err(|e| state_error("channels", &e))?;
+        Ok(App {
+            principals: Principals::from_config(&config),
+            store,
+            config,
+            clock,
+            data_dir: data_dir.to_path_buf(),
+            keys: Arc::new(keys),
+            channels: Arc::new(channels),
+        })
     }
 }
 
@@ -150,6 +176,9 @@ async fn route(
                 "missing X-Amz-Target header: expected com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.<Operation>",
             )),
         };
+    }
+    if method == Method::POST && path == "/PutAuditEvents" {
+        return data::put_audit_events(app, ctx, uri, body).await;
     }
     if method == Method::POST && path == "/v1/events" {
         return ingest::put_events(app, ctx, headers, body).await;

@@ -3,8 +3,12 @@
 //! Architecture invariant: this crate knows no HTTP, no SigV4 and no AWS exception names; the `api`
 //! crate maps [`StoreError`] and friends onto the wire.
 
+pub mod atomic_file;
+pub mod audit_events;
 pub mod batch;
+pub mod channels;
 pub mod config;
+pub mod keys;
 pub mod metrics;
 pub mod policy;
 pub mod store;

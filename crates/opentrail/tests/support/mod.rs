@@ -54,8 +54,11 @@ pub struct Server {
     _tmp: Option<tempfile::TempDir>,
 }
 
+/// The binary under test: `OPENTRAIL_BIN` when set (worktrees that share one target dir overwrite each
+/// other's `debug/opentrail` while tests run), else the one cargo built for these tests.
 pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_opentrail")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| std::env::var("OPENTRAIL_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_opentrail").to_string()))
 }
 
 impl Server {
