@@ -10,6 +10,7 @@ use crate::audit::{self, Call};
 use crate::error::ApiError;
 use crate::ingest::authorize;
 use crate::lookup::{encode_token, event_element, parse_lookup_request};
+use crate::trails;
 use crate::{App, CallContext, blocking, error_response, json_response};
 
 const TARGET_PREFIX: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.";
@@ -18,7 +19,9 @@ const TARGET_PREFIX: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131
 const OPERATIONS: &[&str] = &["LookupEvents"];
 
 pub(crate) async fn dispatch(app: &Arc<App>, ctx: &CallContext, target: &str, body: &[u8]) -> Response {
-    let Some(op) = target.strip_prefix(TARGET_PREFIX).filter(|op| OPERATIONS.contains(op)) else {
+    let Some(op) =
+        target.strip_prefix(TARGET_PREFIX).filter(|op| OPERATIONS.contains(op) || trails::OPERATIONS.contains(op))
+    else {
         return error_response(&ApiError::client(
             "UnknownOperationException",
             format!("operation '{target}' is not supported by this endpoint"),
@@ -73,6 +76,7 @@ fn parse_params(body: &[u8]) -> Result<Value, ApiError> {
 async fn call(app: &Arc<App>, ctx: &CallContext, op: &str, params: &Value) -> Result<Value, ApiError> {
     match op {
         "LookupEvents" => lookup_events(app, ctx, params).await,
+        op if trails::OPERATIONS.contains(&op) => trails::call(app, ctx, op, params).await,
         other => Err(ApiError::client("UnknownOperationException", format!("operation '{other}' is not supported"))),
     }
 }

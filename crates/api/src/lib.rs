@@ -10,6 +10,7 @@ mod cloudtrail;
 pub mod error;
 mod ingest;
 pub mod lookup;
+mod trails;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -42,12 +43,27 @@ pub struct App {
     pub clock: Clock,
     /// Where the server keeps its state (journal, index, control-plane state, keys).
     pub data_dir: PathBuf,
+    /// Trails and their settings, kept in `data_dir`.
+    pub trails: Arc<service::trails::TrailStore>,
 }
 
 impl App {
     /// Wires the surfaces over an open store: loads or creates the control-plane state kept in `data_dir`.
     pub fn open(store: EventStore, config: Config, data_dir: &Path, clock: Clock) -> Result<App, AppError> {
-        Ok(App { principals: Principals::from_config(&config), store, config, clock, data_dir: data_dir.to_path_buf() })
+        let home = service::trails::Home { account: config.account_id.clone(), region: config.region.clone() };
+        let trails = service::trails::TrailStore::open(data_dir, home).map_err(|e| AppError::State {
+            what: "trail state",
+            path: data_dir.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        Ok(App {
+            principals: Principals::from_config(&config),
+            store,
+            config,
+            clock,
+            data_dir: data_dir.to_path_buf(),
+            trails: Arc::new(trails),
+        })
     }
 }
 
