@@ -154,7 +154,11 @@ pub(crate) async fn call(app: &Arc<App>, ctx: &CallContext, op: &str, p: &Value)
             let tags = tags_input(p, "TagsList")?.ok_or_else(|| ApiError::validation("TagsList is required"))?;
             let add = op == "AddTags";
             run(Box::new(move |s| {
-                if add { s.add_tags(&r, &tags)? } else { s.remove_tags(&r, &tags)? }
+                if add {
+                    s.add_tags(&r, &tags)?
+                } else {
+                    s.remove_tags(&r, &tags)?
+                }
                 Ok(json!({}))
             }))
             .await?
@@ -193,7 +197,10 @@ fn insights_trail(p: &Value, home: &service::trails::Home) -> Result<TrailRef, A
         ));
     }
     let name = opt_str(p, "TrailName", "TrailName")?.ok_or_else(|| {
-        ApiError::client("InvalidParameterCombinationException", "TrailName is required (event data stores are not supported)")
+        ApiError::client(
+            "InvalidParameterCombinationException",
+            "TrailName is required (event data stores are not supported)",
+        )
     })?;
     Ok(home.trail_ref("TrailName", &name)?)
 }
@@ -278,7 +285,10 @@ fn tags_input(p: &Value, key: &str) -> Result<Option<Vec<TagInput>>, ApiError> {
         if !t.is_object() {
             return Err(type_error(&at, "a Tag structure"));
         }
-        out.push(TagInput { key: opt_str(t, "Key", &format!("{at}.Key"))?, value: opt_str(t, "Value", &format!("{at}.Value"))? });
+        out.push(TagInput {
+            key: opt_str(t, "Key", &format!("{at}.Key"))?,
+            value: opt_str(t, "Value", &format!("{at}.Value"))?,
+        });
     }
     Ok(Some(out))
 }
@@ -295,7 +305,9 @@ fn selectors_input(p: &Value) -> Result<Selectors, ApiError> {
             for (i, s) in items.iter().enumerate() {
                 let at = format!("EventSelectors[{i}]");
                 let mut data_resources = Vec::new();
-                for (j, d) in opt_list(s, "DataResources", &format!("{at}.DataResources"))?.unwrap_or(&[]).iter().enumerate() {
+                for (j, d) in
+                    opt_list(s, "DataResources", &format!("{at}.DataResources"))?.unwrap_or(&[]).iter().enumerate()
+                {
                     let at = format!("{at}.DataResources[{j}]");
                     data_resources.push(DataResourceInput {
                         resource_type: opt_str(d, "Type", &format!("{at}.Type"))?,
@@ -325,7 +337,8 @@ fn selectors_input(p: &Value) -> Result<Selectors, ApiError> {
             for (i, s) in items.iter().enumerate() {
                 let at = format!("AdvancedEventSelectors[{i}]");
                 let mut field_selectors = Vec::new();
-                for (j, f) in opt_list(s, "FieldSelectors", &format!("{at}.FieldSelectors"))?.unwrap_or(&[]).iter().enumerate()
+                for (j, f) in
+                    opt_list(s, "FieldSelectors", &format!("{at}.FieldSelectors"))?.unwrap_or(&[]).iter().enumerate()
                 {
                     let at = format!("{at}.FieldSelectors[{j}]");
                     let mut conditions = Vec::new();
@@ -334,9 +347,13 @@ fn selectors_input(p: &Value) -> Result<Selectors, ApiError> {
                             conditions.push((op, values));
                         }
                     }
-                    field_selectors.push(FieldSelectorInput { field: opt_str(f, "Field", &format!("{at}.Field"))?, conditions });
+                    field_selectors
+                        .push(FieldSelectorInput { field: opt_str(f, "Field", &format!("{at}.Field"))?, conditions });
                 }
-                input.push(AdvancedEventSelectorInput { name: opt_str(s, "Name", &format!("{at}.Name"))?, field_selectors });
+                input.push(AdvancedEventSelectorInput {
+                    name: opt_str(s, "Name", &format!("{at}.Name"))?,
+                    field_selectors,
+                });
             }
             Ok(service::trails::advanced_selectors(&input)?)
         }
@@ -405,7 +422,8 @@ fn trail_status_json(t: &Trail) -> Value {
     let l = &t.logging;
     let mut m = Map::new();
     m.insert("IsLogging".into(), json!(l.is_logging));
-    let iso = |e: model::EventTime| e.to_datetime().map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string()).unwrap_or_default();
+    let iso =
+        |e: model::EventTime| e.to_datetime().map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string()).unwrap_or_default();
     if let Some(start) = l.start_logging_time {
         m.insert("StartLoggingTime".into(), json!(start.epoch_seconds_f64()));
         m.insert("TimeLoggingStarted".into(), json!(iso(start)));

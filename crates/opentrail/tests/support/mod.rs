@@ -53,8 +53,10 @@ pub struct Server {
     _tmp: Option<tempfile::TempDir>,
 }
 
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_opentrail")
+/// The binary under test. `OPENTRAIL_BIN` overrides it: worktrees that share one `CARGO_TARGET_DIR` overwrite
+/// each other's `target/debug/opentrail`, while `target/debug/deps/opentrail-<hash>` stays each one's own.
+pub fn bin() -> String {
+    std::env::var("OPENTRAIL_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_opentrail").to_string())
 }
 
 impl Server {
