@@ -36,6 +36,9 @@ pub(crate) const OPERATIONS: &[&str] = &[
     "ListTags",
 ];
 
+/// One operation's work on the store, run on a blocking thread.
+type StoreWork = Box<dyn FnOnce(&TrailStore) -> Result<Value, ApiError> + Send>;
+
 /// Hard-coded: trails per ListTrails page.
 const LIST_TRAILS_PAGE_SIZE: usize = 50;
 
@@ -44,7 +47,7 @@ pub(crate) async fn call(app: &Arc<App>, ctx: &CallContext, op: &str, p: &Value)
     let home = store.home().clone();
     let now = ctx.now;
     // Every store call may write and fsync the state file: keep it off the async workers.
-    let run = |f: Box<dyn FnOnce(&TrailStore) -> Result<Value, ApiError> + Send>| {
+    let run = |f: StoreWork| {
         let store = store.clone();
         blocking(move || f(&store))
     };

@@ -237,7 +237,7 @@ fn every_error_names_the_aws_exception_and_changes_nothing() {
     let long_prefix = "p".repeat(201);
     let long_value = format!("Key=k2,Value={}", "v".repeat(257));
     let fifty_one: Vec<String> = (0..50).map(|i| format!("Key=t{i},Value=v")).collect();
-    let six_selectors = format!("[{}]", vec![r#"{"ReadWriteType":"All"}"#; 6].join(","));
+    let six_selectors = format!("[{}]", [r#"{"ReadWriteType":"All"}"#; 6].join(","));
     let bad_arn = format!("arn:aws:cloudtrail:us-east-1:{ACCOUNT}:trail");
     let create = |name: &str, extra: &[&str]| {
         let mut args = vec!["create-trail", "--name", name, "--s3-bucket-name", "ctbucket"];

@@ -562,6 +562,9 @@ pub struct TagInput {
     pub value: Option<String>,
 }
 
+/// Tag key → value; AWS allows a tag without a value.
+pub type Tags = BTreeMap<String, Option<String>>;
+
 /// Whether a trail is logging, and when that last changed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LoggingState {
@@ -582,8 +585,7 @@ pub struct Trail {
     /// True once PutEventSelectors was called: the trail no longer has the default selector.
     pub has_custom_event_selectors: bool,
     pub insight_selectors: Vec<InsightSelector>,
-    /// Key → value; AWS allows a tag without a value.
-    pub tags: BTreeMap<String, Option<String>>,
+    pub tags: Tags,
     pub logging: LoggingState,
 }
 
@@ -852,7 +854,7 @@ impl TrailStore {
         })
     }
 
-    pub fn list_tags(&self, refs: &[TrailRef]) -> Result<Vec<(String, BTreeMap<String, Option<String>>)>, TrailError> {
+    pub fn list_tags(&self, refs: &[TrailRef]) -> Result<Vec<(String, Tags)>, TrailError> {
         if refs.len() > MAX_LIST_TAGS_RESOURCES {
             return Err(TrailError::InvalidParameter {
                 field: "ResourceIdList".into(),
@@ -902,7 +904,7 @@ fn check_tags(tags: &[TagInput]) -> Result<Vec<(String, Option<String>)>, TrailE
     Ok(out)
 }
 
-fn add_tags(map: &mut BTreeMap<String, Option<String>>, tags: &[TagInput], arn: &str) -> Result<(), TrailError> {
+fn add_tags(map: &mut Tags, tags: &[TagInput], arn: &str) -> Result<(), TrailError> {
     let checked = check_tags(tags)?;
     let mut next = map.clone();
     next.extend(checked);
