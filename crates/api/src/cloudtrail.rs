@@ -10,7 +10,7 @@ use crate::audit::{self, Call};
 use crate::error::ApiError;
 use crate::ingest::authorize;
 use crate::lookup::{encode_token, event_element, parse_lookup_request};
-use crate::{App, CallContext, blocking, channels, error_response, json_response, keys};
+use crate::{App, CallContext, blocking, channels, error_response, json_response, keys, trails};
 
 const TARGET_PREFIX: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.";
 
@@ -26,7 +26,9 @@ const OPERATIONS: &[&str] = &[
 ];
 
 pub(crate) async fn dispatch(app: &Arc<App>, ctx: &CallContext, target: &str, body: &[u8]) -> Response {
-    let Some(op) = target.strip_prefix(TARGET_PREFIX).filter(|op| OPERATIONS.contains(op)) else {
+    let Some(op) =
+        target.strip_prefix(TARGET_PREFIX).filter(|op| OPERATIONS.contains(op) || trails::OPERATIONS.contains(op))
+    else {
         return error_response(&ApiError::client(
             "UnknownOperationException",
             format!("operation '{target}' is not supported by this endpoint"),
@@ -87,6 +89,7 @@ async fn call(app: &Arc<App>, ctx: &CallContext, op: &str, params: &Value) -> Re
         "ListChannels" => channels::list(app, params),
         "UpdateChannel" => channels::update(app, params).await,
         "DeleteChannel" => channels::delete(app, params).await,
+        op if trails::OPERATIONS.contains(&op) => trails::call(app, ctx, op, params).await,
         other => Err(ApiError::client("UnknownOperationException", format!("operation '{other}' is not supported"))),
     }
 }

@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use serde_json::json;
 
 use service::StoreError;
+use service::trails::TrailError;
 
 /// An error as the client sees it.
 #[derive(Debug, Clone)]
@@ -84,5 +85,35 @@ impl From<StoreError> for ApiError {
 impl From<sigv4::SigV4Error> for ApiError {
     fn from(e: sigv4::SigV4Error) -> Self {
         ApiError::new(StatusCode::FORBIDDEN, e.aws_code(), e.aws_message())
+    }
+}
+
+impl From<TrailError> for ApiError {
+    fn from(e: TrailError) -> Self {
+        let code = match &e {
+            TrailError::InvalidName { .. } => "InvalidTrailNameException",
+            TrailError::InvalidArn { .. } | TrailError::InvalidResourceArn { .. } => "CloudTrailARNInvalidException",
+            TrailError::NotFound { .. } => "TrailNotFoundException",
+            TrailError::AlreadyExists { .. } => "TrailAlreadyExistsException",
+            TrailError::TooManyTrails { .. } => "MaximumNumberOfTrailsExceededException",
+            TrailError::InvalidBucketName { .. } => "InvalidS3BucketNameException",
+            TrailError::InvalidS3Prefix { .. } => "InvalidS3PrefixException",
+            TrailError::InvalidSnsTopicName { .. } => "InvalidSnsTopicNameException",
+            TrailError::InvalidKmsKeyId { .. } => "InvalidKmsKeyIdException",
+            TrailError::InvalidLogGroupArn { .. } => "InvalidCloudWatchLogsLogGroupArnException",
+            TrailError::InvalidLogRoleArn { .. } => "InvalidCloudWatchLogsRoleArnException",
+            TrailError::InvalidParameterCombination { .. } => "InvalidParameterCombinationException",
+            TrailError::InvalidParameter { .. } => "InvalidParameterException",
+            TrailError::OrganizationsNotInUse => "OrganizationsNotInUseException",
+            TrailError::InvalidEventSelectors { .. } => "InvalidEventSelectorsException",
+            TrailError::InvalidInsightSelectors { .. } => "InvalidInsightSelectorsException",
+            TrailError::InsightNotEnabled { .. } => "InsightNotEnabledException",
+            TrailError::InvalidTag { .. } => "InvalidTagParameterException",
+            TrailError::TagsLimitExceeded { .. } => "TagsLimitExceededException",
+            TrailError::ResourceNotFound { .. } => "ResourceNotFoundException",
+            TrailError::InvalidNextToken => "InvalidNextTokenException",
+            TrailError::Persist { .. } => return ApiError::internal(&e),
+        };
+        ApiError::client(code, e.to_string())
     }
 }

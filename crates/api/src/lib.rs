@@ -14,6 +14,7 @@ pub mod error;
 mod ingest;
 mod keys;
 pub mod lookup;
+mod trails;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -52,6 +53,8 @@ pub struct App {
     pub keys: Arc<KeyRing>,
     /// Channels for PutAuditEvents.
     pub channels: Arc<Channels>,
+    /// Trails and their settings, kept in `data_dir`.
+    pub trails: Arc<service::trails::TrailStore>,
 }
 
 impl App {
@@ -65,6 +68,8 @@ impl App {
         let keys = KeyRing::open(data_dir, clock()).map_err(|e| state_error("signing keys", &e))?;
         let channels =
             Channels::open(data_dir, &config.region, &config.account_id).map_err(|e| state_error("channels", &e))?;
+        let home = service::trails::Home { account: config.account_id.clone(), region: config.region.clone() };
+        let trails = service::trails::TrailStore::open(data_dir, home).map_err(|e| state_error("trail state", &e))?;
         Ok(App {
             principals: Principals::from_config(&config),
             store,
@@ -73,6 +78,7 @@ impl App {
             data_dir: data_dir.to_path_buf(),
             keys: Arc::new(keys),
             channels: Arc::new(channels),
+            trails: Arc::new(trails),
         })
     }
 }

@@ -1,4 +1,4 @@
-//! opentrail's use cases: ingest with dedupe and back-pressure, lookup, principals and access policy.
+//! opentrail's use cases: ingest with dedupe and back-pressure, lookup, principals and access policy, trails.
 //!
 //! Architecture invariant: this crate knows no HTTP, no SigV4 and no AWS exception names; the `api`
 //! crate maps [`StoreError`] and friends onto the wire.
@@ -12,6 +12,7 @@ pub mod keys;
 pub mod metrics;
 pub mod policy;
 pub mod store;
+pub mod trails;
 
 pub use batch::{BatchError, split_batch};
 pub use config::{Config, ConfigError, PrincipalConfig, Role};
