@@ -359,6 +359,39 @@ mod tests {
     }
 
     #[test]
+    fn dictionary_frames_round_trip_and_need_their_dictionary() {
+        let recs: Vec<Vec<u8>> =
+            (0..200).map(|i| format!("{{\"eventName\":\"CreateUser\",\"n\":{i}}}").into_bytes()).collect();
+        let sizes: Vec<usize> = recs.iter().map(Vec::len).collect();
+        let dict = zstd::dict::from_continuous(&recs.concat(), &sizes, 1024).unwrap();
+        let (enc, ddict) = crate::dict::prepare(3, &dict, 1).unwrap();
+        let mut out = Vec::new();
+        let refs: Vec<&[u8]> = recs[..20].iter().map(Vec::as_slice).collect();
+        FrameEncoder::new(1).unwrap().encode(9, refs.iter().copied(), Some(&enc), &mut out).unwrap();
+        let h = check_frame(&out).unwrap();
+        assert_eq!((h.codec, h.dict_id), (Codec::ZstdDict, 3));
+        let block = decode_payload(&h, &out[HEADER_LEN..], Some(&ddict)).unwrap();
+        assert_eq!(block.get(9), Some(recs[0].as_slice()));
+        assert!(decode_payload(&h, &out[HEADER_LEN..], None).is_err());
+        // another trained dictionary has another zstd dictionary ID, which the frame's zstd header names
+        let others: Vec<Vec<u8>> = (0..200).map(|i| format!("[\"GetUser\",{i},{}]", i * 7).into_bytes()).collect();
+        let sizes: Vec<usize> = others.iter().map(Vec::len).collect();
+        let other = zstd::dict::from_continuous(&others.concat(), &sizes, 1024).unwrap();
+        let other = zstd::zstd_safe::DDict::try_create(&other).unwrap();
+        assert!(decode_payload(&h, &out[HEADER_LEN..], Some(&other)).is_err(), "another dictionary is refused");
+    }
+
+    #[test]
+    fn a_dictionary_id_must_agree_with_the_codec() {
+        let mut bytes = frame(1, &[b"hello hello hello hello hello"]);
+        bytes[6] = 1; // dict_id 1 on a plain zstd frame
+        assert!(matches!(parse_header(&bytes), Err(FrameError::BadDictId { .. })));
+        bytes[6] = 0;
+        bytes[5] = Codec::ZstdDict as u8; // dictionary codec without an id
+        assert!(matches!(parse_header(&bytes), Err(FrameError::BadDictId { .. })));
+    }
+
+    #[test]
     fn incompressible_payload_is_stored_raw() {
         let bytes = frame(1, &[b"a"]);
         let h = check_frame(&bytes).unwrap();

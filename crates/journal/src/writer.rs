@@ -91,7 +91,8 @@ impl Writer {
             return;
         }
         let opts = &self.shared.opts;
-        let trained = sampler.train(opts.dict_bytes);
+        // Clamped: open refuses a dictionary file larger than the hard-coded MAX_DICT_BYTES.
+        let trained = sampler.train(opts.dict_bytes.min(dict::MAX_DICT_BYTES));
         let Some(raw) = trained else {
             self.shared.stats.lock().dictionary_failures += 1;
             return;
