@@ -217,6 +217,6 @@ fn a_dictionary_makes_realistic_json_in_small_blocks_smaller() {
     let with = bytes_on_disk(b.path(), &records, 64 << 10);
     assert_eq!(dict_files(b.path()).len(), 1);
     // generous margin: measured 0.74 here (2,200 of the 3,000 events after training, the 64 KiB dictionary
-    // file included); ~0.6 on long runs, see docs/formats/journal.md
+    // file included); 0.72 over 1 M events, see docs/formats/journal.md
     assert!(with * 10 < without * 9, "with dictionary {with} bytes, without {without}");
 }
