@@ -19,8 +19,12 @@ pub trait IoFaults: Send + Sync {
     fn sync(&self, _path: &Path) -> io::Result<()> {
         Ok(())
     }
-    /// Before creating a new segment file.
+    /// Before creating a new segment file (or a dictionary's temporary file).
     fn create(&self, _path: &Path) -> io::Result<()> {
+        Ok(())
+    }
+    /// Before renaming a fully written, fsync'd temporary file (a dictionary) to its final name.
+    fn rename(&self, _from: &Path, _to: &Path) -> io::Result<()> {
         Ok(())
     }
     /// Before truncating (rolling back) a segment or removing a segment created by a failed group.
@@ -66,6 +70,13 @@ impl FileOps {
             f.create(path)?;
         }
         std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(path)
+    }
+
+    pub(crate) fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        if let Some(f) = &self.faults {
+            f.rename(from, to)?;
+        }
+        std::fs::rename(from, to)
     }
 
     pub(crate) fn set_len(&self, file: &File, path: &Path, len: u64) -> io::Result<()> {

@@ -78,7 +78,11 @@ impl Journal {
                 h.first_seq, h.count, loc.first_seq, loc.count
             )));
         }
-        frame::decode_payload(&h, &buf[HEADER_LEN..]).map_err(|e| corrupted(e.to_string()))
+        let dict = match h.dict_id {
+            0 => None,
+            id => Some(self.shared().dicts.read().get(&self.shared().opts.dir, id, path, loc.offset)?),
+        };
+        frame::decode_payload(&h, &buf[HEADER_LEN..], dict.as_deref()).map_err(|e| corrupted(e.to_string()))
     }
 
     fn cached_block(&self, seq: Seq) -> Result<Arc<Block>, JournalError> {

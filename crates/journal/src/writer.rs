@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use crate::dict::{self, DictEntry, Sampler};
 use crate::error::JournalError;
 use crate::faults::FileOps;
-use crate::frame::FrameEncoder;
+use crate::frame::{EncoderDict, FrameEncoder};
 use crate::recovery::{BlockLoc, SegmentMeta, segment_path, write_sidecar};
 use crate::{ReadSegment, Seq, SeqRange, Shared, Submission};
 
@@ -32,6 +33,12 @@ pub(crate) struct Writer {
     cur: Current,
     /// Frames waiting to be written to `cur` at `cur.len`.
     pending: Vec<u8>,
+    /// The dictionary new frames are compressed with; its file is durable.
+    dict: Option<EncoderDict>,
+    /// Collects records to train a dictionary on, while there is none (and dictionaries are enabled).
+    sampler: Option<Sampler>,
+    /// Next dictionary id (u32 so that running out of u16 ids is a plain comparison).
+    next_dict_id: u32,
 }
 
 /// How a group failed: a full disk (rolled back, keep going) or anything else (poisoned).
@@ -45,7 +52,14 @@ fn is_disk_full(e: &io::Error) -> bool {
 }
 
 impl Writer {
-    pub(crate) fn new(shared: Arc<Shared>, ops: FileOps, encoder: FrameEncoder, next_seq: u64) -> Writer {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        ops: FileOps,
+        encoder: FrameEncoder,
+        next_seq: u64,
+        current_dict: Option<(u16, Vec<u8>)>,
+        next_dict_id: u32,
+    ) -> Writer {
         let cur = {
             let store = shared.store.read();
             let index = store.segments.len() - 1;
@@ -58,7 +72,52 @@ impl Writer {
                 len: seg.meta.len,
             }
         };
-        Writer { shared, ops, encoder, next_seq, cur, pending: Vec::new() }
+        let opts = &shared.opts;
+        // Go on with the newest dictionary of a reopened journal, so reopening does not retrain.
+        let dict = current_dict.and_then(|(id, bytes)| dict::prepare_encoder(id, &bytes, opts.zstd_level));
+        let sampler = (opts.dict_bytes > 0 && dict.is_none()).then(|| Sampler::new(opts.dict_train_bytes));
+        Writer { shared, ops, encoder, next_seq, cur, pending: Vec::new(), dict, sampler, next_dict_id }
+    }
+
+    /// Sample the group's records and, once enough were seen, train a dictionary and persist it durably.
+    /// Called before any frame of the group is encoded, so the group is the first to use it. Any failure
+    /// leaves the journal on dictionary-less frames (a dictionary only saves space).
+    fn sample_and_train(&mut self, subs: &[Submission]) {
+        let Some(sampler) = &mut self.sampler else { return };
+        for r in subs.iter().flat_map(|s| s.records.iter()) {
+            sampler.add(r);
+        }
+        if !sampler.ready() {
+            return;
+        }
+        let opts = &self.shared.opts;
+        // Clamped: open refuses a dictionary file larger than the hard-coded MAX_DICT_BYTES.
+        let trained = sampler.train(opts.dict_bytes.min(dict::MAX_DICT_BYTES));
+        let Some(raw) = trained else {
+            self.shared.stats.lock().dictionary_failures += 1;
+            return;
+        };
+        let Ok(id) = u16::try_from(self.next_dict_id) else {
+            // Hard limit: u16 ids in the frame header. Never reached with one dictionary per journal.
+            self.sampler = None;
+            return;
+        };
+        // Never reused, even if this attempt fails after its file got a name.
+        self.next_dict_id += 1;
+        let Some((enc, ddict)) = dict::prepare(id, &raw, opts.zstd_level) else {
+            self.shared.stats.lock().dictionary_failures += 1;
+            return;
+        };
+        match dict::persist(&self.ops, &opts.dir, id, &raw) {
+            Ok(bytes) => {
+                self.shared.dicts.write().insert(id, DictEntry::Ready(Arc::new(ddict)));
+                self.shared.stats.lock().dictionary_bytes += bytes;
+                self.dict = Some(enc);
+                self.sampler = None;
+            }
+            // Not durable, so never referenced; the sampler collects again and a later group retries.
+            Err(_) => self.shared.stats.lock().dictionary_failures += 1,
+        }
     }
 
     pub(crate) fn run(mut self) {
@@ -137,6 +196,7 @@ impl Writer {
         blocks: &mut Vec<BlockLoc>,
         sealed_lens: &mut Vec<(u32, u64)>,
     ) -> Result<(u64, u64), GroupError> {
+        self.sample_and_train(subs);
         let block_bytes = self.shared.opts.block_bytes.max(1);
         let segment_bytes = self.shared.opts.segment_bytes;
         let mut records = subs.iter().flat_map(|s| s.records.iter()).peekable();
@@ -155,7 +215,7 @@ impl Writer {
             }
             frame.clear();
             self.encoder
-                .encode(seq, block.iter().copied(), &mut frame)
+                .encode(seq, block.iter().copied(), self.dict.as_ref(), &mut frame)
                 .map_err(|e| GroupError::Fatal(JournalError::io("compress block", &self.cur.path, e)))?;
             let used = self.cur.len + self.pending.len() as u64;
             if used > 0 && used + frame.len() as u64 > segment_bytes {

@@ -34,10 +34,13 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn open(dir: &std::path::Path, block_bytes: usize, segment_bytes: u64) -> Journal {
+/// `dict_train_bytes` 0 turns dictionaries off; otherwise a small dictionary is trained after that many bytes.
+fn open(dir: &std::path::Path, block_bytes: usize, segment_bytes: u64, dict_train_bytes: usize) -> Journal {
     let mut o = JournalOptions::new(dir);
     o.block_bytes = block_bytes;
     o.segment_bytes = segment_bytes;
+    o.dict_bytes = if dict_train_bytes == 0 { 0 } else { 1024 };
+    o.dict_train_bytes = dict_train_bytes;
     Journal::open(o).expect("open").0
 }
 
@@ -49,9 +52,10 @@ proptest! {
         ops in proptest::collection::vec(op(), 1..40),
         block_bytes in 1usize..2048,
         segment_bytes in 1u64..8192,
+        dict_train_bytes in prop_oneof![1 => Just(0usize), 3 => 64usize..4096],
     ) {
         let dir = tempfile::tempdir().unwrap();
-        let mut j = open(dir.path(), block_bytes, segment_bytes);
+        let mut j = open(dir.path(), block_bytes, segment_bytes, dict_train_bytes);
         let mut model: Vec<Vec<u8>> = Vec::new();
         // maps an arbitrary u64 onto a seq that exists (when there is one) or just past the end
         let pick = |x: u64, len: usize| x % (len as u64 + 1) + 1;
@@ -65,7 +69,7 @@ proptest! {
                 }
                 Op::Reopen => {
                     drop(j);
-                    j = open(dir.path(), block_bytes, segment_bytes);
+                    j = open(dir.path(), block_bytes, segment_bytes, dict_train_bytes);
                 }
                 Op::Read(x) => {
                     let seq = pick(x, model.len());
@@ -92,6 +96,7 @@ proptest! {
             prop_assert_eq!(j.durable_seq().map_or(0, |s| s.0), model.len() as u64);
         }
         drop(j);
+        // default options read every frame, with or without a dictionary
         let (j, rec) = Journal::open(JournalOptions::new(dir.path())).unwrap();
         prop_assert_eq!(rec.truncated_tail_bytes, 0);
         prop_assert_eq!(common::all_records(&j), model);

@@ -30,6 +30,8 @@ pub struct Faults {
     pub enospc_torn_bytes: AtomicUsize,
     pub failing_syncs: AtomicUsize,
     pub sync_gate: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+    /// File name of each operation's target, in order (the op number is the index).
+    pub log: Mutex<Vec<String>>,
 }
 
 fn crashed() -> io::Error {
@@ -42,8 +44,10 @@ impl Faults {
     }
 
     /// True if this operation is at or past the crash point.
-    fn crash_now(&self) -> bool {
+    fn crash_now(&self, path: &Path) -> bool {
         let n = self.ops.fetch_add(1, Ordering::SeqCst);
+        let name = path.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
+        self.log.lock().unwrap().push(name);
         if self.crashed.load(Ordering::SeqCst) {
             return true;
         }
@@ -60,9 +64,9 @@ impl Faults {
 }
 
 impl IoFaults for Faults {
-    fn write(&self, _path: &Path, _offset: u64, len: usize) -> Result<(), (usize, io::Error)> {
+    fn write(&self, path: &Path, _offset: u64, len: usize) -> Result<(), (usize, io::Error)> {
         let first_crash = !self.crashed.load(Ordering::SeqCst);
-        if self.crash_now() {
+        if self.crash_now(path) {
             let torn = match self.crash_at {
                 Some((_, t)) if first_crash => t,
                 _ => Torn::Nothing,
@@ -82,8 +86,8 @@ impl IoFaults for Faults {
         Ok(())
     }
 
-    fn sync(&self, _path: &Path) -> io::Result<()> {
-        if self.crash_now() {
+    fn sync(&self, path: &Path) -> io::Result<()> {
+        if self.crash_now(path) {
             return Err(crashed());
         }
         if let Some(gate) = self.sync_gate.lock().unwrap().as_ref() {
@@ -95,8 +99,8 @@ impl IoFaults for Faults {
         Ok(())
     }
 
-    fn create(&self, _path: &Path) -> io::Result<()> {
-        if self.crash_now() {
+    fn create(&self, path: &Path) -> io::Result<()> {
+        if self.crash_now(path) {
             return Err(crashed());
         }
         if Self::take(&self.enospc_creates) {
@@ -105,19 +109,29 @@ impl IoFaults for Faults {
         Ok(())
     }
 
-    fn truncate(&self, _path: &Path, _len: u64) -> io::Result<()> {
-        if self.crash_now() {
+    fn rename(&self, _from: &Path, to: &Path) -> io::Result<()> {
+        if self.crash_now(to) {
+            return Err(crashed());
+        }
+        Ok(())
+    }
+
+    fn truncate(&self, path: &Path, _len: u64) -> io::Result<()> {
+        if self.crash_now(path) {
             return Err(crashed());
         }
         Ok(())
     }
 }
 
-/// Small blocks and segments so that a few records exercise block cuts and segment rolls.
+/// Small blocks and segments so that a few records exercise block cuts and segment rolls, and a dictionary
+/// trained after the first ~1 KiB of records, so that later frames use it.
 pub fn small_opts(dir: &Path) -> JournalOptions {
     let mut o = JournalOptions::new(dir);
     o.block_bytes = 200;
     o.segment_bytes = 600;
+    o.dict_bytes = 1024;
+    o.dict_train_bytes = 1024;
     o
 }
 
@@ -140,4 +154,24 @@ pub fn batch(batch_no: usize, n: usize) -> Vec<Vec<u8>> {
 /// Everything the journal holds, via scan.
 pub fn all_records(j: &Journal) -> Vec<Vec<u8>> {
     j.scan(Seq(1)).map(|r| r.expect("scan").1).collect()
+}
+
+/// The codec byte of every frame of every segment of `dir`, in order: 0 raw, 1 zstd, 2 zstd with a dictionary.
+pub fn frame_codecs(dir: &Path) -> Vec<u8> {
+    let mut segs: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    segs.sort();
+    let mut codecs = Vec::new();
+    for seg in segs {
+        let bytes = std::fs::read(seg).unwrap();
+        let mut at = 0;
+        while at + 32 <= bytes.len() {
+            codecs.push(bytes[at + 5]);
+            at += 32 + u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+        }
+    }
+    codecs
 }
