@@ -10,6 +10,7 @@ mod cloudtrail;
 pub mod error;
 mod ingest;
 pub mod lookup;
+pub mod tls;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -20,9 +21,10 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use model::EventTime;
-use service::{Config, EventStore, Principal, Principals};
+use service::{Config, EventStore, Principal, Principals, RateLimiter};
 
 pub use error::ApiError;
+pub use tls::{TlsError, load_server_config, serve_tls};
 
 /// Hard-coded: the largest request body accepted (compressed, as sent).
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
@@ -42,12 +44,21 @@ pub struct App {
     pub clock: Clock,
     /// Where the server keeps its state (journal, index, control-plane state, keys).
     pub data_dir: PathBuf,
+    /// Per (access key, operation) token buckets from `[rate_limits]`; empty config = no limits.
+    pub rate_limiter: RateLimiter,
 }
 
 impl App {
     /// Wires the surfaces over an open store: loads or creates the control-plane state kept in `data_dir`.
     pub fn open(store: EventStore, config: Config, data_dir: &Path, clock: Clock) -> Result<App, AppError> {
-        Ok(App { principals: Principals::from_config(&config), store, config, clock, data_dir: data_dir.to_path_buf() })
+        Ok(App {
+            principals: Principals::from_config(&config),
+            rate_limiter: RateLimiter::from_config(&config.rate_limits),
+            store,
+            config,
+            clock,
+            data_dir: data_dir.to_path_buf(),
+        })
     }
 }
 

@@ -7,12 +7,14 @@ pub mod batch;
 pub mod config;
 pub mod metrics;
 pub mod policy;
+pub mod ratelimit;
 pub mod store;
 
 pub use batch::{BatchError, split_batch};
 pub use config::{Config, ConfigError, PrincipalConfig, Role};
 pub use metrics::Metrics;
 pub use policy::{Decision, Principal, Principals};
+pub use ratelimit::{RateLimiter, Throttled};
 pub use store::{
     CheckReport, EventStore, IngestItem, IngestOutcome, LookupResult, StoreError, StoreOptions, StoredEvent,
 };
