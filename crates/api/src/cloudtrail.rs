@@ -41,7 +41,13 @@ pub(crate) async fn dispatch(app: &Arc<App>, ctx: &CallContext, target: &str, bo
             return error_response(&e);
         }
     };
-    let result = match authorize(ctx, &format!("cloudtrail:{op}")) {
+    // Throttled calls are refused before authorization and are audited like any other failure.
+    let admitted = app
+        .rate_limiter
+        .check(&ctx.principal.access_key_id, op, ctx.now.0)
+        .map_err(ApiError::from)
+        .and_then(|()| authorize(ctx, &format!("cloudtrail:{op}")));
+    let result = match admitted {
         Ok(()) => call(app, ctx, op, &params).await,
         Err(e) => Err(e),
     };

@@ -4,8 +4,8 @@
 use axum::http::StatusCode;
 use serde_json::json;
 
-use service::StoreError;
 use service::trails::TrailError;
+use service::{StoreError, Throttled};
 
 /// An error as the client sees it.
 #[derive(Debug, Clone)]
@@ -79,6 +79,14 @@ impl From<StoreError> for ApiError {
             }
             _ => ApiError::internal(&e),
         }
+    }
+}
+
+impl From<Throttled> for ApiError {
+    /// botocore retries `ThrottlingException` with backoff; the message is AWS's own.
+    fn from(e: Throttled) -> Self {
+        tracing::debug!(error = %e, "throttled");
+        ApiError::client("ThrottlingException", "Rate exceeded")
     }
 }
 

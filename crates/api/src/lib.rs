@@ -14,6 +14,7 @@ pub mod error;
 mod ingest;
 mod keys;
 pub mod lookup;
+pub mod tls;
 mod trails;
 
 use std::net::{IpAddr, SocketAddr};
@@ -27,9 +28,10 @@ use axum::response::{IntoResponse, Response};
 use model::EventTime;
 use service::channels::Channels;
 use service::keys::KeyRing;
-use service::{Config, EventStore, Principal, Principals};
+use service::{Config, EventStore, Principal, Principals, RateLimiter};
 
 pub use error::ApiError;
+pub use tls::{TlsError, load_server_config, serve_tls};
 
 /// Hard-coded: the largest request body accepted (compressed, as sent).
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
@@ -55,6 +57,8 @@ pub struct App {
     pub channels: Arc<Channels>,
     /// Trails and their settings, kept in `data_dir`.
     pub trails: Arc<service::trails::TrailStore>,
+    /// Per (access key, operation) token buckets from `[rate_limits]`; empty config = no limits.
+    pub rate_limiter: RateLimiter,
 }
 
 impl App {
@@ -72,6 +76,7 @@ impl App {
         let trails = service::trails::TrailStore::open(data_dir, home).map_err(|e| state_error("trail state", &e))?;
         Ok(App {
             principals: Principals::from_config(&config),
+            rate_limiter: RateLimiter::from_config(&config.rate_limits),
             store,
             config,
             clock,

@@ -12,6 +12,9 @@ use service::{Config, EventStore, Metrics, PrincipalConfig, Role, StoreOptions};
 
 use crate::client::ini_section;
 
+/// Where HTTPS listens when `[tls]` names no `listen`.
+const DEFAULT_TLS_LISTEN: &str = "127.0.0.1:4591";
+
 /// Profile name of the generated admin key in `<data-dir>/credentials`.
 const GENERATED_PROFILE: &str = "opentrail";
 
@@ -43,15 +46,50 @@ pub fn run(
         "store open"
     );
     let app = Arc::new(api::App::open(store.clone(), cfg, &data_dir, api::system_clock())?);
+    // Load the certificate before binding anything, so a bad file fails the start with its name.
+    let tls = match &app.config.tls {
+        Some(t) => {
+            let server_config = api::load_server_config(&t.cert_file, &t.key_file)?;
+            Some((t.listen.clone().unwrap_or_else(|| DEFAULT_TLS_LISTEN.to_string()), server_config))
+        }
+        None => None,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("listen on {listen}"))?;
         let addr = listener.local_addr()?;
-        // Tests and scripts read this line to find the port.
+        let tls = match tls {
+            Some((tls_listen, server_config)) => {
+                let l = tokio::net::TcpListener::bind(&tls_listen)
+                    .await
+                    .with_context(|| format!("listen (https) on {tls_listen}"))?;
+                Some((l, server_config))
+            }
+            None => None,
+        };
+        // Tests and scripts read these lines to find the ports: http first, then https when configured.
         println!("opentrail listening on http://{addr}");
+        if let Some((l, _)) = &tls {
+            println!("opentrail listening on https://{}", l.local_addr()?);
+        }
         std::io::stdout().flush()?;
-        tracing::info!(%addr, "serving");
-        api::serve(listener, app, shutdown_signal()).await?;
+        tracing::info!(%addr, https = tls.is_some(), "serving");
+        // One signal stops every listener.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        });
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let http = api::serve(listener, app.clone(), stopped(stop_rx.clone()));
+        match tls {
+            Some((l, server_config)) => {
+                tokio::try_join!(http, api::serve_tls(l, app, server_config, stopped(stop_rx)))?;
+            }
+            None => http.await?,
+        }
         Ok::<_, anyhow::Error>(())
     })?;
     store.shutdown();

@@ -137,6 +137,15 @@ impl Config {
         if self.account_id.len() != 12 || !self.account_id.bytes().all(|b| b.is_ascii_digit()) {
             return invalid("account_id".into(), "must be 12 digits");
         }
+        let rates = self.rate_limits.default_per_second.map(|r| ("rate_limits.default_per_second".to_string(), r));
+        for (field, rate) in rates
+            .into_iter()
+            .chain(self.rate_limits.operations.iter().map(|(op, r)| (format!("rate_limits.operations.{op}"), *r)))
+        {
+            if !rate.is_finite() || rate < 0.0 {
+                return invalid(field, "must be a number of requests per second, 0 or more");
+            }
+        }
         let mut seen = std::collections::HashSet::new();
         for (i, p) in self.principals.iter().enumerate() {
             let field = |f: &str| format!("principals[{i}].{f}");

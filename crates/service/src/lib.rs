@@ -11,6 +11,7 @@ pub mod config;
 pub mod keys;
 pub mod metrics;
 pub mod policy;
+pub mod ratelimit;
 pub mod store;
 pub mod trails;
 
@@ -18,6 +19,7 @@ pub use batch::{BatchError, split_batch};
 pub use config::{Config, ConfigError, PrincipalConfig, Role};
 pub use metrics::Metrics;
 pub use policy::{Decision, Principal, Principals};
+pub use ratelimit::{RateLimiter, Throttled};
 pub use store::{
     CheckReport, EventStore, IngestItem, IngestOutcome, LookupResult, StoreError, StoreOptions, StoredEvent,
 };

@@ -48,6 +48,8 @@ pub struct Server {
     pub child: Child,
     pub endpoint: String,
     pub addr: String,
+    /// `https://ADDR` when the config has a `[tls]` section (the second stdout line).
+    pub https_endpoint: Option<String>,
     pub data_dir: PathBuf,
     pub config: Option<PathBuf>,
     stderr_log: PathBuf,
@@ -106,12 +108,21 @@ impl Server {
                 ),
             }
         };
+        // With `[tls]` configured the next line names the HTTPS listener.
+        let wants_https = config.and_then(|c| std::fs::read_to_string(c).ok()).is_some_and(|t| t.contains("[tls]"));
+        let https_endpoint = wants_https.then(|| match lines.next() {
+            Some(Ok(line)) if line.starts_with("opentrail listening on https://") => {
+                line.trim_start_matches("opentrail listening on ").trim().to_string()
+            }
+            other => panic!("expected the https listening line, got {other:?}"),
+        });
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         Server {
             child,
             endpoint: format!("http://{addr}"),
             addr,
+            https_endpoint,
             data_dir: data_dir.to_path_buf(),
             config: config.map(Path::to_path_buf),
             stderr_log,
@@ -171,9 +182,13 @@ impl Server {
     }
 
     /// Runs a python3 snippet with boto3 available; `ENDPOINT`, `KEY`, `SECRET` are set in its env.
+    /// `HTTPS_ENDPOINT` is set too when the server has an HTTPS listener.
     pub fn python(&self, key: &str, secret: &str, code: &str) -> std::process::Output {
-        Command::new("python3")
-            .arg("-c")
+        let mut c = Command::new("python3");
+        if let Some(https) = &self.https_endpoint {
+            c.env("HTTPS_ENDPOINT", https);
+        }
+        c.arg("-c")
             .arg(code)
             .env("ENDPOINT", &self.endpoint)
             .env("KEY", key)
