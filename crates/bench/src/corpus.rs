@@ -97,7 +97,7 @@ impl Corpus {
                 let parsed = Record::parse(rec.as_bytes(), || unreachable!("eventgen always writes eventID"))
                     .map_err(|e| anyhow::anyhow!("generated record {i} does not parse: {e}"))?;
                 count(&mut stats, &parsed.fields);
-                if i % sample_every == 0 && stats.samples.len() < SAMPLED_RECORDS {
+                if i.is_multiple_of(sample_every) && stats.samples.len() < SAMPLED_RECORDS {
                     stats.samples.push(parsed.fields);
                 }
             }

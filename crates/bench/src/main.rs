@@ -58,7 +58,7 @@ struct Args {
     #[arg(long, default_value_t = 2)]
     lookup_threads: usize,
     /// Timed repetitions of every lookup query.
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = 100)]
     lookup_reps: usize,
     /// Steady ingest rate of the freshness phase, events/s.
     #[arg(long, default_value_t = 20_000)]

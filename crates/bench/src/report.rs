@@ -90,9 +90,15 @@ pub fn header(scratch: &Path, bin: &Path) -> String {
     let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
     let df = sh("df", &["-hT", &scratch.to_string_lossy()]);
     let disk = df.lines().last().unwrap_or("?").split_whitespace().collect::<Vec<_>>().join(" ");
-    let repo = env!("CARGO_MANIFEST_DIR");
-    let commit = sh("git", &["-C", repo, "rev-parse", "--short=12", "HEAD"]);
-    let dirty = !sh("git", &["-C", repo, "status", "--porcelain", "--untracked-files=no"]).is_empty();
+    // The commit of the working directory, unless the binaries were built from an exported snapshot
+    // (`git archive`), which names its commit in OPENTRAIL_BENCH_COMMIT.
+    let (commit, dirty) = match std::env::var("OPENTRAIL_BENCH_COMMIT") {
+        Ok(c) => (c, false),
+        Err(_) => (
+            sh("git", &["rev-parse", "--short=12", "HEAD"]),
+            !sh("git", &["status", "--porcelain", "--untracked-files=no"]).is_empty(),
+        ),
+    };
     let command: Vec<String> = std::env::args().collect();
     let mut s = String::new();
     let _ = writeln!(s, "# opentrail-bench");
@@ -103,6 +109,9 @@ pub fn header(scratch: &Path, bin: &Path) -> String {
     let _ = writeln!(s, "- server binary: {}", bin.display());
     let _ = writeln!(s, "- machine: {nproc} cores ({cpu}), {:.1} GiB RAM", mem_kb as f64 / 1024.0 / 1024.0);
     let _ = writeln!(s, "- disk (scratch {}): {disk}", scratch.display());
+    // The machine is shared: a load average above the core count at the start means noisy figures.
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let _ = writeln!(s, "- load average at start: {}", load.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
     s
 }
 
@@ -170,7 +179,7 @@ pub fn render(f: &Figures) -> String {
             ms(fr.lag.p(50.0)),
             ms(fr.lag.p(99.0)),
             fr.lag.len(),
-            at_most(fr.lag.p(99.0).as_secs_f64(), 1.0, " s")
+            at_most(fr.lag.p(99.0).as_secs_f64() * 1000.0, 1000.0, " ms")
         );
     }
     if let Some(ot) = &f.ot_lookups {
@@ -233,7 +242,7 @@ pub fn render(f: &Figures) -> String {
     if let (Some(p), Some(g)) = (f.encoding_plain_eps, f.encoding_gzip_eps) {
         let _ = writeln!(
             s,
-            "- encodings, first {} events on a fresh server, bodies prepared before the clock: plain {} ev/s, gzip {} ev/s → main run uses **{:?}**",
+            "- encodings, first {} events on a fresh server, bodies prepared before the clock: plain {} ev/s, gzip {} ev/s → main run uses **{:?}** (gzip bodies compressed before the clock there too; the client signs every request while sending)",
             num(crate::ENCODING_PROBE_EVENTS as f64),
             num(p),
             num(g),
