@@ -69,6 +69,10 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(error = %e, "refusing work: journal saturated");
                 ApiError::unavailable(e.to_string(), 1)
             }
+            StoreError::IndexBehind { .. } => {
+                tracing::warn!(error = %e, "refusing work: index behind the journal");
+                ApiError::unavailable(e.to_string(), 1)
+            }
             StoreError::DiskFull => {
                 tracing::error!(error = %e, "refusing work: disk full");
                 ApiError::unavailable(e.to_string(), 5)

@@ -37,7 +37,11 @@ pub fn run(
     let listen = listen.or(cfg.listen.clone()).unwrap_or_else(|| crate::DEFAULT_LISTEN.to_string());
     let metrics = Arc::new(Metrics::default());
     let started = std::time::Instant::now();
-    let store_opts = StoreOptions { max_queued_bytes: cfg.journal_max_queued_bytes, ..StoreOptions::new(&data_dir) };
+    let mut store_opts = StoreOptions::new(&data_dir);
+    store_opts.max_queued_bytes = cfg.journal_max_queued_bytes;
+    if let Some(lag) = cfg.max_index_lag_events {
+        store_opts.max_index_lag = lag;
+    }
     let store = EventStore::open(store_opts, metrics).context("open event store")?;
     tracing::info!(
         data_dir = %data_dir.display(),

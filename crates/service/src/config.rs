@@ -71,6 +71,8 @@ pub struct Config {
     pub lookup_window_days: Option<u32>,
     /// Back-pressure: bytes waiting for the journal's next group commit before ingest answers 503.
     pub journal_max_queued_bytes: Option<usize>,
+    /// Back-pressure: durable records not yet visible to lookups before ingest answers 503.
+    pub max_index_lag_events: Option<u64>,
     /// Peers whose `X-Forwarded-For` is believed for `sourceIPAddress`.
     #[serde(default)]
     pub trusted_proxies: Vec<IpAddr>,
@@ -90,6 +92,7 @@ impl Default for Config {
             listen: None,
             lookup_window_days: None,
             journal_max_queued_bytes: None,
+            max_index_lag_events: None,
             trusted_proxies: Vec::new(),
             tls: None,
             rate_limits: RateLimitConfig::default(),

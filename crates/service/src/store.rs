@@ -28,11 +28,24 @@ pub struct StoreOptions {
     pub data_dir: PathBuf,
     /// Back-pressure limit of the journal queue.
     pub max_queued_bytes: Option<usize>,
+    /// Back-pressure from the index: ingest answers "busy" while more than this many durable records
+    /// wait to become visible to lookups (a slow view must slow capture down, not grow memory).
+    pub max_index_lag: u64,
+    /// Whether to start the indexer thread (off only in tests that need a lagging index).
+    pub run_indexer: bool,
 }
+
+/// Hard-coded default of [`StoreOptions::max_index_lag`]: a few seconds of ingest at full speed.
+pub const DEFAULT_MAX_INDEX_LAG: u64 = 250_000;
 
 impl StoreOptions {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
-        StoreOptions { data_dir: data_dir.into(), max_queued_bytes: None }
+        StoreOptions {
+            data_dir: data_dir.into(),
+            max_queued_bytes: None,
+            max_index_lag: DEFAULT_MAX_INDEX_LAG,
+            run_indexer: true,
+        }
     }
 }
 
@@ -53,12 +66,22 @@ pub enum StoreError {
     Unreadable { seq: Seq, reason: String },
     #[error("the store is shutting down")]
     Closed,
+    /// The index is too far behind the journal: retry after a moment.
+    #[error("lookups are {lag} records behind ingest (limit {limit}); retry later")]
+    IndexBehind { lag: u64, limit: u64 },
 }
 
 impl StoreError {
     /// True for conditions that pass by themselves (HTTP 503 + Retry-After).
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Busy { .. } | StoreError::DiskFull | StoreError::Poisoned | StoreError::Closed)
+        matches!(
+            self,
+            StoreError::Busy { .. }
+                | StoreError::IndexBehind { .. }
+                | StoreError::DiskFull
+                | StoreError::Poisoned
+                | StoreError::Closed
+        )
     }
 }
 
@@ -117,6 +140,7 @@ struct Inner {
     journal: Journal,
     index: EventIndex,
     metrics: Arc<Metrics>,
+    max_index_lag: u64,
     /// eventIDs submitted to the journal and not yet indexed.
     in_flight: Mutex<HashSet<String>>,
     /// Index fields parsed at ingest, waiting for the indexer (saves re-parsing the journal).
@@ -156,6 +180,7 @@ impl EventStore {
             journal,
             index,
             metrics,
+            max_index_lag: opts.max_index_lag,
             in_flight: Mutex::new(HashSet::new()),
             handoff: Mutex::new(BTreeMap::new()),
             indexed: Mutex::new(checkpoint),
@@ -171,12 +196,17 @@ impl EventStore {
         if replayed > 0 {
             tracing::info!(replayed, elapsed_ms = started.elapsed().as_millis() as u64, "index caught up with journal");
         }
-        let worker = inner.clone();
-        let handle = std::thread::Builder::new()
-            .name("indexer".into())
-            .spawn(move || worker.run_indexer())
-            .map_err(|e| StoreError::Unreadable { seq: Seq(0), reason: format!("cannot start indexer: {e}") })?;
-        Ok(EventStore { inner, indexer: Arc::new(Mutex::new(Some(handle))) })
+        let handle = if opts.run_indexer {
+            let worker = inner.clone();
+            let h = std::thread::Builder::new()
+                .name("indexer".into())
+                .spawn(move || worker.run_indexer())
+                .map_err(|e| StoreError::Unreadable { seq: Seq(0), reason: format!("cannot start indexer: {e}") })?;
+            Some(h)
+        } else {
+            None
+        };
+        Ok(EventStore { inner, indexer: Arc::new(Mutex::new(handle)) })
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -187,6 +217,11 @@ impl EventStore {
     /// stored, in flight, or repeated within the batch are not stored twice.
     pub async fn ingest(&self, items: Vec<IngestItem>) -> Result<IngestOutcome, StoreError> {
         let inner = &self.inner;
+        let lag = self.durable_seq().map_or(0, |s| s.0).saturating_sub(self.indexed_seq().map_or(0, |s| s.0));
+        if lag > inner.max_index_lag {
+            inner.metrics.backpressure_rejections.fetch_add(1, Relaxed);
+            return Err(StoreError::IndexBehind { lag, limit: inner.max_index_lag });
+        }
         let mut outcome = IngestOutcome { event_ids: Vec::with_capacity(items.len()), ..Default::default() };
         let mut payloads = Vec::with_capacity(items.len());
         let mut fields = Vec::with_capacity(items.len());

@@ -79,3 +79,24 @@ fn resending_a_batch_with_client_event_ids_stores_nothing_twice() {
     assert_eq!(store.durable_seq().unwrap().0, 30);
     store.shutdown();
 }
+
+#[test]
+fn a_lagging_index_pushes_back_on_ingest_instead_of_growing_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let opts = StoreOptions { max_index_lag: 5, run_indexer: false, ..StoreOptions::new(dir.path()) };
+    let store = EventStore::open(opts, Arc::new(Metrics::default())).unwrap();
+    let first = rt.block_on(store.ingest((0..10).map(|i| record(i, "A")).collect())).unwrap();
+    assert_eq!(first.stored, 10);
+    let err = rt.block_on(store.ingest(vec![record(10, "A")])).unwrap_err();
+    assert!(matches!(err, service::StoreError::IndexBehind { lag: 10, limit: 5 }), "{err:?}");
+    assert!(err.is_transient());
+    assert_eq!(store.durable_seq().unwrap().0, 10, "the refused record was not stored");
+    store.shutdown();
+    drop(store);
+    // Reopening replays the journal into the index; ingest flows again.
+    let store = open(dir.path());
+    let again = rt.block_on(store.ingest(vec![record(10, "A")])).unwrap();
+    assert_eq!(again.stored, 1);
+    store.shutdown();
+}
