@@ -212,6 +212,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     index.persist()?;
     if query_only {
         drop(index);
+        reset_peak_rss();
         let t = Instant::now();
         let index = EventIndex::open(&dir)?;
         println!("reopen: {:.0} ms, checkpoint {:?}", t.elapsed().as_secs_f64() * 1000.0, index.checkpoint());
