@@ -171,6 +171,15 @@ fn print_rss(phase: &str) {
     println!("rss {phase}: peak (VmHWM) {hwm:.0} MiB, now (VmRSS) {rss:.0} MiB");
 }
 
+fn print_cache(index: &EventIndex, events: u64) {
+    let (hits, misses) = index.cache_hit_counts();
+    println!(
+        "resident segment structures {:.2} bytes/event; block cache {:.1} MiB held, {hits} hits, {misses} misses",
+        index.heap_bytes() as f64 / events as f64,
+        index.cache_resident_bytes() as f64 / (1 << 20) as f64
+    );
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -220,6 +229,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         find_event_ids(&index, &sample)?;
         run_queries(&index, &sample)?;
         print_rss("after reopen + find_event_id + queries (fresh process)");
+        print_cache(&index, events);
         return Ok(());
     }
     println!(
@@ -238,6 +248,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         index.heap_bytes() as f64 / events as f64
     );
     print_rss("during pending merges (compact)");
+    let parts = index.disk_bytes_by_part();
+    println!(
+        "disk by part (bytes/event): {}",
+        parts.iter().map(|(name, b)| format!("{name} {:.2}", *b as f64 / events as f64)).collect::<Vec<_>>().join(", ")
+    );
     drop(index);
     let t = Instant::now();
     reset_peak_rss();
@@ -247,6 +262,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     find_event_ids(&index, &sample)?;
     run_queries(&index, &sample)?;
     print_rss("after reopen + find_event_id + queries");
+    print_cache(&index, events);
     Ok(())
 }
 
