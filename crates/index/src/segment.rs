@@ -44,12 +44,13 @@ fn bloom_positions(key: u128, nbits: u64) -> impl Iterator<Item = u64> {
     (0..BLOOM_PROBES).map(move |i| h1.wrapping_add(i.wrapping_mul(h2)) % nbits)
 }
 
-/// Bytes of a UUID's top bits that the id table leaves implicit in its bucket index: enough buckets for about
-/// 16 entries each, at most 2 bytes (a 256 KiB resident index). Written in the footer, not re-derived.
+/// Bytes of a UUID's top bits that the id table leaves implicit in its bucket index: at least 8 entries per
+/// bucket on average (the index costs at most 0.5 byte per id in memory, and saves a byte per id on disk), at
+/// most 2 bytes (a 256 KiB resident index). Hard-coded thresholds; the choice is written in the footer.
 fn id_drop_bytes(n_ids: usize) -> usize {
-    if n_ids >= 1 << 20 {
+    if n_ids >= 1 << 19 {
         2
-    } else if n_ids >= 1 << 12 {
+    } else if n_ids >= 1 << 11 {
         1
     } else {
         0
@@ -1225,7 +1226,7 @@ pub fn merge(dir: &Path, id: u64, inputs: &[Arc<Segment>], cache: &Arc<BlockCach
     {
         let mut readers: Vec<PageReader<'_>> = inputs.iter().map(|s| s.reader(false)).collect();
         let mut pos = vec![(0usize, 0usize); inputs.len()]; // (entry, bucket)
-        let mut heads: Vec<Option<(u128, u32)>> = vec![None; inputs.len()];
+        let mut heads: Vec<Option<(u128, u32)>> = Vec::with_capacity(inputs.len());
         let advance = |i: usize,
                        pos: &mut [(usize, usize)],
                        readers: &mut [PageReader<'_>]|
@@ -1243,7 +1244,7 @@ pub fn merge(dir: &Path, id: u64, inputs: &[Arc<Segment>], cache: &Arc<BlockCach
             Ok(Some((u, map(i, d & !INSIGHT_BIT)? | (d & INSIGHT_BIT))))
         };
         for i in 0..inputs.len() {
-            heads[i] = advance(i, &mut pos, &mut readers)?;
+            heads.push(advance(i, &mut pos, &mut readers)?);
         }
         loop {
             let best = heads.iter().enumerate().filter_map(|(i, h)| h.map(|e| (e, i))).min();
