@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
@@ -32,6 +31,9 @@ struct Lru {
     head: u32,
     /// Least recently used: the next to go.
     tail: u32,
+    capacity_pages: usize,
+    hits: u64,
+    misses: u64,
 }
 
 impl Lru {
@@ -60,59 +62,70 @@ impl Lru {
     }
 }
 
+/// Shards of a large cache, each its own LRU under its own lock, so that concurrent lookups rarely wait on
+/// each other. Hard-coded; caches under [`MIN_PAGES_PER_SHARD`] pages per shard use one shard (exact LRU).
+const SHARDS: usize = 16;
+const MIN_PAGES_PER_SHARD: usize = 64;
+
 pub struct BlockCache {
-    capacity_pages: usize,
-    lru: Mutex<Lru>,
-    hits: AtomicU64,
-    misses: AtomicU64,
+    shards: Vec<Mutex<Lru>>,
 }
 
 impl BlockCache {
     /// A cache holding at most `bytes` of pages (rounded down to whole pages; 0 caches nothing).
     pub fn new(bytes: usize) -> BlockCache {
-        let capacity_pages = bytes / PAGE;
-        BlockCache {
-            capacity_pages,
-            lru: Mutex::new(Lru {
-                map: HashMap::with_capacity(capacity_pages.min(1 << 16)),
-                nodes: Vec::new(),
-                head: NIL,
-                tail: NIL,
-            }),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-        }
+        let pages = bytes / PAGE;
+        let n = if pages >= SHARDS * MIN_PAGES_PER_SHARD { SHARDS } else { 1 };
+        let shards = (0..n)
+            .map(|i| {
+                // The first `pages % n` shards take one page more, so the shards add up to `pages`.
+                let capacity_pages = pages / n + usize::from(i < pages % n);
+                Mutex::new(Lru {
+                    map: HashMap::with_capacity(capacity_pages.min(1 << 16)),
+                    nodes: Vec::new(),
+                    head: NIL,
+                    tail: NIL,
+                    capacity_pages,
+                    hits: 0,
+                    misses: 0,
+                })
+            })
+            .collect();
+        BlockCache { shards }
+    }
+
+    fn shard(&self, key: PageKey) -> &Mutex<Lru> {
+        // Consecutive pages of a segment go to different shards; segment ids spread the rest.
+        let h = (key.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) ^ u64::from(key.1);
+        &self.shards[h as usize % self.shards.len()]
     }
 
     pub fn get(&self, key: PageKey) -> Option<Arc<[u8]>> {
-        let mut lru = self.lru.lock();
+        let mut lru = self.shard(key).lock();
         let Some(&i) = lru.map.get(&key) else {
-            drop(lru);
-            self.misses.fetch_add(1, Ordering::Relaxed);
+            lru.misses += 1;
             return None;
         };
         if lru.head != i {
             lru.unlink(i);
             lru.push_front(i);
         }
-        let page = lru.nodes[i as usize].page.clone();
-        drop(lru);
-        self.hits.fetch_add(1, Ordering::Relaxed);
-        Some(page)
+        lru.hits += 1;
+        Some(lru.nodes[i as usize].page.clone())
     }
 
     pub fn insert(&self, key: PageKey, page: Arc<[u8]>) {
-        if self.capacity_pages == 0 {
+        let mut lru = self.shard(key).lock();
+        if lru.capacity_pages == 0 {
             return;
         }
-        let mut lru = self.lru.lock();
         if let Some(&i) = lru.map.get(&key) {
             lru.nodes[i as usize].page = page;
             lru.unlink(i);
             lru.push_front(i);
             return;
         }
-        let i = if lru.nodes.len() < self.capacity_pages {
+        let i = if lru.nodes.len() < lru.capacity_pages {
             lru.nodes.push(Node { key, page, prev: NIL, next: NIL });
             (lru.nodes.len() - 1) as u32
         } else {
@@ -128,12 +141,12 @@ impl BlockCache {
 
     /// Bytes of the pages held now.
     pub fn resident_bytes(&self) -> usize {
-        self.lru.lock().nodes.iter().map(|n| n.page.len()).sum()
+        self.shards.iter().map(|s| s.lock().nodes.iter().map(|n| n.page.len()).sum::<usize>()).sum()
     }
 
     /// (hits, misses) since the cache was made.
     pub fn hit_counts(&self) -> (u64, u64) {
-        (self.hits.load(Ordering::Relaxed), self.misses.load(Ordering::Relaxed))
+        self.shards.iter().map(|s| s.lock()).fold((0, 0), |(h, m), s| (h + s.hits, m + s.misses))
     }
 }
 
@@ -158,6 +171,18 @@ mod tests {
         c.insert((1, 2), page(9));
         assert_eq!(c.get((1, 2)).as_deref(), Some(&[9u8; 8][..]));
         assert_eq!(c.resident_bytes(), 16);
+    }
+
+    #[test]
+    fn a_sharded_cache_holds_at_most_its_size() {
+        let pages = SHARDS * MIN_PAGES_PER_SHARD + 5;
+        let c = BlockCache::new(pages * PAGE);
+        assert_eq!(c.shards.len(), SHARDS);
+        for i in 0..(3 * pages) as u32 {
+            c.insert((7, i), page(1));
+        }
+        assert!(c.resident_bytes() <= pages * 8);
+        assert!(c.get((7, 3 * pages as u32 - 1)).is_some(), "the newest page stays");
     }
 
     #[test]
