@@ -148,6 +148,38 @@ impl Generator {
 /// Builds a query from a sampled event (`None` when the event lacks one of the attributes).
 type QueryMaker = Box<dyn Fn(&IndexFields) -> Option<Vec<(AttributeKey, String)>>>;
 
+/// `VmHWM` and `VmRSS` of this process in MiB, from /proc/self/status (Linux only; 0 elsewhere).
+fn rss_mib() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+/// Resets VmHWM to the current RSS (Linux `clear_refs` 5), so the next reading is the peak of one phase.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn print_rss(phase: &str) {
+    let (hwm, rss) = rss_mib();
+    println!("rss {phase}: peak (VmHWM) {hwm:.0} MiB, now (VmRSS) {rss:.0} MiB");
+}
+
+fn print_cache(index: &EventIndex, events: u64) {
+    let (hits, misses) = index.cache_hit_counts();
+    println!(
+        "resident segment structures {:.2} bytes/event; block cache {:.1} MiB held, {hits} hits, {misses} misses",
+        index.heap_bytes() as f64 / events as f64,
+        index.cache_resident_bytes() as f64 / (1 << 20) as f64
+    );
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -184,19 +216,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         sample.extend(batch_fields.into_iter().step_by(97).take(40));
     }
     println!("apply: {:.0} events/s ({:.1} s)", events as f64 / applied.as_secs_f64(), applied.as_secs_f64());
+    // The sampled events are kept for queries; the generator's batches are freed as they go.
+    print_rss("during apply (background merges included)");
     index.persist()?;
     if query_only {
         drop(index);
+        reset_peak_rss();
         let t = Instant::now();
         let index = EventIndex::open(&dir)?;
         println!("reopen: {:.0} ms, checkpoint {:?}", t.elapsed().as_secs_f64() * 1000.0, index.checkpoint());
-        return run_queries(&index, &sample);
+        print_rss("after reopen (fresh process)");
+        find_event_ids(&index, &sample)?;
+        run_queries(&index, &sample)?;
+        print_rss("after reopen + find_event_id + queries (fresh process)");
+        print_cache(&index, events);
+        return Ok(());
     }
     println!(
         "disk after apply + persist: {:.1} bytes/event, {} segments",
         index.disk_bytes() as f64 / events as f64,
         index.segment_sizes().len()
     );
+    reset_peak_rss();
     let t = Instant::now();
     index.compact()?;
     println!(
@@ -206,13 +247,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         index.segment_sizes(),
         index.heap_bytes() as f64 / events as f64
     );
+    print_rss("during pending merges (compact)");
+    let parts = index.disk_bytes_by_part();
+    println!(
+        "disk by part (bytes/event): {}",
+        parts.iter().map(|(name, b)| format!("{name} {:.2}", *b as f64 / events as f64)).collect::<Vec<_>>().join(", ")
+    );
     drop(index);
     let t = Instant::now();
+    reset_peak_rss();
     let index = EventIndex::open(&dir)?;
     println!("reopen: {:.0} ms, checkpoint {:?}", t.elapsed().as_secs_f64() * 1000.0, index.checkpoint());
+    print_rss("after reopen");
     find_event_ids(&index, &sample)?;
-
-    run_queries(&index, &sample)
+    run_queries(&index, &sample)?;
+    print_rss("after reopen + find_event_id + queries");
+    print_cache(&index, events);
+    Ok(())
 }
 
 /// `find_event_id` latency for absent ids (the dedupe check of every ingested record) and present ones.

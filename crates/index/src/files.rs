@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use crate::IndexError;
 
 const MANIFEST: &str = "MANIFEST";
-const MANIFEST_MAGIC: &[u8; 8] = b"OTIXMAN\x01";
+/// Version 2 lists segments in the paged format (`OTIXSEG\x02`). A version-1 manifest is read as an empty
+/// index: its segments are unlisted, hence deleted at open, and the service replays the journal from seq 1.
+const MANIFEST_MAGIC: &[u8; 8] = b"OTIXMAN\x02";
+const MANIFEST_MAGIC_V1: &[u8; 8] = b"OTIXMAN\x01";
 const TMP_SUFFIX: &str = ".tmp";
 
 /// What the manifest says: the only source of truth about which segment files are live.
@@ -40,14 +43,24 @@ fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> In
 /// Replaces `dir/name` with `bytes` so that a crash leaves either the old file or the whole new one:
 /// write a temp file, fsync it, rename it over the name, fsync the directory (which makes the rename durable).
 pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, IndexError> {
-    let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
-    let path = dir.join(name);
+    let tmp = tmp_path(dir, name);
     {
         let mut f = File::create(&tmp).map_err(io("create", &tmp))?;
         f.write_all(bytes).map_err(io("write", &tmp))?;
         f.sync_all().map_err(io("fsync", &tmp))?;
     }
-    fs::rename(&tmp, &path).map_err(io("rename", &tmp))?;
+    commit_tmp(dir, &tmp, name)
+}
+
+/// Where `name` is written before [`commit_tmp`] renames it into place.
+pub fn tmp_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}{TMP_SUFFIX}"))
+}
+
+/// Renames a complete, already fsync'd temp file to `dir/name` and fsyncs the directory.
+pub fn commit_tmp(dir: &Path, tmp: &Path, name: &str) -> Result<PathBuf, IndexError> {
+    let path = dir.join(name);
+    fs::rename(tmp, &path).map_err(io("rename", tmp))?;
     sync_dir(dir)?;
     Ok(path)
 }
@@ -101,6 +114,7 @@ impl Manifest {
     pub fn load(dir: &Path) -> Result<Manifest, IndexError> {
         let path = dir.join(MANIFEST);
         match fs::read(&path) {
+            Ok(b) if b.get(..8) == Some(&MANIFEST_MAGIC_V1[..]) => Ok(Manifest::default()),
             Ok(b) => Manifest::decode(&path, &b),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Manifest::default()),
             Err(e) => Err(IndexError::Io { op: "read", path, source: e }),

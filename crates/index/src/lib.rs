@@ -5,14 +5,19 @@
 //! * when it holds [`IndexOptions::memtable_docs`] events (and on [`EventIndex::persist`]) it is written as an
 //!   immutable **segment**: docs sorted in result order (time desc, seq desc), a term dictionary, block-coded
 //!   posting lists of local doc ids, an exact table of UUID event ids and a bloom filter over all ids;
+//! * segments stay on disk: only small structures are resident (sparse indexes of the doc table, id table and
+//!   dictionary, the bloom filter, page checksums); everything else is read on demand in checked 4 KiB pages
+//!   through one bounded LRU [block cache](IndexOptions::cache_bytes) per index;
 //! * segments of similar size are **merged** (tiered), on a background thread, and published by swapping an
-//!   `Arc`'d list, so lookups keep the old set until the new one is complete;
+//!   `Arc`'d list, so lookups keep the old set until the new one is complete; a merge streams its output to
+//!   disk, reading each input once, in order, around the cache;
 //! * the **manifest** names the live segments and the persisted checkpoint; every file is replaced by
 //!   temp + fsync + rename + directory fsync, so a crash leaves the old or the new set, never a mix.
 //!
 //! [`EventIndex::checkpoint`] is the last seq applied (memtable included). After [`EventIndex::open`] it is the
 //! last seq persisted, and the caller replays the journal after it: at most one memtable's worth of events.
 
+mod cache;
 mod files;
 mod memtable;
 mod order;
@@ -29,6 +34,7 @@ use std::time::Duration;
 use model::{AttributeKey, EventCategory, EventQuery, EventTime, IndexFields, QueryCategory, Seq};
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use crate::cache::BlockCache;
 use crate::files::Manifest;
 use crate::memtable::{Memtable, TopK};
 use crate::order::Bounds;
@@ -97,12 +103,16 @@ pub struct IndexOptions {
     pub merge_factor: usize,
     /// Merge on a background thread (the server) or inline after each flush (deterministic, for tests).
     pub background_merge: bool,
+    /// Bytes of the block cache shared by all segments (whole 4 KiB pages; 0 caches nothing).
+    pub cache_bytes: usize,
 }
 
 impl Default for IndexOptions {
     fn default() -> Self {
         // 64 Ki events: ~0.5 s of ingest at target rate, a few ms of replay on restart, and a flush of ~5 MB.
-        IndexOptions { memtable_docs: 64 * 1024, merge_factor: 4, background_merge: true }
+        // 64 MiB of block cache (hard-coded default): the hot blocks of lookups and eventId checks of several
+        // million events, a small share of the server's 1 GiB RSS budget.
+        IndexOptions { memtable_docs: 64 * 1024, merge_factor: 4, background_merge: true, cache_bytes: 64 << 20 }
     }
 }
 
@@ -113,6 +123,7 @@ const INSERT_CHUNK: usize = 256;
 struct Shared {
     dir: PathBuf,
     opts: IndexOptions,
+    cache: Arc<BlockCache>,
     /// Lock order: `mem` before `segments`. A flush holds both to move events from one to the other.
     mem: RwLock<Memtable>,
     segments: RwLock<Arc<Vec<Arc<Segment>>>>,
@@ -149,21 +160,15 @@ impl EventIndex {
         })?;
         let manifest = Manifest::load(dir)?;
         files::remove_unlisted(dir, &manifest)?;
+        let cache = Arc::new(BlockCache::new(opts.cache_bytes));
         let mut segments = Vec::with_capacity(manifest.segments.len());
         for &id in &manifest.segments {
             let path = dir.join(files::segment_name(id));
-            let bytes = std::fs::read(&path).map_err(|source| match source.kind() {
-                std::io::ErrorKind::NotFound => IndexError::Corrupted {
-                    file: path.clone(),
-                    offset: 0,
-                    reason: "listed in the manifest but missing".into(),
-                },
-                _ => IndexError::Io { op: "read", path: path.clone(), source },
-            })?;
-            segments.push(Arc::new(Segment::parse(id, path, bytes)?));
+            segments.push(Arc::new(Segment::open(id, path, cache.clone())?));
         }
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
+            cache,
             mem: RwLock::new(Memtable::default()),
             segments: RwLock::new(Arc::new(segments)),
             checkpoint: AtomicU64::new(manifest.checkpoint),
@@ -262,9 +267,10 @@ impl EventIndex {
             segments
         };
         // Newest segments first: once the page is full, older segments are cut short or skipped.
-        let mut order: Vec<&Arc<Segment>> = segments.iter().filter(|s| !s.docs.is_empty()).collect();
-        order.sort_by_key(|s| s.docs[0]);
-        for s in order {
+        let mut order: Vec<(order::Rank, &Arc<Segment>)> =
+            segments.iter().filter_map(|s| Some((s.first_rank()?, s))).collect();
+        order.sort_by_key(|&(first, _)| first);
+        for (_, s) in order {
             s.search(&attributes, category, bounds, &mut top)?;
         }
         let mut hits: Vec<Hit> =
@@ -321,12 +327,42 @@ impl EventIndex {
 
     /// Live segments and their event counts, oldest first, for size reports.
     pub fn segment_sizes(&self) -> Vec<usize> {
-        self.shared.segments.read().iter().map(|s| s.docs.len()).collect()
+        self.shared.segments.read().iter().map(|s| s.n_docs).collect()
     }
 
-    /// Approximate heap bytes of the loaded segments (the memtable aside).
+    /// Heap bytes resident for the live segments (the memtable and the block cache aside).
     pub fn heap_bytes(&self) -> usize {
         self.shared.segments.read().iter().map(|s| s.heap_bytes()).sum()
+    }
+
+    /// Bytes of pages held by the block cache now (at most [`IndexOptions::cache_bytes`]).
+    pub fn cache_resident_bytes(&self) -> usize {
+        self.shared.cache.resident_bytes()
+    }
+
+    /// (hits, misses) of the block cache since open.
+    pub fn cache_hit_counts(&self) -> (u64, u64) {
+        self.shared.cache.hit_counts()
+    }
+
+    /// Bytes of the live segments by part: doc table, id table, postings, dictionary, resident sections.
+    pub fn disk_bytes_by_part(&self) -> Vec<(&'static str, u64)> {
+        let mut total = segment::Parts::default();
+        for s in self.shared.segments.read().iter() {
+            let p = s.parts();
+            total.docs += p.docs;
+            total.ids += p.ids;
+            total.postings += p.postings;
+            total.dictionary += p.dictionary;
+            total.resident += p.resident;
+        }
+        vec![
+            ("doc table", total.docs),
+            ("id table", total.ids),
+            ("postings", total.postings),
+            ("dictionary", total.dictionary),
+            ("resident sections", total.resident),
+        ]
     }
 }
 
@@ -376,21 +412,19 @@ impl Shared {
     /// Writes the memtable (if not empty) as a new segment and a manifest with `checkpoint`, then publishes
     /// both at once. Caller holds `writer`.
     fn flush(&self, checkpoint: u64) -> Result<(), IndexError> {
-        let bytes = {
-            let mem = self.mem.read();
-            if mem.is_empty() { None } else { Some(segment::build_from_memtable(&mem)?) }
-        };
         let mut manifest = self.manifest.lock();
         let mut next = manifest.clone();
         next.checkpoint = checkpoint;
-        let segment = match bytes {
-            None => None,
-            Some(bytes) => {
+        let segment = {
+            // Lookups keep reading the memtable meanwhile (shared lock); `apply` waits on `writer` anyway.
+            let mem = self.mem.read();
+            if mem.is_empty() {
+                None
+            } else {
                 let id = next.next_id;
                 next.next_id += 1;
-                let path = files::write_atomically(&self.dir, &files::segment_name(id), &bytes)?;
                 next.segments.push(id);
-                Some(Arc::new(Segment::parse(id, path, bytes)?))
+                Some(Arc::new(segment::write_from_memtable(&self.dir, id, &mem, &self.cache)?))
             }
         };
         next.store(&self.dir)?;
@@ -451,15 +485,13 @@ impl Shared {
         let _merging = self.merging.lock();
         let snapshot = self.segments.read().clone();
         let Some(inputs) = pick_merge(&snapshot, &self.opts) else { return Ok(false) };
-        let bytes = segment::merge(&inputs)?;
         let id = {
             let mut manifest = self.manifest.lock();
             let id = manifest.next_id;
             manifest.next_id += 1;
             id
         };
-        let path = files::write_atomically(&self.dir, &files::segment_name(id), &bytes)?;
-        let merged = Arc::new(Segment::parse(id, path, bytes)?);
+        let merged = Arc::new(segment::merge(&self.dir, id, &inputs, &self.cache)?);
         let input_ids: Vec<u64> = inputs.iter().map(|s| s.id).collect();
         {
             let mut manifest = self.manifest.lock();
@@ -507,15 +539,15 @@ fn pick_merge(segments: &[Arc<Segment>], opts: &IndexOptions) -> Option<Vec<Arc<
     };
     let mut by_tier: std::collections::BTreeMap<usize, Vec<Arc<Segment>>> = Default::default();
     for s in segments {
-        by_tier.entry(tier(s.docs.len())).or_default().push(s.clone());
+        by_tier.entry(tier(s.n_docs)).or_default().push(s.clone());
     }
     for (_, mut group) in by_tier {
         if group.len() < factor {
             continue;
         }
-        group.sort_by_key(|s| s.docs.len());
+        group.sort_by_key(|s| s.n_docs);
         group.truncate(factor);
-        if group.iter().map(|s| s.docs.len()).sum::<usize>() <= segment::MAX_SEGMENT_DOCS {
+        if group.iter().map(|s| s.n_docs).sum::<usize>() <= segment::MAX_SEGMENT_DOCS {
             return Some(group);
         }
     }

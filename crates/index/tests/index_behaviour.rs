@@ -166,7 +166,7 @@ fn a_cursor_at_the_oldest_possible_position_ends_the_lookup() {
 }
 
 fn tiny(memtable_docs: usize) -> IndexOptions {
-    IndexOptions { memtable_docs, merge_factor: 2, background_merge: false }
+    IndexOptions { memtable_docs, merge_factor: 2, background_merge: false, ..IndexOptions::default() }
 }
 
 fn events(n: usize) -> Vec<IndexFields> {
@@ -236,7 +236,7 @@ fn reopen_without_persist_restarts_from_the_last_flushed_segment_and_replay_is_i
 #[test]
 fn find_event_id_returns_the_first_record_across_segments_and_memtable() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = IndexOptions { memtable_docs: 2, merge_factor: 3, background_merge: false };
+    let opts = IndexOptions { memtable_docs: 2, merge_factor: 3, background_merge: false, ..IndexOptions::default() };
     let index = EventIndex::open_with(dir.path(), opts).unwrap();
     let uuid = "6a0c1c8e-2f4b-4c4e-9f5e-0123456789ab";
     let evs: Vec<IndexFields> = (0..9).map(|i| event(if i % 4 == 1 { uuid } else { "x" }, 100 - i, "X", "u")).collect();
@@ -327,7 +327,7 @@ fn a_damaged_segment_is_reported_as_corrupted_naming_the_file() {
 #[test]
 fn background_merges_and_compact_never_duplicate_or_lose_events() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = IndexOptions { memtable_docs: 3, merge_factor: 2, background_merge: true };
+    let opts = IndexOptions { memtable_docs: 3, merge_factor: 2, background_merge: true, ..IndexOptions::default() };
     let index = EventIndex::open_with(dir.path(), opts).unwrap();
     let evs = events(200);
     for from in (0..200).step_by(7) {

@@ -100,12 +100,20 @@ fn apply(index: &EventIndex, events: &[IndexFields], from: usize, to: usize) {
 }
 
 /// Index shapes: everything in the memtable (the server's defaults), or a 7-event memtable with inline merges
-/// of 2 or 3 segments, so that a few dozen events span the memtable, flushed segments and merged segments.
+/// of 2 or 3 segments, so that a few dozen events span the memtable, flushed segments and merged segments;
+/// with the default block cache, no cache at all, or a cache of one page (every read evicts the last one).
 fn options(shape: u8) -> IndexOptions {
+    let small = |merge_factor, cache_bytes| IndexOptions {
+        memtable_docs: 7,
+        merge_factor,
+        background_merge: false,
+        cache_bytes,
+    };
     match shape {
         0 => IndexOptions { background_merge: false, ..IndexOptions::default() },
-        1 => IndexOptions { memtable_docs: 7, merge_factor: 2, background_merge: false },
-        _ => IndexOptions { memtable_docs: 7, merge_factor: 3, background_merge: false },
+        1 => small(2, 0),
+        2 => small(3, 4096),
+        _ => small(2, IndexOptions::default().cache_bytes),
     }
 }
 
@@ -145,7 +153,7 @@ proptest! {
         events in prop::collection::vec(fields(), 0..60),
         queries in prop::collection::vec((query(), 1usize..=7), 1..8),
         split in 0.0f64..=1.0,
-        shape in 0u8..3,
+        shape in 0u8..4,
         restart_at in prop::option::of(0usize..8),
     ) {
         let dir = scratch_dir();
