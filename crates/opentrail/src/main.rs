@@ -8,6 +8,11 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of the system allocator: ingest allocates many short-lived strings per record, and
+/// glibc malloc showed up as ~10 % of the server's CPU in profiles.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Default listen address of `opentrail serve` and default endpoint of the client subcommands.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4590";
 
