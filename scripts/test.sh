@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # Real clients the black-box tests drive: the aws CLI v1, boto3 and moto's server.
 python3 - <<'PY' || python3 -m pip install --quiet --disable-pip-version-check 'awscli>=1.32,<2' 'boto3>=1.34' 'moto[server]>=5'
 import importlib, shutil, sys
-for m in ("boto3", "botocore", "moto"):
+for m in ("boto3", "botocore", "moto", "rsa"):
     importlib.import_module(m)
 sys.exit(0 if shutil.which("aws") else 1)
 PY
