@@ -8,21 +8,6 @@ use std::process::Stdio;
 use serde_json::{Value, json};
 use support::*;
 
-fn record(id: &str, time: &str, name: &str, user: &str) -> String {
-    json!({
-        "eventVersion": "1.11",
-        "eventID": id,
-        "eventTime": time,
-        "eventSource": "iam.amazonaws.com",
-        "eventName": name,
-        "userIdentity": {"type": "IAMUser", "userName": user, "accessKeyId": format!("AKIA{user}")},
-        "sourceIPAddress": "192.0.2.1",
-        "userAgent": "aws-cli/1.45.11",
-        "readOnly": name.starts_with("Get"),
-    })
-    .to_string()
-}
-
 fn durable(s: &Server) -> Value {
     s.raw("GET", "/healthz", &[], b"").json()["durableSeq"].clone()
 }
@@ -92,28 +77,29 @@ fn every_input_shape_is_accepted_and_event_ids_are_assigned_when_absent() {
     let s = Server::start();
     let ndjson = format!(
         "{}\n{}\n",
-        record("n1", "2021-01-01T00:00:01Z", "A", "u"),
-        record("n2", "2021-01-01T00:00:02Z", "A", "u")
+        api_call("n1", "2021-01-01T00:00:01Z", "A", "u"),
+        api_call("n2", "2021-01-01T00:00:02Z", "A", "u")
     );
     assert_eq!(s.ingest(&ndjson)["stored"], 2);
     let array = format!(
         "[{}, {}]",
-        record("a1", "2021-01-01T00:00:03Z", "A", "u"),
-        record("a2", "2021-01-01 00:00:04", "A", "u")
+        api_call("a1", "2021-01-01T00:00:03Z", "A", "u"),
+        api_call("a2", "2021-01-01 00:00:04", "A", "u")
     );
     assert_eq!(s.ingest(&array)["stored"], 2);
-    let envelope = format!("{{\"Records\": [{}]}}", record("r1", "2021-01-01T00:00:05Z", "A", "u"));
+    let envelope = format!("{{\"Records\": [{}]}}", api_call("r1", "2021-01-01T00:00:05Z", "A", "u"));
     assert_eq!(s.ingest(&envelope)["stored"], 1);
     // gzip with Content-Encoding, and a .gz file plus stdin through the CLI.
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(record("g1", "2021-01-01T00:00:06Z", "A", "u").as_bytes()).unwrap();
+    gz.write_all(api_call("g1", "2021-01-01T00:00:06Z", "A", "u").as_bytes()).unwrap();
     let gz = gz.finish().unwrap();
     let r = s.signed(ADMIN_KEY, ADMIN_SECRET, "POST", "/v1/events", &[("content-encoding", "gzip")], &gz);
     assert_eq!(r.status, 200, "{}", r.text());
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("trail.json.gz");
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(format!("{{\"Records\":[{}]}}", record("f1", "2021-01-01T00:00:07Z", "A", "u")).as_bytes()).unwrap();
+    enc.write_all(format!("{{\"Records\":[{}]}}", api_call("f1", "2021-01-01T00:00:07Z", "A", "u")).as_bytes())
+        .unwrap();
     std::fs::write(&f, enc.finish().unwrap()).unwrap();
     let out = s.cli().arg("ingest").arg(&f).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -140,14 +126,14 @@ fn bad_records_are_reported_by_index_and_field_and_the_rest_is_stored() {
         "x".repeat(256 * 1024)
     );
     let body = [
-        record("ok-1", "2021-01-01T00:00:00Z", "A", "u"),
+        api_call("ok-1", "2021-01-01T00:00:00Z", "A", "u"),
         r#"{"eventSource":"a","eventName":"b"}"#.to_string(),
         r#"{"eventTime":"2021-01-01T00:00:00Z","eventName":"b"}"#.to_string(),
         r#"{"eventTime":"2021-01-01T00:00:00Z","eventSource":"a"}"#.to_string(),
         r#"{"eventTime":"2021-01-01T00:00:00Z", "eventSource":"a" "eventName":"b"}"#.to_string(),
         r#"{"eventTime":"tomorrow","eventSource":"a","eventName":"b"}"#.to_string(),
         big,
-        record("ok-2", "2021-01-01T00:00:01Z", "A", "u"),
+        api_call("ok-2", "2021-01-01T00:00:01Z", "A", "u"),
     ]
     .join("\n");
     let v = s.ingest(&body);
@@ -188,7 +174,8 @@ fn bad_records_are_reported_by_index_and_field_and_the_rest_is_stored() {
 #[test]
 fn resending_a_batch_stores_nothing_twice() {
     let s = Server::start();
-    let body: String = (0..50).map(|i| record(&format!("dup-{i}"), "2021-02-01T00:00:00Z", "A", "u") + "\n").collect();
+    let body: String =
+        (0..50).map(|i| api_call(&format!("dup-{i}"), "2021-02-01T00:00:00Z", "A", "u") + "\n").collect();
     assert_eq!(s.ingest(&body)["stored"], 50);
     let again = s.ingest(&body);
     assert_eq!((again["stored"].as_u64(), again["duplicates"].as_u64()), (Some(0), Some(50)));
@@ -199,7 +186,7 @@ fn resending_a_batch_stores_nothing_twice() {
 #[test]
 fn every_authentication_failure_gets_its_aws_error_and_stores_nothing() {
     let s = Server::start();
-    let body = record("auth-1", "2021-01-01T00:00:00Z", "A", "u");
+    let body = api_call("auth-1", "2021-01-01T00:00:00Z", "A", "u");
     let before = durable(&s);
     let h = |k: &str, v: &str| (k.to_string(), v.to_string());
 
@@ -236,14 +223,14 @@ fn every_authentication_failure_gets_its_aws_error_and_stores_nothing() {
 #[test]
 fn a_writer_cannot_read_and_an_auditor_cannot_write() {
     let s = Server::start();
-    let body = record("role-1", "2021-01-01T00:00:00Z", "A", "u");
+    let body = api_call("role-1", "2021-01-01T00:00:00Z", "A", "u");
     let r = s.signed(WRITER_KEY, WRITER_SECRET, "POST", "/v1/events", &[], body.as_bytes());
     assert_eq!(r.status, 200, "{}", r.text());
     let r = s.cloudtrail(WRITER_KEY, WRITER_SECRET, "LookupEvents", &json!({}));
     assert_eq!((r.status, r.code().as_str()), (400, "AccessDeniedException"), "{}", r.text());
     assert!(r.json()["message"].as_str().unwrap().contains("arn:aws:iam::123456789012:user/ingester"));
     let before = durable(&s);
-    let body2 = record("role-2", "2021-01-01T00:00:00Z", "A", "u");
+    let body2 = api_call("role-2", "2021-01-01T00:00:00Z", "A", "u");
     let r = s.signed(AUDITOR_KEY, AUDITOR_SECRET, "POST", "/v1/events", &[], body2.as_bytes());
     assert_eq!((r.status, r.code().as_str()), (400, "AccessDeniedException"), "{}", r.text());
     let r = s.cloudtrail(
@@ -269,7 +256,8 @@ fn paging_while_ingest_continues_has_no_gaps_and_no_repeats() {
     let s = Server::start();
     let initial: String = (0..230)
         .map(|i| {
-            record(&format!("p-{i:04}"), &format!("2022-01-01T{:02}:{:02}:00Z", i / 60, i % 60), "Page", "pager") + "\n"
+            api_call(&format!("p-{i:04}"), &format!("2022-01-01T{:02}:{:02}:00Z", i / 60, i % 60), "Page", "pager")
+                + "\n"
         })
         .collect();
     s.ingest(&initial);
@@ -282,7 +270,7 @@ fn paging_while_ingest_continues_has_no_gaps_and_no_repeats() {
             let mut i = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 // Newer events and events in the middle of the range keep arriving.
-                let line = record(
+                let line = api_call(
                     &format!("late-{i}"),
                     &format!("2022-01-01T{:02}:{:02}:30Z", (i * 7) % 4, i % 60),
                     "Page",
@@ -351,7 +339,7 @@ fn a_fresh_install_without_config_generates_an_admin_key() {
 #[test]
 fn health_and_metrics_are_served() {
     let s = Server::start();
-    s.ingest(&record("m1", "2021-01-01T00:00:00Z", "A", "u"));
+    s.ingest(&api_call("m1", "2021-01-01T00:00:00Z", "A", "u"));
     s.ingest(r#"{"eventName":"x"}"#);
     s.wait_caught_up();
     let h = s.raw("GET", "/healthz", &[], b"");
@@ -385,7 +373,7 @@ fn a_saturated_journal_answers_503_with_retry_after_and_recovers_by_itself() {
                                 "POST",
                                 "/v1/events",
                                 &[],
-                                record(&format!("bp-{t}-{i}"), "2021-01-01T00:00:00Z", "A", "u").as_bytes(),
+                                api_call(&format!("bp-{t}-{i}"), "2021-01-01T00:00:00Z", "A", "u").as_bytes(),
                             );
                             let code = if r.status == 200 { String::new() } else { r.code() };
                             (r.status, r.header("retry-after").map(str::to_string), code)
@@ -407,7 +395,7 @@ fn a_saturated_journal_answers_503_with_retry_after_and_recovers_by_itself() {
     let line = metrics.lines().find(|l| l.starts_with("opentrail_backpressure_rejections_total ")).unwrap();
     assert_eq!(line, format!("opentrail_backpressure_rejections_total {}", refused.len()));
     // Once the burst is over, ingest works again without any operator action.
-    let v = s.ingest(&record("after-burst", "2021-01-01T00:00:01Z", "A", "u"));
+    let v = s.ingest(&api_call("after-burst", "2021-01-01T00:00:01Z", "A", "u"));
     assert_eq!(v["stored"], 1);
     // Accepted events are all there; refused ones are not.
     s.wait_caught_up();

@@ -46,25 +46,6 @@ fn cloudtrail_event(e: &Value) -> Value {
     serde_json::from_str(e["CloudTrailEvent"].as_str().unwrap()).unwrap()
 }
 
-fn api_call(id: &str, time: &str, name: &str, user: &str) -> String {
-    json!({
-        "eventVersion": "1.11",
-        "eventID": id,
-        "eventTime": time,
-        "eventSource": "iam.amazonaws.com",
-        "eventName": name,
-        "userIdentity": {"type": "IAMUser", "userName": user, "accessKeyId": format!("AKIA{user}"),
-                         "arn": format!("arn:aws:iam::123456789012:user/{user}")},
-        "sourceIPAddress": "192.0.2.1",
-        "userAgent": "aws-cli/1.45.11",
-        "readOnly": name.starts_with("Get"),
-        "eventType": "AwsApiCall",
-        "managementEvent": true,
-        "eventCategory": "Management",
-    })
-    .to_string()
-}
-
 /// Polls LookupEvents (as `key`) for the newest audit record satisfying `pred`; audit writes are queued,
 /// so they show up shortly after the answer.
 fn find_audit(s: &Server, key: &str, secret: &str, pred: impl Fn(&Value) -> bool) -> Value {

@@ -351,5 +351,25 @@ impl Reply {
     }
 }
 
+/// An IAM API call by `user`, as one compact record.
+pub fn api_call(id: &str, time: &str, name: &str, user: &str) -> String {
+    serde_json::json!({
+        "eventVersion": "1.11",
+        "eventID": id,
+        "eventTime": time,
+        "eventSource": "iam.amazonaws.com",
+        "eventName": name,
+        "userIdentity": {"type": "IAMUser", "userName": user, "accessKeyId": format!("AKIA{user}"),
+                         "arn": format!("arn:aws:iam::123456789012:user/{user}")},
+        "sourceIPAddress": "192.0.2.1",
+        "userAgent": "aws-cli/1.45.11",
+        "readOnly": name.starts_with("Get"),
+        "eventType": "AwsApiCall",
+        "managementEvent": true,
+        "eventCategory": "Management",
+    })
+    .to_string()
+}
+
 /// The seed case: on 2020-01-01T09:00:00Z IAM user John created IAM user Mary through the console.
 pub const SEED: &str = r#"{"eventVersion":"1.11","userIdentity":{"type":"IAMUser","principalId":"AIDAJOHNEXAMPLE00001","arn":"arn:aws:iam::123456789012:user/John","accountId":"123456789012","accessKeyId":"ASIAJOHNCONSOLE00001","userName":"John","sessionContext":{"sessionIssuer":{},"webIdFederationData":{},"attributes":{"creationDate":"2020-01-01T08:55:12Z","mfaAuthenticated":"true"}}},"eventTime":"2020-01-01T09:00:00Z","eventSource":"iam.amazonaws.com","eventName":"CreateUser","awsRegion":"us-east-1","sourceIPAddress":"198.51.100.23","userAgent":"AWS Internal","requestParameters":{"userName":"Mary"},"responseElements":{"user":{"path":"/","userName":"Mary","userId":"AIDAMARYEXAMPLE00001","arn":"arn:aws:iam::123456789012:user/Mary","createDate":"Jan 1, 2020 9:00:00 AM"}},"requestID":"6e2c4c7a-1f0b-4d67-9a6e-3c1f2b0d9e11","eventID":"3b5f2f5e-8c1d-4f7e-9a2b-1c2d3e4f5a6b","readOnly":false,"resources":[{"ARN":"arn:aws:iam::123456789012:user/Mary","accountId":"123456789012","type":"AWS::IAM::User"}],"eventType":"AwsApiCall","managementEvent":true,"recipientAccountId":"123456789012","eventCategory":"Management","sessionCredentialFromConsole":"true","tlsDetails":{"tlsVersion":"TLSv1.3","cipherSuite":"TLS_AES_128_GCM_SHA256","clientProvidedHostHeader":"iam.amazonaws.com"}}"#;
