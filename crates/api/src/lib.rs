@@ -283,7 +283,12 @@ pub(crate) fn error_response(e: &ApiError) -> Response {
 }
 
 pub(crate) fn json_response(body: &serde_json::Value) -> Response {
-    let mut resp = (StatusCode::OK, body.to_string()).into_response();
+    json_bytes_response(body.to_string().into_bytes())
+}
+
+/// An HTTP 200 with an already serialized JSON body.
+pub(crate) fn json_bytes_response(body: Vec<u8>) -> Response {
+    let mut resp = (StatusCode::OK, body).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-amz-json-1.1"));
     resp
 }

@@ -101,7 +101,7 @@ fn run() -> Result<()> {
         .with_context(|| format!("scratch dir in {}", args.scratch.display()))?;
     let dir = scratch.path().to_path_buf();
 
-    let mut fig = Figures { events, batch: args.batch, ..Default::default() };
+    let mut fig = Figures { events, batch: args.batch, lookup_threads: args.lookup_threads, ..Default::default() };
     fig.header = report::header(&dir, &bin);
     println!("{}", fig.header);
 

@@ -52,6 +52,8 @@ pub struct Figures {
     pub journal_bytes: u64,
     pub index_bytes: u64,
     pub ot_lookups: Option<LookupResult>,
+    /// Closed-loop client threads that drove the lookups.
+    pub lookup_threads: usize,
     pub rss: Option<Rss>,
     pub fresh: Option<Freshness>,
     pub restart: Option<Restart>,
@@ -198,7 +200,8 @@ pub fn render(f: &Figures) -> String {
         );
         let _ = writeln!(
             s,
-            "| lookups/s, 2 client threads | ≥ 2,000 /s | {} /s | {} /s | opentrail ÷ SQLite = {} | {} |",
+            "| lookups/s, {} client threads | ≥ 2,000 /s | {} /s | {} /s | opentrail ÷ SQLite = {} | {} |",
+            f.lookup_threads,
             num(ot.per_sec),
             sq.map_or("—".into(), |q| num(q.per_sec)),
             sq.map_or("—".into(), |q| format!("{:.2}", ot.per_sec / q.per_sec)),

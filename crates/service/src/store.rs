@@ -230,19 +230,20 @@ impl EventStore {
             // same eventID cannot both pass the check.
             let mut in_flight = inner.in_flight.lock();
             let mut seen_here = HashSet::new();
+            // Only client-given eventIDs can repeat; a server-assigned UUIDv4 needs no dedupe bookkeeping.
+            let mut ids = Vec::new();
             for item in items {
-                let id = item.record.fields.event_id.clone();
-                outcome.event_ids.push(id.clone());
-                let dup = if item.client_id {
-                    !seen_here.insert(id.clone())
-                        || in_flight.contains(&id)
-                        || inner.index.find_event_id(&id)?.is_some()
-                } else {
-                    false
-                };
-                if dup {
-                    outcome.duplicates += 1;
-                    continue;
+                outcome.event_ids.push(item.record.fields.event_id.clone());
+                if item.client_id {
+                    let id = &item.record.fields.event_id;
+                    if !seen_here.insert(id.clone())
+                        || in_flight.contains(id)
+                        || inner.index.find_event_id(id)?.is_some()
+                    {
+                        outcome.duplicates += 1;
+                        continue;
+                    }
+                    ids.push(id.clone());
                 }
                 let (json, f) = item.record.into_parts();
                 payloads.push(json.into_bytes());
@@ -252,8 +253,8 @@ impl EventStore {
                 inner.metrics.events_duplicate.fetch_add(outcome.duplicates as u64, Relaxed);
                 return Ok(outcome);
             }
-            let ids: Vec<String> = fields.iter().map(|f| f.event_id.clone()).collect();
             let (tx, rx) = tokio::sync::oneshot::channel();
+            let stored = payloads.len();
             let handoff_inner = inner.clone();
             let done = Box::new(move |res: Result<journal::SeqRange, JournalError>| {
                 if let Ok(range) = &res {
@@ -271,15 +272,15 @@ impl EventStore {
                 return Err(e.into());
             }
             in_flight.extend(ids.iter().cloned());
-            (rx, ids)
+            (rx, ids, stored)
         };
-        let (rx, ids) = rx;
+        let (rx, ids, stored) = rx;
         let res = rx.await.map_err(|_| StoreError::Closed)?;
         match res {
             Ok(range) => {
-                outcome.stored = ids.len();
+                outcome.stored = stored;
                 outcome.last_seq = Some(range.last);
-                inner.metrics.events_ingested.fetch_add(ids.len() as u64, Relaxed);
+                inner.metrics.events_ingested.fetch_add(stored as u64, Relaxed);
                 inner.metrics.events_duplicate.fetch_add(outcome.duplicates as u64, Relaxed);
                 Ok(outcome)
             }
