@@ -1,7 +1,7 @@
 //! opentrail's own API client: AWS credentials the way every AWS tool finds them, SigV4 signing, and
 //! retries on 503/throttling. Used by `opentrail ingest` and `opentrail lookup`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -131,8 +131,13 @@ fn credentials() -> Result<sigv4::Credential> {
             path.display()
         )
     })?;
+    profile_credential(&text, &profile, &path)
+}
+
+/// The key pair of `[profile]` in the text of an AWS shared-credentials file read from `path`.
+pub(crate) fn profile_credential(text: &str, profile: &str, path: &Path) -> Result<sigv4::Credential> {
     let section =
-        ini_section(&text, &profile).ok_or_else(|| anyhow!("profile '{profile}' not found in {}", path.display()))?;
+        ini_section(text, profile).ok_or_else(|| anyhow!("profile '{profile}' not found in {}", path.display()))?;
     let get = |k: &str| section.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
     match (get("aws_access_key_id"), get("aws_secret_access_key")) {
         (Some(id), Some(secret)) => Ok(sigv4::Credential { access_key_id: id, secret_access_key: secret }),
@@ -141,7 +146,7 @@ fn credentials() -> Result<sigv4::Credential> {
 }
 
 /// The `key = value` pairs of one `[section]` of an INI file.
-pub(crate) fn ini_section(text: &str, name: &str) -> Option<Vec<(String, String)>> {
+fn ini_section(text: &str, name: &str) -> Option<Vec<(String, String)>> {
     let mut current: Option<&str> = None;
     let mut found = None;
     for line in text.lines().map(str::trim) {

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use rand::Rng;
 use service::{Config, EventStore, Metrics, PrincipalConfig, Role, StoreOptions};
 
-use crate::client::ini_section;
+use crate::client::profile_credential;
 
 /// Where HTTPS listens when `[tls]` names no `listen`.
 const DEFAULT_TLS_LISTEN: &str = "127.0.0.1:4591";
@@ -133,13 +133,8 @@ fn generated_admin(data_dir: &Path) -> Result<PrincipalConfig> {
     let path = data_dir.join("credentials");
     let (id, secret, fresh) = match std::fs::read_to_string(&path) {
         Ok(text) => {
-            let section = ini_section(&text, GENERATED_PROFILE)
-                .with_context(|| format!("{} has no [{GENERATED_PROFILE}] profile", path.display()))?;
-            let get = |k: &str| section.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
-            let id = get("aws_access_key_id").with_context(|| format!("{} lacks aws_access_key_id", path.display()))?;
-            let secret = get("aws_secret_access_key")
-                .with_context(|| format!("{} lacks aws_secret_access_key", path.display()))?;
-            (id, secret, false)
+            let cred = profile_credential(&text, GENERATED_PROFILE, &path)?;
+            (cred.access_key_id, cred.secret_access_key, false)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut rng = rand::rng();

@@ -81,18 +81,29 @@ fn every_acknowledged_event_survives_sigkill_exactly_once() {
             acked.lock().unwrap().extend(ids);
         }
 
-        let endpoint_addr = server.addr.clone();
+        let addr = server.addr.clone();
         let kill_after = Duration::from_millis(50 + rng.next(400));
         let pending: Arc<Mutex<Option<Batch>>> = Arc::default();
         let ingester = {
             let acked = acked.clone();
             let pending = pending.clone();
-            let server_view = ServerRef { addr: endpoint_addr };
             std::thread::spawn(move || {
                 for n in 0.. {
                     let b = batch(cycle, n, 1 + (n % 40));
                     *pending.lock().unwrap() = Some(b.clone());
-                    match server_view.try_ingest(&b.1) {
+                    // Acknowledged only once the whole answer arrived (`try_signed` reads it all).
+                    let status = try_signed(
+                        &addr,
+                        ADMIN_KEY,
+                        ADMIN_SECRET,
+                        "POST",
+                        "/v1/events",
+                        &[],
+                        b.1.as_bytes(),
+                        now_secs(),
+                    )
+                    .map(|r| r.status);
+                    match status {
                         Some(200) => {
                             acked.lock().unwrap().extend(b.0);
                             *pending.lock().unwrap() = None;
@@ -132,27 +143,4 @@ fn every_acknowledged_event_survives_sigkill_exactly_once() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// Just enough of a client for the ingest thread: signed POST, status or None on a dead server.
-struct ServerRef {
-    addr: String,
-}
-
-impl ServerRef {
-    fn try_ingest(&self, body: &str) -> Option<u16> {
-        let mut hs: Vec<(String, String)> = vec![("host".into(), self.addr.clone())];
-        let cred = sigv4::Credential { access_key_id: ADMIN_KEY.into(), secret_access_key: ADMIN_SECRET.into() };
-        sigv4::sign("POST", "/v1/events", "", &mut hs, body.as_bytes(), &cred, "us-east-1", "opentrail", now_secs());
-        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-        let mut req = agent.post(format!("http://{}/v1/events", self.addr));
-        for (k, v) in hs.iter().filter(|(k, _)| k != "host") {
-            req = req.header(k.as_str(), v.as_str());
-        }
-        let mut resp = req.send(body.as_bytes()).ok()?;
-        let status = resp.status().as_u16();
-        // Acknowledged only once the whole answer arrived.
-        resp.body_mut().read_to_vec().ok()?;
-        Some(status)
-    }
 }

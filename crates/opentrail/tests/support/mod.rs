@@ -224,32 +224,12 @@ impl Server {
         body: &[u8],
         at_epoch_secs: i64,
     ) -> Reply {
-        let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
-        let mut hs: Vec<(String, String)> = vec![("host".into(), self.addr.clone())];
-        hs.extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let cred = sigv4::Credential { access_key_id: key.into(), secret_access_key: secret.into() };
-        sigv4::sign(method, path, query, &mut hs, body, &cred, "us-east-1", "cloudtrail", at_epoch_secs);
-        let hs: Vec<(String, String)> = hs.into_iter().filter(|(k, _)| k != "host").collect();
-        self.raw(method, path_and_query, &hs, body)
+        try_signed(&self.addr, key, secret, method, path_and_query, headers, body, at_epoch_secs).expect("request")
     }
 
     /// An unsigned (or hand-signed) request.
     pub fn raw(&self, method: &str, path_and_query: &str, headers: &[(String, String)], body: &[u8]) -> Reply {
-        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-        let url = format!("{}{}", self.endpoint, path_and_query);
-        let mut req = ureq::http::Request::builder().method(method).uri(&url);
-        for (k, v) in headers {
-            req = req.header(k.as_str(), v.as_str());
-        }
-        let mut resp = agent.run(req.body(body.to_vec()).unwrap()).unwrap();
-        let status = resp.status().as_u16();
-        let headers = resp
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
-            .collect();
-        let body = resp.body_mut().with_config().limit(1 << 30).read_to_vec().unwrap();
-        Reply { status, headers, body }
+        try_raw(&self.addr, method, path_and_query, headers, body).expect("request")
     }
 
     /// A CloudTrail JSON 1.1 call with opentrail's signer.
@@ -323,6 +303,50 @@ impl Drop for Server {
 
 fn unsafe_free_sigterm(pid: u32) {
     let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+}
+
+/// A request signed with opentrail's own signer to `addr` (`host:port`); `None` when the server is not
+/// there or the connection breaks before the whole answer arrived (the crash test kills servers mid-request).
+#[allow(clippy::too_many_arguments)]
+pub fn try_signed(
+    addr: &str,
+    key: &str,
+    secret: &str,
+    method: &str,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    at_epoch_secs: i64,
+) -> Option<Reply> {
+    let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+    let mut hs: Vec<(String, String)> = vec![("host".into(), addr.to_string())];
+    hs.extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let cred = sigv4::Credential { access_key_id: key.into(), secret_access_key: secret.into() };
+    sigv4::sign(method, path, query, &mut hs, body, &cred, "us-east-1", "cloudtrail", at_epoch_secs);
+    let hs: Vec<(String, String)> = hs.into_iter().filter(|(k, _)| k != "host").collect();
+    try_raw(addr, method, path_and_query, &hs, body)
+}
+
+/// An unsigned (or hand-signed) request to `addr`; `None` on a connection failure.
+pub fn try_raw(
+    addr: &str,
+    method: &str,
+    path_and_query: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Option<Reply> {
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let url = format!("http://{addr}{path_and_query}");
+    let mut req = ureq::http::Request::builder().method(method).uri(&url);
+    for (k, v) in headers {
+        req = req.header(k.as_str(), v.as_str());
+    }
+    let mut resp = agent.run(req.body(body.to_vec()).ok()?).ok()?;
+    let status = resp.status().as_u16();
+    let headers =
+        resp.headers().iter().map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())).collect();
+    let body = resp.body_mut().with_config().limit(1 << 30).read_to_vec().ok()?;
+    Some(Reply { status, headers, body })
 }
 
 pub fn now_secs() -> i64 {
