@@ -217,7 +217,7 @@ impl EventStore {
     /// stored, in flight, or repeated within the batch are not stored twice.
     pub async fn ingest(&self, items: Vec<IngestItem>) -> Result<IngestOutcome, StoreError> {
         let inner = &self.inner;
-        let lag = self.durable_seq().map_or(0, |s| s.0).saturating_sub(self.indexed_seq().map_or(0, |s| s.0));
+        let lag = self.index_lag();
         if lag > inner.max_index_lag {
             inner.metrics.backpressure_rejections.fetch_add(1, Relaxed);
             return Err(StoreError::IndexBehind { lag, limit: inner.max_index_lag });
@@ -341,6 +341,13 @@ impl EventStore {
         self.inner.journal.durable_seq()
     }
 
+    /// Durable records not yet visible to lookups. Saturating: the indexer may pass the durable seq read a
+    /// moment earlier.
+    pub fn index_lag(&self) -> u64 {
+        let durable = self.durable_seq().map_or(0, |s| s.0);
+        durable.saturating_sub(self.indexed_seq().map_or(0, |s| s.0))
+    }
+
     pub fn indexed_seq(&self) -> Option<Seq> {
         *self.inner.indexed.lock()
     }
@@ -363,7 +370,7 @@ impl EventStore {
     }
 
     pub fn render_metrics(&self) -> String {
-        let lag = self.durable_seq().map_or(0, |d| d.0) - self.indexed_seq().map_or(0, |i| i.0);
+        let lag = self.index_lag();
         self.inner.metrics.index_lag_events.store(lag, Relaxed);
         self.inner.metrics.render(&self.journal_figures())
     }
