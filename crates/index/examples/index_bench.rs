@@ -140,6 +140,7 @@ impl Generator {
             error_code: r.chance(0.03).then(|| ERRORS[r.skewed(ERRORS.len())].to_string()),
             user_agent: Some(self.agents[r.skewed(self.agents.len())].clone()),
             account_ids,
+            provenance: Default::default(),
             category: if r.chance(0.001) { EventCategory::Insight } else { EventCategory::Standard },
         }
     }

@@ -17,6 +17,7 @@ fn event(id: &str, time_ms: i64, name: &str, user: &str) -> IndexFields {
         error_code: None,
         user_agent: Some("AWS Internal".to_string()),
         account_ids: vec!["123456789012".to_string()],
+        provenance: Default::default(),
         category: EventCategory::Standard,
     }
 }

@@ -56,6 +56,7 @@ fn fields() -> impl Strategy<Value = IndexFields> {
                 error_code: err,
                 user_agent: ua,
                 account_ids,
+                provenance: Default::default(),
                 category: if insight { EventCategory::Insight } else { EventCategory::Standard },
             }
         })

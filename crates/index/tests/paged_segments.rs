@@ -35,6 +35,7 @@ fn events(n: usize) -> Vec<IndexFields> {
                 error_code: (i % 29 == 0).then(|| "AccessDenied".to_string()),
                 user_agent: Some("aws-cli/2".to_string()),
                 account_ids: vec!["123456789012".to_string()],
+                provenance: Default::default(),
                 category: if i % 97 == 5 { EventCategory::Insight } else { EventCategory::Standard },
             }
         })

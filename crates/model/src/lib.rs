@@ -4,10 +4,12 @@
 //! callers inject event ids and "now" where they are needed.
 
 pub mod cloudtrail;
+mod provenance;
 mod query;
 mod record;
 mod time;
 
+pub use provenance::{MAX_PROVENANCE_DETAIL_BYTES, Provenance, ProvenanceError};
 pub use query::{AttributeKey, EventQuery, QueryCategory};
 pub use record::{EventCategory, IndexFields, MAX_RECORD_BYTES, Record, RecordError, Resource};
 pub use time::{EventTime, TimeError};

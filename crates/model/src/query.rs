@@ -19,10 +19,13 @@ pub enum AttributeKey {
     ErrorCode,
     UserAgent,
     AccountId,
+    /// How the record arrived: its kind (`self-audit`, `ingest`, `channel`, `gateway`, `import`) or its detail
+    /// (the principal ARN, channel ARN, gateway name or import source).
+    Provenance,
 }
 
 impl AttributeKey {
-    pub const ALL: [AttributeKey; 12] = [
+    pub const ALL: [AttributeKey; 13] = [
         AttributeKey::EventId,
         AttributeKey::EventName,
         AttributeKey::ReadOnly,
@@ -35,6 +38,7 @@ impl AttributeKey {
         AttributeKey::ErrorCode,
         AttributeKey::UserAgent,
         AttributeKey::AccountId,
+        AttributeKey::Provenance,
     ];
 
     /// The wire name (`AttributeKey` in LookupEvents, `--attr KEY=` in the CLI).
@@ -52,6 +56,7 @@ impl AttributeKey {
             AttributeKey::ErrorCode => "ErrorCode",
             AttributeKey::UserAgent => "UserAgent",
             AttributeKey::AccountId => "AccountId",
+            AttributeKey::Provenance => "Provenance",
         }
     }
 
@@ -102,6 +107,11 @@ impl AttributeKey {
             AttributeKey::ErrorCode => one(&f.error_code),
             AttributeKey::UserAgent => one(&f.user_agent),
             AttributeKey::AccountId => f.account_ids.iter().map(String::as_str).collect(),
+            // The kind and the detail are two values: `Provenance=ingest` finds every ingested record, and a
+            // lookup of `ingest:<arn>` is the AND of both (see `Provenance::lookup_terms`).
+            AttributeKey::Provenance => {
+                [Some(f.provenance.kind()), f.provenance.detail()].into_iter().flatten().collect()
+            }
         }
     }
 }
@@ -165,7 +175,7 @@ mod tests {
             assert_eq!(AttributeKey::parse(k.as_str()), Some(k));
         }
         tags.dedup();
-        assert_eq!(tags.len(), 12);
+        assert_eq!(tags.len(), 13);
         assert_eq!(AttributeKey::parse("eventname"), None);
     }
 

@@ -84,6 +84,8 @@ pub struct IndexFields {
     /// `recipientAccountId` and `userIdentity.accountId`, deduplicated.
     pub account_ids: Vec<String>,
     pub category: EventCategory,
+    /// How the record arrived: out of band, never read from the record's JSON (see [`crate::Provenance`]).
+    pub provenance: crate::Provenance,
 }
 
 /// A validated record: its stored JSON text and its indexed fields.
@@ -446,6 +448,7 @@ impl RawRecord<'_> {
             error_code: non_empty(self.error_code),
             user_agent: non_empty(self.user_agent),
             account_ids,
+            provenance: crate::Provenance::Unknown,
             category: if is_insight { EventCategory::Insight } else { EventCategory::Standard },
         })
     }

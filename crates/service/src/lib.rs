@@ -21,5 +21,6 @@ pub use metrics::Metrics;
 pub use policy::{Decision, Principal, Principals};
 pub use ratelimit::{RateLimiter, Throttled};
 pub use store::{
-    CheckReport, EventStore, IngestItem, IngestOutcome, LookupResult, StoreError, StoreOptions, StoredEvent,
+    CheckReport, EventStore, IngestItem, IngestOutcome, LookupResult, PendingIngest, StoreError, StoreOptions,
+    StoredEvent,
 };

@@ -35,6 +35,14 @@ pub struct StoreOptions {
     pub run_indexer: bool,
 }
 
+/// Hard-coded: after a group commit fails for a full disk, writes are refused at once (503) for this
+/// long; the next write after it probes the disk again.
+pub const DISK_FULL_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Hard-coded: how long a get by eventID waits for the index to catch up with what was durable when it
+/// was asked (the index is normally milliseconds behind).
+pub const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(5);
+
 /// Hard-coded default of [`StoreOptions::max_index_lag`]: a few seconds of ingest at full speed.
 pub const DEFAULT_MAX_INDEX_LAG: u64 = 250_000;
 
@@ -114,6 +122,58 @@ pub struct IngestOutcome {
     pub last_seq: Option<Seq>,
 }
 
+/// A batch queued for the journal's next group commit; resolves once it is durable (or failed).
+pub struct PendingIngest {
+    outcome: IngestOutcome,
+    rx: Option<tokio::sync::oneshot::Receiver<Result<journal::SeqRange, JournalError>>>,
+    /// Client-given ids this batch put in flight.
+    ids: Vec<String>,
+    stored: usize,
+    inner: Arc<Inner>,
+}
+
+impl PendingIngest {
+    pub async fn wait(mut self) -> Result<IngestOutcome, StoreError> {
+        let res = match self.rx.take() {
+            None => return Ok(self.outcome),
+            Some(rx) => rx.await.map_err(|_| StoreError::Closed)?,
+        };
+        self.finish(res)
+    }
+
+    /// Waits on the calling (blocking) thread; never call it on an async worker.
+    pub fn wait_blocking(mut self) -> Result<IngestOutcome, StoreError> {
+        let res = match self.rx.take() {
+            None => return Ok(self.outcome),
+            Some(rx) => rx.blocking_recv().map_err(|_| StoreError::Closed)?,
+        };
+        self.finish(res)
+    }
+
+    fn finish(mut self, res: Result<journal::SeqRange, JournalError>) -> Result<IngestOutcome, StoreError> {
+        let inner = &self.inner;
+        match res {
+            Ok(range) => {
+                self.outcome.stored = self.stored;
+                self.outcome.last_seq = Some(range.last);
+                inner.metrics.events_ingested.fetch_add(self.stored as u64, Relaxed);
+                inner.metrics.events_duplicate.fetch_add(self.outcome.duplicates as u64, Relaxed);
+                Ok(self.outcome)
+            }
+            Err(e) => {
+                // Not acknowledged. If the bytes did reach the disk, replay indexes them and the
+                // index then dedupes a retry.
+                let mut in_flight = inner.in_flight.lock();
+                for id in &self.ids {
+                    in_flight.remove(id);
+                }
+                inner.metrics.backpressure_rejections.fetch_add(1, Relaxed);
+                Err(e.into())
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct StoredEvent {
     pub seq: Seq,
@@ -143,12 +203,26 @@ struct Inner {
     max_index_lag: u64,
     /// eventIDs submitted to the journal and not yet indexed.
     in_flight: Mutex<HashSet<String>>,
-    /// Index fields parsed at ingest, waiting for the indexer (saves re-parsing the journal).
-    handoff: Mutex<BTreeMap<u64, IndexFields>>,
+    /// Index fields parsed at ingest, waiting for the indexer (saves re-parsing the journal), and the
+    /// hand-off watermark: every durable seq up to it is in the map or already indexed. The journal runs
+    /// its completion callbacks in seq order after each fsync, and each callback fills the map before it
+    /// moves the watermark, so the indexer never needs to guess whether a durable record's fields are
+    /// still on their way.
+    handoff: Mutex<Handoff>,
+    handoff_cv: Condvar,
     /// Last seq applied to the index, with a condvar for waiters (tests, freshness probes).
     indexed: Mutex<Option<Seq>>,
     indexed_cv: Condvar,
     stop: AtomicBool,
+    /// When a group commit last failed for a full disk: writes are refused at once for a moment after.
+    disk_full_at: Mutex<Option<Instant>>,
+}
+
+#[derive(Default)]
+struct Handoff {
+    fields: BTreeMap<u64, IndexFields>,
+    /// Highest seq handed off (or durable at open, whose records the indexer reads from the journal).
+    watermark: u64,
 }
 
 /// Cheap to clone; the indexer thread stops when [`EventStore::shutdown`] is called.
@@ -176,16 +250,19 @@ impl EventStore {
         }
         let index = EventIndex::open(&opts.data_dir.join("index"))?;
         let checkpoint = index.checkpoint();
+        let durable_at_open = journal.durable_seq().map_or(0, |s| s.0);
         let inner = Arc::new(Inner {
             journal,
             index,
             metrics,
             max_index_lag: opts.max_index_lag,
             in_flight: Mutex::new(HashSet::new()),
-            handoff: Mutex::new(BTreeMap::new()),
+            handoff: Mutex::new(Handoff { fields: BTreeMap::new(), watermark: durable_at_open }),
+            handoff_cv: Condvar::new(),
             indexed: Mutex::new(checkpoint),
             indexed_cv: Condvar::new(),
             stop: AtomicBool::new(false),
+            disk_full_at: Mutex::new(None),
         });
         // Catch up synchronously: until the index covers the journal, dedupe could miss a stored id.
         let started = Instant::now();
@@ -216,85 +293,116 @@ impl EventStore {
     /// Stores the records durably (fsync'd) and returns their eventIDs. Records whose eventID is already
     /// stored, in flight, or repeated within the batch are not stored twice.
     pub async fn ingest(&self, items: Vec<IngestItem>) -> Result<IngestOutcome, StoreError> {
+        // Deduplicating client-given eventIDs may read index pages from disk: keep it off the async workers.
+        // Server-assigned ids need no lookup, so their batches are queued right here.
+        let pending = if items.iter().any(|i| i.client_id) {
+            let this = self.clone();
+            tokio::task::spawn_blocking(move || this.submit(items)).await.map_err(|_| StoreError::Closed)??
+        } else {
+            self.submit(items)?
+        };
+        pending.wait().await
+    }
+
+    /// Blocking form of [`EventStore::ingest`], for callers on a blocking thread.
+    pub fn ingest_blocking(&self, items: Vec<IngestItem>) -> Result<IngestOutcome, StoreError> {
+        self.submit(items)?.wait_blocking()
+    }
+
+    /// Deduplicates the batch and queues it for the next group commit; the returned [`PendingIngest`]
+    /// resolves once it is durable. Blocking (may read the index). Refuses at once, storing nothing, when
+    /// the index is too far behind, the journal's queue is full, or the disk was found full a moment ago.
+    pub fn submit(&self, items: Vec<IngestItem>) -> Result<PendingIngest, StoreError> {
         let inner = &self.inner;
+        self.admit()?;
+        let mut outcome = IngestOutcome { event_ids: Vec::with_capacity(items.len()), ..Default::default() };
+        // Client-given ids already stored, probed without holding the in-flight lock (index reads may hit
+        // the disk). The indexer publishes `indexed` before it drops ids from the in-flight set, so if
+        // `indexed` has not moved by the time we hold the lock, an id absent from both was never stored.
+        let indexed_before = self.indexed_seq();
+        let mut seen_here = HashSet::new();
+        let mut stored_already = vec![false; items.len()];
+        for (i, item) in items.iter().enumerate() {
+            if item.client_id {
+                let id = &item.record.fields.event_id;
+                stored_already[i] = !seen_here.insert(id.as_str()) || inner.index.find_event_id(id)?.is_some();
+            }
+        }
+        drop(seen_here);
+        let mut payloads = Vec::with_capacity(items.len());
+        let mut fields = Vec::with_capacity(items.len());
+        let mut in_flight = inner.in_flight.lock();
+        let recheck = self.indexed_seq() != indexed_before;
+        let mut ids = Vec::new();
+        for (item, already) in items.into_iter().zip(stored_already) {
+            outcome.event_ids.push(item.record.fields.event_id.clone());
+            if item.client_id {
+                let id = &item.record.fields.event_id;
+                if already || in_flight.contains(id) || (recheck && inner.index.find_event_id(id)?.is_some()) {
+                    outcome.duplicates += 1;
+                    continue;
+                }
+                ids.push(id.clone());
+            }
+            let (json, f) = item.record.into_parts();
+            payloads.push(f.provenance.frame(json.as_bytes()));
+            fields.push(f);
+        }
+        if payloads.is_empty() {
+            inner.metrics.events_duplicate.fetch_add(outcome.duplicates as u64, Relaxed);
+            return Ok(PendingIngest { outcome, rx: None, ids, stored: 0, inner: inner.clone() });
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let stored = payloads.len();
+        let handoff_inner = inner.clone();
+        let done = Box::new(move |res: Result<journal::SeqRange, JournalError>| {
+            match &res {
+                Ok(range) => {
+                    let mut h = handoff_inner.handoff.lock();
+                    for (i, f) in fields.into_iter().enumerate() {
+                        h.fields.insert(range.first.0 + i as u64, f);
+                    }
+                    // Callbacks run in seq order, so every durable seq up to here is now handed off.
+                    h.watermark = h.watermark.max(range.last.0);
+                    drop(h);
+                    handoff_inner.handoff_cv.notify_all();
+                }
+                Err(JournalError::DiskFull { .. }) => {
+                    *handoff_inner.disk_full_at.lock() = Some(Instant::now());
+                }
+                Err(_) => {}
+            }
+            let _ = tx.send(res);
+        });
+        if let Err(e) = inner.journal.submit(payloads, done) {
+            if matches!(e, JournalError::Backpressure { .. }) {
+                inner.metrics.backpressure_rejections.fetch_add(1, Relaxed);
+            }
+            return Err(e.into());
+        }
+        in_flight.extend(ids.iter().cloned());
+        drop(in_flight);
+        Ok(PendingIngest { outcome, rx: Some(rx), ids, stored, inner: inner.clone() })
+    }
+
+    /// Whether a write would be refused right now, without queuing anything: the journal poisoned or
+    /// closed, the disk found full within the last [`DISK_FULL_BACKOFF`], or the index too far behind.
+    /// The audit path asks before it lets a call change anything.
+    pub fn admit(&self) -> Result<(), StoreError> {
+        let inner = &self.inner;
+        if inner.journal.is_poisoned() {
+            return Err(StoreError::Poisoned);
+        }
+        if inner.disk_full_at.lock().is_some_and(|at| at.elapsed() < DISK_FULL_BACKOFF) {
+            inner.metrics.backpressure_rejections.fetch_add(1, Relaxed);
+            return Err(StoreError::DiskFull);
+        }
         let lag = self.index_lag();
         if lag > inner.max_index_lag {
             inner.metrics.backpressure_rejections.fetch_add(1, Relaxed);
             return Err(StoreError::IndexBehind { lag, limit: inner.max_index_lag });
         }
-        let mut outcome = IngestOutcome { event_ids: Vec::with_capacity(items.len()), ..Default::default() };
-        let mut payloads = Vec::with_capacity(items.len());
-        let mut fields = Vec::with_capacity(items.len());
-        let rx = {
-            // Held across the dedupe check and the submit, so that two concurrent batches carrying the
-            // same eventID cannot both pass the check.
-            let mut in_flight = inner.in_flight.lock();
-            let mut seen_here = HashSet::new();
-            // Only client-given eventIDs can repeat; a server-assigned UUIDv4 needs no dedupe bookkeeping.
-            let mut ids = Vec::new();
-            for item in items {
-                outcome.event_ids.push(item.record.fields.event_id.clone());
-                if item.client_id {
-                    let id = &item.record.fields.event_id;
-                    if !seen_here.insert(id.clone())
-                        || in_flight.contains(id)
-                        || inner.index.find_event_id(id)?.is_some()
-                    {
-                        outcome.duplicates += 1;
-                        continue;
-                    }
-                    ids.push(id.clone());
-                }
-                let (json, f) = item.record.into_parts();
-                payloads.push(json.into_bytes());
-                fields.push(f);
-            }
-            if payloads.is_empty() {
-                inner.metrics.events_duplicate.fetch_add(outcome.duplicates as u64, Relaxed);
-                return Ok(outcome);
-            }
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            let stored = payloads.len();
-            let handoff_inner = inner.clone();
-            let done = Box::new(move |res: Result<journal::SeqRange, JournalError>| {
-                if let Ok(range) = &res {
-                    let mut h = handoff_inner.handoff.lock();
-                    for (i, f) in fields.into_iter().enumerate() {
-                        h.insert(range.first.0 + i as u64, f);
-                    }
-                }
-                let _ = tx.send(res);
-            });
-            if let Err(e) = inner.journal.submit(payloads, done) {
-                if matches!(e, JournalError::Backpressure { .. }) {
-                    inner.metrics.backpressure_rejections.fetch_add(1, Relaxed);
-                }
-                return Err(e.into());
-            }
-            in_flight.extend(ids.iter().cloned());
-            (rx, ids, stored)
-        };
-        let (rx, ids, stored) = rx;
-        let res = rx.await.map_err(|_| StoreError::Closed)?;
-        match res {
-            Ok(range) => {
-                outcome.stored = stored;
-                outcome.last_seq = Some(range.last);
-                inner.metrics.events_ingested.fetch_add(stored as u64, Relaxed);
-                inner.metrics.events_duplicate.fetch_add(outcome.duplicates as u64, Relaxed);
-                Ok(outcome)
-            }
-            Err(e) => {
-                // Not acknowledged. If the bytes did reach the disk, replay indexes them and the
-                // index then dedupes a retry.
-                let mut in_flight = inner.in_flight.lock();
-                for id in &ids {
-                    in_flight.remove(id);
-                }
-                inner.metrics.backpressure_rejections.fetch_add(1, Relaxed);
-                Err(e.into())
-            }
-        }
+        Ok(())
     }
 
     /// One page of a lookup, newest first, strictly after `after`.
@@ -317,9 +425,20 @@ impl EventStore {
         Ok(LookupResult { events, next })
     }
 
-    /// The stored record with this eventID.
+    /// The stored record with this eventID. Reads its own writes: a record acknowledged before the call is
+    /// found even when the indexer has not applied it yet (the call waits, at most [`READ_YOUR_WRITES_WAIT`],
+    /// for the index to reach the durable seq it saw on entry).
     pub fn get(&self, event_id: &str) -> Result<Option<StoredEvent>, StoreError> {
-        match self.inner.index.find_event_id(event_id)? {
+        let durable = self.durable_seq();
+        let mut found = self.inner.index.find_event_id(event_id)?;
+        if found.is_none()
+            && let Some(durable) = durable
+            && self.indexed_seq() < Some(durable)
+        {
+            self.wait_indexed(durable, READ_YOUR_WRITES_WAIT);
+            found = self.inner.index.find_event_id(event_id)?;
+        }
+        match found {
             None => Ok(None),
             Some(seq) => Ok(Some(decode(seq, self.inner.journal.read(seq)?)?)),
         }
@@ -440,8 +559,7 @@ impl EventStore {
 }
 
 fn decode(seq: Seq, body: Vec<u8>) -> Result<StoredEvent, StoreError> {
-    let json = String::from_utf8(body).map_err(|e| StoreError::Unreadable { seq, reason: e.to_string() })?;
-    let record = Record::from_stored(&json).map_err(|e| StoreError::Unreadable { seq, reason: e.to_string() })?;
+    let record = parse_payload(&body).map_err(|reason| StoreError::Unreadable { seq, reason })?;
     let (json, fields) = record.into_parts();
     Ok(StoredEvent { seq, json, fields })
 }
@@ -449,10 +567,15 @@ fn decode(seq: Seq, body: Vec<u8>) -> Result<StoredEvent, StoreError> {
 impl Inner {
     fn run_indexer(self: Arc<Self>) {
         while !self.stop.load(Relaxed) {
-            let checkpoint = self.index.checkpoint();
-            let durable = self.journal.wait_durable_after(checkpoint, Duration::from_millis(100));
-            if durable <= checkpoint {
-                continue;
+            let checkpoint = self.index.checkpoint().map_or(0, |s| s.0);
+            {
+                let mut h = self.handoff.lock();
+                if h.watermark <= checkpoint {
+                    self.handoff_cv.wait_for(&mut h, Duration::from_millis(100));
+                    if h.watermark <= checkpoint {
+                        continue;
+                    }
+                }
             }
             if let Err(e) = self.index_step() {
                 tracing::error!(error = %e, "indexer step failed; retrying");
@@ -461,38 +584,32 @@ impl Inner {
         }
     }
 
-    /// Applies the next batch of durable records to the index. Returns how many were applied.
+    /// Applies the next batch of handed-off records to the index. Returns how many were applied.
     fn index_step(&self) -> Result<usize, StoreError> {
         let from = self.index.checkpoint().map_or(1, |s| s.0 + 1);
-        let Some(durable) = self.journal.durable_seq() else { return Ok(0) };
-        if durable.0 < from {
-            return Ok(0);
-        }
-        let to = durable.0.min(from + INDEX_BATCH as u64 - 1);
-        let mut batch: Vec<(Seq, IndexFields)> = Vec::with_capacity((to - from + 1) as usize);
-        {
-            // The journal publishes durability just before it runs the ingest callbacks that fill the
-            // handoff, so give them a moment before falling back to re-reading the journal.
-            for attempt in 0..3 {
-                let mut h = self.handoff.lock();
-                while let Some(entry) = h.first_entry() {
-                    let seq = *entry.key();
-                    if seq < from + batch.len() as u64 {
-                        entry.remove();
-                        continue;
-                    }
-                    if seq != from + batch.len() as u64 || seq > to {
-                        break;
-                    }
-                    batch.push((Seq(seq), entry.remove()));
+        let mut batch: Vec<(Seq, IndexFields)> = Vec::new();
+        let to = {
+            let mut h = self.handoff.lock();
+            if h.watermark < from {
+                return Ok(0);
+            }
+            let to = h.watermark.min(from + INDEX_BATCH as u64 - 1);
+            batch.reserve((to - from + 1) as usize);
+            // Entries below `from` were indexed by a replay that read the journal: drop them.
+            while let Some(entry) = h.fields.first_entry() {
+                let seq = *entry.key();
+                if seq < from + batch.len() as u64 {
+                    entry.remove();
+                    continue;
                 }
-                if batch.len() as u64 == to - from + 1 || attempt == 2 {
+                if seq != from + batch.len() as u64 || seq > to {
                     break;
                 }
-                drop(h);
-                std::thread::sleep(Duration::from_millis(2));
+                batch.push((Seq(seq), entry.remove()));
             }
-        }
+            to
+        };
+        // Records durable before this process started were never handed off: read them from the journal.
         let next = from + batch.len() as u64;
         if next <= to {
             for item in self.journal.scan(Seq(next)) {
@@ -500,10 +617,7 @@ impl Inner {
                 if seq.0 > to {
                     break;
                 }
-                match std::str::from_utf8(&body)
-                    .map_err(|e| e.to_string())
-                    .and_then(|s| Record::from_stored(s).map_err(|e| e.to_string()))
-                {
+                match parse_payload(&body) {
                     Ok(r) => batch.push((seq, r.fields)),
                     Err(reason) => {
                         // Every stored record was validated at ingest, so this is damage, not bad input.
@@ -515,6 +629,9 @@ impl Inner {
         }
         let refs: Vec<(Seq, &IndexFields)> = batch.iter().map(|(s, f)| (*s, f)).collect();
         self.index.apply_through(&refs, Seq(to))?;
+        // Published before the ids leave the in-flight set: `EventStore::submit` relies on this order.
+        *self.indexed.lock() = Some(Seq(to));
+        self.indexed_cv.notify_all();
         {
             let mut in_flight = self.in_flight.lock();
             for (_, f) in &batch {
@@ -523,8 +640,15 @@ impl Inner {
         }
         let applied = batch.len();
         self.metrics.index_applied_events.fetch_add(applied as u64, Relaxed);
-        *self.indexed.lock() = Some(Seq(to));
-        self.indexed_cv.notify_all();
         Ok(applied)
     }
+}
+
+/// A journal payload: the provenance frame, then the record's JSON as stored.
+fn parse_payload(body: &[u8]) -> Result<Record, String> {
+    let (provenance, json) = model::Provenance::unframe(body).map_err(|e| e.to_string())?;
+    let json = std::str::from_utf8(json).map_err(|e| e.to_string())?;
+    let mut record = Record::from_stored(json).map_err(|e| e.to_string())?;
+    record.fields.provenance = provenance;
+    Ok(record)
 }

@@ -100,3 +100,81 @@ fn a_lagging_index_pushes_back_on_ingest_instead_of_growing_memory() {
     assert_eq!(again.stored, 1);
     store.shutdown();
 }
+
+#[test]
+fn concurrent_batches_carrying_the_same_event_id_store_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let store = open(dir.path());
+    // Each round races two batches that share one id (and each has one id of its own); the shared id must be
+    // stored exactly once whichever batch wins, also while the indexer is applying earlier rounds.
+    for round in 0..200u32 {
+        let shared = round * 3;
+        let batch = |own: u32| vec![record(shared, "CreateUser"), record(own, "GetUser")];
+        let (a, b) = (store.clone(), store.clone());
+        let (ba, bb) = (batch(shared + 1), batch(shared + 2));
+        let (ra, rb) = rt.block_on(async move {
+            let ta = tokio::spawn(async move { a.ingest(ba).await });
+            let tb = tokio::spawn(async move { b.ingest(bb).await });
+            (ta.await.unwrap().unwrap(), tb.await.unwrap().unwrap())
+        });
+        assert_eq!(ra.stored + rb.stored, 3, "round {round}: {ra:?} {rb:?}");
+        assert_eq!(ra.duplicates + rb.duplicates, 1, "round {round}");
+    }
+    let durable = store.durable_seq().unwrap();
+    assert!(store.wait_indexed(durable, Duration::from_secs(10)));
+    assert_eq!(durable.0, 600);
+    let report = store.check().unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    store.shutdown();
+}
+
+#[test]
+fn an_acknowledged_event_is_found_by_id_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let store = open(dir.path());
+    for i in 0..300 {
+        rt.block_on(store.ingest(vec![record(i, "CreateUser")])).unwrap();
+        let got = store.get(&format!("ev-{i}")).unwrap();
+        assert!(got.is_some(), "ev-{i} was acknowledged but not found");
+    }
+    store.shutdown();
+}
+
+#[test]
+fn provenance_travels_beside_the_record_and_survives_a_replay() {
+    use model::Provenance;
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let store = open(dir.path());
+    let mut items: Vec<IngestItem> = (0..4).map(|i| record(i, "CreateUser")).collect();
+    let writer = Provenance::Ingest { principal: "arn:aws:iam::123456789012:user/ingester".into() };
+    items[0].record.fields.provenance = Provenance::SelfAudit;
+    items[1].record.fields.provenance = writer.clone();
+    items[2].record.fields.provenance = Provenance::Channel { channel: "arn:ch".into() };
+    let sent: Vec<String> = items.iter().map(|i| i.record.json().to_string()).collect();
+    let out = rt.block_on(store.ingest(items)).unwrap();
+    assert!(store.wait_indexed(out.last_seq.unwrap(), Duration::from_secs(10)));
+    let by = |store: &EventStore, v: &str| -> Vec<String> {
+        let q = EventQuery { attributes: vec![(AttributeKey::Provenance, v.into())], ..Default::default() };
+        store.lookup(&q, 10, None).unwrap().events.into_iter().map(|e| e.fields.event_id).collect()
+    };
+    let check = |store: &EventStore| {
+        assert_eq!(by(store, "self-audit"), vec!["ev-0"]);
+        assert_eq!(by(store, "ingest"), vec!["ev-1"]);
+        assert_eq!(by(store, "arn:aws:iam::123456789012:user/ingester"), vec!["ev-1"]);
+        assert_eq!(by(store, "unknown"), vec!["ev-3"]);
+        let e = store.get("ev-1").unwrap().unwrap();
+        assert_eq!(e.fields.provenance, writer);
+        assert_eq!(e.json, sent[1], "the record bytes are kept exactly");
+    };
+    check(&store);
+    store.shutdown();
+    drop(store);
+    // Rebuild the index from the journal: provenance comes back from the journal frames.
+    std::fs::remove_dir_all(dir.path().join("index")).unwrap();
+    let store = open(dir.path());
+    check(&store);
+    store.shutdown();
+}
