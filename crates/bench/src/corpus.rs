@@ -134,8 +134,8 @@ impl Corpus {
 
 fn count(stats: &mut Stats, f: &IndexFields) {
     for key in AttributeKey::ALL {
-        if key == AttributeKey::EventId {
-            continue; // unique: sampled from whole records instead
+        if key == AttributeKey::EventId || key == AttributeKey::Provenance {
+            continue; // unique: sampled from whole records instead; provenance: one value for the whole corpus
         }
         let counts = stats.counts.entry(key).or_default();
         for v in key.values(f) {
