@@ -1,52 +1,89 @@
-//! Self-audit: every call to opentrail's CloudTrail API becomes a CloudTrail record of its own, as AWS
-//! records CloudTrail's API calls: who, from where, with what tool, what was asked and answered, and
-//! whether it failed.
+//! Self-audit: every authenticated call to any of opentrail's surfaces becomes a CloudTrail record of its
+//! own, as AWS records CloudTrail's API calls: who, from where, with what tool, what was asked and answered,
+//! and whether it failed. Oversized members are cut to fit, never dropped whole, and what was cut is named
+//! in `additionalEventData`. Records carry the `SelfAudit` provenance, so no ingested copy can pass for one.
 
-use std::sync::Arc;
-
-use model::Record;
 use model::cloudtrail::{CloudTrailEvent, TlsDetails};
-use serde_json::{Map, Value};
+use model::{MAX_RECORD_BYTES, Provenance, Record};
+use serde_json::{Map, Value, json};
 use service::IngestItem;
 
 use crate::error::ApiError;
+use crate::operation::Surface;
 use crate::{App, CallContext};
 
-/// What one API call did, for its audit record.
-pub(crate) struct Call<'a> {
-    pub event_source: &'static str,
+/// Hard-coded, as CloudTrail documents for its own records: `requestParameters` and `responseElements` keep
+/// at most 100 KiB each; longer ones are cut.
+pub const MAX_MEMBER_BYTES: usize = 100 * 1024;
+/// Hard-coded: `errorMessage` and `userAgent` keep at most this many bytes.
+const MAX_TEXT_BYTES: usize = 1024;
+/// Hard-coded: at most this many cut paths are listed in `additionalEventData`.
+const MAX_CUT_PATHS: usize = 50;
+/// Marks a string that was cut.
+const CUT_MARK: &str = "…[truncated]";
+
+/// What one call did, for its audit record.
+pub(crate) struct Facts<'a> {
+    pub surface: Surface,
     pub event_name: &'a str,
     pub read_only: bool,
+    /// `requestParameters` as the caller sent them (keys become lower-camel).
     pub request: &'a Value,
-    pub result: &'a Result<Value, ApiError>,
+    /// `responseElements` on success (kept for calls that change something), or the error.
+    pub result: Result<&'a Value, &'a ApiError>,
 }
 
-/// Builds the record for a call.
-pub(crate) fn build(app: &App, ctx: &CallContext, call: &Call<'_>) -> CloudTrailEvent {
-    let params = lower_camel(call.request);
-    let params_empty = params.as_object().is_some_and(Map::is_empty);
-    let response = match call.result {
+/// Builds the call's record, cutting what does not fit. Returns the item to store and whether anything
+/// was cut.
+pub(crate) fn build(app: &App, ctx: &CallContext, facts: &Facts<'_>) -> Result<(IngestItem, bool), ApiError> {
+    let mut cuts = Vec::new();
+    let params = lower_camel(facts.request);
+    let params = match params {
+        Value::Object(m) if m.is_empty() => Value::Null,
+        Value::Null => Value::Null,
+        v => fit(&v, MAX_MEMBER_BYTES, "requestParameters", &mut cuts),
+    };
+    let response = match facts.result {
         // CloudTrail leaves responseElements null for read-only calls (their answers can be huge).
-        Ok(v) if !call.read_only && v.as_object().is_some_and(|o| !o.is_empty()) => lower_camel(v),
+        Ok(v) if !facts.read_only && v.as_object().is_some_and(|o| !o.is_empty()) => {
+            fit(&lower_camel(v), MAX_MEMBER_BYTES, "responseElements", &mut cuts)
+        }
         _ => Value::Null,
     };
-    let error = call.result.as_ref().err();
-    CloudTrailEvent {
+    // Named as the caller saw it (cloudtrail-data names some errors its own way).
+    let error = facts.result.err().map(|e| e.clone().for_surface(facts.surface));
+    let error = error.as_ref();
+    let text = |v: &str, field: &str, cuts: &mut Vec<Cut>| match fit(&json!(v), MAX_TEXT_BYTES, field, cuts) {
+        Value::String(s) => s,
+        _ => String::new(),
+    };
+    let user_agent = text(ctx.user_agent.as_deref().unwrap_or(""), "userAgent", &mut cuts);
+    let error_message = error.map(|e| text(&e.message, "errorMessage", &mut cuts));
+    let additional = (!cuts.is_empty()).then(|| {
+        let listed: Vec<Value> = cuts
+            .iter()
+            .take(MAX_CUT_PATHS)
+            .map(|c| json!({"path": c.path, "originalBytes": c.original_bytes}))
+            .collect();
+        json!({"truncated": {"cut": listed, "cutCount": cuts.len(), "limitBytes": MAX_MEMBER_BYTES}})
+    });
+    let event = CloudTrailEvent {
         event_version: Some("1.11".into()),
         user_identity: Some(ctx.principal.user_identity()),
         event_time: Some(ctx.now.to_rfc3339()),
-        event_source: Some(call.event_source.into()),
-        event_name: Some(call.event_name.into()),
+        event_source: Some(facts.surface.event_source().into()),
+        event_name: Some(facts.event_name.into()),
         aws_region: Some(app.config.region.clone()),
         source_ip_address: Some(ctx.source_ip.clone()),
-        user_agent: Some(ctx.user_agent.clone().unwrap_or_default()),
+        user_agent: Some(user_agent),
         error_code: error.map(|e| e.code.to_string()),
-        error_message: error.map(|e| e.message.clone()),
-        request_parameters: Some(if params_empty { Value::Null } else { params }),
+        error_message,
+        request_parameters: Some(params),
         response_elements: Some(response),
+        additional_event_data: additional,
         request_id: Some(ctx.request_id.clone()),
         event_id: Some(uuid::Uuid::new_v4().to_string()),
-        read_only: Some(call.read_only),
+        read_only: Some(facts.read_only),
         event_type: Some("AwsApiCall".into()),
         management_event: Some(true),
         recipient_account_id: Some(app.config.account_id.clone()),
@@ -58,43 +95,92 @@ pub(crate) fn build(app: &App, ctx: &CallContext, call: &Call<'_>) -> CloudTrail
             ..Default::default()
         }),
         ..Default::default()
+    };
+    let text = serde_json::to_string(&event).map_err(|e| ApiError::internal(&e))?;
+    debug_assert!(text.len() < MAX_RECORD_BYTES, "members are cut to fit a record");
+    let mut record = Record::parse(text.as_bytes(), || uuid::Uuid::new_v4().to_string())
+        .map_err(|e| ApiError::internal(&format!("self-audit record is invalid: {e}")))?;
+    record.fields.provenance = Provenance::SelfAudit;
+    Ok((IngestItem { record, client_id: false }, !cuts.is_empty()))
+}
+
+/// One member that was cut: where, and how big it was.
+struct Cut {
+    path: String,
+    original_bytes: usize,
+}
+
+fn encoded_len(v: &Value) -> usize {
+    serde_json::to_string(v).map_or(0, |s| s.len())
+}
+
+/// `v` cut to at most `budget` bytes of JSON: objects keep their members in order while they fit (the
+/// first that does not is cut in turn), arrays keep a prefix, strings are cut at a char boundary and end in
+/// [`CUT_MARK`]. Each cut is recorded with its path.
+fn fit(v: &Value, budget: usize, path: &str, cuts: &mut Vec<Cut>) -> Value {
+    let len = encoded_len(v);
+    if len <= budget {
+        return v.clone();
+    }
+    cuts.push(Cut { path: path.to_string(), original_bytes: len });
+    match v {
+        Value::String(s) => {
+            // Two quotes, the mark, and room for escapes of what is kept.
+            let room = budget.saturating_sub(2 + CUT_MARK.len());
+            let mut kept = String::new();
+            let mut used = 0;
+            for c in s.chars() {
+                let c_len = encoded_len(&json!(c.to_string())) - 2;
+                if used + c_len > room {
+                    break;
+                }
+                used += c_len;
+                kept.push(c);
+            }
+            kept.push_str(CUT_MARK);
+            Value::String(kept)
+        }
+        Value::Object(m) => {
+            let mut out = Map::new();
+            let mut used = 2; // {}
+            for (k, child) in m {
+                let key_len = encoded_len(&json!(k)) + 2; // "key": and a comma
+                let child_len = encoded_len(child);
+                let child_path = format!("{path}.{k}");
+                if used + key_len + child_len <= budget {
+                    out.insert(k.clone(), child.clone());
+                    used += key_len + child_len;
+                } else if budget > used + key_len + 64 {
+                    let part = fit(child, budget - used - key_len, &child_path, cuts);
+                    used += key_len + encoded_len(&part);
+                    out.insert(k.clone(), part);
+                } else {
+                    cuts.push(Cut { path: child_path, original_bytes: child_len });
+                }
+            }
+            Value::Object(out)
+        }
+        Value::Array(items) => {
+            let mut out = Vec::new();
+            let mut used = 2;
+            for (i, item) in items.iter().enumerate() {
+                let item_len = encoded_len(item) + 1;
+                if used + item_len > budget {
+                    cuts.push(Cut { path: format!("{path}[{i}..]"), original_bytes: len.saturating_sub(used) });
+                    break;
+                }
+                used += item_len;
+                out.push(item.clone());
+            }
+            Value::Array(out)
+        }
+        // A number or a boolean longer than the budget cannot happen for budgets this size.
+        _ => Value::Null,
     }
 }
 
-/// Records the call. The write is queued without waiting for its fsync: the caller's answer does not
-/// depend on it. A failure is logged and counted, never silent.
-pub(crate) fn record(app: &Arc<App>, ctx: &CallContext, call: &Call<'_>) {
-    let text = match serde_json::to_string(&build(app, ctx, call)) {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::error!(error = %e, operation = call.event_name, "self-audit record cannot be encoded");
-            return;
-        }
-    };
-    let record = match Record::parse(text.as_bytes(), fresh_event_id) {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, operation = call.event_name, "self-audit record is invalid");
-            return;
-        }
-    };
-    let app = app.clone();
-    let op = call.event_name.to_string();
-    tokio::spawn(async move {
-        if let Err(e) = app.store.ingest(vec![IngestItem { record, client_id: false }]).await {
-            app.store.metrics().record_rejected("SelfAuditNotStored", 1);
-            tracing::error!(error = %e, operation = %op, "self-audit record not stored");
-        }
-    });
-}
-
-/// Never called in practice: `build` always sets eventID.
-fn fresh_event_id() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
-
 /// CloudTrail writes requestParameters/responseElements with lower-camel keys (`trailName`, not `TrailName`).
-fn lower_camel(v: &Value) -> Value {
+pub(crate) fn lower_camel(v: &Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
             m.iter()
@@ -117,7 +203,6 @@ fn lower_camel(v: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn keys_become_lower_camel_recursively() {
@@ -126,5 +211,39 @@ mod tests {
             lower_camel(&v),
             json!({"trailName": "t", "lookupAttributes": [{"attributeKey": "EventName"}], "isX": 1})
         );
+    }
+
+    #[test]
+    fn an_oversized_member_is_cut_to_fit_and_named() {
+        let big = "z".repeat(300 * 1024);
+        let v = json!({"name": "t", "zz": big, "after": "kept?"});
+        let mut cuts = Vec::new();
+        let out = fit(&v, MAX_MEMBER_BYTES, "requestParameters", &mut cuts);
+        assert!(encoded_len(&out) <= MAX_MEMBER_BYTES, "{}", encoded_len(&out));
+        assert_eq!(out["name"], "t", "what fits is kept");
+        let zz = out["zz"].as_str().unwrap();
+        assert!(zz.ends_with(CUT_MARK) && zz.len() > 90 * 1024, "the cut member keeps what fits");
+        let paths: Vec<&str> = cuts.iter().map(|c| c.path.as_str()).collect();
+        assert!(paths.contains(&"requestParameters.zz"), "{paths:?}");
+        assert!(cuts.iter().any(|c| c.original_bytes > 300 * 1024));
+    }
+
+    #[test]
+    fn cut_strings_stay_valid_with_multibyte_and_escaped_characters() {
+        let v = json!("é\"\n".repeat(1000));
+        let mut cuts = Vec::new();
+        let out = fit(&v, 500, "x", &mut cuts);
+        assert!(encoded_len(&out) <= 500);
+        assert!(out.as_str().unwrap().ends_with(CUT_MARK));
+    }
+
+    #[test]
+    fn long_arrays_keep_a_prefix() {
+        let v = json!((0..10_000).collect::<Vec<_>>());
+        let mut cuts = Vec::new();
+        let out = fit(&v, 1000, "ids", &mut cuts);
+        assert!(encoded_len(&out) <= 1000);
+        assert_eq!(out[0], 0);
+        assert!(cuts.iter().any(|c| c.path.starts_with("ids[")));
     }
 }

@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
-use service::channels::{Channel, ChannelError, Destination, DestinationType, NewChannel, Tag};
+use service::channels::{Channel, ChannelError, Channels, Destination, DestinationType, NewChannel, Tag};
 
 use crate::error::ApiError;
-use crate::{App, CallContext, blocking};
+use crate::{CallContext, blocking};
 
 impl From<ChannelError> for ApiError {
     fn from(e: ChannelError) -> Self {
@@ -19,13 +19,14 @@ impl From<ChannelError> for ApiError {
             ChannelError::InvalidSource { .. } => "InvalidSourceException",
             ChannelError::InvalidTags { .. } => "InvalidTagParameterException",
             ChannelError::InvalidToken { .. } => "InvalidNextTokenException",
-            ChannelError::Io { .. } | ChannelError::Corrupt { .. } => return ApiError::internal(&e),
+            ChannelError::Io { source, .. } => return ApiError::state_write(&e, source),
+            ChannelError::Corrupt { .. } => return ApiError::internal(&e),
         };
         ApiError::client(code, e.to_string())
     }
 }
 
-pub(crate) async fn create(app: &Arc<App>, ctx: &CallContext, params: &Value) -> Result<Value, ApiError> {
+pub(crate) async fn create(channels: &Arc<Channels>, ctx: &CallContext, params: &Value) -> Result<Value, ApiError> {
     let new = NewChannel {
         name: required_str(params, "Name")?.to_string(),
         source: required_str(params, "Source")?.to_string(),
@@ -33,8 +34,8 @@ pub(crate) async fn create(app: &Arc<App>, ctx: &CallContext, params: &Value) ->
             .ok_or_else(|| ApiError::validation("Destinations is required"))?,
         tags: tags(params.get("Tags"))?,
     };
-    let (channels, now) = (app.channels.clone(), ctx.now);
-    let c = blocking(move || channels.create(new, uuid::Uuid::new_v4(), now)).await??;
+    let (channels, now, id) = (channels.clone(), ctx.now, ctx.fresh_id);
+    let c = blocking(move || channels.create(new, id, now)).await??;
     Ok(json!({
         "ChannelArn": c.arn,
         "Name": c.name,
@@ -44,8 +45,8 @@ pub(crate) async fn create(app: &Arc<App>, ctx: &CallContext, params: &Value) ->
     }))
 }
 
-pub(crate) fn get(app: &App, params: &Value) -> Result<Value, ApiError> {
-    let c = app.channels.get(required_str(params, "Channel")?)?;
+pub(crate) fn get(channels: &Channels, params: &Value) -> Result<Value, ApiError> {
+    let c = channels.get(required_str(params, "Channel")?)?;
     let s = &c.ingestion;
     let mut status = Map::new();
     let mut put = |k: &str, v: Option<Value>| {
@@ -69,7 +70,7 @@ pub(crate) fn get(app: &App, params: &Value) -> Result<Value, ApiError> {
     }))
 }
 
-pub(crate) fn list(app: &App, params: &Value) -> Result<Value, ApiError> {
+pub(crate) fn list(channels: &Channels, params: &Value) -> Result<Value, ApiError> {
     let max = match params.get("MaxResults") {
         None | Some(Value::Null) => service::channels::MAX_LIST_PAGE,
         Some(v) => match v.as_u64() {
@@ -83,7 +84,7 @@ pub(crate) fn list(app: &App, params: &Value) -> Result<Value, ApiError> {
         Some(Value::String(s)) => Some(s.as_str()),
         Some(_) => return Err(ApiError::serialization("NextToken must be a string")),
     };
-    let (page, next) = app.channels.list(token, max)?;
+    let (page, next) = channels.list(token, max)?;
     let mut out = json!({
         "Channels": page.iter().map(|c| json!({"ChannelArn": c.arn, "Name": c.name})).collect::<Vec<_>>(),
     });
@@ -93,7 +94,7 @@ pub(crate) fn list(app: &App, params: &Value) -> Result<Value, ApiError> {
     Ok(out)
 }
 
-pub(crate) async fn update(app: &Arc<App>, params: &Value) -> Result<Value, ApiError> {
+pub(crate) async fn update(channels: &Arc<Channels>, params: &Value) -> Result<Value, ApiError> {
     let reference = required_str(params, "Channel")?.to_string();
     let name = match params.get("Name") {
         None | Some(Value::Null) => None,
@@ -101,14 +102,14 @@ pub(crate) async fn update(app: &Arc<App>, params: &Value) -> Result<Value, ApiE
         Some(_) => return Err(ApiError::serialization("Name must be a string")),
     };
     let dests = destinations(params.get("Destinations"))?;
-    let channels = app.channels.clone();
+    let channels = channels.clone();
     let c = blocking(move || channels.update(&reference, name, dests)).await??;
     Ok(json!({"ChannelArn": c.arn, "Name": c.name, "Source": c.source, "Destinations": destinations_json(&c)}))
 }
 
-pub(crate) async fn delete(app: &Arc<App>, params: &Value) -> Result<Value, ApiError> {
+pub(crate) async fn delete(channels: &Arc<Channels>, params: &Value) -> Result<Value, ApiError> {
     let reference = required_str(params, "Channel")?.to_string();
-    let channels = app.channels.clone();
+    let channels = channels.clone();
     blocking(move || channels.delete(&reference)).await??;
     Ok(json!({}))
 }

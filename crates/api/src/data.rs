@@ -1,35 +1,23 @@
 //! The `cloudtrail-data` REST-JSON surface: `POST /PutAuditEvents?channelArn=…&externalId=…` with
 //! `{"auditEvents":[{id, eventData, eventDataChecksum?}]}`, answered per event with `successful[]` and
-//! `failed[]`. A data-plane call: counted in metrics, not self-audited.
+//! `failed[]`. The events are stored with the `Channel` provenance, in one group commit with the call's own
+//! audit record.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::Query;
-use axum::http::{HeaderValue, StatusCode, Uri, header};
-use axum::response::Response;
+use axum::http::Uri;
+use model::Provenance;
 use serde_json::{Value, json};
-use service::IngestItem;
 use service::audit_events::{self, AuditEvent, AuditEventError, MAX_EVENTS_PER_REQUEST, MAX_REQUEST_BYTES};
-use service::channels::{ChannelError, IngestionAttempt};
+use service::channels::IngestionAttempt;
+use service::{IngestItem, IngestOutcome};
 
+use crate::chain::{Prepared, Reply};
 use crate::error::ApiError;
-use crate::ingest::authorize;
-use crate::{App, CallContext, blocking, error_response, json_response};
-
-const OPERATION: &str = "PutAuditEvents";
-
-pub(crate) async fn put_audit_events(app: &Arc<App>, ctx: &CallContext, uri: &Uri, body: Bytes) -> Response {
-    let (mut resp, code) = match put(app, ctx, uri, body).await {
-        Ok(v) => (json_response(&v), "200"),
-        Err(e) => (error_response(&e), e.code),
-    };
-    app.store.metrics().record_request(OPERATION, code);
-    // REST-JSON answers are plain JSON, not the JSON 1.1 media type.
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp
-}
+use crate::{App, CallContext, blocking};
 
 /// A failed event: its index in the request, its AWS error code and message.
 struct Failure {
@@ -38,8 +26,9 @@ struct Failure {
     message: String,
 }
 
-async fn put(app: &Arc<App>, ctx: &CallContext, uri: &Uri, body: Bytes) -> Result<Value, ApiError> {
-    authorize(ctx, "cloudtrail-data:PutAuditEvents")?;
+/// Checks the request and its events; the events that pass become records of the channel, stored by the
+/// chain with the call's own audit record.
+pub(crate) async fn prepare(app: &Arc<App>, ctx: &CallContext, uri: &Uri, body: Bytes) -> Result<Prepared, ApiError> {
     let query = Query::<HashMap<String, String>>::try_from_uri(uri)
         .map_err(|e| ApiError::validation(format!("query string is malformed: {e}")))?
         .0;
@@ -51,7 +40,7 @@ async fn put(app: &Arc<App>, ctx: &CallContext, uri: &Uri, body: Bytes) -> Resul
         // Accepted and checked, not enforced: channels have no resource policies here.
         validate_external_id(ext)?;
     }
-    let channel = app.channels.get(channel_ref).map_err(data_plane_error)?;
+    let channel = app.control_plane.channels.get(channel_ref)?;
     if body.len() > MAX_REQUEST_BYTES {
         return Err(ApiError::validation(format!(
             "request body is {} bytes; PutAuditEvents accepts at most {MAX_REQUEST_BYTES}",
@@ -61,15 +50,18 @@ async fn put(app: &Arc<App>, ctx: &CallContext, uri: &Uri, body: Bytes) -> Resul
     let region = app.config.region.clone();
     let now = ctx.now;
     let channel_for_build = channel.clone();
+    let app2 = app.clone();
     let (items, accepted, failures, ids) = blocking(move || {
         let events = parse_body(&body)?;
         let mut items = Vec::new();
         let mut accepted = Vec::new();
         let mut failures = Vec::new();
+        let provenance = Provenance::Channel { channel: channel_for_build.arn.clone() };
         for (index, ev) in events.iter().enumerate() {
-            match audit_events::build_record(&channel_for_build, &region, &ev.as_domain(), now) {
-                Ok(record) => {
+            match audit_events::build_record(&app2.event_id_key, &channel_for_build, &region, &ev.as_domain(), now) {
+                Ok(mut record) => {
                     accepted.push((ev.id.clone(), record.fields.event_id.clone()));
+                    record.fields.provenance = provenance.clone();
                     items.push(IngestItem { record, client_id: true });
                 }
                 Err(e) => failures.push(Failure { index, code: error_code(&e), message: e.to_string() }),
@@ -80,37 +72,41 @@ async fn put(app: &Arc<App>, ctx: &CallContext, uri: &Uri, body: Bytes) -> Resul
         Ok::<_, ApiError>((items, accepted, failures, ids))
     })
     .await??;
-    // Durable before answering; retried events are dropped by the store's eventID dedupe.
-    if !items.is_empty() {
-        app.store.ingest(items).await?;
-    }
-    let metrics = app.store.metrics();
-    for f in &failures {
-        metrics.record_rejected(f.code, 1);
-    }
-    let attempt = IngestionAttempt {
-        at: now,
-        last_event_id: last_attempted_event_id(&channel.arn, &ids),
-        last_success_event_id: accepted.last().map(|(_, eid)| eid.clone()),
-        last_error_code: failures.last().map(|f| f.code.to_string()),
+    let summary = json!({
+        "channelArn": channel.arn,
+        "successfulCount": accepted.len(),
+        "failedCount": failures.len(),
+    });
+    let app = app.clone();
+    let finish = move |_outcome: IngestOutcome| {
+        // Retried events were dropped by the store's eventID dedupe and answer as successful again.
+        let metrics = app.store.metrics();
+        for f in &failures {
+            metrics.record_rejected(f.code, 1);
+        }
+        let attempt = IngestionAttempt {
+            at: now,
+            last_event_id: ids.last().map(|id| app.event_id_key.event_id_for(&channel.arn, id)).unwrap_or_default(),
+            last_success_event_id: accepted.last().map(|(_, eid)| eid.clone()),
+            last_error_code: failures.last().map(|f| f.code.to_string()),
+        };
+        let channels = app.control_plane.channels.clone();
+        let (channel_id, channel_arn) = (channel.id.clone(), channel.arn.clone());
+        // The events are stored; only the status shown by GetChannel waits for this write.
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = channels.record_ingestion(&channel_id, attempt) {
+                tracing::error!(channel = %channel_arn, error = %e, "channel ingestion status not saved");
+            }
+        });
+        Ok(Reply::Json(json!({
+            "successful": accepted.iter().map(|(id, eid)| json!({"id": id, "eventID": eid})).collect::<Vec<_>>(),
+            "failed": failures
+                .iter()
+                .map(|f| json!({"id": ids[f.index], "errorCode": f.code, "errorMessage": f.message}))
+                .collect::<Vec<_>>(),
+        })))
     };
-    let channels = app.channels.clone();
-    let channel_id = channel.id.clone();
-    if let Err(e) = blocking(move || channels.record_ingestion(&channel_id, attempt)).await? {
-        // The events are stored; only the status shown by GetChannel is stale.
-        tracing::error!(channel = %channel.arn, error = %e, "channel ingestion status not saved");
-    }
-    Ok(json!({
-        "successful": accepted.iter().map(|(id, eid)| json!({"id": id, "eventID": eid})).collect::<Vec<_>>(),
-        "failed": failures
-            .iter()
-            .map(|f| json!({"id": ids[f.index], "errorCode": f.code, "errorMessage": f.message}))
-            .collect::<Vec<_>>(),
-    }))
-}
-
-fn last_attempted_event_id(channel_arn: &str, ids: &[String]) -> String {
-    ids.last().map(|id| audit_events::event_id_for(channel_arn, id)).unwrap_or_default()
+    Ok(Prepared { items, summary, finish: Box::new(finish) })
 }
 
 /// The request body: 1..100 events with valid, distinct ids. A broken request fails as a whole; a
@@ -175,15 +171,6 @@ impl WireEvent {
 fn validate_external_id(ext: &str) -> Result<(), ApiError> {
     let ok = (2..=1224).contains(&ext.len()) && ext.chars().all(|c| c.is_alphanumeric() || "_+=,.@:/-".contains(c));
     if ok { Ok(()) } else { Err(ApiError::validation("externalId must be 2 to 1224 characters of [\\w+=,.@:/-]")) }
-}
-
-/// Channel errors as cloudtrail-data names them (not the control plane's `…Exception` names).
-fn data_plane_error(e: ChannelError) -> ApiError {
-    match &e {
-        ChannelError::NotFound { .. } => ApiError::new(StatusCode::NOT_FOUND, "ChannelNotFound", e.to_string()),
-        ChannelError::InvalidArn { .. } => ApiError::client("InvalidChannelARN", e.to_string()),
-        _ => ApiError::from(e),
-    }
 }
 
 /// The per-event error codes of `failed[].errorCode`.

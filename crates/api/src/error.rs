@@ -5,6 +5,8 @@ use axum::http::StatusCode;
 use serde_json::json;
 
 use service::trails::TrailError;
+
+use crate::operation::Surface;
 use service::{StoreError, Throttled};
 
 /// An error as the client sees it.
@@ -60,6 +62,32 @@ impl ApiError {
     pub fn body(&self) -> serde_json::Value {
         json!({"__type": self.code, "message": self.message})
     }
+
+    /// The error as `surface` names it. cloudtrail-data names channel errors differently from the control
+    /// plane (`ChannelNotFound` with HTTP 404, `InvalidChannelARN`): the one place that knows it.
+    pub fn for_surface(self, surface: Surface) -> ApiError {
+        match (surface, self.code) {
+            (Surface::CloudTrailData, "ChannelNotFoundException") => {
+                ApiError { code: "ChannelNotFound", status: StatusCode::NOT_FOUND, ..self }
+            }
+            (Surface::CloudTrailData, "ChannelARNInvalidException") => ApiError { code: "InvalidChannelARN", ..self },
+            _ => self,
+        }
+    }
+
+    /// A failed write of a state file: a full disk is transient (503), anything else a server fault.
+    pub fn state_write(cause: &dyn std::fmt::Display, io: &std::io::Error) -> ApiError {
+        if io.raw_os_error() == Some(libc_enospc()) {
+            tracing::error!(error = %cause, "refusing work: disk full");
+            return ApiError::unavailable("the disk holding the server's state is full; retry once space is freed", 5);
+        }
+        ApiError::internal(cause)
+    }
+}
+
+/// ENOSPC on Linux (hard-coded: the api crate does not link libc for one constant).
+const fn libc_enospc() -> i32 {
+    28
 }
 
 impl From<StoreError> for ApiError {
@@ -124,7 +152,7 @@ impl From<TrailError> for ApiError {
             TrailError::TagsLimitExceeded { .. } => "TagsLimitExceededException",
             TrailError::ResourceNotFound { .. } => "ResourceNotFoundException",
             TrailError::InvalidNextToken => "InvalidNextTokenException",
-            TrailError::Persist { .. } => return ApiError::internal(&e),
+            TrailError::Persist { source, .. } => return ApiError::state_write(&e, source),
         };
         ApiError::client(code, e.to_string())
     }

@@ -1,24 +1,17 @@
-//! The native ingest API: `POST /v1/events` (NDJSON, JSON array or `{"Records":[…]}`, plain or gzip)
-//! answering with the accepted eventIDs and the failed entries; `GET /v1/events/{eventId}`.
+//! The native API: `POST /v1/events` (NDJSON, JSON array or `{"Records":[…]}`, plain or gzip) answering
+//! with the accepted eventIDs and the failed entries; `GET /v1/events/{eventId}` with the record's
+//! provenance.
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
-use model::Record;
-use service::{Decision, IngestItem, batch};
+use model::{Provenance, Record};
+use service::{IngestItem, IngestOutcome, batch};
 
+use crate::chain::{Prepared, Reply};
 use crate::error::ApiError;
-use crate::{App, CallContext, blocking, error_response, header_str, json_bytes_response};
-
-/// Checks the caller may perform `action`; the denial is AWS-shaped.
-pub(crate) fn authorize(ctx: &CallContext, action: &str) -> Result<(), ApiError> {
-    match ctx.principal.authorize(action) {
-        Decision::Allow => Ok(()),
-        Decision::Deny { message } => Err(ApiError::access_denied(message)),
-    }
-}
+use crate::{App, CallContext, blocking, header_str};
 
 /// A record that could not be stored, as reported back to the client.
 pub(crate) struct Failed {
@@ -31,6 +24,7 @@ pub(crate) struct Failed {
 pub(crate) async fn parse_body(
     headers: &HeaderMap,
     body: Bytes,
+    provenance: Provenance,
 ) -> Result<(Vec<IngestItem>, Vec<Failed>, usize), ApiError> {
     let gzip_header = header_str(headers, "content-encoding").is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
     blocking(move || {
@@ -51,7 +45,10 @@ pub(crate) async fn parse_body(
                 assigned = true;
                 uuid::Uuid::new_v4().to_string()
             }) {
-                Ok(record) => items.push(IngestItem { record, client_id: !assigned }),
+                Ok(mut record) => {
+                    record.fields.provenance = provenance.clone();
+                    items.push(IngestItem { record, client_id: !assigned })
+                }
                 Err(e) => failed.push(Failed { index, code: e.code(), message: e.to_string() }),
             }
         }
@@ -84,71 +81,62 @@ struct FailedEntry<'a> {
     error_message: &'a str,
 }
 
-pub(crate) async fn put_events(app: &Arc<App>, ctx: &CallContext, headers: &HeaderMap, body: Bytes) -> Response {
-    let result = async {
-        authorize(ctx, "opentrail:PutEvents")?;
-        let (items, failed, total) = parse_body(headers, body).await?;
-        let outcome = app.store.ingest(items).await?;
-        Ok::<_, ApiError>((outcome, failed, total))
-    }
-    .await;
-    match result {
-        Ok((outcome, failed, total)) => {
-            let metrics = app.store.metrics();
-            for f in &failed {
-                metrics.record_rejected(f.code, 1);
-            }
-            metrics.record_request("PutEvents", "200");
-            let failed_idx: std::collections::HashSet<usize> = failed.iter().map(|f| f.index).collect();
-            // Written straight from borrowed fields: a batch of thousands of records would otherwise build a
-            // `serde_json::Value` map per record just to print it.
-            let answer = PutEventsAnswer {
-                accepted: (0..total)
-                    .filter(|i| !failed_idx.contains(i))
-                    .zip(outcome.event_ids.iter())
-                    .map(|(index, id)| Accepted { index, event_id: id })
-                    .collect(),
-                failed: failed
-                    .iter()
-                    .map(|f| FailedEntry { index: f.index, error_code: f.code, error_message: &f.message })
-                    .collect(),
-                stored: outcome.stored,
-                duplicates: outcome.duplicates,
-            };
-            match serde_json::to_vec(&answer) {
-                Ok(body) => json_bytes_response(body),
-                Err(e) => error_response(&ApiError::internal(&e)),
-            }
+/// Splits and checks the batch; the records that pass are stored by the chain, with the `Ingest`
+/// provenance of the caller, in one group commit with the call's own audit record.
+pub(crate) async fn prepare(
+    app: &Arc<App>,
+    ctx: &CallContext,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Prepared, ApiError> {
+    let provenance = Provenance::Ingest { principal: ctx.principal.arn.clone() };
+    let (items, failed, total) = parse_body(headers, body, provenance).await?;
+    let summary = serde_json::json!({"records": total, "valid": items.len(), "failed": failed.len()});
+    let app = app.clone();
+    let finish = move |outcome: IngestOutcome| {
+        let metrics = app.store.metrics();
+        for f in &failed {
+            metrics.record_rejected(f.code, 1);
         }
-        Err(e) => {
-            app.store.metrics().record_request("PutEvents", e.code);
-            error_response(&e)
-        }
-    }
+        let failed_idx: std::collections::HashSet<usize> = failed.iter().map(|f| f.index).collect();
+        // Written straight from borrowed fields: a batch of thousands of records would otherwise build a
+        // `serde_json::Value` map per record just to print it.
+        let answer = PutEventsAnswer {
+            accepted: (0..total)
+                .filter(|i| !failed_idx.contains(i))
+                .zip(outcome.event_ids.iter())
+                .map(|(index, id)| Accepted { index, event_id: id })
+                .collect(),
+            failed: failed
+                .iter()
+                .map(|f| FailedEntry { index: f.index, error_code: f.code, error_message: &f.message })
+                .collect(),
+            stored: outcome.stored,
+            duplicates: outcome.duplicates,
+        };
+        let body = serde_json::to_vec(&answer).map_err(|e| ApiError::internal(&e))?;
+        let summary = serde_json::json!({"stored": outcome.stored, "duplicates": outcome.duplicates, "failed": failed.len()});
+        Ok(Reply::Encoded { body, content_type: "application/json", headers: Vec::new(), summary })
+    };
+    Ok(Prepared { items, summary, finish: Box::new(finish) })
 }
 
-pub(crate) async fn get_event(app: &Arc<App>, ctx: &CallContext, id: &str) -> Response {
-    let result = async {
-        authorize(ctx, "opentrail:GetEvent")?;
-        let store = app.store.clone();
-        let id_owned = id.to_string();
-        match blocking(move || store.get(&id_owned)).await?? {
-            Some(e) => Ok(e.json),
-            None => Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "ResourceNotFoundException",
-                format!("no event with eventID '{id}'"),
-            )),
-        }
-    }
-    .await;
-    match result {
-        Ok(json) => {
-            let mut resp = Response::new(json.into());
-            resp.headers_mut()
-                .insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/json"));
-            resp
-        }
-        Err(e) => error_response(&e),
+/// `GET /v1/events/{eventId}`: the stored record exactly as stored; its provenance in
+/// `x-opentrail-provenance`.
+pub(crate) async fn get_event(app: &Arc<App>, id: String) -> Result<Reply, ApiError> {
+    let store = app.store.clone();
+    let id_owned = id.clone();
+    match blocking(move || store.get(&id_owned)).await?? {
+        Some(e) => Ok(Reply::Encoded {
+            body: e.json.into_bytes(),
+            content_type: "application/json",
+            headers: vec![("x-opentrail-provenance", e.fields.provenance.to_text())],
+            summary: serde_json::Value::Null,
+        }),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            format!("no event with eventID '{id}'"),
+        )),
     }
 }

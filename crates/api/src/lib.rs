@@ -1,12 +1,14 @@
 //! opentrail's HTTP surfaces on one listener: the CloudTrail JSON 1.1 API (`POST /` + `X-Amz-Target`),
-//! the cloudtrail-data API (`POST /PutAuditEvents`), the native ingest API (`POST /v1/events`),
-//! `GET /healthz` and `GET /metrics`.
+//! the cloudtrail-data API (`POST /PutAuditEvents`), the native API (`POST /v1/events`,
+//! `GET /v1/events/{eventId}`), `GET /healthz` and `GET /metrics`.
 //!
-//! Architecture invariant: only this crate knows HTTP, SigV4 and AWS exception names. Every request
-//! but health and metrics is authenticated with SigV4 and authorized against the caller's role and
-//! policy before anything else happens.
+//! Architecture invariant: only this crate knows HTTP, SigV4 and AWS exception names. Every request but
+//! health and metrics goes through the one operation chain (`chain.rs`): authenticated from its headers
+//! before its body is read, authorized against the caller's role and policy, and audited.
 
 mod audit;
+mod auth;
+mod chain;
 mod channels;
 mod cloudtrail;
 mod data;
@@ -14,6 +16,7 @@ pub mod error;
 mod ingest;
 mod keys;
 pub mod lookup;
+pub mod operation;
 pub mod tls;
 mod trails;
 
@@ -21,20 +24,18 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use model::EventTime;
+use service::audit_events::EventIdKey;
 use service::channels::Channels;
 use service::keys::KeyRing;
+use service::trails::TrailStore;
 use service::{Config, EventStore, Principal, Principals, RateLimiter};
 
 pub use error::ApiError;
 pub use tls::{TlsError, load_server_config, serve_tls};
-
-/// Hard-coded: the largest request body accepted (compressed, as sent).
-pub const MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
 
 /// Source of "now"; injected so tests can move the clock.
 pub type Clock = Arc<dyn Fn() -> EventTime + Send + Sync>;
@@ -53,12 +54,27 @@ pub struct App {
     pub data_dir: PathBuf,
     /// The RSA keys ListPublicKeys publishes (and digests will be signed with).
     pub keys: Arc<KeyRing>,
-    /// Channels for PutAuditEvents.
-    pub channels: Arc<Channels>,
-    /// Trails and their settings, kept in `data_dir`.
-    pub trails: Arc<service::trails::TrailStore>,
+    /// Trails and channels, kept in `data_dir`.
+    pub control_plane: ControlPlane,
+    /// Held by a call that changes the control plane, from its scratch run to its real one.
+    pub control_plane_turn: tokio::sync::Mutex<()>,
+    /// The secret PutAuditEvents eventIDs are derived with.
+    pub event_id_key: EventIdKey,
     /// Per (access key, operation) token buckets from `[rate_limits]`; empty config = no limits.
     pub rate_limiter: RateLimiter,
+}
+
+/// The control-plane state: trails and channels.
+pub struct ControlPlane {
+    pub trails: Arc<TrailStore>,
+    pub channels: Arc<Channels>,
+}
+
+impl ControlPlane {
+    /// In-memory copies that never write a file: a call run against them shows what it would do.
+    pub fn scratch(&self) -> ControlPlane {
+        ControlPlane { trails: Arc::new(self.trails.scratch()), channels: Arc::new(self.channels.scratch()) }
+    }
 }
 
 impl App {
@@ -73,7 +89,8 @@ impl App {
         let channels =
             Channels::open(data_dir, &config.region, &config.account_id).map_err(|e| state_error("channels", &e))?;
         let home = service::trails::Home { account: config.account_id.clone(), region: config.region.clone() };
-        let trails = service::trails::TrailStore::open(data_dir, home).map_err(|e| state_error("trail state", &e))?;
+        let trails = TrailStore::open(data_dir, home).map_err(|e| state_error("trail state", &e))?;
+        let event_id_key = EventIdKey::open(data_dir).map_err(|e| state_error("event id key", &e))?;
         Ok(App {
             principals: Principals::from_config(&config),
             rate_limiter: RateLimiter::from_config(&config.rate_limits),
@@ -82,8 +99,9 @@ impl App {
             clock,
             data_dir: data_dir.to_path_buf(),
             keys: Arc::new(keys),
-            channels: Arc::new(channels),
-            trails: Arc::new(trails),
+            control_plane: ControlPlane { trails: Arc::new(trails), channels: Arc::new(channels) },
+            control_plane_turn: tokio::sync::Mutex::new(()),
+            event_id_key,
         })
     }
 }
@@ -112,6 +130,8 @@ pub struct CallContext {
     pub tls: Option<TlsInfo>,
     pub host: Option<String>,
     pub now: EventTime,
+    /// An id for whatever the call creates, fixed per call so a scratch run and the real one agree.
+    pub fresh_id: uuid::Uuid,
 }
 
 pub fn router(app: Arc<App>) -> axum::Router {
@@ -130,6 +150,7 @@ pub async fn serve(
 }
 
 async fn handle(State(app): State<Arc<App>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, req: Request) -> Response {
+    let started = std::time::Instant::now();
     let request_id = uuid::Uuid::new_v4().to_string();
     let tls = req.extensions().get::<TlsInfo>().cloned();
     let (parts, body) = req.into_parts();
@@ -138,72 +159,18 @@ async fn handle(State(app): State<Arc<App>>, ConnectInfo(peer): ConnectInfo<Sock
         (&Method::GET, "/metrics") => {
             ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.store.render_metrics()).into_response()
         }
-        _ => match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
-            Err(_) => error_response(&ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "RequestEntityTooLargeException",
-                format!("request body exceeds {MAX_REQUEST_BYTES} bytes"),
-            )),
-            Ok(body) => match authenticate(&app, &parts, &body) {
-                Err(e) => {
-                    app.store.metrics().record_request("Authenticate", e.code);
-                    error_response(&e)
-                }
-                Ok(principal) => {
-                    let ctx = CallContext {
-                        principal,
-                        request_id: request_id.clone(),
-                        source_ip: source_ip(&app.config.trusted_proxies, peer.ip(), &parts.headers),
-                        user_agent: header_str(&parts.headers, "user-agent").map(str::to_string),
-                        tls,
-                        host: header_str(&parts.headers, "host").map(str::to_string),
-                        now: (app.clock)(),
-                    };
-                    route(&app, &ctx, &parts.method, &parts.uri, &parts.headers, body).await
-                }
-            },
-        },
+        _ => chain::serve(&app, peer, tls, &request_id, parts, body).await,
     };
+    let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&request_id) {
-        resp.headers_mut().insert("x-amzn-requestid", v);
+        h.insert("x-amzn-requestid", v);
+    }
+    // The server's own time for the request, body read included (W3C Server-Timing, in milliseconds).
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    if let Ok(v) = HeaderValue::from_str(&format!("app;dur={ms:.3}")) {
+        h.insert("server-timing", v);
     }
     resp
-}
-
-async fn route(
-    app: &Arc<App>,
-    ctx: &CallContext,
-    method: &Method,
-    uri: &axum::http::Uri,
-    headers: &HeaderMap,
-    body: Bytes,
-) -> Response {
-    let path = uri.path();
-    if method == Method::POST && path == "/" {
-        return match header_str(headers, "x-amz-target") {
-            Some(target) => cloudtrail::dispatch(app, ctx, target, &body).await,
-            None => error_response(&ApiError::client(
-                "UnknownOperationException",
-                "missing X-Amz-Target header: expected com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.<Operation>",
-            )),
-        };
-    }
-    if method == Method::POST && path == "/PutAuditEvents" {
-        return data::put_audit_events(app, ctx, uri, body).await;
-    }
-    if method == Method::POST && path == "/v1/events" {
-        return ingest::put_events(app, ctx, headers, body).await;
-    }
-    if method == Method::GET
-        && let Some(id) = path.strip_prefix("/v1/events/")
-    {
-        return ingest::get_event(app, ctx, id).await;
-    }
-    error_response(&ApiError::new(
-        StatusCode::NOT_FOUND,
-        "UnknownOperationException",
-        format!("no operation at {method} {path}"),
-    ))
 }
 
 fn health(app: &App) -> Response {
@@ -212,6 +179,8 @@ fn health(app: &App) -> Response {
         "status": if healthy { "ok" } else { "degraded" },
         "durableSeq": app.store.durable_seq().map(|s| s.0),
         "indexedSeq": app.store.indexed_seq().map(|s| s.0),
+        // Bytes waiting for the next group commit (audit records of answered reads among them).
+        "queuedBytes": app.store.journal_figures().queued_bytes,
     });
     let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let mut resp = json_response(&body);
@@ -219,38 +188,9 @@ fn health(app: &App) -> Response {
     resp
 }
 
-fn authenticate(app: &App, parts: &axum::http::request::Parts, body: &[u8]) -> Result<Principal, ApiError> {
-    let headers: Vec<(String, String)> = parts
-        .headers
-        .iter()
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-        .collect();
-    let req = sigv4::SignedRequest {
-        method: parts.method.as_str(),
-        path: parts.uri.path(),
-        query: parts.uri.query().unwrap_or(""),
-        headers: &headers,
-        body,
-    };
-    let now_secs = (app.clock)().0.div_euclid(1000);
-    let verified = sigv4::verify(&req, now_secs, |key| {
-        app.principals.get(key).map(|p| sigv4::Credential {
-            access_key_id: p.access_key_id.clone(),
-            secret_access_key: p.secret_access_key.clone(),
-        })
-    })?;
-    app.principals.get(&verified.access_key_id).cloned().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::FORBIDDEN,
-            "UnrecognizedClientException",
-            "The security token included in the request is invalid.",
-        )
-    })
-}
-
 /// The caller's address: the TCP peer, or the client named in `X-Forwarded-For` when the peer is a
 /// configured trusted proxy (the right-most untrusted entry, so a client cannot spoof it).
-fn source_ip(trusted: &[IpAddr], peer: IpAddr, headers: &HeaderMap) -> String {
+pub(crate) fn source_ip(trusted: &[IpAddr], peer: IpAddr, headers: &HeaderMap) -> String {
     if !trusted.contains(&peer) {
         return peer.to_string();
     }
@@ -268,28 +208,9 @@ pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a s
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// The AWS JSON error response.
-pub(crate) fn error_response(e: &ApiError) -> Response {
-    let mut resp = json_response(&e.body());
-    *resp.status_mut() = e.status;
-    let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(e.code) {
-        h.insert("x-amzn-errortype", v);
-    }
-    if let Some(secs) = e.retry_after {
-        h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    }
-    resp
-}
-
-pub(crate) fn json_response(body: &serde_json::Value) -> Response {
-    json_bytes_response(body.to_string().into_bytes())
-}
-
-/// An HTTP 200 with an already serialized JSON body.
-pub(crate) fn json_bytes_response(body: Vec<u8>) -> Response {
-    let mut resp = (StatusCode::OK, body).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-amz-json-1.1"));
+fn json_response(body: &serde_json::Value) -> Response {
+    let mut resp = (StatusCode::OK, body.to_string()).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }
 

@@ -78,6 +78,16 @@ pub fn parse_lookup_request(body: &Value, window_start: Option<EventTime>) -> Re
                         "LookupAttributes[{i}].AttributeKey {key} cannot be used with EventCategory insight; use EventId, EventName or EventSource"
                     )));
                 }
+                if key == AttributeKey::Provenance {
+                    // `ingest` alone, or `ingest:<principal ARN>` (the kind AND the detail).
+                    let terms = model::Provenance::lookup_terms(value).ok_or_else(|| {
+                        invalid(format!(
+                            "LookupAttributes[{i}].AttributeValue '{value}' is not a provenance: give self-audit, ingest, channel, gateway, import or unknown, optionally followed by ':' and the principal ARN, channel ARN, gateway name or import source"
+                        ))
+                    })?;
+                    attributes.extend(terms.into_iter().map(|t| (key, t)));
+                    continue;
+                }
                 attributes.push((key, value.to_string()));
             }
         }

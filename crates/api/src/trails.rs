@@ -14,27 +14,8 @@ use service::trails::{
 };
 
 use crate::error::ApiError;
-use crate::{App, CallContext, blocking};
-
-/// The trail operations this module answers.
-pub(crate) const OPERATIONS: &[&str] = &[
-    "CreateTrail",
-    "GetTrail",
-    "DescribeTrails",
-    "ListTrails",
-    "UpdateTrail",
-    "DeleteTrail",
-    "GetTrailStatus",
-    "StartLogging",
-    "StopLogging",
-    "PutEventSelectors",
-    "GetEventSelectors",
-    "PutInsightSelectors",
-    "GetInsightSelectors",
-    "AddTags",
-    "RemoveTags",
-    "ListTags",
-];
+use crate::operation::Operation;
+use crate::{CallContext, blocking};
 
 /// One operation's work on the store, run on a blocking thread.
 type StoreWork = Box<dyn FnOnce(&TrailStore) -> Result<Value, ApiError> + Send>;
@@ -42,8 +23,13 @@ type StoreWork = Box<dyn FnOnce(&TrailStore) -> Result<Value, ApiError> + Send>;
 /// Hard-coded: trails per ListTrails page.
 const LIST_TRAILS_PAGE_SIZE: usize = 50;
 
-pub(crate) async fn call(app: &Arc<App>, ctx: &CallContext, op: &str, p: &Value) -> Result<Value, ApiError> {
-    let store = app.trails.clone();
+pub(crate) async fn call(
+    store: &Arc<TrailStore>,
+    ctx: &CallContext,
+    op: Operation,
+    p: &Value,
+) -> Result<Value, ApiError> {
+    let store = store.clone();
     let home = store.home().clone();
     let now = ctx.now;
     // Every store call may write and fsync the state file: keep it off the async workers.
@@ -52,22 +38,22 @@ pub(crate) async fn call(app: &Arc<App>, ctx: &CallContext, op: &str, p: &Value)
         blocking(move || f(&store))
     };
     match op {
-        "CreateTrail" => {
+        Operation::CreateTrail => {
             let name = req_str(p, "Name")?;
             let input = settings_input(p)?;
             let tags = tags_input(p, "TagsList")?.unwrap_or_default();
             run(Box::new(move |s| Ok(trail_settings_json(&s.create(&name, &input, &tags, now)?, s)))).await?
         }
-        "UpdateTrail" => {
+        Operation::UpdateTrail => {
             let r = home.trail_ref("Name", &req_str(p, "Name")?)?;
             let input = settings_input(p)?;
             run(Box::new(move |s| Ok(trail_settings_json(&s.update(&r, &input)?, s)))).await?
         }
-        "GetTrail" => {
+        Operation::GetTrail => {
             let r = home.trail_ref("Name", &req_str(p, "Name")?)?;
             run(Box::new(move |s| Ok(json!({ "Trail": trail_json(&s.get(&r)?, s) })))).await?
         }
-        "DescribeTrails" => {
+        Operation::DescribeTrails => {
             let names = opt_list(p, "trailNameList", "trailNameList")?.unwrap_or(&[]);
             let mut refs = Vec::with_capacity(names.len());
             for (i, n) in names.iter().enumerate() {
@@ -83,7 +69,7 @@ pub(crate) async fn call(app: &Arc<App>, ctx: &CallContext, op: &str, p: &Value)
             }))
             .await?
         }
-        "ListTrails" => {
+        Operation::ListTrails => {
             let after = match opt_str(p, "NextToken", "NextToken")? {
                 None => None,
                 Some(t) if t.is_empty() => None,
@@ -103,29 +89,29 @@ pub(crate) async fn call(app: &Arc<App>, ctx: &CallContext, op: &str, p: &Value)
             }))
             .await?
         }
-        "DeleteTrail" => {
+        Operation::DeleteTrail => {
             let r = home.trail_ref("Name", &req_str(p, "Name")?)?;
             run(Box::new(move |s| s.delete(&r).map(|()| json!({})).map_err(ApiError::from))).await?
         }
-        "StartLogging" | "StopLogging" => {
+        Operation::StartLogging | Operation::StopLogging => {
             let r = home.trail_ref("Name", &req_str(p, "Name")?)?;
-            let on = op == "StartLogging";
+            let on = op == Operation::StartLogging;
             run(Box::new(move |s| s.set_logging(&r, on, now).map(|()| json!({})).map_err(ApiError::from))).await?
         }
-        "GetTrailStatus" => {
+        Operation::GetTrailStatus => {
             let r = home.trail_ref("Name", &req_str(p, "Name")?)?;
             run(Box::new(move |s| Ok(trail_status_json(&s.get(&r)?)))).await?
         }
-        "PutEventSelectors" => {
+        Operation::PutEventSelectors => {
             let r = home.trail_ref("TrailName", &req_str(p, "TrailName")?)?;
             let selectors = selectors_input(p)?;
             run(Box::new(move |s| Ok(selectors_json(&s.put_event_selectors(&r, selectors)?)))).await?
         }
-        "GetEventSelectors" => {
+        Operation::GetEventSelectors => {
             let r = home.trail_ref("TrailName", &req_str(p, "TrailName")?)?;
             run(Box::new(move |s| Ok(selectors_json(&s.get(&r)?)))).await?
         }
-        "PutInsightSelectors" => {
+        Operation::PutInsightSelectors => {
             let r = insights_trail(p, &home)?;
             let raw = opt_list(p, "InsightSelectors", "InsightSelectors")?
                 .ok_or_else(|| ApiError::validation("InsightSelectors is required"))?;
@@ -144,7 +130,7 @@ pub(crate) async fn call(app: &Arc<App>, ctx: &CallContext, op: &str, p: &Value)
             }))
             .await?
         }
-        "GetInsightSelectors" => {
+        Operation::GetInsightSelectors => {
             let r = insights_trail(p, &home)?;
             run(Box::new(move |s| {
                 let (arn, selectors) = s.get_insight_selectors(&r)?;
@@ -152,10 +138,10 @@ pub(crate) async fn call(app: &Arc<App>, ctx: &CallContext, op: &str, p: &Value)
             }))
             .await?
         }
-        "AddTags" | "RemoveTags" => {
+        Operation::AddTags | Operation::RemoveTags => {
             let r = home.tag_resource("ResourceId", &req_str(p, "ResourceId")?)?;
             let tags = tags_input(p, "TagsList")?.ok_or_else(|| ApiError::validation("TagsList is required"))?;
-            let add = op == "AddTags";
+            let add = op == Operation::AddTags;
             run(Box::new(move |s| {
                 if add {
                     s.add_tags(&r, &tags)?
@@ -166,7 +152,7 @@ pub(crate) async fn call(app: &Arc<App>, ctx: &CallContext, op: &str, p: &Value)
             }))
             .await?
         }
-        "ListTags" => {
+        Operation::ListTags => {
             let ids = opt_list(p, "ResourceIdList", "ResourceIdList")?
                 .ok_or_else(|| ApiError::validation("ResourceIdList is required"))?;
             let mut refs = Vec::with_capacity(ids.len());
@@ -185,7 +171,7 @@ pub(crate) async fn call(app: &Arc<App>, ctx: &CallContext, op: &str, p: &Value)
             }))
             .await?
         }
-        other => Err(ApiError::client("UnknownOperationException", format!("operation '{other}' is not supported"))),
+        other => Err(ApiError::internal(&format!("{} is not a trail operation", other.name()))),
     }
 }
 

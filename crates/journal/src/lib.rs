@@ -340,6 +340,26 @@ impl Journal {
         records: Vec<Vec<u8>>,
         done: Box<dyn FnOnce(Result<SeqRange, JournalError>) + Send>,
     ) -> Result<(), JournalError> {
+        self.queue(records, done, true)
+    }
+
+    /// As [`Journal::submit`], but never refused for a full queue: for small records whose producers are
+    /// bounded by other means (one audit record per API call in flight), which must not wait behind bulk
+    /// writers that the queue limit pushes back.
+    pub fn submit_exempt(
+        &self,
+        records: Vec<Vec<u8>>,
+        done: Box<dyn FnOnce(Result<SeqRange, JournalError>) + Send>,
+    ) -> Result<(), JournalError> {
+        self.queue(records, done, false)
+    }
+
+    fn queue(
+        &self,
+        records: Vec<Vec<u8>>,
+        done: Box<dyn FnOnce(Result<SeqRange, JournalError>) + Send>,
+        limited: bool,
+    ) -> Result<(), JournalError> {
         if records.is_empty() {
             return Err(JournalError::EmptyBatch);
         }
@@ -360,7 +380,7 @@ impl Journal {
             return Err(JournalError::Closed);
         }
         // A batch larger than the limit is still admitted into an empty queue, or it could never be written.
-        if q.queued_bytes > 0 && q.queued_bytes + bytes > limit {
+        if limited && q.queued_bytes > 0 && q.queued_bytes + bytes > limit {
             return Err(JournalError::Backpressure { queued_bytes: q.queued_bytes, limit });
         }
         q.queued_bytes += bytes;

@@ -296,9 +296,19 @@ fn put_audit_events_names_unknown_channels_and_needs_a_writing_role() {
     assert!(!out.status.success() && stderr.contains("(AccessDeniedException)"), "{stderr}");
     let v = run_ok(put_audit_events(&s, WRITER_KEY, WRITER_SECRET, &channel, &events));
     assert_eq!(v["successful"][0]["id"], "p1", "{v}");
-    // The data plane is counted, not self-audited.
+    // Each call is audited, failures included; the refused events were not stored.
     s.wait_caught_up();
-    assert!(s.lookup_all(&[("EventName", "PutAuditEvents")]).is_empty());
+    let audited = s.lookup_all(&[("EventName", "PutAuditEvents"), ("Provenance", "self-audit")]);
+    let codes: Vec<Option<String>> = audited
+        .iter()
+        .map(|e| {
+            let r: Value = serde_json::from_str(e["CloudTrailEvent"].as_str().unwrap()).unwrap();
+            assert_eq!(r["eventSource"], "cloudtrail-data.amazonaws.com");
+            r["errorCode"].as_str().map(str::to_string)
+        })
+        .collect();
+    assert_eq!(codes, vec![None, Some("AccessDeniedException".into()), Some("ChannelNotFound".into())]);
+    assert_eq!(s.lookup_all(&[("Provenance", "channel")]).len(), 1, "only the writer's event was stored");
     let metrics = s.raw("GET", "/metrics", &[], b"").text();
     assert!(metrics.lines().any(|l| l.contains("PutAuditEvents") && l.contains("200")), "{metrics}");
 }

@@ -38,18 +38,53 @@ pub enum AuditEventError {
     WrongRecipient { expected: String, found: String },
 }
 
-/// The eventID an audit event is stored under: a UUIDv8 made of the SHA-256 of (channel ARN, id), so a
-/// retried event gets the same eventID and the store's eventID dedupe keeps one copy.
-pub fn event_id_for(channel_arn: &str, audit_event_id: &str) -> String {
-    let mut input = Vec::with_capacity(channel_arn.len() + audit_event_id.len() + 1);
-    input.extend_from_slice(channel_arn.as_bytes());
-    // A separator that can occur in neither part keeps ("a:b", "c") and ("a", "b:c") apart.
-    input.push(b'\n');
-    input.extend_from_slice(audit_event_id.as_bytes());
-    let hash = digest(&SHA256, &input);
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&hash.as_ref()[..16]);
-    uuid::Builder::from_custom_bytes(bytes).into_uuid().to_string()
+/// The server's secret for PutAuditEvents eventIDs, kept in `<data_dir>/event-id.key` (32 random bytes,
+/// mode 0600), made at first start.
+pub struct EventIdKey(aws_lc_rs::hmac::Key);
+
+/// Hard-coded: the key file's name in the data dir.
+const EVENT_ID_KEY_FILE: &str = "event-id.key";
+
+impl EventIdKey {
+    pub fn open(data_dir: &std::path::Path) -> std::io::Result<EventIdKey> {
+        let path = data_dir.join(EVENT_ID_KEY_FILE);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let fresh: [u8; 32] = rand::random();
+                crate::atomic_file::write_atomic(&path, &fresh, 0o600)?;
+                fresh.to_vec()
+            }
+            Err(e) => return Err(e),
+        };
+        if bytes.len() != 32 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{} must hold 32 bytes, found {}", path.display(), bytes.len()),
+            ));
+        }
+        Ok(EventIdKey::from_bytes(&bytes))
+    }
+
+    pub fn from_bytes(secret: &[u8]) -> EventIdKey {
+        EventIdKey(aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret))
+    }
+
+    /// The eventID an audit event is stored under: a UUIDv8 made of HMAC-SHA-256(server secret, channel ARN,
+    /// id). A retried event gets the same eventID, so the store's eventID dedupe keeps one copy; and no one
+    /// without the secret can predict it, so no writer can take an eventID before the channel's event
+    /// arrives and make that event look stored when it was not.
+    pub fn event_id_for(&self, channel_arn: &str, audit_event_id: &str) -> String {
+        let mut ctx = aws_lc_rs::hmac::Context::with_key(&self.0);
+        ctx.update(channel_arn.as_bytes());
+        // A separator that can occur in neither part keeps ("a:b", "c") and ("a", "b:c") apart.
+        ctx.update(b"\n");
+        ctx.update(audit_event_id.as_bytes());
+        let tag = ctx.sign();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&tag.as_ref()[..16]);
+        uuid::Builder::from_custom_bytes(bytes).into_uuid().to_string()
+    }
 }
 
 /// base64(SHA-256(eventData)), the `eventDataChecksum` a client computes.
@@ -59,6 +94,7 @@ pub fn checksum_of(event_data: &str) -> String {
 
 /// Checks one audit event against its channel and builds the record to store.
 pub fn build_record(
+    key: &EventIdKey,
     channel: &Channel,
     region: &str,
     event: &AuditEvent<'_>,
@@ -102,7 +138,7 @@ pub fn build_record(
     data.json_limit("responseElements", 100 * 1024)?;
     data.json_limit("additionalEventData", 28 * 1024)?;
 
-    let event_id = event_id_for(&channel.arn, event.id);
+    let event_id = key.event_id_for(&channel.arn, event.id);
     // eventData is embedded byte for byte as sent (it was just validated as JSON).
     let raw = RawValue::from_string(event.event_data.trim().to_string())
         .map_err(|e| AuditEventError::Invalid { reason: e.to_string() })?;
@@ -197,8 +233,12 @@ mod tests {
 
     const DATA: &str = r#"{"version":"1.0","userIdentity":{"type":"CustomUser","principalId":"alice","details":{"team":"x"}},"eventSource":"myapp","eventName":"Login","eventTime":"2024-01-01T09:00:00","UID":"u-1","recipientAccountId":"123456789012","sourceIPAddress":"192.0.2.7","userAgent":"myapp/1.0"}"#;
 
+    fn key() -> EventIdKey {
+        EventIdKey::from_bytes(b"test-secret-test-secret-test-sec")
+    }
+
     fn build(data: &str, checksum: Option<&str>) -> Result<Record, AuditEventError> {
-        build_record(&channel(), "us-east-1", &AuditEvent { id: "a1", event_data: data, checksum }, EventTime(0))
+        build_record(&key(), &channel(), "us-east-1", &AuditEvent { id: "a1", event_data: data, checksum }, EventTime(0))
     }
 
     #[test]
@@ -214,15 +254,17 @@ mod tests {
         assert_eq!(r.fields.event_name, "Login");
         assert_eq!(r.fields.event_source, "myapp");
         assert_eq!(r.fields.username.as_deref(), Some("alice"));
-        assert_eq!(r.fields.event_id, event_id_for(&channel().arn, "a1"));
+        assert_eq!(r.fields.event_id, key().event_id_for(&channel().arn, "a1"));
     }
 
     #[test]
-    fn event_ids_are_stable_per_channel_and_id() {
-        let a = event_id_for("arn:x", "a1");
-        assert_eq!(a, event_id_for("arn:x", "a1"));
-        assert_ne!(a, event_id_for("arn:y", "a1"));
-        assert_ne!(a, event_id_for("arn:x", "a2"));
+    fn event_ids_are_stable_per_channel_and_id_and_secret() {
+        let k = key();
+        let a = k.event_id_for("arn:x", "a1");
+        assert_eq!(a, k.event_id_for("arn:x", "a1"));
+        assert_ne!(a, k.event_id_for("arn:y", "a1"));
+        assert_ne!(a, k.event_id_for("arn:x", "a2"));
+        assert_ne!(a, EventIdKey::from_bytes(b"another-secret").event_id_for("arn:x", "a1"));
         assert_eq!(uuid::Uuid::parse_str(&a).unwrap().get_version_num(), 8);
     }
 

@@ -146,7 +146,8 @@ struct StateFile {
 
 /// The channel registry. Cheap operations under one lock; each change is one small atomic file write.
 pub struct Channels {
-    path: PathBuf,
+    /// `None` for a scratch copy, which never writes a file.
+    path: Option<PathBuf>,
     region: String,
     account_id: String,
     by_id: Mutex<BTreeMap<String, Channel>>,
@@ -171,7 +172,12 @@ impl Channels {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(source) => return Err(ChannelError::Io { action: "read", path, source }),
         };
-        Ok(Channels { path, region: region.to_string(), account_id: account_id.to_string(), by_id: Mutex::new(by_id) })
+        Ok(Channels {
+            path: Some(path),
+            region: region.to_string(),
+            account_id: account_id.to_string(),
+            by_id: Mutex::new(by_id),
+        })
     }
 
     pub fn create(&self, new: NewChannel, id: uuid::Uuid, now: EventTime) -> Result<Channel, ChannelError> {
@@ -307,6 +313,17 @@ impl Channels {
         Ok(id)
     }
 
+    /// An in-memory copy of the current channels that never writes a file: a call run against it shows
+    /// what it would do without changing anything.
+    pub fn scratch(&self) -> Channels {
+        Channels {
+            path: None,
+            region: self.region.clone(),
+            account_id: self.account_id.clone(),
+            by_id: Mutex::new(self.by_id.lock().clone()),
+        }
+    }
+
     /// Applies `f` to a copy of the map, persists the copy, then publishes it. The lock is held
     /// throughout so changes are serialized and the file always matches memory.
     fn change<T>(
@@ -319,12 +336,14 @@ impl Channels {
         if next != *guard {
             let state = StateFile { version: STATE_VERSION, channels: next.values().cloned().collect() };
             let bytes = serde_json::to_vec_pretty(&state)
-                .map_err(|e| ChannelError::Corrupt { path: self.path.clone(), reason: e.to_string() })?;
-            write_atomic(&self.path, &bytes, 0o600).map_err(|source| ChannelError::Io {
-                action: "write",
-                path: self.path.clone(),
-                source,
-            })?;
+                .map_err(|e| ChannelError::Corrupt { path: self.path.clone().unwrap_or_default(), reason: e.to_string() })?;
+            if let Some(path) = &self.path {
+                write_atomic(path, &bytes, 0o600).map_err(|source| ChannelError::Io {
+                    action: "write",
+                    path: path.clone(),
+                    source,
+                })?;
+            }
             *guard = next;
         }
         Ok(out)

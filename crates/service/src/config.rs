@@ -80,7 +80,19 @@ pub struct Config {
     #[serde(default)]
     pub rate_limits: RateLimitConfig,
     #[serde(default)]
+    pub audit: AuditConfig,
+    #[serde(default)]
     pub principals: Vec<PrincipalConfig>,
+}
+
+/// The self-audit policy. Fail-closed by default: a call whose audit record cannot be written is refused.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Answer read-only calls even when their audit record cannot be written (counted as
+    /// `failed_open`). Calls that change anything are always refused then.
+    #[serde(default)]
+    pub fail_open_reads: bool,
 }
 
 impl Default for Config {
@@ -96,6 +108,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             tls: None,
             rate_limits: RateLimitConfig::default(),
+            audit: AuditConfig::default(),
             principals: Vec::new(),
         }
     }

@@ -16,8 +16,8 @@ pub mod store;
 pub mod trails;
 
 pub use batch::{BatchError, split_batch};
-pub use config::{Config, ConfigError, PrincipalConfig, Role};
-pub use metrics::Metrics;
+pub use config::{AuditConfig, Config, ConfigError, PrincipalConfig, Role};
+pub use metrics::{AuditOutcome, Metrics};
 pub use policy::{Decision, Principal, Principals};
 pub use ratelimit::{RateLimiter, Throttled};
 pub use store::{

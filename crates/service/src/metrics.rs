@@ -22,6 +22,41 @@ pub struct Metrics {
     pub index_replay_parse_failures: AtomicU64,
     /// API requests by (operation, outcome code).
     requests: Mutex<std::collections::BTreeMap<(String, String), u64>>,
+    /// Audit records of API calls by outcome (see [`AuditOutcome`]).
+    audit: Mutex<std::collections::BTreeMap<&'static str, u64>>,
+}
+
+/// What became of the audit record of one API call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditOutcome {
+    /// Durable before the call's effect was applied or acknowledged.
+    Durable,
+    /// Queued for the next group commit before a read (or a failed call) was answered.
+    Queued,
+    /// Could not be written, so the call was refused (503) and changed nothing.
+    Refused,
+    /// Queued, answered, then its group commit failed: the call happened without a record.
+    Lost,
+    /// Could not be written, and the call (a read) was answered anyway because `[audit] fail_open_reads`.
+    FailedOpen,
+    /// Some request parameters or response elements did not fit and were cut (counted besides the above).
+    Truncated,
+    /// Written durably, but the call's effect then failed: the record claims a change that did not happen.
+    EffectFailedAfterAudit,
+}
+
+impl AuditOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditOutcome::Durable => "durable",
+            AuditOutcome::Queued => "queued",
+            AuditOutcome::Refused => "refused",
+            AuditOutcome::Lost => "lost",
+            AuditOutcome::FailedOpen => "failed_open",
+            AuditOutcome::Truncated => "truncated",
+            AuditOutcome::EffectFailedAfterAudit => "effect_failed_after_audit",
+        }
+    }
 }
 
 /// Journal figures rendered next to the service's own.
@@ -44,6 +79,14 @@ impl Metrics {
 
     pub fn record_request(&self, operation: &str, outcome: &str) {
         *self.requests.lock().entry((operation.to_string(), outcome.to_string())).or_default() += 1;
+    }
+
+    pub fn record_audit(&self, outcome: AuditOutcome) {
+        *self.audit.lock().entry(outcome.as_str()).or_default() += 1;
+    }
+
+    pub fn audit_count(&self, outcome: AuditOutcome) -> u64 {
+        self.audit.lock().get(outcome.as_str()).copied().unwrap_or(0)
     }
 
     pub fn rejected_total(&self) -> u64 {
@@ -96,6 +139,13 @@ impl Metrics {
                 escape(op),
                 escape(outcome)
             );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP opentrail_audit_records_total Audit records of API calls, by outcome.\n# TYPE opentrail_audit_records_total counter"
+        );
+        for (outcome, n) in self.audit.lock().iter() {
+            let _ = writeln!(out, "opentrail_audit_records_total{{outcome=\"{outcome}\"}} {n}");
         }
         let mut gauge = |name: &str, help: &str, v: f64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");

@@ -313,8 +313,21 @@ impl EventStore {
     /// resolves once it is durable. Blocking (may read the index). Refuses at once, storing nothing, when
     /// the index is too far behind, the journal's queue is full, or the disk was found full a moment ago.
     pub fn submit(&self, items: Vec<IngestItem>) -> Result<PendingIngest, StoreError> {
-        let inner = &self.inner;
         self.admit()?;
+        self.enqueue(items, true)
+    }
+
+    /// Queues the audit record of an API call. Audit records are held back neither by the index lag nor by
+    /// the journal's queue limit (they are one per call in flight and small, and lookups must go on while
+    /// ingest is pushed back), only by a journal that cannot write.
+    pub fn submit_audit(&self, item: IngestItem) -> Result<PendingIngest, StoreError> {
+        self.admit_audit()?;
+        self.enqueue(vec![item], false)
+    }
+
+    /// `limited`: held back by the journal's queue limit (bulk writes) or not (audit records).
+    fn enqueue(&self, items: Vec<IngestItem>, limited: bool) -> Result<PendingIngest, StoreError> {
+        let inner = &self.inner;
         let mut outcome = IngestOutcome { event_ids: Vec::with_capacity(items.len()), ..Default::default() };
         // Client-given ids already stored, probed without holding the in-flight lock (index reads may hit
         // the disk). The indexer publishes `indexed` before it drops ids from the in-flight set, so if
@@ -374,7 +387,9 @@ impl EventStore {
             }
             let _ = tx.send(res);
         });
-        if let Err(e) = inner.journal.submit(payloads, done) {
+        let submitted =
+            if limited { inner.journal.submit(payloads, done) } else { inner.journal.submit_exempt(payloads, done) };
+        if let Err(e) = submitted {
             if matches!(e, JournalError::Backpressure { .. }) {
                 inner.metrics.backpressure_rejections.fetch_add(1, Relaxed);
             }
@@ -385,10 +400,9 @@ impl EventStore {
         Ok(PendingIngest { outcome, rx: Some(rx), ids, stored, inner: inner.clone() })
     }
 
-    /// Whether a write would be refused right now, without queuing anything: the journal poisoned or
-    /// closed, the disk found full within the last [`DISK_FULL_BACKOFF`], or the index too far behind.
-    /// The audit path asks before it lets a call change anything.
-    pub fn admit(&self) -> Result<(), StoreError> {
+    /// Whether an audit record would be refused right now: the journal poisoned or the disk found full
+    /// within the last [`DISK_FULL_BACKOFF`].
+    pub fn admit_audit(&self) -> Result<(), StoreError> {
         let inner = &self.inner;
         if inner.journal.is_poisoned() {
             return Err(StoreError::Poisoned);
@@ -397,6 +411,15 @@ impl EventStore {
             inner.metrics.backpressure_rejections.fetch_add(1, Relaxed);
             return Err(StoreError::DiskFull);
         }
+        Ok(())
+    }
+
+    /// Whether a write would be refused right now, without queuing anything: the journal poisoned or
+    /// closed, the disk found full within the last [`DISK_FULL_BACKOFF`], or the index too far behind.
+    /// The audit path asks before it lets a call change anything.
+    pub fn admit(&self) -> Result<(), StoreError> {
+        let inner = &self.inner;
+        self.admit_audit()?;
         let lag = self.index_lag();
         if lag > inner.max_index_lag {
             inner.metrics.backpressure_rejections.fetch_add(1, Relaxed);

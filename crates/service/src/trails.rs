@@ -602,7 +602,8 @@ const STATE_FILE: &str = "trails.json";
 /// The durable trail store: all trails in memory, rewritten atomically to one file on every change.
 pub struct TrailStore {
     home: Home,
-    path: PathBuf,
+    /// `None` for a scratch copy, which never writes a file.
+    path: Option<PathBuf>,
     state: Mutex<StateFile>,
 }
 
@@ -636,7 +637,13 @@ impl TrailStore {
             }
             Err(source) => return Err(TrailStateError::Read { path, source }),
         };
-        Ok(TrailStore { home, path, state: Mutex::new(state) })
+        Ok(TrailStore { home, path: Some(path), state: Mutex::new(state) })
+    }
+
+    /// An in-memory copy of the current state that never writes a file: a call run against it shows what
+    /// it would do (its answer or its error) without changing anything.
+    pub fn scratch(&self) -> TrailStore {
+        TrailStore { home: self.home.clone(), path: None, state: Mutex::new(self.state.lock().clone()) }
     }
 
     pub fn home(&self) -> &Home {
@@ -649,8 +656,9 @@ impl TrailStore {
         let mut guard = self.state.lock();
         let mut next = guard.clone();
         let out = change(&mut next)?;
-        write_atomically(&self.path, &next)
-            .map_err(|source| TrailError::Persist { path: self.path.clone(), source })?;
+        if let Some(path) = &self.path {
+            write_atomically(path, &next).map_err(|source| TrailError::Persist { path: path.clone(), source })?;
+        }
         *guard = next;
         Ok(out)
     }

@@ -1,0 +1,443 @@
+//! The one request path every surface takes: authenticate from the headers → read the body through the
+//! payload hash, within the operation's limit → verify the signature → authorize → rate-limit → call →
+//! audit → metrics → answer, with every error named by the one table in `error.rs`.
+//!
+//! Architecture invariant: no authenticated call leaves without its audit record, failures included. A
+//! read's record is queued for the next group commit before the answer goes out; a call that changes
+//! control-plane state is first run against a scratch copy of the state, its record made durable, and only
+//! then applied; stored records and the record of the call that stored them share one group commit. A
+//! record that cannot be written refuses the call (503) and changes nothing, unless `[audit]
+//! fail_open_reads` lets a read through.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use service::{AuditOutcome, IngestItem, IngestOutcome, StoreError};
+
+use crate::audit::{self, Facts};
+use crate::auth;
+use crate::error::ApiError;
+use crate::operation::{Effect, Operation, Requested, Surface, UnknownReason};
+use crate::{App, CallContext, TlsInfo, cloudtrail, data, header_str, ingest};
+
+/// A call's answer, before it is encoded for its surface.
+pub(crate) enum Reply {
+    /// A JSON answer; for calls that change something, also the audit record's `responseElements`.
+    Json(Value),
+    /// An answer already encoded (the native API), with what the audit record says of it.
+    Encoded { body: Vec<u8>, content_type: &'static str, headers: Vec<(&'static str, String)>, summary: Value },
+}
+
+impl Reply {
+    fn summary(&self) -> &Value {
+        match self {
+            Reply::Json(v) => v,
+            Reply::Encoded { summary, .. } => summary,
+        }
+    }
+}
+
+/// Records to store with a call's own audit record, and how to answer once they are durable.
+pub(crate) struct Prepared {
+    pub items: Vec<IngestItem>,
+    /// The audit record's `responseElements`, known before storing (counts of accepted and failed).
+    pub summary: Value,
+    pub finish: Box<dyn FnOnce(IngestOutcome) -> Result<Reply, ApiError> + Send>,
+}
+
+/// Serves one request that is not `/healthz` or `/metrics`.
+pub(crate) async fn serve(
+    app: &Arc<App>,
+    peer: SocketAddr,
+    tls: Option<TlsInfo>,
+    request_id: &str,
+    parts: Parts,
+    body: Body,
+) -> Response {
+    let requested = Requested::parse(&parts.method, parts.uri.path(), &parts.headers);
+    let surface = requested.surface();
+    let unaudited = |e: ApiError| {
+        app.store.metrics().record_request("Authenticate", e.code);
+        encode(surface, Err(e))
+    };
+    // 1. Authenticate from the headers: an unsigned or unknown caller never gets its body read.
+    let mut pending = match auth::verify_head(app, &parts, surface) {
+        Ok(p) => p,
+        Err(e) => return unaudited(e),
+    };
+    // 2. The body, through the payload hash, within the operation's limit and time.
+    let body = match read_body(body, body_limit(app, &requested), |chunk| pending.update(chunk)).await {
+        Ok(b) => b,
+        Err(e) => return unaudited(e),
+    };
+    // 3. The signature over all of it.
+    let principal = match auth::finish(app, pending) {
+        Ok(p) => p,
+        Err(e) => return unaudited(e),
+    };
+    let ctx = CallContext {
+        principal,
+        request_id: request_id.to_string(),
+        source_ip: crate::source_ip(&app.config.trusted_proxies, peer.ip(), &parts.headers),
+        user_agent: header_str(&parts.headers, "user-agent").map(str::to_string),
+        tls,
+        host: header_str(&parts.headers, "host").map(str::to_string),
+        now: (app.clock)(),
+        fresh_id: uuid::Uuid::new_v4(),
+    };
+    // 4. From here on every call is audited.
+    call(app, &ctx, &requested, &parts, body).await
+}
+
+async fn read_body(body: Body, limit: usize, mut on_chunk: impl FnMut(&[u8])) -> Result<Bytes, ApiError> {
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestEntityTooLargeException",
+            format!("request body exceeds {limit} bytes"),
+        )
+    })?;
+    on_chunk(&bytes);
+    Ok(bytes)
+}
+
+fn body_limit(_app: &App, requested: &Requested) -> usize {
+    match requested {
+        Requested::Known { op: Operation::PutEvents, .. } => crate::operation::MAX_INGEST_BODY_BYTES,
+        Requested::Known { op: Operation::GetEvent, .. } => 0,
+        _ => crate::operation::MAX_API_BODY_BYTES,
+    }
+}
+
+async fn call(app: &Arc<App>, ctx: &CallContext, requested: &Requested, parts: &Parts, body: Bytes) -> Response {
+    let (op, event_id) = match requested {
+        Requested::Known { op, event_id } => (*op, event_id.clone()),
+        Requested::Unknown { reason, .. } => {
+            let e = unknown_operation(reason);
+            return audit_and_answer(app, ctx, requested, &Value::Null, Err(e)).await;
+        }
+    };
+    // What the record says was asked; a body that is not JSON is itself the error.
+    let params = match request_parameters(op, parts, &body, event_id.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return audit_and_answer(app, ctx, requested, &Value::Null, Err(e)).await,
+    };
+    if let Err(e) = admit(app, ctx, op) {
+        return audit_and_answer(app, ctx, requested, &params, Err(e)).await;
+    }
+    match op.effect() {
+        Effect::Read => {
+            let result = match op.surface() {
+                Surface::Native => ingest::get_event(app, event_id.unwrap_or_default()).await,
+                _ => cloudtrail::read(app, ctx, op, &params).await.map(Reply::Json),
+            };
+            audit_and_answer(app, ctx, requested, &params, result).await
+        }
+        Effect::ControlPlane => control_plane(app, ctx, requested, op, &params).await,
+        Effect::Records => {
+            let prepared = match op {
+                Operation::PutAuditEvents => data::prepare(app, ctx, &parts.uri, body).await,
+                _ => ingest::prepare(app, ctx, &parts.headers, body).await,
+            };
+            match prepared {
+                Ok(p) => store_records(app, ctx, requested, &params, p).await,
+                Err(e) => audit_and_answer(app, ctx, requested, &params, Err(e)).await,
+            }
+        }
+    }
+}
+
+/// Authorization, rate limits, and (for calls that write) whether the journal can take the record at all.
+fn admit(app: &App, ctx: &CallContext, op: Operation) -> Result<(), ApiError> {
+    if op.rate_limited() {
+        app.rate_limiter.check(&ctx.principal.access_key_id, op.name(), ctx.now.0)?;
+    }
+    authorize(ctx, &op.action())?;
+    if op.effect() != Effect::Read {
+        app.store.admit_audit().map_err(ApiError::from)?;
+    }
+    Ok(())
+}
+
+/// Checks the caller may perform `action`; the denial is AWS-shaped.
+pub(crate) fn authorize(ctx: &CallContext, action: &str) -> Result<(), ApiError> {
+    match ctx.principal.authorize(action) {
+        service::Decision::Allow => Ok(()),
+        service::Decision::Deny { message } => Err(ApiError::access_denied(message)),
+    }
+}
+
+/// `requestParameters` of the call: the JSON body for the CloudTrail API, the query for cloudtrail-data
+/// (its events are stored, not copied into the record), the shape of the batch for the native API.
+fn request_parameters(op: Operation, parts: &Parts, body: &[u8], event_id: Option<&str>) -> Result<Value, ApiError> {
+    match op.surface() {
+        Surface::CloudTrail => {
+            if body.trim_ascii().is_empty() {
+                return Ok(json!({}));
+            }
+            match serde_json::from_slice::<Value>(body) {
+                Ok(v @ Value::Object(_)) => Ok(v),
+                Ok(_) => Err(ApiError::serialization("request body must be a JSON object")),
+                Err(e) => Err(ApiError::serialization(format!("request body is not valid JSON: {e}"))),
+            }
+        }
+        Surface::CloudTrailData => {
+            let query: Vec<(String, String)> = axum::extract::Query::try_from_uri(&parts.uri)
+                .map(|axum::extract::Query(q)| q)
+                .unwrap_or_default();
+            let mut m = serde_json::Map::new();
+            for (k, v) in query {
+                m.insert(k, Value::String(v));
+            }
+            m.insert("bodyBytes".into(), json!(body.len()));
+            Ok(Value::Object(m))
+        }
+        Surface::Native => Ok(match op {
+            Operation::GetEvent => json!({"eventID": event_id.unwrap_or_default()}),
+            _ => json!({
+                "bodyBytes": body.len(),
+                "contentType": header_str(&parts.headers, "content-type"),
+                "contentEncoding": header_str(&parts.headers, "content-encoding"),
+            }),
+        }),
+    }
+}
+
+fn unknown_operation(reason: &UnknownReason) -> ApiError {
+    match reason {
+        UnknownReason::MissingTarget => ApiError::client(
+            "UnknownOperationException",
+            "missing X-Amz-Target header: expected CloudTrail_20131101.<Operation> or com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.<Operation>",
+        ),
+        UnknownReason::UnknownTarget { target } => ApiError::client(
+            "UnknownOperationException",
+            format!("operation '{target}' is not supported by this endpoint"),
+        ),
+        UnknownReason::NoRoute { method, path } => ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "UnknownOperationException",
+            format!("no operation at {method} {path}"),
+        ),
+    }
+}
+
+/// A call that changed nothing (a read, or any call that failed): its record is queued for the next group
+/// commit before the answer goes out. A record that cannot be queued refuses the call, unless a read may
+/// fail open.
+async fn audit_and_answer(
+    app: &Arc<App>,
+    ctx: &CallContext,
+    requested: &Requested,
+    params: &Value,
+    result: Result<Reply, ApiError>,
+) -> Response {
+    let read_only = match requested {
+        Requested::Known { op, .. } => op.read_only(),
+        Requested::Unknown { .. } => true,
+    };
+    let facts = Facts {
+        surface: requested.surface(),
+        event_name: requested.event_name(),
+        read_only,
+        request: params,
+        result: result.as_ref().map(Reply::summary),
+    };
+    let queued = audit::build(app, ctx, &facts).and_then(|(item, cut)| {
+        let pending = app.store.submit_audit(item).map_err(ApiError::from)?;
+        Ok((pending, cut))
+    });
+    let metrics = app.store.metrics();
+    let result = match queued {
+        Ok((pending, cut)) => {
+            metrics.record_audit(AuditOutcome::Queued);
+            if cut {
+                metrics.record_audit(AuditOutcome::Truncated);
+            }
+            let (app2, name) = (app.clone(), requested.event_name().to_string());
+            tokio::spawn(async move {
+                if let Err(e) = pending.wait().await {
+                    app2.store.metrics().record_audit(AuditOutcome::Lost);
+                    tracing::error!(error = %e, operation = %name, "audit record of an answered call was not stored");
+                }
+            });
+            result
+        }
+        Err(e) if read_only && result.is_ok() && app.config.audit.fail_open_reads => {
+            metrics.record_audit(AuditOutcome::FailedOpen);
+            tracing::warn!(error = %e.message, operation = requested.event_name(), "read answered without its audit record (fail_open_reads)");
+            result
+        }
+        Err(e) => {
+            metrics.record_audit(AuditOutcome::Refused);
+            tracing::warn!(error = %e.message, operation = requested.event_name(), "call refused: its audit record cannot be written");
+            Err(refusal(e))
+        }
+    };
+    finish(app, requested, result)
+}
+
+/// The answer to a call refused because its audit record could not be written.
+fn refusal(e: ApiError) -> ApiError {
+    if e.status == axum::http::StatusCode::SERVICE_UNAVAILABLE {
+        e
+    } else {
+        ApiError::unavailable("the call's audit record cannot be written; nothing was changed", 5)
+    }
+}
+
+/// A call that changes control-plane state: run against a scratch copy, record durably, then apply.
+async fn control_plane(
+    app: &Arc<App>,
+    ctx: &CallContext,
+    requested: &Requested,
+    op: Operation,
+    params: &Value,
+) -> Response {
+    // Serialized, so the state the scratch run saw is the state the real run changes.
+    let _turn = app.control_plane_turn.lock().await;
+    let scratch = app.control_plane.scratch();
+    let dry = cloudtrail::control(&scratch, ctx, op, params).await;
+    let answer = match dry {
+        // It fails without changing anything: an ordinary failed call.
+        Err(e) => return audit_and_answer(app, ctx, requested, params, Err(e)).await,
+        Ok(v) => v,
+    };
+    let facts = Facts {
+        surface: op.surface(),
+        event_name: op.name(),
+        read_only: false,
+        request: params,
+        result: Ok(&answer),
+    };
+    let metrics = app.store.metrics();
+    let durable = match audit::build(app, ctx, &facts) {
+        Ok((item, cut)) => {
+            if cut {
+                metrics.record_audit(AuditOutcome::Truncated);
+            }
+            let store = app.store.clone();
+            match store.submit_audit(item) {
+                Ok(pending) => pending.wait().await.map_err(ApiError::from),
+                Err(e) => Err(ApiError::from(e)),
+            }
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(e) = durable {
+        metrics.record_audit(AuditOutcome::Refused);
+        tracing::warn!(error = %e.message, operation = op.name(), "call refused: its audit record cannot be written");
+        return finish(app, requested, Err(refusal(e)));
+    }
+    metrics.record_audit(AuditOutcome::Durable);
+    let real = cloudtrail::control(&app.control_plane, ctx, op, params).await;
+    match &real {
+        Ok(v) if *v == answer => {}
+        other => {
+            // Only a failed write of the state file gets here (the scratch run saw the same state).
+            metrics.record_audit(AuditOutcome::EffectFailedAfterAudit);
+            tracing::error!(operation = op.name(), outcome = ?other.as_ref().err().map(|e| e.code), "call recorded as done, then failed to apply");
+        }
+    }
+    finish(app, requested, real.map(Reply::Json))
+}
+
+/// Records and the call's own audit record, in one group commit.
+async fn store_records(
+    app: &Arc<App>,
+    ctx: &CallContext,
+    requested: &Requested,
+    params: &Value,
+    prepared: Prepared,
+) -> Response {
+    let Requested::Known { op, .. } = requested else {
+        return audit_and_answer(app, ctx, requested, params, Err(ApiError::internal(&"records without an operation")))
+            .await;
+    };
+    let facts = Facts {
+        surface: op.surface(),
+        event_name: op.name(),
+        read_only: false,
+        request: params,
+        result: Ok(&prepared.summary),
+    };
+    let (audit_item, cut) = match audit::build(app, ctx, &facts) {
+        Ok(x) => x,
+        Err(e) => return audit_and_answer(app, ctx, requested, params, Err(e)).await,
+    };
+    let mut items = prepared.items;
+    items.push(audit_item);
+    match app.store.ingest(items).await {
+        Ok(mut outcome) => {
+            let metrics = app.store.metrics();
+            metrics.record_audit(AuditOutcome::Durable);
+            if cut {
+                metrics.record_audit(AuditOutcome::Truncated);
+            }
+            // The call's own record is the last item: it is not one of the caller's.
+            outcome.event_ids.pop();
+            outcome.stored = outcome.stored.saturating_sub(1);
+            finish(app, requested, (prepared.finish)(outcome))
+        }
+        // Nothing was stored, the call's record included: record the refusal on its own.
+        Err(e) => audit_and_answer(app, ctx, requested, params, Err(store_refusal(e))).await,
+    }
+}
+
+fn store_refusal(e: StoreError) -> ApiError {
+    ApiError::from(e)
+}
+
+/// Metrics, then the answer in its surface's encoding.
+fn finish(app: &App, requested: &Requested, result: Result<Reply, ApiError>) -> Response {
+    let code = match &result {
+        Ok(_) => "200",
+        Err(e) => e.code,
+    };
+    app.store.metrics().record_request(requested.metric_name(), code);
+    encode(requested.surface(), result)
+}
+
+/// The answer as the surface's clients read it: AWS JSON 1.1 for the CloudTrail API, plain JSON for
+/// cloudtrail-data and the native API; errors as `{"__type","message"}` plus `x-amzn-ErrorType`.
+pub(crate) fn encode(surface: Surface, result: Result<Reply, ApiError>) -> Response {
+    let json_type = match surface {
+        Surface::CloudTrail => "application/x-amz-json-1.1",
+        Surface::CloudTrailData | Surface::Native => "application/json",
+    };
+    match result {
+        Ok(Reply::Json(v)) => with_type(v.to_string().into_bytes(), json_type),
+        Ok(Reply::Encoded { body, content_type, headers, .. }) => {
+            let mut resp = with_type(body, content_type);
+            for (k, v) in headers {
+                if let Ok(v) = HeaderValue::from_str(&v) {
+                    resp.headers_mut().insert(k, v);
+                }
+            }
+            resp
+        }
+        Err(e) => {
+            let e = e.for_surface(surface);
+            let mut resp = with_type(e.body().to_string().into_bytes(), json_type);
+            *resp.status_mut() = e.status;
+            let h = resp.headers_mut();
+            if let Ok(v) = HeaderValue::from_str(e.code) {
+                h.insert("x-amzn-errortype", v);
+            }
+            if let Some(secs) = e.retry_after {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            resp
+        }
+    }
+}
+
+fn with_type(body: Vec<u8>, content_type: &'static str) -> Response {
+    let mut resp = body.into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}

@@ -1,0 +1,290 @@
+//! Every operation opentrail answers, parsed once from the request line and headers, with the facts the
+//! one request path needs about it: the IAM action it is authorized as, whether it reads or changes state,
+//! how its audit record is made durable, its body limit, and the SigV4 signing name it must be scoped to.
+//! A new operation is one variant, one row in [`Operation::info`] and one handler.
+
+use axum::http::{HeaderMap, Method};
+
+/// The surface an operation belongs to: decides the wire format of answers and errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// `POST /` with `X-Amz-Target` (AWS JSON 1.1).
+    CloudTrail,
+    /// `POST /PutAuditEvents?channelArn=…` (REST-JSON).
+    CloudTrailData,
+    /// opentrail's own API: `/v1/events`.
+    Native,
+}
+
+impl Surface {
+    /// The signing names a request to this surface may be scoped to.
+    pub fn signing_names(self) -> &'static [&'static str] {
+        match self {
+            Surface::CloudTrail => &["cloudtrail"],
+            Surface::CloudTrailData => &["cloudtrail-data"],
+            Surface::Native => &["opentrail"],
+        }
+    }
+
+    /// `eventSource` of the audit records of calls to this surface.
+    pub fn event_source(self) -> &'static str {
+        match self {
+            Surface::CloudTrail => "cloudtrail.amazonaws.com",
+            Surface::CloudTrailData => "cloudtrail-data.amazonaws.com",
+            Surface::Native => "opentrail",
+        }
+    }
+}
+
+/// How a call's effect and its audit record are ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Changes nothing: the audit record is queued for the next group commit before the answer is sent.
+    Read,
+    /// Changes control-plane state (trails, channels): the call is first run against a copy of the state,
+    /// its audit record made durable, and only then applied, so a call whose record cannot be written
+    /// changes nothing.
+    ControlPlane,
+    /// Stores records: the records and the call's audit record go to the journal in one group commit.
+    Records,
+}
+
+macro_rules! operations {
+    ($( $variant:ident => $surface:ident, $effect:ident ;)*) => {
+        /// An operation opentrail answers.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Operation { $( $variant, )* }
+
+        impl Operation {
+            pub const ALL: &'static [Operation] = &[ $( Operation::$variant, )* ];
+
+            pub fn name(self) -> &'static str {
+                match self { $( Operation::$variant => stringify!($variant), )* }
+            }
+
+            pub fn surface(self) -> Surface {
+                match self { $( Operation::$variant => Surface::$surface, )* }
+            }
+
+            pub fn effect(self) -> Effect {
+                match self { $( Operation::$variant => Effect::$effect, )* }
+            }
+        }
+    };
+}
+
+operations! {
+    LookupEvents => CloudTrail, Read;
+    ListPublicKeys => CloudTrail, Read;
+    CreateTrail => CloudTrail, ControlPlane;
+    GetTrail => CloudTrail, Read;
+    DescribeTrails => CloudTrail, Read;
+    ListTrails => CloudTrail, Read;
+    UpdateTrail => CloudTrail, ControlPlane;
+    DeleteTrail => CloudTrail, ControlPlane;
+    GetTrailStatus => CloudTrail, Read;
+    StartLogging => CloudTrail, ControlPlane;
+    StopLogging => CloudTrail, ControlPlane;
+    PutEventSelectors => CloudTrail, ControlPlane;
+    GetEventSelectors => CloudTrail, Read;
+    PutInsightSelectors => CloudTrail, ControlPlane;
+    GetInsightSelectors => CloudTrail, Read;
+    AddTags => CloudTrail, ControlPlane;
+    RemoveTags => CloudTrail, ControlPlane;
+    ListTags => CloudTrail, Read;
+    CreateChannel => CloudTrail, ControlPlane;
+    GetChannel => CloudTrail, Read;
+    ListChannels => CloudTrail, Read;
+    UpdateChannel => CloudTrail, ControlPlane;
+    DeleteChannel => CloudTrail, ControlPlane;
+    PutAuditEvents => CloudTrailData, Records;
+    PutEvents => Native, Records;
+    GetEvent => Native, Read;
+}
+
+/// Hard-coded: the largest body of a CloudTrail API or cloudtrail-data request (their inputs are small;
+/// PutAuditEvents is documented at 1 MiB).
+pub const MAX_API_BODY_BYTES: usize = 1024 * 1024;
+/// Hard-coded: the largest native ingest body, as sent (compressed or not).
+pub const MAX_INGEST_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// Hard-coded: the longest operation name kept from an unknown `X-Amz-Target` for its audit record.
+const MAX_UNKNOWN_NAME_CHARS: usize = 128;
+
+/// The two spellings of the CloudTrail target prefix: botocore's long form and the service shape name the
+/// Smithy-generated SDKs (JavaScript v3, Go v2, Rust, Java v2, …) send.
+const TARGET_PREFIXES: [&str; 2] = ["com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.", "CloudTrail_20131101."];
+
+impl Operation {
+    /// The IAM-style action the caller's role and policy must allow.
+    pub fn action(self) -> String {
+        let service = match self.surface() {
+            Surface::CloudTrail => "cloudtrail",
+            Surface::CloudTrailData => "cloudtrail-data",
+            Surface::Native => "opentrail",
+        };
+        format!("{service}:{}", self.name())
+    }
+
+    pub fn read_only(self) -> bool {
+        self.effect() == Effect::Read
+    }
+
+    /// Per-key rate limits (`[rate_limits]`) apply to the CloudTrail APIs, as AWS throttles them.
+    pub fn rate_limited(self) -> bool {
+        self.surface() != Surface::Native
+    }
+
+    fn by_name(name: &str) -> Option<Operation> {
+        Operation::ALL.iter().copied().find(|op| op.name() == name && op.surface() == Surface::CloudTrail)
+    }
+}
+
+/// What a request asks for: a known operation, or what an unknown one called itself (for the error and
+/// its audit record).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requested {
+    Known { op: Operation, event_id: Option<String> },
+    Unknown { surface: Surface, name: String, reason: UnknownReason },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnknownReason {
+    MissingTarget,
+    UnknownTarget { target: String },
+    NoRoute { method: String, path: String },
+}
+
+impl Requested {
+    /// Parses the request line and headers. Never fails: what is not an operation is `Unknown`.
+    pub fn parse(method: &Method, path: &str, headers: &HeaderMap) -> Requested {
+        let known = |op| Requested::Known { op, event_id: None };
+        if method == Method::POST && path == "/" {
+            let Some(target) = headers.get("x-amz-target").map(|v| String::from_utf8_lossy(v.as_bytes())) else {
+                return Requested::Unknown {
+                    surface: Surface::CloudTrail,
+                    name: String::new(),
+                    reason: UnknownReason::MissingTarget,
+                };
+            };
+            let name = TARGET_PREFIXES.iter().find_map(|p| target.strip_prefix(p));
+            return match name.and_then(Operation::by_name) {
+                Some(op) => known(op),
+                None => Requested::Unknown {
+                    surface: Surface::CloudTrail,
+                    name: clip(name.unwrap_or(&target)),
+                    reason: UnknownReason::UnknownTarget { target: clip(&target) },
+                },
+            };
+        }
+        if method == Method::POST && path == "/PutAuditEvents" {
+            return known(Operation::PutAuditEvents);
+        }
+        if method == Method::POST && path == "/v1/events" {
+            return known(Operation::PutEvents);
+        }
+        if method == Method::GET
+            && let Some(id) = path.strip_prefix("/v1/events/")
+        {
+            return Requested::Known { op: Operation::GetEvent, event_id: Some(percent_decode(id)) };
+        }
+        let surface = if path.starts_with("/v1/") { Surface::Native } else { Surface::CloudTrail };
+        Requested::Unknown {
+            surface,
+            name: String::new(),
+            reason: UnknownReason::NoRoute { method: method.to_string(), path: clip(path) },
+        }
+    }
+
+    pub fn surface(&self) -> Surface {
+        match self {
+            Requested::Known { op, .. } => op.surface(),
+            Requested::Unknown { surface, .. } => *surface,
+        }
+    }
+
+    /// The `eventName` of the call's audit record.
+    pub fn event_name(&self) -> &str {
+        match self {
+            Requested::Known { op, .. } => op.name(),
+            Requested::Unknown { name, .. } if !name.is_empty() => name,
+            Requested::Unknown { .. } => "UnknownOperation",
+        }
+    }
+
+    /// The label of the call in metrics (unknown names are not labels: they are unbounded).
+    pub fn metric_name(&self) -> &'static str {
+        match self {
+            Requested::Known { op, .. } => op.name(),
+            Requested::Unknown { .. } => "UnknownOperation",
+        }
+    }
+}
+
+/// At most [`MAX_UNKNOWN_NAME_CHARS`] characters.
+fn clip(s: &str) -> String {
+    s.chars().take(MAX_UNKNOWN_NAME_CHARS).collect()
+}
+
+/// `%XX` sequences decoded (as UTF-8, lossily); a `%` not followed by two hex digits is kept as is.
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(hex) = bytes.get(i + 1..i + 3)
+            && let Ok(hex) = std::str::from_utf8(hex)
+            && let Ok(b) = u8::from_str_radix(hex, 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn target(t: &str) -> Requested {
+        let mut h = HeaderMap::new();
+        h.insert("x-amz-target", HeaderValue::from_str(t).unwrap());
+        Requested::parse(&Method::POST, "/", &h)
+    }
+
+    #[test]
+    fn both_target_spellings_name_the_same_operation() {
+        let long = target("com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents");
+        let short = target("CloudTrail_20131101.LookupEvents");
+        assert_eq!(long, Requested::Known { op: Operation::LookupEvents, event_id: None });
+        assert_eq!(short, long);
+        assert!(matches!(target("CloudTrail_20131101.PutAuditEvents"), Requested::Unknown { .. }));
+        assert!(matches!(target("Foo.LookupEvents"), Requested::Unknown { .. }));
+        assert_eq!(target("CloudTrail_20131101.Nope").event_name(), "Nope");
+    }
+
+    #[test]
+    fn every_operation_has_one_row_and_a_distinct_name() {
+        let mut names: Vec<&str> = Operation::ALL.iter().map(|o| o.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Operation::ALL.len());
+        assert_eq!(Operation::CreateTrail.action(), "cloudtrail:CreateTrail");
+        assert_eq!(Operation::PutAuditEvents.action(), "cloudtrail-data:PutAuditEvents");
+        assert_eq!(Operation::GetEvent.action(), "opentrail:GetEvent");
+        assert!(Operation::GetTrailStatus.read_only() && !Operation::StartLogging.read_only());
+    }
+
+    #[test]
+    fn event_ids_in_paths_are_percent_decoded() {
+        let r = Requested::parse(&Method::GET, "/v1/events/a%20b%25c%2Fd", &HeaderMap::new());
+        assert_eq!(r, Requested::Known { op: Operation::GetEvent, event_id: Some("a b%c/d".into()) });
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz%41"), "%zzA");
+    }
+}
