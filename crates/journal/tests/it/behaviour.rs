@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use journal::{Journal, JournalError, JournalOptions, Seq, SeqRange};
 
-use crate::common::{all_records, batch, small_opts};
+use crate::support::{all_records, batch, small_opts};
 
 #[test]
 fn empty_journal_opens_with_no_last_seq() {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use journal::{Journal, JournalError, JournalOptions, Seq};
 
-use crate::common::{Faults, Torn, all_records, batch, frame_codecs, small_opts, with_faults};
+use crate::support::{Faults, Torn, all_records, batch, frame_codecs, small_opts, with_faults};
 
 const RAW: u8 = 0;
 const ZSTD: u8 = 1;

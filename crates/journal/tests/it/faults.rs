@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use journal::{Journal, JournalError, JournalOptions, Seq, SeqRange};
 
-use crate::common::{Faults, all_records, batch, small_opts, with_faults};
+use crate::support::{Faults, all_records, batch, small_opts, with_faults};
 
 #[test]
 fn failed_fsync_poisons_until_reopen_and_loses_nothing_acknowledged() {

@@ -2,8 +2,8 @@
 //! and the model test.
 
 mod behaviour;
-mod common;
 mod crash;
 mod dictionary;
 mod faults;
 mod model;
+mod support;

@@ -97,6 +97,6 @@ proptest! {
         // default options read every frame, with or without a dictionary
         let (j, rec) = Journal::open(JournalOptions::new(dir.path())).unwrap();
         prop_assert_eq!(rec.truncated_tail_bytes, 0);
-        prop_assert_eq!(crate::common::all_records(&j), model);
+        prop_assert_eq!(crate::support::all_records(&j), model);
     }
 }
