@@ -1,5 +1,4 @@
 //! Test support shared by the journal's integration tests: a scriptable fault hook and record generators.
-#![allow(dead_code)]
 
 use std::io;
 use std::path::Path;

@@ -1,6 +1,5 @@
 //! Black-box test support: start the real `opentrail` binary on port 0 with its own data dir and
 //! config, sign requests with SigV4, run the CLI, the aws CLI and boto3 against it.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

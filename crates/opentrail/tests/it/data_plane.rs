@@ -1,13 +1,12 @@
 //! Black-box tests of the data-plane surfaces: ListPublicKeys, channels and cloudtrail-data
 //! PutAuditEvents, driven with the real aws CLI and boto3 against the real binary.
 
-mod support;
-
 use std::path::Path;
 use std::process::Output;
 
 use serde_json::{Value, json};
-use support::*;
+
+use crate::support::*;
 
 fn run_ok(out: Output) -> Value {
     let stderr = String::from_utf8_lossy(&out.stderr);

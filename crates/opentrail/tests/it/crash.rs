@@ -2,14 +2,13 @@
 //! After every restart each acknowledged event is found exactly once, retried batches are not stored
 //! twice, and an offline check confirms the index agrees with the journal.
 
-mod support;
-
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
-use support::*;
+
+use crate::support::*;
 
 /// Hard-coded: kill/restart cycles per run (each takes well under a second of ingest).
 const CYCLES: usize = 12;

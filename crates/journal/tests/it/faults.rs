@@ -1,14 +1,13 @@
 //! Injected failures: fsync failure poisons until reopen, ENOSPC rolls back and keeps going, back-pressure,
 //! and many concurrent submitters.
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use common::{Faults, all_records, batch, small_opts, with_faults};
 use journal::{Journal, JournalError, JournalOptions, Seq, SeqRange};
+
+use crate::support::{Faults, all_records, batch, small_opts, with_faults};
 
 #[test]
 fn failed_fsync_poisons_until_reopen_and_loses_nothing_acknowledged() {

@@ -2,13 +2,12 @@
 //! step of persisting the dictionary never leaves a frame that needs a missing one, a missing or damaged
 //! dictionary file makes its frames `Corrupted` (naming the file), and the dictionary saves space on real JSON.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use common::{Faults, Torn, all_records, batch, frame_codecs, small_opts, with_faults};
 use journal::{Journal, JournalError, JournalOptions, Seq};
+
+use crate::support::{Faults, Torn, all_records, batch, frame_codecs, small_opts, with_faults};
 
 const RAW: u8 = 0;
 const ZSTD: u8 = 1;

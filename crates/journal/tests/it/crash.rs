@@ -1,13 +1,12 @@
 //! Crash consistency: a crash at every write-side operation, a tail cut at every byte, corrupted and zero-filled
 //! tails, and corruption of acknowledged data, which must be reported, never skipped.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use common::{Faults, Torn, all_records, batch, small_opts, with_faults};
 use journal::{Journal, JournalError, Seq};
+
+use crate::support::{Faults, Torn, all_records, batch, small_opts, with_faults};
 
 /// The workload every crash test runs: sequential groups of different sizes (some roll segments).
 fn workload() -> Vec<Vec<Vec<u8>>> {
@@ -38,7 +37,7 @@ fn crash_at_every_write_step_recovers_an_acknowledged_prefix() {
     assert!(total_ops > 20, "workload too small to be interesting: {total_ops} ops");
     // the workload trains a dictionary midway: crashes hit dictionary-less frames, the dictionary file's
     // steps, and dictionary frames
-    let codecs = common::frame_codecs(tmp.path());
+    let codecs = crate::support::frame_codecs(tmp.path());
     assert!(codecs.contains(&1) && codecs.contains(&2), "{codecs:?}");
     for op in 0..total_ops {
         for torn in [Torn::Nothing, Torn::OneByte, Torn::Half, Torn::AllButOne] {

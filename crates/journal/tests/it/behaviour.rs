@@ -1,11 +1,10 @@
 //! Plain behaviour of the journal: appends, reads, segment rolls, reopen, waiting for durability, stats.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{all_records, batch, small_opts};
 use journal::{Journal, JournalError, JournalOptions, Seq, SeqRange};
+
+use crate::support::{all_records, batch, small_opts};
 
 #[test]
 fn empty_journal_opens_with_no_last_seq() {

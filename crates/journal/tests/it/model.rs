@@ -1,8 +1,6 @@
 //! The journal against a `Vec<Vec<u8>>` model: random batches, reopens, point reads, read_many and scans must
 //! always agree with the model.
 
-mod common;
-
 use journal::{Journal, JournalOptions, Seq};
 use proptest::prelude::*;
 
@@ -99,6 +97,6 @@ proptest! {
         // default options read every frame, with or without a dictionary
         let (j, rec) = Journal::open(JournalOptions::new(dir.path())).unwrap();
         prop_assert_eq!(rec.truncated_tail_bytes, 0);
-        prop_assert_eq!(common::all_records(&j), model);
+        prop_assert_eq!(crate::support::all_records(&j), model);
     }
 }

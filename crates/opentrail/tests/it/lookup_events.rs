@@ -1,13 +1,12 @@
 //! LookupEvents through the real clients: the aws CLI v1 and boto3 against the real binary on port 0 —
 //! the seed case, auto-pagination, time ranges, Insights, every error path, and the self-audit record.
 
-mod support;
-
 use std::process::Output;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::*;
+
+use crate::support::*;
 
 /// Runs the aws CLI and returns its parsed JSON output; fails the test on a non-zero exit.
 fn aws_json(s: &Server, key: &str, secret: &str, args: &[&str]) -> Value {

@@ -1,12 +1,11 @@
 //! Black-box tests of the core: the real binary on port 0, driven by its own CLI and by signed HTTP.
 
-mod support;
-
 use std::io::Write;
 use std::process::Stdio;
 
 use serde_json::{Value, json};
-use support::*;
+
+use crate::support::*;
 
 fn durable(s: &Server) -> Value {
     s.raw("GET", "/healthz", &[], b"").json()["durableSeq"].clone()

@@ -1,12 +1,11 @@
 //! The API's policies end to end, with the real binary and real clients: IAM-style access policies,
 //! the optional TLS listener (and `tlsDetails` in self-audit), and rate limits.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::*;
+
+use crate::support::*;
 
 const LOU_KEY: &str = "AKIAEXAMPLELOOKUP001";
 const LOU_SECRET: &str = "lookup-secret-key-00000000000000000001";

@@ -1,12 +1,11 @@
 //! Black-box tests of the trails control plane: the real binary driven by the real aws CLI v1 and boto3.
 
-mod support;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::*;
+
+use crate::support::*;
 
 const TRAIL: &str = "trail-one";
 

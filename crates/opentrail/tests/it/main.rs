@@ -1,0 +1,10 @@
+//! opentrail's black-box suite, one binary: the real binary on port 0 with its own data dir and config,
+//! driven by its own CLI, by signed HTTP, by the aws CLI v1 and by boto3.
+
+mod api_policies;
+mod core;
+mod crash;
+mod data_plane;
+mod lookup_events;
+mod support;
+mod trails;
