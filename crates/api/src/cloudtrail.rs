@@ -1,4 +1,5 @@
-//! The CloudTrail JSON 1.1 API: `POST /` with `X-Amz-Target: com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.<Op>`.
+//! The CloudTrail JSON 1.1 API: `POST /` with `X-Amz-Target: com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.<Op>`
+//! (botocore) or `CloudTrail_20131101.<Op>` (the Smithy-generated SDKs: JavaScript v3, Go v2, Rust, Java v2).
 //! One match from operation name to use case; authorization, self-audit and metrics wrap every call.
 
 use std::sync::Arc;
@@ -12,7 +13,9 @@ use crate::ingest::authorize;
 use crate::lookup::{encode_token, event_element, parse_lookup_request};
 use crate::{App, CallContext, blocking, channels, error_response, json_response, keys, trails};
 
-const TARGET_PREFIX: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.";
+/// The target names the service shape, optionally qualified by its namespace; AWS accepts both spellings.
+const TARGET_NAMESPACE: &str = "com.amazonaws.cloudtrail.v20131101.";
+const TARGET_PREFIX: &str = "CloudTrail_20131101.";
 
 /// The operations this server implements.
 const OPERATIONS: &[&str] = &[
@@ -26,8 +29,11 @@ const OPERATIONS: &[&str] = &[
 ];
 
 pub(crate) async fn dispatch(app: &Arc<App>, ctx: &CallContext, target: &str, body: &[u8]) -> Response {
-    let Some(op) =
-        target.strip_prefix(TARGET_PREFIX).filter(|op| OPERATIONS.contains(op) || trails::OPERATIONS.contains(op))
+    let Some(op) = target
+        .strip_prefix(TARGET_NAMESPACE)
+        .unwrap_or(target)
+        .strip_prefix(TARGET_PREFIX)
+        .filter(|op| OPERATIONS.contains(op) || trails::OPERATIONS.contains(op))
     else {
         return error_response(&ApiError::client(
             "UnknownOperationException",
