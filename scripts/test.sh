@@ -12,6 +12,23 @@ for m in ("boto3", "botocore", "moto", "rsa"):
 sys.exit(0 if shutil.which("aws") else 1)
 PY
 
+# The AWS SDK for JavaScript v3 that crates/opentrail/tests/sdk_js.rs drives, pinned by its package-lock.json;
+# reinstalled only when the lock file is newer than what npm last installed.
+sdkjs=crates/opentrail/tests/sdk-js
+for tool in node npm; do
+  if ! command -v "$tool" >/dev/null; then
+    echo "scripts/test.sh: '$tool' not found; the AWS SDK for JavaScript tests in $sdkjs need node >= 20 and npm" >&2
+    exit 1
+  fi
+done
+if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then
+  echo "scripts/test.sh: node $(node --version) is too old; the AWS SDK for JavaScript tests need node >= 20" >&2
+  exit 1
+fi
+if [ ! -f "$sdkjs/node_modules/.package-lock.json" ] || [ "$sdkjs/package-lock.json" -nt "$sdkjs/node_modules/.package-lock.json" ]; then
+  (cd "$sdkjs" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi

@@ -6,5 +6,6 @@ mod core;
 mod crash;
 mod data_plane;
 mod lookup_events;
+mod sdk_js;
 mod support;
 mod trails;
