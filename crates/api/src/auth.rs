@@ -46,13 +46,8 @@ pub(crate) fn verify_head(app: &App, parts: &Parts, surface: Surface) -> Result<
 }
 
 pub(crate) fn finish(app: &App, p: PendingAuth) -> Result<Principal, ApiError> {
-    let req = sigv4::SignedRequest {
-        method: &p.method,
-        path: &p.path,
-        query: &p.query,
-        headers: &p.headers,
-        body: &p.body,
-    };
+    let req =
+        sigv4::SignedRequest { method: &p.method, path: &p.path, query: &p.query, headers: &p.headers, body: &p.body };
     let now_secs = (app.clock)().0.div_euclid(1000);
     let verified = sigv4::verify(&req, now_secs, |key| {
         app.principals.get(key).map(|pr| sigv4::Credential {

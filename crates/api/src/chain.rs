@@ -187,9 +187,8 @@ fn request_parameters(op: Operation, parts: &Parts, body: &[u8], event_id: Optio
             }
         }
         Surface::CloudTrailData => {
-            let query: Vec<(String, String)> = axum::extract::Query::try_from_uri(&parts.uri)
-                .map(|axum::extract::Query(q)| q)
-                .unwrap_or_default();
+            let query: Vec<(String, String)> =
+                axum::extract::Query::try_from_uri(&parts.uri).map(|axum::extract::Query(q)| q).unwrap_or_default();
             let mut m = serde_json::Map::new();
             for (k, v) in query {
                 m.insert(k, Value::String(v));
@@ -251,20 +250,34 @@ async fn audit_and_answer(
         let pending = app.store.submit_audit(item).map_err(ApiError::from)?;
         Ok((pending, cut))
     });
+    // After a full disk, a queued record may meet the same fate: wait for it before answering.
+    let queued = match queued {
+        Ok((pending, cut)) if app.store.degraded() => match pending.wait().await {
+            Ok(_) => Ok((None, cut)),
+            Err(e) => Err(ApiError::from(e)),
+        },
+        Ok((pending, cut)) => Ok((Some(pending), cut)),
+        Err(e) => Err(e),
+    };
     let metrics = app.store.metrics();
     let result = match queued {
         Ok((pending, cut)) => {
-            metrics.record_audit(AuditOutcome::Queued);
             if cut {
                 metrics.record_audit(AuditOutcome::Truncated);
             }
-            let (app2, name) = (app.clone(), requested.event_name().to_string());
-            tokio::spawn(async move {
-                if let Err(e) = pending.wait().await {
-                    app2.store.metrics().record_audit(AuditOutcome::Lost);
-                    tracing::error!(error = %e, operation = %name, "audit record of an answered call was not stored");
+            match pending {
+                None => metrics.record_audit(AuditOutcome::Durable),
+                Some(pending) => {
+                    metrics.record_audit(AuditOutcome::Queued);
+                    let (app2, name) = (app.clone(), requested.event_name().to_string());
+                    tokio::spawn(async move {
+                        if let Err(e) = pending.wait().await {
+                            app2.store.metrics().record_audit(AuditOutcome::Lost);
+                            tracing::error!(error = %e, operation = %name, "audit record of an answered call was not stored");
+                        }
+                    });
                 }
-            });
+            }
             result
         }
         Err(e) if read_only && result.is_ok() && app.config.audit.fail_open_reads => {
@@ -307,13 +320,8 @@ async fn control_plane(
         Err(e) => return audit_and_answer(app, ctx, requested, params, Err(e)).await,
         Ok(v) => v,
     };
-    let facts = Facts {
-        surface: op.surface(),
-        event_name: op.name(),
-        read_only: false,
-        request: params,
-        result: Ok(&answer),
-    };
+    let facts =
+        Facts { surface: op.surface(), event_name: op.name(), read_only: false, request: params, result: Ok(&answer) };
     let metrics = app.store.metrics();
     let durable = match audit::build(app, ctx, &facts) {
         Ok((item, cut)) => {

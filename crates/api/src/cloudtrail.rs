@@ -24,7 +24,12 @@ pub(crate) async fn read(app: &Arc<App>, ctx: &CallContext, op: Operation, param
 }
 
 /// A call that changes trails or channels, run against `cp`.
-pub(crate) async fn control(cp: &ControlPlane, ctx: &CallContext, op: Operation, params: &Value) -> Result<Value, ApiError> {
+pub(crate) async fn control(
+    cp: &ControlPlane,
+    ctx: &CallContext,
+    op: Operation,
+    params: &Value,
+) -> Result<Value, ApiError> {
     match op {
         Operation::CreateChannel => channels::create(&cp.channels, ctx, params).await,
         Operation::UpdateChannel => channels::update(&cp.channels, params).await,

@@ -115,7 +115,8 @@ pub(crate) async fn prepare(
             duplicates: outcome.duplicates,
         };
         let body = serde_json::to_vec(&answer).map_err(|e| ApiError::internal(&e))?;
-        let summary = serde_json::json!({"stored": outcome.stored, "duplicates": outcome.duplicates, "failed": failed.len()});
+        let summary =
+            serde_json::json!({"stored": outcome.stored, "duplicates": outcome.duplicates, "failed": failed.len()});
         Ok(Reply::Encoded { body, content_type: "application/json", headers: Vec::new(), summary })
     };
     Ok(Prepared { items, summary, finish: Box::new(finish) })

@@ -216,6 +216,9 @@ pub fn event_element(e: &service::StoredEvent) -> Value {
         .collect();
     m.insert("Resources".into(), Value::Array(resources));
     m.insert("CloudTrailEvent".into(), json!(e.json));
+    // An extension: how the record arrived (`self-audit`, `ingest:<principal ARN>`, …). SDKs ignore members
+    // they do not model.
+    m.insert("Provenance".into(), json!(f.provenance.to_text()));
     Value::Object(m)
 }
 

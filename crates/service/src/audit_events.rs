@@ -238,7 +238,13 @@ mod tests {
     }
 
     fn build(data: &str, checksum: Option<&str>) -> Result<Record, AuditEventError> {
-        build_record(&key(), &channel(), "us-east-1", &AuditEvent { id: "a1", event_data: data, checksum }, EventTime(0))
+        build_record(
+            &key(),
+            &channel(),
+            "us-east-1",
+            &AuditEvent { id: "a1", event_data: data, checksum },
+            EventTime(0),
+        )
     }
 
     #[test]

@@ -335,8 +335,10 @@ impl Channels {
         let out = f(&mut next)?;
         if next != *guard {
             let state = StateFile { version: STATE_VERSION, channels: next.values().cloned().collect() };
-            let bytes = serde_json::to_vec_pretty(&state)
-                .map_err(|e| ChannelError::Corrupt { path: self.path.clone().unwrap_or_default(), reason: e.to_string() })?;
+            let bytes = serde_json::to_vec_pretty(&state).map_err(|e| ChannelError::Corrupt {
+                path: self.path.clone().unwrap_or_default(),
+                reason: e.to_string(),
+            })?;
             if let Some(path) = &self.path {
                 write_atomic(path, &bytes, 0o600).map_err(|source| ChannelError::Io {
                     action: "write",

@@ -39,6 +39,9 @@ pub struct StoreOptions {
 /// long; the next write after it probes the disk again.
 pub const DISK_FULL_BACKOFF: Duration = Duration::from_secs(1);
 
+/// Hard-coded: how long after a full disk the store counts as degraded (see [`EventStore::degraded`]).
+pub const DEGRADED_WINDOW: Duration = Duration::from_secs(60);
+
 /// Hard-coded: how long a get by eventID waits for the index to catch up with what was durable when it
 /// was asked (the index is normally milliseconds behind).
 pub const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(5);
@@ -412,6 +415,12 @@ impl EventStore {
             return Err(StoreError::DiskFull);
         }
         Ok(())
+    }
+
+    /// Whether a group commit failed for a full disk within the last [`DEGRADED_WINDOW`]: while it did,
+    /// callers that normally answer before their record is durable (reads) wait for it instead.
+    pub fn degraded(&self) -> bool {
+        self.inner.disk_full_at.lock().is_some_and(|at| at.elapsed() < DEGRADED_WINDOW)
     }
 
     /// Whether a write would be refused right now, without queuing anything: the journal poisoned or

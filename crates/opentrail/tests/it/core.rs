@@ -173,7 +173,11 @@ fn bad_records_are_reported_by_index_and_field_and_the_rest_is_stored() {
     while durable(&s).as_u64() != before.as_u64().map(|b| b + 3) && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    assert_eq!(durable(&s).as_u64().unwrap(), before.as_u64().unwrap() + 3, "one audit record per failed call, nothing else");
+    assert_eq!(
+        durable(&s).as_u64().unwrap(),
+        before.as_u64().unwrap() + 3,
+        "one audit record per failed call, nothing else"
+    );
     s.wait_caught_up();
     let audited = s.lookup_all(&[("EventName", "PutEvents"), ("ErrorCode", "SerializationException")]);
     assert_eq!(audited.len(), 3);

@@ -2,6 +2,7 @@
 //! driven by its own CLI, by signed HTTP, by the aws CLI v1 and by boto3.
 
 mod api_policies;
+mod audit;
 mod core;
 mod crash;
 mod data_plane;

@@ -3,16 +3,14 @@
 //! tests/sdk-js/driver.mjs. It sends `X-Amz-Target: CloudTrail_20131101.<Op>` (botocore sends the long form),
 //! fractional epoch seconds, and parses answers into Dates, Uint8Arrays and exception classes of its own.
 
-
-
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
 use crate::support::*;
+use serde_json::{Value, json};
 
 fn sdk_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sdk-js")

@@ -81,7 +81,10 @@ impl Server {
     /// Starts the binary on an existing data dir (restarts keep the same dir).
     pub fn spawn(data_dir: &Path, config: Option<&Path>, listen: &str) -> Server {
         std::fs::create_dir_all(data_dir).unwrap();
-        let stderr_log = data_dir.with_extension(format!("stderr-{}.log", std::process::id()));
+        // Beside the data dir, unless that is on a small disk of its own (a test may fill it).
+        static LOGS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = LOGS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let stderr_log = std::env::temp_dir().join(format!("opentrail-test-{}-{n}.stderr.log", std::process::id()));
         let mut cmd = Command::new(bin());
         cmd.arg("serve").arg("--data-dir").arg(data_dir).arg("--listen").arg(listen);
         if let Some(c) = config {
@@ -322,9 +325,20 @@ pub fn try_signed(
     let mut hs: Vec<(String, String)> = vec![("host".into(), addr.to_string())];
     hs.extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let cred = sigv4::Credential { access_key_id: key.into(), secret_access_key: secret.into() };
-    sigv4::sign(method, path, query, &mut hs, body, &cred, "us-east-1", "cloudtrail", at_epoch_secs);
+    sigv4::sign(method, path, query, &mut hs, body, &cred, "us-east-1", signing_name(path), at_epoch_secs);
     let hs: Vec<(String, String)> = hs.into_iter().filter(|(k, _)| k != "host").collect();
     try_raw(addr, method, path_and_query, &hs, body)
+}
+
+/// The SigV4 signing name of the surface at `path`, as the server checks it.
+pub fn signing_name(path: &str) -> &'static str {
+    if path == "/PutAuditEvents" {
+        "cloudtrail-data"
+    } else if path.starts_with("/v1/") {
+        "opentrail"
+    } else {
+        "cloudtrail"
+    }
 }
 
 /// An unsigned (or hand-signed) request to `addr`; `None` on a connection failure.
