@@ -23,7 +23,7 @@ use crate::audit::{self, Facts};
 use crate::auth;
 use crate::error::ApiError;
 use crate::operation::{Effect, Operation, Requested, Surface, UnknownReason};
-use crate::{App, CallContext, TlsInfo, cloudtrail, data, header_str, ingest};
+use crate::{App, CallContext, TlsInfo, blocking, cloudtrail, data, header_str, ingest};
 
 /// A call's answer, before it is encoded for its surface.
 pub(crate) enum Reply {
@@ -303,7 +303,8 @@ fn refusal(e: ApiError) -> ApiError {
     }
 }
 
-/// A call that changes control-plane state: run against a scratch copy, record durably, then apply.
+/// A call that changes control-plane state: run against a staging copy (its state file written and fsync'd
+/// beside the real one, so a full disk fails it here), record it durably, then commit it with a rename.
 async fn control_plane(
     app: &Arc<App>,
     ctx: &CallContext,
@@ -311,12 +312,11 @@ async fn control_plane(
     op: Operation,
     params: &Value,
 ) -> Response {
-    // Serialized, so the state the scratch run saw is the state the real run changes.
+    // Serialized, so the state the staging copy started from is the state the commit replaces.
     let _turn = app.control_plane_turn.lock().await;
-    let scratch = app.control_plane.scratch();
-    let dry = cloudtrail::control(&scratch, ctx, op, params).await;
-    let answer = match dry {
-        // It fails without changing anything: an ordinary failed call.
+    let staged = app.control_plane.staging();
+    let answer = match cloudtrail::control(&staged, ctx, op, params).await {
+        // It failed without changing anything: an ordinary failed call.
         Err(e) => return audit_and_answer(app, ctx, requested, params, Err(e)).await,
         Ok(v) => v,
     };
@@ -328,8 +328,7 @@ async fn control_plane(
             if cut {
                 metrics.record_audit(AuditOutcome::Truncated);
             }
-            let store = app.store.clone();
-            match store.submit_audit(item) {
+            match app.store.submit_audit(item) {
                 Ok(pending) => pending.wait().await.map_err(ApiError::from),
                 Err(e) => Err(ApiError::from(e)),
             }
@@ -342,16 +341,15 @@ async fn control_plane(
         return finish(app, requested, Err(refusal(e)));
     }
     metrics.record_audit(AuditOutcome::Durable);
-    let real = cloudtrail::control(&app.control_plane, ctx, op, params).await;
-    match &real {
-        Ok(v) if *v == answer => {}
-        other => {
-            // Only a failed write of the state file gets here (the scratch run saw the same state).
-            metrics.record_audit(AuditOutcome::EffectFailedAfterAudit);
-            tracing::error!(operation = op.name(), outcome = ?other.as_ref().err().map(|e| e.code), "call recorded as done, then failed to apply");
-        }
+    let cp = app.control_plane.clone_handles();
+    let committed = blocking(move || cp.commit(staged)).await.and_then(|r| r.map_err(|e| ApiError::internal(&e)));
+    if let Err(e) = committed {
+        // A rename needs no space; only a broken disk gets here.
+        metrics.record_audit(AuditOutcome::EffectFailedAfterAudit);
+        tracing::error!(operation = op.name(), error = %e.message, "call recorded as done, then failed to apply");
+        return finish(app, requested, Err(e));
     }
-    finish(app, requested, real.map(Reply::Json))
+    finish(app, requested, Ok(Reply::Json(answer)))
 }
 
 /// Records and the call's own audit record, in one group commit.

@@ -90,11 +90,13 @@ pub(crate) async fn prepare(app: &Arc<App>, ctx: &CallContext, uri: &Uri, body: 
             last_success_event_id: accepted.last().map(|(_, eid)| eid.clone()),
             last_error_code: failures.last().map(|f| f.code.to_string()),
         };
-        let channels = app.control_plane.channels.clone();
+        let app2 = app.clone();
         let (channel_id, channel_arn) = (channel.id.clone(), channel.arn.clone());
-        // The events are stored; only the status shown by GetChannel waits for this write.
+        // The events are stored; only the status shown by GetChannel waits for this write, which takes the
+        // control plane's turn so it is not lost under a channel call's commit.
         tokio::task::spawn_blocking(move || {
-            if let Err(e) = channels.record_ingestion(&channel_id, attempt) {
+            let _turn = app2.control_plane_turn.blocking_lock();
+            if let Err(e) = app2.control_plane.channels.record_ingestion(&channel_id, attempt) {
                 tracing::error!(channel = %channel_arn, error = %e, "channel ingestion status not saved");
             }
         });

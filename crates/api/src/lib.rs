@@ -71,9 +71,24 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
-    /// In-memory copies that never write a file: a call run against them shows what it would do.
-    pub fn scratch(&self) -> ControlPlane {
-        ControlPlane { trails: Arc::new(self.trails.scratch()), channels: Arc::new(self.channels.scratch()) }
+    /// Staging copies: a call run against them writes its change to staging files and no further, until
+    /// [`ControlPlane::commit`]. Hold `App::control_plane_turn` from here to the commit.
+    pub fn staging(&self) -> ControlPlane {
+        ControlPlane { trails: Arc::new(self.trails.staging()), channels: Arc::new(self.channels.staging()) }
+    }
+
+    /// Another handle on the same stores.
+    pub fn clone_handles(&self) -> ControlPlane {
+        ControlPlane { trails: self.trails.clone(), channels: self.channels.clone() }
+    }
+
+    /// Makes what a staging copy did current (renames, then memory).
+    pub fn commit(&self, staged: ControlPlane) -> std::io::Result<()> {
+        fn take<T>(a: Arc<T>) -> std::io::Result<T> {
+            Arc::try_unwrap(a).map_err(|_| std::io::Error::other("staging copy still in use"))
+        }
+        self.trails.commit(take(staged.trails)?)?;
+        self.channels.commit(take(staged.channels)?)
     }
 }
 

@@ -29,6 +29,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Renames a complete, already fsync'd file over `path` and fsyncs the directory (the second half of
+/// [`write_atomic`], for a file staged earlier).
+pub fn replace_with(staged: &Path, path: &Path) -> io::Result<()> {
+    let dir = path.parent().ok_or_else(|| io::Error::other("state file path has no parent directory"))?;
+    fs::rename(staged, path)?;
+    File::open(dir)?.sync_all()
+}
+
 #[cfg(unix)]
 fn set_mode(opts: &mut OpenOptions, mode: u32) {
     use std::os::unix::fs::OpenOptionsExt;

@@ -313,15 +313,36 @@ impl Channels {
         Ok(id)
     }
 
-    /// An in-memory copy of the current channels that never writes a file: a call run against it shows
-    /// what it would do without changing anything.
-    pub fn scratch(&self) -> Channels {
+    /// A copy of the current channels whose changes are written, fsync'd, to a staging file beside the
+    /// state file and go no further, until [`Channels::commit`] (see `TrailStore::staging`).
+    pub fn staging(&self) -> Channels {
+        let path = self.path.as_ref().map(|p| {
+            let mut name = p.file_name().unwrap_or_default().to_os_string();
+            name.push(".staged");
+            p.with_file_name(name)
+        });
+        if let Some(p) = &path {
+            let _ = std::fs::remove_file(p);
+        }
         Channels {
-            path: None,
+            path,
             region: self.region.clone(),
             account_id: self.account_id.clone(),
             by_id: Mutex::new(self.by_id.lock().clone()),
         }
+    }
+
+    /// Makes a staging copy's channels current: renames its staged file over the state file and takes its
+    /// channels into memory. The caller keeps other writers out between `staging` and `commit`.
+    pub fn commit(&self, staged: Channels) -> std::io::Result<()> {
+        let mut guard = self.by_id.lock();
+        if let (Some(path), Some(staged_file)) = (&self.path, &staged.path)
+            && staged_file.exists()
+        {
+            crate::atomic_file::replace_with(staged_file, path)?;
+        }
+        *guard = staged.by_id.into_inner();
+        Ok(())
     }
 
     /// Applies `f` to a copy of the map, persists the copy, then publishes it. The lock is held

@@ -640,10 +640,28 @@ impl TrailStore {
         Ok(TrailStore { home, path: Some(path), state: Mutex::new(state) })
     }
 
-    /// An in-memory copy of the current state that never writes a file: a call run against it shows what
-    /// it would do (its answer or its error) without changing anything.
-    pub fn scratch(&self) -> TrailStore {
-        TrailStore { home: self.home.clone(), path: None, state: Mutex::new(self.state.lock().clone()) }
+    /// A copy of the current state whose changes are written, fsync'd, to a staging file beside the state
+    /// file and go no further: a call run against it does all it would do, and either [`TrailStore::commit`]
+    /// makes that current (a rename) or dropping it leaves everything as it was.
+    pub fn staging(&self) -> TrailStore {
+        let path = self.path.as_ref().map(|p| staged_path(p));
+        if let Some(p) = &path {
+            let _ = std::fs::remove_file(p);
+        }
+        TrailStore { home: self.home.clone(), path, state: Mutex::new(self.state.lock().clone()) }
+    }
+
+    /// Makes a staging copy's state current: renames its staged file over the state file (the directory
+    /// fsync'd) and takes its state into memory.
+    pub fn commit(&self, staged: TrailStore) -> std::io::Result<()> {
+        let mut guard = self.state.lock();
+        if let (Some(path), Some(staged_file)) = (&self.path, &staged.path)
+            && staged_file.exists()
+        {
+            crate::atomic_file::replace_with(staged_file, path)?;
+        }
+        *guard = staged.state.into_inner();
+        Ok(())
     }
 
     pub fn home(&self) -> &Home {
@@ -1185,6 +1203,13 @@ pub fn insight_selectors(input: &[InsightSelectorInput]) -> Result<Vec<InsightSe
 }
 
 /// Writes the state with the data dir's one crash-safe write (temp file, fsync, rename, directory fsync).
+/// Where a staging copy writes: beside the state file.
+fn staged_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".staged");
+    path.with_file_name(name)
+}
+
 fn write_atomically(path: &Path, state: &StateFile) -> std::io::Result<()> {
     let bytes = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
     crate::atomic_file::write_atomic(path, &bytes, 0o600)
