@@ -273,12 +273,22 @@ fn via(record: &Value) -> String {
     ua.chars().take(24).collect()
 }
 
+/// How the record arrived, short: the kind, and the last part of its detail (`ingest:ingester` for
+/// `ingest:arn:aws:iam::123456789012:user/ingester`).
+fn provenance(text: &str) -> String {
+    match text.split_once(':') {
+        Some((kind, detail)) => format!("{kind}:{}", detail.rsplit(['/', ':']).next().unwrap_or(detail)),
+        None => text.to_string(),
+    }
+}
+
 fn short(s: &str, max: usize) -> String {
     if s.chars().count() <= max { s.to_string() } else { format!("{}…", s.chars().take(max - 1).collect::<String>()) }
 }
 
 fn print_table(out: &mut impl Write, events: &[Value]) -> std::io::Result<()> {
-    let header = ["TIME", "SOURCE", "EVENT", "USER", "ARN", "ACCESS KEY", "SOURCE IP", "VIA", "ERROR", "REQUEST"];
+    let header =
+        ["TIME", "SOURCE", "EVENT", "USER", "ARN", "ACCESS KEY", "SOURCE IP", "VIA", "ERROR", "PROVENANCE", "REQUEST"];
     let rows: Vec<Vec<String>> = events
         .iter()
         .map(|e| {
@@ -300,6 +310,7 @@ fn print_table(out: &mut impl Write, events: &[Value]) -> std::io::Result<()> {
                 s(&r["sourceIPAddress"]),
                 via(&r),
                 s(&r["errorCode"]),
+                provenance(&s(&e["Provenance"])),
                 request,
             ]
         })

@@ -35,6 +35,9 @@ fn seed_case_the_cli_shows_who_created_mary_when_how_and_from_where() {
         "198.51.100.23",
         "console",
         "\"userName\":\"Mary\"",
+        // Ingested with John's key: how the record arrived, beside who the record says acted.
+        "PROVENANCE",
+        "ingest:John",
     ] {
         assert!(table.contains(needle), "table lacks {needle}:\n{table}");
     }
