@@ -219,7 +219,21 @@ pub(crate) fn canonical_request(
     signed_headers: &str,
     payload_hash: &str,
 ) -> String {
-    format!("{}\n{path}\n{query}\n{canonical_headers}\n{signed_headers}\n{payload_hash}", method.to_ascii_uppercase())
+    let mut out = canonical_request_before_payload(method, path, query, canonical_headers, signed_headers);
+    out.push_str(payload_hash);
+    out
+}
+
+/// The canonical request up to its last line, the payload hash, which [`crate::PendingBody::finish`] appends once
+/// the body has been read: everything else is known from the request head.
+pub(crate) fn canonical_request_before_payload(
+    method: &str,
+    path: &str,
+    query: &str,
+    canonical_headers: &str,
+    signed_headers: &str,
+) -> String {
+    format!("{}\n{path}\n{query}\n{canonical_headers}\n{signed_headers}\n", method.to_ascii_uppercase())
 }
 
 #[cfg(test)]

@@ -31,6 +31,24 @@ pub enum SigV4Error {
     /// (`UNSIGNED-PAYLOAD`, `STREAMING-UNSIGNED-PAYLOAD-TRAILER`). Checked only once the signature matched.
     #[error("x-amz-content-sha256 does not match the body")]
     BodyHashMismatch,
+    /// The credential scope names a service (signing name) that is not among the operation's
+    /// [`Expectation::services`](crate::Expectation::services).
+    #[error("credential scoped to service {service}, expected {}", expected.join(" or "))]
+    WrongService { service: String, expected: Vec<String> },
+    /// The credential scope names a region other than the server's [`Expectation::region`](crate::Expectation::region).
+    #[error("credential scoped to region {region}, expected {expected}")]
+    WrongRegion { region: String, expected: String },
+    /// Query-string authentication (a presigned URL) where the operation accepts only an `Authorization` header.
+    #[error("presigned request where only header authentication is accepted")]
+    PresignedNotAllowed,
+    /// Headers that must be signed when present ([`Expectation::must_sign`](crate::Expectation::must_sign), e.g.
+    /// `x-amz-target`) are in the request but not in `SignedHeaders`; `names` are lower-case.
+    #[error("headers present but not signed: {}", names.join(", "))]
+    HeaderNotSigned { names: Vec<String> },
+    /// The payload hash is an unsigned literal (`UNSIGNED-PAYLOAD`, `STREAMING-UNSIGNED-PAYLOAD-TRAILER`) but the
+    /// credential is scoped to a service other than S3, whose bodies must be signed.
+    #[error("unsigned payload ({value}) for service {service}")]
+    UnsignedPayload { value: String, service: String },
 }
 
 /// Hard-coded, as AWS does: the tolerated distance between `X-Amz-Date` and the server clock.
@@ -46,7 +64,15 @@ impl SigV4Error {
             SigV4Error::Mismatch
             | SigV4Error::Expired { .. }
             | SigV4Error::PresignedExpired { .. }
-            | SigV4Error::BodyHashMismatch => "InvalidSignatureException",
+            | SigV4Error::BodyHashMismatch
+            | SigV4Error::WrongService { .. }
+            | SigV4Error::WrongRegion { .. }
+            | SigV4Error::UnsignedPayload { .. } => "InvalidSignatureException",
+            // A guess: AWS's JSON services take presigned requests, so there is no AWS answer to copy. Like the
+            // other unsupported ways of signing (SigV4a, signed aws-chunked bodies) it is an incomplete signature.
+            SigV4Error::PresignedNotAllowed => "IncompleteSignatureException",
+            // S3 answers `AccessDenied` (XML); this is the JSON protocols' name for the same refusal.
+            SigV4Error::HeaderNotSigned { .. } => "AccessDeniedException",
         }
     }
 
@@ -66,6 +92,29 @@ impl SigV4Error {
             SigV4Error::BodyHashMismatch => {
                 "The provided 'x-amz-content-sha256' header does not match what was computed.".to_owned()
             }
+            // AWS's words, trailing space included (e.g. `Credential should be scoped to correct service:
+            // 'sagemaker'. `). AWS names one service; when an operation accepts several they are joined with "or".
+            SigV4Error::WrongService { expected, .. } => {
+                let quoted: Vec<String> = expected.iter().map(|s| format!("'{s}'")).collect();
+                let quoted = if quoted.is_empty() { "''".to_owned() } else { quoted.join(" or ") };
+                format!("Credential should be scoped to correct service: {quoted}. ")
+            }
+            // AWS's words, trailing space included. It names the region signed for, never the server's.
+            SigV4Error::WrongRegion { region, .. } => {
+                format!("Credential should be scoped to a valid region, not '{region}'. ")
+            }
+            SigV4Error::PresignedNotAllowed => "Query-string authentication (a presigned URL) is not accepted for \
+                this operation; sign the request with an Authorization header."
+                .to_owned(),
+            // S3's sentence; S3 lists the names in a separate `HeadersNotSigned` element, JSON has only the message.
+            SigV4Error::HeaderNotSigned { names } => {
+                format!("There were headers present in the request which were not signed: {}", names.join(", "))
+            }
+            // AWS's non-S3 services do not name this case: they hash the body whatever the header says, and answer
+            // with the signature mismatch. Naming the cause is kinder; the code is the same.
+            SigV4Error::UnsignedPayload { value, service } => format!(
+                "x-amz-content-sha256 '{value}' is accepted only by S3; requests to '{service}' must sign the payload."
+            ),
         }
     }
 }

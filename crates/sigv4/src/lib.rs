@@ -1,6 +1,51 @@
-//! AWS Signature Version 4: [`verify`] a request as the aws CLI, boto3 and the AWS SDKs sign it, and [`sign`] one.
+//! AWS Signature Version 4: verify a request as the aws CLI, boto3 and the AWS SDKs sign it, and [`sign`] one.
 //!
 //! Pure: no I/O, no clock (the caller passes `now` as epoch seconds), no HTTP types (plain strings and bytes).
+//!
+//! # Verifying in two phases
+//!
+//! A server authenticates a request from its head before reading its body, then streams the body through the
+//! payload hash:
+//! 1. [`verify_head`] takes the method, path, query and headers ([`RequestHead`]) and the operation's
+//!    [`Expectation`]: which services and region the credential scope may name, whether a presigned URL is
+//!    acceptable, which headers must be signed when present (`x-amz-target`), and, outside S3, that the payload is
+//!    signed. It parses the `Authorization` header or presigned query, checks the clock skew and the scope, and
+//!    looks the access key up. An unsigned, stale, mis-scoped or unknown-key request fails here, its body unread.
+//! 2. The returned [`PendingBody`] takes the body as it arrives ([`PendingBody::update`], incremental SHA-256);
+//!    [`PendingBody::finish`] then compares the signature in constant time and checks a claimed
+//!    `x-amz-content-sha256` against the streamed hash, yielding [`Verified`].
+//!
+//! ```
+//! use sigv4::{Credential, Expectation, RequestHead};
+//!
+//! let cred = Credential { access_key_id: "AKIDEXAMPLE".into(), secret_access_key: "secret".into() };
+//! let (now, body) = (1_710_006_125, br#"{"MaxResults": 5}"#);
+//! let target = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents";
+//! let mut headers = vec![("Host".into(), "127.0.0.1:4567".into()), ("X-Amz-Target".into(), target.into())];
+//! sigv4::sign("POST", "/", "", &mut headers, body, &cred, "us-east-1", "cloudtrail", now);
+//!
+//! let expect = Expectation {
+//!     services: &["cloudtrail"],
+//!     region: "us-east-1",
+//!     allow_presigned: false,
+//!     must_sign: &["x-amz-target"],
+//! };
+//! let head = RequestHead { method: "POST", path: "/", query: "", headers: &headers };
+//! let lookup = |id: &str| (id == cred.access_key_id).then(|| cred.clone());
+//! let mut pending = sigv4::verify_head(&head, now, lookup, &expect)?;
+//! for chunk in body.chunks(4) {
+//!     pending.update(chunk);
+//! }
+//! let verified = pending.finish()?;
+//! assert_eq!((verified.access_key_id.as_str(), verified.service.as_str()), ("AKIDEXAMPLE", "cloudtrail"));
+//! # Ok::<(), sigv4::SigV4Error>(())
+//! ```
+//!
+//! [`verify_expecting`] runs both phases over a body already in memory. [`verify`] does too, without an
+//! [`Expectation`]: it accepts any scope and presigned URLs (while still requiring a present `X-Amz-Target` to be
+//! signed and a signed payload outside S3), so its caller must check the scope itself.
+//!
+//! # Canonicalization
 //!
 //! What is canonicalized how follows botocore's `SigV4Auth` (`botocore/auth.py`), which the vectors under
 //! `tests/vectors/` were signed with:
@@ -10,8 +55,9 @@
 //!   as sent (botocore) are accepted, which differ only for URLs with unencoded reserved characters;
 //! * headers: exactly the `SignedHeaders`, values trimmed with whitespace runs collapsed, repeats joined with `,`;
 //!   the `host` header (with its port, as sent) must be signed. Behind HTTP/2 the caller passes `:authority` as `host`;
-//! * payload: the `x-amz-content-sha256` header value when present (`UNSIGNED-PAYLOAD` included), else the SHA-256
-//!   of the body (`UNSIGNED-PAYLOAD` for S3 presigned URLs).
+//! * payload: the `x-amz-content-sha256` header value when present, else the SHA-256 of the body (`UNSIGNED-PAYLOAD`
+//!   for S3 presigned URLs). The unsigned literals (`UNSIGNED-PAYLOAD`, `STREAMING-UNSIGNED-PAYLOAD-TRAILER`) are
+//!   accepted only in a signature scoped to S3.
 //!
 //! Not supported: SigV4a (`AWS4-ECDSA-P256-SHA256`), signed aws-chunked payloads
 //! (`STREAMING-AWS4-HMAC-SHA256-PAYLOAD*`: the seed signature alone would not cover the chunks), the `Date`
@@ -21,19 +67,19 @@ mod canonical;
 mod error;
 mod parse;
 mod time;
+mod verify;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use canonical::{
-    NEVER_SIGNED, STREAMING_UNSIGNED_PAYLOAD_TRAILER, UNSIGNED_PAYLOAD, canonical_headers, canonical_path,
-    canonical_query, canonical_request, is_s3, sha256_hex,
+    NEVER_SIGNED, canonical_headers, canonical_path, canonical_query, canonical_request, is_s3, sha256_hex,
 };
-use error::MAX_SKEW_SECS;
 pub use error::SigV4Error;
-use parse::{ALGORITHM, AuthInput, auth_input};
+use parse::ALGORITHM;
 pub use parse::{AuthorizationHeader, parse_authorization_header};
 use time::format_amz_date;
+pub use verify::{Expectation, PendingBody, RequestHead, verify, verify_expecting, verify_head};
 
 /// A request as received, before any decoding.
 #[derive(Debug, Clone, Copy)]
@@ -66,8 +112,8 @@ impl std::fmt::Debug for Credential {
     }
 }
 
-/// Who signed a request that verified, and for what scope. The caller decides whether region and service are
-/// acceptable (AWS answers a wrong one with `InvalidSignatureException` "Credential should be scoped to …").
+/// Who signed a request that verified, and for what scope. Through [`verify_head`] region and service were checked
+/// against the [`Expectation`]; through [`verify`] the caller must check them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
     pub access_key_id: String,
@@ -75,76 +121,6 @@ pub struct Verified {
     pub service: String,
     /// Epoch seconds of `X-Amz-Date`.
     pub signed_at: i64,
-}
-
-/// Verifies a SigV4-signed request, from its `Authorization` header or its presigned query string.
-///
-/// Checks, in this order: the auth parameters are complete and well-formed (`Missing`, `Incomplete`); `X-Amz-Date`
-/// is within 15 minutes of `now_epoch_secs` (`Expired`; presigned: not yet past `X-Amz-Expires`,
-/// `PresignedExpired`); the access key is known (`UnknownKey`); the signature matches (`Mismatch`, compared in
-/// constant time); a hex `x-amz-content-sha256` is the body's hash (`BodyHashMismatch`).
-pub fn verify(
-    req: &SignedRequest,
-    now_epoch_secs: i64,
-    lookup: impl Fn(&str) -> Option<Credential>,
-) -> Result<Verified, SigV4Error> {
-    let auth = auth_input(req.query, req.headers)?;
-    check_time(&auth, now_epoch_secs)?;
-
-    let content_sha256 = single_header(req.headers, "x-amz-content-sha256")?;
-    if let Some(v) = content_sha256
-        && v.starts_with("STREAMING-")
-        && v != STREAMING_UNSIGNED_PAYLOAD_TRAILER
-    {
-        return Err(SigV4Error::Incomplete {
-            reason: format!("x-amz-content-sha256 '{v}' is not supported: send the payload unchunked."),
-        });
-    }
-    let body_hash = sha256_hex(req.body);
-    let payload_hash = match content_sha256 {
-        Some(v) => v.to_owned(),
-        None if auth.presigned_expires_secs.is_some() && is_s3(&auth.service) => UNSIGNED_PAYLOAD.to_owned(),
-        None => body_hash.clone(),
-    };
-
-    let names: Vec<&str> = auth.signed_headers.iter().map(String::as_str).collect();
-    let headers_block = canonical_headers(&names, req.headers).map_err(|absent| SigV4Error::Incomplete {
-        reason: format!("Header '{absent}' is listed in SignedHeaders but is not in the request."),
-    })?;
-
-    let Some(cred) = lookup(&auth.access_key_id) else {
-        return Err(SigV4Error::UnknownKey { access_key_id: auth.access_key_id });
-    };
-    // A provided signature that is not 64 hex digits cannot match; its length is not a secret.
-    let provided = hex::decode(&auth.signature).map_err(|_| SigV4Error::Mismatch)?;
-
-    let key = signing_key(&cred.secret_access_key, &auth.scope_date, &auth.region, &auth.service);
-    let path = canonical_path(req.path, &auth.service);
-    let query = canonical_query(req.query, auth.presigned_expires_secs.is_some());
-    let signed_headers = names.join(";");
-    let matches = |canonical_query: &str| {
-        let cr = canonical_request(req.method, &path, canonical_query, &headers_block, &signed_headers, &payload_hash);
-        let sts = string_to_sign(&auth.amz_date, &scope(&auth.scope_date, &auth.region, &auth.service), &cr);
-        constant_time_eq(&hmac(&key, sts.as_bytes()), &provided)
-    };
-    if !(matches(&query.normalized) || (query.raw != query.normalized && matches(&query.raw))) {
-        return Err(SigV4Error::Mismatch);
-    }
-
-    if let Some(v) = content_sha256
-        && v != UNSIGNED_PAYLOAD
-        && v != STREAMING_UNSIGNED_PAYLOAD_TRAILER
-        && !v.eq_ignore_ascii_case(&body_hash)
-    {
-        return Err(SigV4Error::BodyHashMismatch);
-    }
-
-    Ok(Verified {
-        access_key_id: auth.access_key_id,
-        region: auth.region,
-        service: auth.service,
-        signed_at: auth.signed_at,
-    })
 }
 
 /// Signs a request as botocore does, adding `X-Amz-Date`, (for S3 only, unless already there)
@@ -217,49 +193,22 @@ pub fn sign(
     ));
 }
 
-/// AWS allows 15 minutes of clock skew either way (hard-coded, as in AWS). A presigned request is instead
-/// good until `X-Amz-Date + X-Amz-Expires`, but may not be dated more than 15 minutes in the future either.
-fn check_time(auth: &AuthInput, now: i64) -> Result<(), SigV4Error> {
-    let expired = || SigV4Error::Expired { request_time: auth.amz_date.clone(), now: format_amz_date(now) };
-    if auth.signed_at.saturating_sub(now) > MAX_SKEW_SECS {
-        return Err(expired());
-    }
-    match auth.presigned_expires_secs {
-        None if now.saturating_sub(auth.signed_at) > MAX_SKEW_SECS => Err(expired()),
-        Some(expires) if now > auth.signed_at.saturating_add(expires) => Err(SigV4Error::PresignedExpired {
-            expired_at: format_amz_date(auth.signed_at.saturating_add(expires)),
-            now: format_amz_date(now),
-        }),
-        _ => Ok(()),
-    }
-}
-
-/// The value of a header that may appear at most once, trimmed.
-fn single_header<'h>(headers: &'h [(String, String)], name: &str) -> Result<Option<&'h str>, SigV4Error> {
-    let mut values = headers.iter().filter(|(n, _)| n.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim());
-    let first = values.next();
-    if values.next().is_some() {
-        return Err(SigV4Error::Incomplete { reason: format!("Only one '{name}' header may be specified.") });
-    }
-    Ok(first)
-}
-
-fn scope(date: &str, region: &str, service: &str) -> String {
+pub(crate) fn scope(date: &str, region: &str, service: &str) -> String {
     format!("{date}/{region}/{service}/aws4_request")
 }
 
-fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &str) -> String {
+pub(crate) fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &str) -> String {
     format!("{ALGORITHM}\n{amz_date}\n{scope}\n{}", sha256_hex(canonical_request.as_bytes()))
 }
 
-fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8; 32] {
+pub(crate) fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8; 32] {
     let k_date = hmac(format!("AWS4{secret}").as_bytes(), date.as_bytes());
     let k_region = hmac(&k_date, region.as_bytes());
     let k_service = hmac(&k_region, service.as_bytes());
     hmac(&k_service, b"aws4_request")
 }
 
-fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
+pub(crate) fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     // HMAC takes keys of any length (long ones are hashed), so this constructor cannot fail.
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else { unreachable!("HMAC accepts any key length") };
     mac.update(data);
@@ -267,7 +216,7 @@ fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
 }
 
 /// Compares without an early exit, so the time taken does not tell how many leading bytes were right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

@@ -8,21 +8,21 @@ use sigv4::{Credential, SigV4Error};
 
 use crate::Req;
 
-struct Vector {
-    name: String,
-    cred: Credential,
-    region: String,
-    service: String,
-    now: i64,
-    presigned: bool,
-    req: Req,
+pub struct Vector {
+    pub name: String,
+    pub cred: Credential,
+    pub region: String,
+    pub service: String,
+    pub now: i64,
+    pub presigned: bool,
+    pub req: Req,
 }
 
 fn text(v: &Value, key: &str) -> String {
     v[key].as_str().unwrap_or_else(|| panic!("vector field {key} is not a string")).to_owned()
 }
 
-fn vectors() -> Vec<Vector> {
+pub fn vectors() -> Vec<Vector> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))

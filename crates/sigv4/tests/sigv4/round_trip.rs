@@ -1,8 +1,9 @@
 //! sign → verify round trips: any single change to a signed part fails with the right error; unsigned extras,
-//! header-name case and header order do not matter.
+//! header-name case and header order do not matter; two-phase verification answers as `verify` however the body
+//! is cut.
 
 use proptest::prelude::*;
-use sigv4::{Credential, SigV4Error};
+use sigv4::{Credential, Expectation, SigV4Error};
 
 use crate::{Req, signed};
 
@@ -144,5 +145,32 @@ proptest! {
         }
         let v = req.verify(NOW, &cred());
         prop_assert!(v.is_ok(), "{v:?}");
+    }
+
+    #[test]
+    fn two_phase_in_any_pieces_answers_as_verify(
+        req in request(),
+        service in service(),
+        cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..4),
+        tamper in any::<bool>(),
+    ) {
+        let mut req = sign_now(req, service);
+        if tamper {
+            req.body.push(b'!');
+        }
+        let expect =
+            Expectation { services: &[service], region: "eu-west-1", allow_presigned: false, must_sign: &["x-amz-target"] };
+        let mut points: Vec<usize> = cuts.iter().map(|i| i.index(req.body.len() + 1)).collect();
+        points.push(req.body.len());
+        points.sort_unstable();
+        let streamed = req.verify_head(NOW, &cred(), &expect).and_then(|mut pending| {
+            let mut start = 0;
+            for end in points {
+                pending.update(&req.body[start..end]);
+                start = end;
+            }
+            pending.finish()
+        });
+        prop_assert_eq!(streamed, req.verify(NOW, &cred()));
     }
 }
