@@ -136,7 +136,8 @@ impl Client {
     pub fn post(&self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Reply> {
         let mut hs: Vec<(String, String)> = vec![("host".into(), self.host.clone())];
         hs.extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        sigv4::sign("POST", path, "", &mut hs, body, &self.cred, REGION, "cloudtrail", now_secs());
+        let service = if path.starts_with("/v1/") { "opentrail" } else { "cloudtrail" };
+        sigv4::sign("POST", path, "", &mut hs, body, &self.cred, REGION, service, now_secs());
         let mut req = self.agent.post(format!("{}{path}", self.endpoint));
         for (k, v) in hs.iter().filter(|(k, _)| k != "host") {
             req = req.header(k.as_str(), v.as_str());

@@ -8,5 +8,6 @@ mod crash;
 mod data_plane;
 mod lookup_events;
 mod sdk_js;
+mod signatures;
 mod support;
 mod trails;
