@@ -132,8 +132,9 @@ async fn call(app: &Arc<App>, ctx: &CallContext, requested: &Requested, parts: &
     }
     match op.effect() {
         Effect::Read => {
-            let result = match op.surface() {
-                Surface::Native => ingest::get_event(app, event_id.unwrap_or_default()).await,
+            let result = match op {
+                Operation::GetEvent => ingest::get_event(app, event_id.unwrap_or_default()).await,
+                Operation::LookupEvents => cloudtrail::lookup_events(app, ctx, &params).await,
                 _ => cloudtrail::read(app, ctx, op, &params).await.map(Reply::Json),
             };
             audit_and_answer(app, ctx, requested, &params, result).await

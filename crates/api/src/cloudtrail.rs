@@ -4,10 +4,11 @@
 
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::lookup::{encode_token, event_element, parse_lookup_request};
+use crate::chain::Reply;
+use crate::lookup::{encode_page, parse_lookup_request};
 use crate::operation::Operation;
 use crate::{App, CallContext, ControlPlane, blocking, channels, keys, trails};
 
@@ -15,7 +16,7 @@ use crate::{App, CallContext, ControlPlane, blocking, channels, keys, trails};
 pub(crate) async fn read(app: &Arc<App>, ctx: &CallContext, op: Operation, params: &Value) -> Result<Value, ApiError> {
     let cp = &app.control_plane;
     match op {
-        Operation::LookupEvents => lookup_events(app, ctx, params).await,
+        Operation::LookupEvents => unreachable_lookup(),
         Operation::ListPublicKeys => keys::list_public_keys(app, ctx, params),
         Operation::GetChannel => channels::get(&cp.channels, params),
         Operation::ListChannels => channels::list(&cp.channels, params),
@@ -38,16 +39,25 @@ pub(crate) async fn control(
     }
 }
 
-async fn lookup_events(app: &Arc<App>, ctx: &CallContext, params: &Value) -> Result<Value, ApiError> {
+/// LookupEvents is answered already encoded (see [`lookup_events`]); it never reaches [`read`].
+fn unreachable_lookup() -> Result<Value, ApiError> {
+    Err(ApiError::internal(&"LookupEvents is answered by cloudtrail::lookup_events"))
+}
+
+/// LookupEvents, its answer written straight from the page (the hot path of event history).
+pub(crate) async fn lookup_events(app: &Arc<App>, ctx: &CallContext, params: &Value) -> Result<Reply, ApiError> {
     let window_start = app.config.lookup_window_days.map(|d| model::EventTime(ctx.now.0 - i64::from(d) * 86_400_000));
     let req = parse_lookup_request(params, window_start)?;
     let store = app.store.clone();
-    let query = req.query.clone();
-    let page = blocking(move || store.lookup(&query, req.max_results, req.after)).await??;
-    let events: Vec<Value> = page.events.iter().map(event_element).collect();
-    let mut out = json!({ "Events": events });
-    if let Some(next) = page.next {
-        out["NextToken"] = json!(encode_token(next, &req.query));
-    }
-    Ok(out)
+    let body = blocking(move || {
+        let page = store.lookup(&req.query, req.max_results, req.after)?;
+        encode_page(&page, &req.query).map_err(|e| ApiError::internal(&e))
+    })
+    .await??;
+    Ok(Reply::Encoded {
+        body,
+        content_type: "application/x-amz-json-1.1",
+        headers: Vec::new(),
+        summary: Value::Null,
+    })
 }

@@ -5,7 +5,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use index::Position;
 use model::{AttributeKey, EventQuery, EventTime, QueryCategory, Seq};
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use crate::error::ApiError;
 
@@ -183,43 +183,77 @@ pub fn decode_token(token: &str, q: &EventQuery) -> Result<Position, ApiError> {
     Ok(Position { time, seq })
 }
 
-/// One `Events[]` element.
-pub fn event_element(e: &service::StoredEvent) -> Value {
-    let f = &e.fields;
-    let mut m = Map::new();
-    m.insert("EventId".into(), json!(f.event_id));
-    m.insert("EventName".into(), json!(f.event_name));
-    if let Some(ro) = f.read_only {
-        m.insert("ReadOnly".into(), json!(if ro { "true" } else { "false" }));
+/// The LookupEvents answer, written straight from the stored events: `{"Events":[…],"NextToken":…}`.
+/// Borrowed fields, no intermediate `serde_json::Value` per event (a page is 50 records of ~1.5 KB).
+pub fn encode_page(page: &service::LookupResult, query: &EventQuery) -> Result<Vec<u8>, serde_json::Error> {
+    let answer = Page {
+        events: page.events.iter().map(Element::of).collect(),
+        next_token: page.next.map(|next| encode_token(next, query)),
+    };
+    let bytes: usize = page.events.iter().map(|e| e.json.len() + 400).sum();
+    let mut out = Vec::with_capacity(bytes + 64);
+    serde_json::to_writer(&mut out, &answer)?;
+    Ok(out)
+}
+
+#[derive(serde::Serialize)]
+struct Page<'a> {
+    #[serde(rename = "Events")]
+    events: Vec<Element<'a>>,
+    #[serde(rename = "NextToken", skip_serializing_if = "Option::is_none")]
+    next_token: Option<String>,
+}
+
+/// One `Events[]` element, members in the model's order.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Element<'a> {
+    event_id: &'a str,
+    event_name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    read_only: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access_key_id: Option<&'a str>,
+    event_time: f64,
+    event_source: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<&'a str>,
+    resources: Vec<ResourceElement<'a>>,
+    cloud_trail_event: &'a str,
+    /// An extension: how the record arrived (`self-audit`, `ingest:<principal ARN>`, …). SDKs ignore
+    /// members they do not model.
+    provenance: String,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ResourceElement<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource_name: Option<&'a str>,
+}
+
+impl<'a> Element<'a> {
+    fn of(e: &'a service::StoredEvent) -> Element<'a> {
+        let f = &e.fields;
+        Element {
+            event_id: &f.event_id,
+            event_name: &f.event_name,
+            read_only: f.read_only.map(|ro| if ro { "true" } else { "false" }),
+            access_key_id: f.access_key_id.as_deref(),
+            event_time: f.event_time.epoch_seconds_f64(),
+            event_source: &f.event_source,
+            username: f.username.as_deref(),
+            resources: f
+                .resources
+                .iter()
+                .map(|r| ResourceElement { resource_type: r.resource_type.as_deref(), resource_name: r.arn.as_deref() })
+                .collect(),
+            cloud_trail_event: &e.json,
+            provenance: f.provenance.to_text(),
+        }
     }
-    if let Some(k) = &f.access_key_id {
-        m.insert("AccessKeyId".into(), json!(k));
-    }
-    m.insert("EventTime".into(), json!(f.event_time.epoch_seconds_f64()));
-    m.insert("EventSource".into(), json!(f.event_source));
-    if let Some(u) = &f.username {
-        m.insert("Username".into(), json!(u));
-    }
-    let resources: Vec<Value> = f
-        .resources
-        .iter()
-        .map(|r| {
-            let mut o = Map::new();
-            if let Some(t) = &r.resource_type {
-                o.insert("ResourceType".into(), json!(t));
-            }
-            if let Some(a) = &r.arn {
-                o.insert("ResourceName".into(), json!(a));
-            }
-            Value::Object(o)
-        })
-        .collect();
-    m.insert("Resources".into(), Value::Array(resources));
-    m.insert("CloudTrailEvent".into(), json!(e.json));
-    // An extension: how the record arrived (`self-audit`, `ingest:<principal ARN>`, …). SDKs ignore members
-    // they do not model.
-    m.insert("Provenance".into(), json!(f.provenance.to_text()));
-    Value::Object(m)
 }
 
 #[cfg(test)]
