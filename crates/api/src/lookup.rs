@@ -259,6 +259,7 @@ impl<'a> Element<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn err(body: Value) -> ApiError {
         parse_lookup_request(&body, None).unwrap_err()
