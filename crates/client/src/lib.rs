@@ -1,5 +1,6 @@
 //! opentrail's own API client: AWS credentials the way every AWS tool finds them, SigV4 signing, and
-//! retries on 503/throttling. Used by `opentrail ingest` and `opentrail lookup`.
+//! retries on 503/throttling. Used by `opentrail ingest` and `opentrail lookup`, and by `opentrail serve` to
+//! read its generated admin key.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -135,7 +136,7 @@ fn credentials() -> Result<sigv4::Credential> {
 }
 
 /// The key pair of `[profile]` in the text of an AWS shared-credentials file read from `path`.
-pub(crate) fn profile_credential(text: &str, profile: &str, path: &Path) -> Result<sigv4::Credential> {
+pub fn profile_credential(text: &str, profile: &str, path: &Path) -> Result<sigv4::Credential> {
     let section =
         ini_section(text, profile).ok_or_else(|| anyhow!("profile '{profile}' not found in {}", path.display()))?;
     let get = |k: &str| section.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
