@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub use client::now_secs;
+use client::{Client, Credential};
+
 pub const ACCOUNT: &str = "123456789012";
 pub const ADMIN_KEY: &str = "AKIAEXAMPLEJOHN00001";
 pub const ADMIN_SECRET: &str = "john-secret-key-000000000000000000000001";
@@ -199,7 +202,7 @@ impl Server {
             .expect("run python3")
     }
 
-    /// A signed request made with opentrail's own signer; returns (status, headers, body).
+    /// A signed request made with opentrail's own client; any status is an answer.
     pub fn signed(
         &self,
         key: &str,
@@ -228,20 +231,13 @@ impl Server {
 
     /// An unsigned (or hand-signed) request.
     pub fn raw(&self, method: &str, path_and_query: &str, headers: &[(String, String)], body: &[u8]) -> Reply {
-        try_raw(&self.addr, method, path_and_query, headers, body).expect("request")
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Client::unsigned(&self.endpoint).unwrap().send(method, path_and_query, &headers, body).expect("request")
     }
 
-    /// A CloudTrail JSON 1.1 call with opentrail's signer.
+    /// A CloudTrail JSON 1.1 call with opentrail's own client.
     pub fn cloudtrail(&self, key: &str, secret: &str, op: &str, params: &serde_json::Value) -> Reply {
-        let target = format!("com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.{op}");
-        self.signed(
-            key,
-            secret,
-            "POST",
-            "/",
-            &[("content-type", "application/x-amz-json-1.1"), ("x-amz-target", &target)],
-            params.to_string().as_bytes(),
-        )
+        client_of(&self.addr, key, secret).send_cloudtrail(op, params).expect("request")
     }
 
     /// Ingests NDJSON as the admin; returns the parsed answer.
@@ -280,15 +276,9 @@ impl Server {
 
     /// Waits until `GET /healthz` reports the index caught up with the journal.
     pub fn wait_caught_up(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let r = self.raw("GET", "/healthz", &[], b"");
-            let v = r.json();
-            if v["durableSeq"] == v["indexedSeq"] {
-                return;
-            }
-            assert!(Instant::now() < deadline, "index did not catch up: {v}");
-            std::thread::sleep(Duration::from_millis(20));
+        let client = Client::unsigned(&self.endpoint).unwrap();
+        if let Err(e) = client.wait_caught_up(Duration::from_secs(30)) {
+            panic!("{e}: {:?}", client.health());
         }
     }
 }
@@ -304,7 +294,13 @@ fn unsafe_free_sigterm(pid: u32) {
     let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
 }
 
-/// A request signed with opentrail's own signer to `addr` (`host:port`); `None` when the server is not
+/// opentrail's own client of `addr` (`host:port`), signing as `key`.
+fn client_of(addr: &str, key: &str, secret: &str) -> Client {
+    let cred = Credential { access_key_id: key.into(), secret_access_key: secret.into() };
+    Client::with_credential(&format!("http://{addr}"), cred).unwrap()
+}
+
+/// A request signed with opentrail's own client to `addr` (`host:port`); `None` when the server is not
 /// there or the connection breaks before the whole answer arrived (the crash test kills servers mid-request).
 #[allow(clippy::too_many_arguments)]
 pub fn try_signed(
@@ -317,59 +313,23 @@ pub fn try_signed(
     body: &[u8],
     at_epoch_secs: i64,
 ) -> Option<Reply> {
-    let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
-    let mut hs: Vec<(String, String)> = vec![("host".into(), addr.to_string())];
-    hs.extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let cred = sigv4::Credential { access_key_id: key.into(), secret_access_key: secret.into() };
-    sigv4::sign(method, path, query, &mut hs, body, &cred, "us-east-1", "cloudtrail", at_epoch_secs);
-    let hs: Vec<(String, String)> = hs.into_iter().filter(|(k, _)| k != "host").collect();
-    try_raw(addr, method, path_and_query, &hs, body)
+    client_of(addr, key, secret).send_signed_at(method, path_and_query, headers, body, "cloudtrail", at_epoch_secs).ok()
 }
 
-/// An unsigned (or hand-signed) request to `addr`; `None` on a connection failure.
-pub fn try_raw(
-    addr: &str,
-    method: &str,
-    path_and_query: &str,
-    headers: &[(String, String)],
-    body: &[u8],
-) -> Option<Reply> {
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    let url = format!("http://{addr}{path_and_query}");
-    let mut req = ureq::http::Request::builder().method(method).uri(&url);
-    for (k, v) in headers {
-        req = req.header(k.as_str(), v.as_str());
-    }
-    let mut resp = agent.run(req.body(body.to_vec()).ok()?).ok()?;
-    let status = resp.status().as_u16();
-    let headers =
-        resp.headers().iter().map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())).collect();
-    let body = resp.body_mut().with_config().limit(1 << 30).read_to_vec().ok()?;
-    Some(Reply { status, headers, body })
+/// An answer as the tests read it: [`client::Response`] with `json()` and `code()` that fail the test.
+pub type Reply = client::Response;
+
+pub trait ReplyExt {
+    fn json(&self) -> serde_json::Value;
+    /// The AWS error code (`__type`).
+    fn code(&self) -> String;
 }
 
-pub fn now_secs() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
-}
-
-pub struct Reply {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Reply {
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-    pub fn json(&self) -> serde_json::Value {
+impl ReplyExt for Reply {
+    fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-    /// The AWS error code (`__type`).
-    pub fn code(&self) -> String {
+    fn code(&self) -> String {
         self.json()["__type"].as_str().unwrap_or("").to_string()
     }
 }
