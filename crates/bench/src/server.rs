@@ -1,5 +1,5 @@
-//! The real `opentrail serve` process (port 0, own data dir, an admin key in its config), a SigV4-signing
-//! HTTP client for it, and what is read from outside the process: disk usage, RSS, restart time.
+//! The real `opentrail serve` process (port 0, own data dir, an admin key in its config), opentrail's own
+//! client signing as its admin, and what is read from outside the process: disk usage, RSS, restart time.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -12,7 +12,6 @@ use serde_json::{Value, json};
 pub const ADMIN_KEY: &str = "AKIABENCHADMIN000001";
 const ADMIN_SECRET: &str = "bench-admin-secret-000000000000000000001";
 const REGION: &str = "us-east-1";
-const LOOKUP_TARGET: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents";
 
 /// Writes the server config (one admin principal) into `dir`.
 pub fn write_config(dir: &Path) -> Result<PathBuf> {
@@ -100,14 +99,9 @@ impl Drop for Server {
     }
 }
 
-/// A keep-alive HTTP client that signs every request with SigV4 as the admin.
+/// opentrail's own client (keep-alive, SigV4), signing as the admin, with the calls the benchmark makes.
 #[derive(Clone)]
-pub struct Client {
-    agent: ureq::Agent,
-    endpoint: String,
-    host: String,
-    cred: sigv4::Credential,
-}
+pub struct Client(client::Client);
 
 /// An HTTP answer.
 pub struct Reply {
@@ -118,49 +112,24 @@ pub struct Reply {
 
 impl Client {
     pub fn new(addr: &str) -> Client {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(300)))
-            .max_idle_connections_per_host(16)
-            .build()
-            .into();
-        Client {
-            agent,
-            endpoint: format!("http://{addr}"),
-            host: addr.to_string(),
-            cred: sigv4::Credential { access_key_id: ADMIN_KEY.into(), secret_access_key: ADMIN_SECRET.into() },
-        }
+        let cred = client::Credential { access_key_id: ADMIN_KEY.into(), secret_access_key: ADMIN_SECRET.into() };
+        // `http://` + a socket address is always a valid endpoint.
+        Client(client::Client::with_credential(&format!("http://{addr}"), cred).expect("valid endpoint"))
     }
 
     /// A signed POST, signed at send time as a real client does (the SHA-256 of the body is client work).
     pub fn post(&self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Reply> {
-        let mut hs: Vec<(String, String)> = vec![("host".into(), self.host.clone())];
-        hs.extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        sigv4::sign("POST", path, "", &mut hs, body, &self.cred, REGION, "cloudtrail", now_secs());
-        let mut req = self.agent.post(format!("{}{path}", self.endpoint));
-        for (k, v) in hs.iter().filter(|(k, _)| k != "host") {
-            req = req.header(k.as_str(), v.as_str());
-        }
-        let mut resp = req.send(body).with_context(|| format!("POST {path}"))?;
-        let status = resp.status().as_u16();
-        let retry_after =
-            resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
-        let body = resp.body_mut().with_config().limit(1 << 30).read_to_vec()?;
-        Ok(Reply { status, retry_after, body })
+        let r = self.0.send("POST", path, headers, body).with_context(|| format!("POST {path}"))?;
+        Ok(Reply { status: r.status, retry_after: r.retry_after(), body: r.body })
     }
 
     /// One LookupEvents page of 50 (JSON 1.1); returns the number of events on the page.
     pub fn lookup(&self, attrs: &[(model::AttributeKey, String)]) -> Result<usize> {
         let la: Vec<Value> =
             attrs.iter().map(|(k, v)| json!({"AttributeKey": k.as_str(), "AttributeValue": v})).collect();
-        let body = json!({"LookupAttributes": la, "MaxResults": 50}).to_string();
-        let r = self.post(
-            "/",
-            &[("content-type", "application/x-amz-json-1.1"), ("x-amz-target", LOOKUP_TARGET)],
-            body.as_bytes(),
-        )?;
+        let r = self.0.send_cloudtrail("LookupEvents", &json!({"LookupAttributes": la, "MaxResults": 50}))?;
         if r.status != 200 {
-            bail!("LookupEvents answered {}: {}", r.status, String::from_utf8_lossy(&r.body));
+            bail!("LookupEvents answered {}: {}", r.status, r.text());
         }
         let v: Value = serde_json::from_slice(&r.body).context("LookupEvents answer is not JSON")?;
         Ok(v["Events"].as_array().map_or(0, Vec::len))
@@ -168,31 +137,14 @@ impl Client {
 
     /// `GET /healthz`: (status, durableSeq, indexedSeq).
     pub fn health(&self) -> Result<(u16, Option<u64>, Option<u64>)> {
-        let mut resp = self.agent.get(format!("{}/healthz", self.endpoint)).call()?;
-        let status = resp.status().as_u16();
-        let v: Value = serde_json::from_slice(&resp.body_mut().read_to_vec()?).unwrap_or(Value::Null);
-        Ok((status, v["durableSeq"].as_u64(), v["indexedSeq"].as_u64()))
+        let h = self.0.health()?;
+        Ok((h.status, h.durable_seq, h.indexed_seq))
     }
 
     /// Polls `/healthz` until the index has applied everything durable; returns the time it took.
     pub fn wait_caught_up(&self, timeout: Duration) -> Result<Duration> {
-        let start = Instant::now();
-        loop {
-            if let Ok((200, d, i)) = self.health()
-                && d == i
-            {
-                return Ok(start.elapsed());
-            }
-            if start.elapsed() > timeout {
-                bail!("index did not catch up within {timeout:?}");
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        Ok(self.0.wait_caught_up(timeout)?)
     }
-}
-
-pub fn now_secs() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Apparent size of every file under `dir`.
