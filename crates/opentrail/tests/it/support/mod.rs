@@ -1,10 +1,10 @@
 //! Black-box test support: start the real `opentrail` binary on port 0 with its own data dir and
-//! config, sign requests with SigV4, run the CLI, the aws CLI and boto3 against it.
+//! config (the harness), sign requests with SigV4 (opentrail's client), run the CLI, the aws CLI and boto3
+//! against it.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
 pub use client::now_secs;
 use client::{Client, Credential};
@@ -45,17 +45,25 @@ role = "auditor"
     )
 }
 
-/// A running server. Killed (SIGKILL) when dropped unless stopped first.
+/// A running server (the harness's, dereferenced to for `addr`, `endpoint`, `data_dir`, `stop`, `kill`, …)
+/// and, for `start`/`start_with`, the temporary dir holding its config and data. Killed (SIGKILL) when
+/// dropped unless stopped first.
 pub struct Server {
-    pub child: Child,
-    pub endpoint: String,
-    pub addr: String,
-    /// `https://ADDR` when the config has a `[tls]` section (the second stdout line).
-    pub https_endpoint: Option<String>,
-    pub data_dir: PathBuf,
-    pub config: Option<PathBuf>,
-    stderr_log: PathBuf,
+    server: harness::Server,
     _tmp: Option<tempfile::TempDir>,
+}
+
+impl std::ops::Deref for Server {
+    type Target = harness::Server;
+    fn deref(&self) -> &harness::Server {
+        &self.server
+    }
+}
+
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut harness::Server {
+        &mut self.server
+    }
 }
 
 /// The binary under test: `OPENTRAIL_BIN` when set (worktrees that share one target dir overwrite each
@@ -83,75 +91,19 @@ impl Server {
 
     /// Starts the binary on an existing data dir (restarts keep the same dir).
     pub fn spawn(data_dir: &Path, config: Option<&Path>, listen: &str) -> Server {
-        std::fs::create_dir_all(data_dir).unwrap();
-        let stderr_log = data_dir.with_extension(format!("stderr-{}.log", std::process::id()));
-        let mut cmd = Command::new(bin());
-        cmd.arg("serve").arg("--data-dir").arg(data_dir).arg("--listen").arg(listen);
-        if let Some(c) = config {
-            cmd.arg("--config").arg(c);
-        }
-        let log = std::fs::File::create(&stderr_log).unwrap();
-        cmd.env("OPENTRAIL_LOG", "info").stdout(Stdio::piped()).stderr(Stdio::from(log));
-        let mut child = cmd.spawn().expect("start opentrail");
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let addr = loop {
-            assert!(Instant::now() < deadline, "server did not start");
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(rest) = line.strip_prefix("opentrail listening on http://") {
-                        break rest.trim().to_string();
-                    }
-                }
-                _ => panic!(
-                    "server exited before listening: {}",
-                    std::fs::read_to_string(&stderr_log).unwrap_or_default()
-                ),
-            }
-        };
-        // With `[tls]` configured the next line names the HTTPS listener.
-        let wants_https = config.and_then(|c| std::fs::read_to_string(c).ok()).is_some_and(|t| t.contains("[tls]"));
-        let https_endpoint = wants_https.then(|| match lines.next() {
-            Some(Ok(line)) if line.starts_with("opentrail listening on https://") => {
-                line.trim_start_matches("opentrail listening on ").trim().to_string()
-            }
-            other => panic!("expected the https listening line, got {other:?}"),
-        });
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Server {
-            child,
-            endpoint: format!("http://{addr}"),
-            addr,
-            https_endpoint,
-            data_dir: data_dir.to_path_buf(),
+        let opts = harness::ServeOptions {
             config: config.map(Path::to_path_buf),
-            stderr_log,
-            _tmp: None,
-        }
-    }
-
-    pub fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+            listen: listen.to_string(),
+            ..harness::ServeOptions::new(Path::new(bin()), data_dir)
+        };
+        let server = harness::Server::spawn(&opts).unwrap_or_else(|e| panic!("{e}"));
+        Server { server, _tmp: None }
     }
 
     /// Fails the test if the server logged at ERROR level.
     pub fn assert_no_errors_logged(&self) {
-        let log = self.stderr();
-        let errors: Vec<&str> = log.lines().filter(|l| l.contains(" ERROR ")).collect();
+        let errors = self.errors_logged();
         assert!(errors.is_empty(), "server logged errors:\n{}", errors.join("\n"));
-    }
-
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM and wait: a graceful stop.
-    pub fn stop(&mut self) {
-        unsafe_free_sigterm(self.child.id());
-        let _ = self.child.wait();
     }
 
     /// The CLI, pointed at this server with the admin key.
@@ -281,17 +233,6 @@ impl Server {
             panic!("{e}: {:?}", client.health());
         }
     }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_file(&self.stderr_log);
-    }
-}
-
-fn unsafe_free_sigterm(pid: u32) {
-    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
 }
 
 /// opentrail's own client of `addr` (`host:port`), signing as `key`.
