@@ -73,7 +73,9 @@ impl Server {
         if let Some(c) = &opts.config {
             cmd.arg("--config").arg(c);
         }
-        cmd.env("OPENTRAIL_LOG", &opts.log_filter).stdout(Stdio::piped()).stderr(log);
+        // NO_COLOR: the log then reads `… ERROR target: message`; with colours (tracing's default, even into a
+        // file) the level is wrapped in escape codes and `errors_logged` would never see it.
+        cmd.env("OPENTRAIL_LOG", &opts.log_filter).env("NO_COLOR", "1").stdout(Stdio::piped()).stderr(log);
         let child = cmd.spawn().map_err(io("start", &opts.bin))?;
         // From here on, an error drops `server`, which kills the child.
         let mut server = Server {
@@ -195,6 +197,30 @@ mod tests {
     fn rss_of_a_live_process_is_read_from_proc() {
         let r = rss(std::process::id()).unwrap();
         assert!(r.rss > 0 && r.hwm >= r.rss, "{r:?}");
+    }
+
+    /// A stand-in for `opentrail serve` that logs one ERROR line, says it listens, and waits.
+    fn fake_server(dir: &Path) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let bin = dir.join("fake-opentrail");
+        let script = "#!/bin/sh\necho '2020-01-01T00:00:00Z ERROR fake: boom' >&2\n\
+                      echo 'opentrail listening on http://127.0.0.1:9'\nexec sleep 30\n";
+        std::fs::write(&bin, script).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        bin
+    }
+
+    #[test]
+    fn errors_logged_are_this_servers_only_across_restarts_on_one_data_dir() {
+        let tmp = tempfile::tempdir().unwrap();
+        let opts = ServeOptions::new(&fake_server(tmp.path()), &tmp.path().join("data"));
+        let mut first = Server::spawn(&opts).unwrap();
+        assert_eq!(first.endpoint, "http://127.0.0.1:9");
+        assert_eq!(first.errors_logged(), vec!["2020-01-01T00:00:00Z ERROR fake: boom".to_string()]);
+        first.kill();
+        let second = Server::spawn(&opts).unwrap();
+        assert_eq!(second.errors_logged().len(), 1, "{:?}", second.errors_logged());
+        assert_eq!(std::fs::read_to_string(tmp.path().join("data.stderr.log")).unwrap().lines().count(), 2);
     }
 
     #[test]
