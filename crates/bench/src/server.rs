@@ -1,12 +1,12 @@
-//! The real `opentrail serve` process (port 0, own data dir, an admin key in its config), opentrail's own
-//! client signing as its admin, and what is read from outside the process: disk usage, RSS, restart time.
+//! The real `opentrail serve` process (the harness's: port 0, own data dir, an admin key in its config),
+//! opentrail's own client signing as its admin, and what is read from outside the process: disk usage, RSS,
+//! restart time.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
+pub use harness::{Rss, rss};
 use serde_json::{Value, json};
 
 pub const ADMIN_KEY: &str = "AKIABENCHADMIN000001";
@@ -24,78 +24,32 @@ pub fn write_config(dir: &Path) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// A running server; SIGKILLed when dropped unless stopped first.
-pub struct Server {
-    child: Child,
-    pub addr: String,
-    log: PathBuf,
-}
+/// The harness's server, started the benchmark's way: with its config, logging at warn. SIGKILLed when
+/// dropped unless stopped first.
+pub struct Server(harness::Server);
 
 impl Server {
-    /// Starts `bin serve` and waits for its "listening on" line.
+    /// Starts `bin serve` on port 0 and waits for its "listening on" line.
     pub fn spawn(bin: &Path, data_dir: &Path, config: &Path) -> Result<Server> {
-        std::fs::create_dir_all(data_dir)?;
-        let log = data_dir.with_extension("stderr.log");
-        let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
-        let mut child = Command::new(bin)
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .arg("--config")
-            .arg(config)
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .env("OPENTRAIL_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log_file))
-            .spawn()
-            .with_context(|| format!("start {}", bin.display()))?;
-        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(rest) = line.strip_prefix("opentrail listening on http://") {
-                        break rest.trim().to_string();
-                    }
-                }
-                _ => bail!("server exited before listening: {}", std::fs::read_to_string(&log).unwrap_or_default()),
-            }
+        let opts = harness::ServeOptions {
+            config: Some(config.to_path_buf()),
+            log_filter: "warn".to_string(),
+            ..harness::ServeOptions::new(bin, data_dir)
         };
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Ok(Server { child, addr, log })
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// SIGKILL, as a crash would.
-    pub fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM and wait.
-    pub fn stop(&mut self) {
-        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        let _ = self.child.wait();
-    }
-
-    /// Server log lines at ERROR level, if any (reported, never silently ignored).
-    pub fn errors_logged(&self) -> Vec<String> {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        log.lines().filter(|l| l.contains("ERROR")).map(str::to_string).collect()
+        Ok(Server(harness::Server::spawn(&opts)?))
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill9();
+impl std::ops::Deref for Server {
+    type Target = harness::Server;
+    fn deref(&self) -> &harness::Server {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut harness::Server {
+        &mut self.0
     }
 }
 
@@ -158,23 +112,6 @@ pub fn dir_bytes(dir: &Path) -> Result<u64> {
     Ok(total)
 }
 
-/// VmHWM and VmRSS of a process, in bytes.
-#[derive(Debug, Clone, Copy)]
-pub struct Rss {
-    pub hwm: u64,
-    pub rss: u64,
-}
-
-pub fn rss(pid: u32) -> Result<Rss> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let field = |name: &str| -> Result<u64> {
-        let line = status.lines().find(|l| l.starts_with(name)).ok_or_else(|| anyhow!("no {name} in status"))?;
-        let kb: u64 = line.split_whitespace().nth(1).ok_or_else(|| anyhow!("bad {name}"))?.parse()?;
-        Ok(kb * 1024)
-    };
-    Ok(Rss { hwm: field("VmHWM:")?, rss: field("VmRSS:")? })
-}
-
 /// Restart timings after SIGKILL.
 #[derive(Debug, Clone, Copy)]
 pub struct Restart {
@@ -187,7 +124,7 @@ pub struct Restart {
 
 /// SIGKILLs `srv`, starts a new server on the same data dir and times it back to serving.
 pub fn kill_and_restart(srv: &mut Server, bin: &Path, data_dir: &Path, config: &Path) -> Result<Restart> {
-    srv.kill9();
+    srv.kill();
     let start = Instant::now();
     *srv = Server::spawn(bin, data_dir, config)?;
     let client = Client::new(&srv.addr);
