@@ -7,11 +7,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use atomic_file::write_atomic;
 use model::EventTime;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-
-use crate::atomic_file::write_atomic;
 
 /// Hard-coded CloudTrail limits (service model): destinations and tags per channel.
 pub const MAX_DESTINATIONS: usize = 200;
