@@ -1,18 +1,17 @@
-//! The real `opentrail serve` process (port 0, own data dir, an admin key in its config), a SigV4-signing
-//! HTTP client for it, and what is read from outside the process: disk usage, RSS, restart time.
+//! The real `opentrail serve` process (the harness's: port 0, own data dir, an admin key in its config),
+//! opentrail's own client signing as its admin, and what is read from outside the process: disk usage, RSS,
+//! restart time.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
+pub use harness::{Rss, rss};
 use serde_json::{Value, json};
 
 pub const ADMIN_KEY: &str = "AKIABENCHADMIN000001";
 const ADMIN_SECRET: &str = "bench-admin-secret-000000000000000000001";
 const REGION: &str = "us-east-1";
-const LOOKUP_TARGET: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents";
 
 /// Writes the server config (one admin principal) into `dir`.
 pub fn write_config(dir: &Path) -> Result<PathBuf> {
@@ -25,89 +24,38 @@ pub fn write_config(dir: &Path) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// A running server; SIGKILLed when dropped unless stopped first.
-pub struct Server {
-    child: Child,
-    pub addr: String,
-    log: PathBuf,
-}
+/// The harness's server, started the benchmark's way: with its config, logging at warn. SIGKILLed when
+/// dropped unless stopped first.
+pub struct Server(harness::Server);
 
 impl Server {
-    /// Starts `bin serve` and waits for its "listening on" line.
+    /// Starts `bin serve` on port 0 and waits for its "listening on" line.
     pub fn spawn(bin: &Path, data_dir: &Path, config: &Path) -> Result<Server> {
-        std::fs::create_dir_all(data_dir)?;
-        let log = data_dir.with_extension("stderr.log");
-        let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
-        let mut child = Command::new(bin)
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .arg("--config")
-            .arg(config)
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .env("OPENTRAIL_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log_file))
-            .spawn()
-            .with_context(|| format!("start {}", bin.display()))?;
-        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(rest) = line.strip_prefix("opentrail listening on http://") {
-                        break rest.trim().to_string();
-                    }
-                }
-                _ => bail!("server exited before listening: {}", std::fs::read_to_string(&log).unwrap_or_default()),
-            }
+        let opts = harness::ServeOptions {
+            config: Some(config.to_path_buf()),
+            log_filter: "warn".to_string(),
+            ..harness::ServeOptions::new(bin, data_dir)
         };
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Ok(Server { child, addr, log })
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// SIGKILL, as a crash would.
-    pub fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM and wait.
-    pub fn stop(&mut self) {
-        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        let _ = self.child.wait();
-    }
-
-    /// Server log lines at ERROR level, if any (reported, never silently ignored).
-    pub fn errors_logged(&self) -> Vec<String> {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        log.lines().filter(|l| l.contains("ERROR")).map(str::to_string).collect()
+        Ok(Server(harness::Server::spawn(&opts)?))
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill9();
+impl std::ops::Deref for Server {
+    type Target = harness::Server;
+    fn deref(&self) -> &harness::Server {
+        &self.0
     }
 }
 
-/// A keep-alive HTTP client that signs every request with SigV4 as the admin.
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut harness::Server {
+        &mut self.0
+    }
+}
+
+/// opentrail's own client (keep-alive, SigV4), signing as the admin, with the calls the benchmark makes.
 #[derive(Clone)]
-pub struct Client {
-    agent: ureq::Agent,
-    endpoint: String,
-    host: String,
-    cred: sigv4::Credential,
-}
+pub struct Client(client::Client);
 
 /// An HTTP answer.
 pub struct Reply {
@@ -118,50 +66,24 @@ pub struct Reply {
 
 impl Client {
     pub fn new(addr: &str) -> Client {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(300)))
-            .max_idle_connections_per_host(16)
-            .build()
-            .into();
-        Client {
-            agent,
-            endpoint: format!("http://{addr}"),
-            host: addr.to_string(),
-            cred: sigv4::Credential { access_key_id: ADMIN_KEY.into(), secret_access_key: ADMIN_SECRET.into() },
-        }
+        let cred = client::Credential { access_key_id: ADMIN_KEY.into(), secret_access_key: ADMIN_SECRET.into() };
+        // `http://` + a socket address is always a valid endpoint.
+        Client(client::Client::with_credential(&format!("http://{addr}"), cred).expect("valid endpoint"))
     }
 
     /// A signed POST, signed at send time as a real client does (the SHA-256 of the body is client work).
     pub fn post(&self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Reply> {
-        let mut hs: Vec<(String, String)> = vec![("host".into(), self.host.clone())];
-        hs.extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let service = if path.starts_with("/v1/") { "opentrail" } else { "cloudtrail" };
-        sigv4::sign("POST", path, "", &mut hs, body, &self.cred, REGION, service, now_secs());
-        let mut req = self.agent.post(format!("{}{path}", self.endpoint));
-        for (k, v) in hs.iter().filter(|(k, _)| k != "host") {
-            req = req.header(k.as_str(), v.as_str());
-        }
-        let mut resp = req.send(body).with_context(|| format!("POST {path}"))?;
-        let status = resp.status().as_u16();
-        let retry_after =
-            resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
-        let body = resp.body_mut().with_config().limit(1 << 30).read_to_vec()?;
-        Ok(Reply { status, retry_after, body })
+        let r = self.0.send("POST", path, headers, body).with_context(|| format!("POST {path}"))?;
+        Ok(Reply { status: r.status, retry_after: r.retry_after(), body: r.body })
     }
 
     /// One LookupEvents page of 50 (JSON 1.1); returns the number of events on the page.
     pub fn lookup(&self, attrs: &[(model::AttributeKey, String)]) -> Result<usize> {
         let la: Vec<Value> =
             attrs.iter().map(|(k, v)| json!({"AttributeKey": k.as_str(), "AttributeValue": v})).collect();
-        let body = json!({"LookupAttributes": la, "MaxResults": 50}).to_string();
-        let r = self.post(
-            "/",
-            &[("content-type", "application/x-amz-json-1.1"), ("x-amz-target", LOOKUP_TARGET)],
-            body.as_bytes(),
-        )?;
+        let r = self.0.send_cloudtrail("LookupEvents", &json!({"LookupAttributes": la, "MaxResults": 50}))?;
         if r.status != 200 {
-            bail!("LookupEvents answered {}: {}", r.status, String::from_utf8_lossy(&r.body));
+            bail!("LookupEvents answered {}: {}", r.status, r.text());
         }
         let v: Value = serde_json::from_slice(&r.body).context("LookupEvents answer is not JSON")?;
         Ok(v["Events"].as_array().map_or(0, Vec::len))
@@ -169,31 +91,14 @@ impl Client {
 
     /// `GET /healthz`: (status, durableSeq, indexedSeq).
     pub fn health(&self) -> Result<(u16, Option<u64>, Option<u64>)> {
-        let mut resp = self.agent.get(format!("{}/healthz", self.endpoint)).call()?;
-        let status = resp.status().as_u16();
-        let v: Value = serde_json::from_slice(&resp.body_mut().read_to_vec()?).unwrap_or(Value::Null);
-        Ok((status, v["durableSeq"].as_u64(), v["indexedSeq"].as_u64()))
+        let h = self.0.health()?;
+        Ok((h.status, h.durable_seq, h.indexed_seq))
     }
 
     /// Polls `/healthz` until the index has applied everything durable; returns the time it took.
     pub fn wait_caught_up(&self, timeout: Duration) -> Result<Duration> {
-        let start = Instant::now();
-        loop {
-            if let Ok((200, d, i)) = self.health()
-                && d == i
-            {
-                return Ok(start.elapsed());
-            }
-            if start.elapsed() > timeout {
-                bail!("index did not catch up within {timeout:?}");
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        Ok(self.0.wait_caught_up(timeout)?)
     }
-}
-
-pub fn now_secs() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Apparent size of every file under `dir`.
@@ -205,23 +110,6 @@ pub fn dir_bytes(dir: &Path) -> Result<u64> {
         total += if meta.is_dir() { dir_bytes(&entry.path())? } else { meta.len() };
     }
     Ok(total)
-}
-
-/// VmHWM and VmRSS of a process, in bytes.
-#[derive(Debug, Clone, Copy)]
-pub struct Rss {
-    pub hwm: u64,
-    pub rss: u64,
-}
-
-pub fn rss(pid: u32) -> Result<Rss> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let field = |name: &str| -> Result<u64> {
-        let line = status.lines().find(|l| l.starts_with(name)).ok_or_else(|| anyhow!("no {name} in status"))?;
-        let kb: u64 = line.split_whitespace().nth(1).ok_or_else(|| anyhow!("bad {name}"))?.parse()?;
-        Ok(kb * 1024)
-    };
-    Ok(Rss { hwm: field("VmHWM:")?, rss: field("VmRSS:")? })
 }
 
 /// Restart timings after SIGKILL.
@@ -236,7 +124,7 @@ pub struct Restart {
 
 /// SIGKILLs `srv`, starts a new server on the same data dir and times it back to serving.
 pub fn kill_and_restart(srv: &mut Server, bin: &Path, data_dir: &Path, config: &Path) -> Result<Restart> {
-    srv.kill9();
+    srv.kill();
     let start = Instant::now();
     *srv = Server::spawn(bin, data_dir, config)?;
     let client = Client::new(&srv.addr);

@@ -4,10 +4,9 @@ use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::sync::mpsc;
 
 use anyhow::{Context, Result, anyhow, bail};
+use client::Client;
 use model::{AttributeKey, EventTime};
 use serde_json::{Value, json};
-
-use crate::client::Client;
 
 /// Hard-coded: requests in flight at once during `opentrail ingest`.
 const INGEST_PARALLELISM: usize = 3;

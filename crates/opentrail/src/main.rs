@@ -1,6 +1,5 @@
 //! The `opentrail` binary: subcommands, config loading and wiring. Glue only.
 
-mod client;
 mod commands;
 mod serve;
 

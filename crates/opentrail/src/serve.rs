@@ -7,10 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use client::profile_credential;
 use rand::Rng;
 use service::{Config, EventStore, Metrics, PrincipalConfig, Role, StoreOptions};
-
-use crate::client::profile_credential;
 
 /// Where HTTPS listens when `[tls]` names no `listen`.
 const DEFAULT_TLS_LISTEN: &str = "127.0.0.1:4591";

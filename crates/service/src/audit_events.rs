@@ -52,7 +52,7 @@ impl EventIdKey {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let fresh: [u8; 32] = rand::random();
-                crate::atomic_file::write_atomic(&path, &fresh, 0o600)?;
+                atomic_file::write_atomic(&path, &fresh, 0o600).map_err(|e| e.source)?;
                 fresh.to_vec()
             }
             Err(e) => return Err(e),

@@ -7,11 +7,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use atomic_file::write_atomic;
 use model::EventTime;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-
-use crate::atomic_file::write_atomic;
 
 /// Hard-coded CloudTrail limits (service model): destinations and tags per channel.
 pub const MAX_DESTINATIONS: usize = 200;
@@ -339,7 +338,7 @@ impl Channels {
         if let (Some(path), Some(staged_file)) = (&self.path, &staged.path)
             && staged_file.exists()
         {
-            crate::atomic_file::replace_with(staged_file, path)?;
+            atomic_file::commit_tmp(staged_file, path).map_err(|e| e.source)?;
         }
         *guard = staged.by_id.into_inner();
         Ok(())
@@ -361,10 +360,10 @@ impl Channels {
                 reason: e.to_string(),
             })?;
             if let Some(path) = &self.path {
-                write_atomic(path, &bytes, 0o600).map_err(|source| ChannelError::Io {
+                write_atomic(path, &bytes, 0o600).map_err(|e| ChannelError::Io {
                     action: "write",
                     path: path.clone(),
-                    source,
+                    source: e.source,
                 })?;
             }
             *guard = next;

@@ -8,13 +8,12 @@
 
 use std::path::{Path, PathBuf};
 
+use atomic_file::write_atomic;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::{KeyPair, KeySize};
 use aws_lc_rs::signature::{self, KeyPair as _, UnparsedPublicKey};
 use md5::{Digest, Md5};
 use model::EventTime;
-
-use crate::atomic_file::write_atomic;
 
 /// Hard-coded: how long a key is published as valid, from its creation. Keys are not rotated yet, so
 /// the end is far away (10 × 365 days); rotation will end a key's validity when the next one starts.
@@ -169,7 +168,7 @@ impl KeyRing {
         if keys.is_empty() {
             let key = SigningKey::generate(now)?;
             let path = dir.join(key_file_name(now));
-            write_atomic(&path, &key.to_pkcs8()?, 0o600).map_err(io("write", &path))?;
+            write_atomic(&path, &key.to_pkcs8()?, 0o600).map_err(|e| e.source).map_err(io("write", &path))?;
             tracing::info!(fingerprint = key.fingerprint(), path = %path.display(), "generated signing key");
             keys.push(key);
         }

@@ -3,7 +3,6 @@
 //! Architecture invariant: this crate knows no HTTP, no SigV4 and no AWS exception names; the `api`
 //! crate maps [`StoreError`] and friends onto the wire.
 
-pub mod atomic_file;
 pub mod audit_events;
 pub mod batch;
 pub mod channels;

@@ -658,7 +658,7 @@ impl TrailStore {
         if let (Some(path), Some(staged_file)) = (&self.path, &staged.path)
             && staged_file.exists()
         {
-            crate::atomic_file::replace_with(staged_file, path)?;
+            atomic_file::commit_tmp(staged_file, path).map_err(|e| e.source)?;
         }
         *guard = staged.state.into_inner();
         Ok(())
@@ -1212,7 +1212,7 @@ fn staged_path(path: &Path) -> PathBuf {
 
 fn write_atomically(path: &Path, state: &StateFile) -> std::io::Result<()> {
     let bytes = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
-    crate::atomic_file::write_atomic(path, &bytes, 0o600)
+    atomic_file::write_atomic(path, &bytes, 0o600).map_err(|e| e.source)
 }
 
 #[cfg(test)]

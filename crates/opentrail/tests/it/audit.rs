@@ -250,7 +250,8 @@ fn a_full_disk_refuses_calls_with_503_and_changes_nothing_until_space_returns() 
     };
     let cfg = disk.path().join("opentrail.toml");
     std::fs::write(&cfg, config_toml("")).unwrap();
-    let mut s = Server::spawn(&disk.path().join("data"), Some(&cfg), "127.0.0.1:0");
+    // The data dir is the mount itself, so the server's log (beside it) is not on the disk that fills.
+    let mut s = Server::spawn(disk.path(), Some(&cfg), "127.0.0.1:0");
     assert_eq!(s.ingest(&api_call("before", "2021-01-01T00:00:00Z", "A", "u"))["stored"], 1);
     disk.fill();
     // A call that changes state: refused, and the trail does not exist.

@@ -1,10 +1,13 @@
 //! Black-box test support: start the real `opentrail` binary on port 0 with its own data dir and
-//! config, sign requests with SigV4, run the CLI, the aws CLI and boto3 against it.
+//! config (the harness), sign requests with SigV4 (opentrail's client), run the CLI, the aws CLI and boto3
+//! against it.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+pub use client::now_secs;
+use client::{Client, Credential};
 
 pub const ACCOUNT: &str = "123456789012";
 pub const ADMIN_KEY: &str = "AKIAEXAMPLEJOHN00001";
@@ -42,17 +45,25 @@ role = "auditor"
     )
 }
 
-/// A running server. Killed (SIGKILL) when dropped unless stopped first.
+/// A running server (the harness's, dereferenced to for `addr`, `endpoint`, `data_dir`, `stop`, `kill`, …)
+/// and, for `start`/`start_with`, the temporary dir holding its config and data. Killed (SIGKILL) when
+/// dropped unless stopped first.
 pub struct Server {
-    pub child: Child,
-    pub endpoint: String,
-    pub addr: String,
-    /// `https://ADDR` when the config has a `[tls]` section (the second stdout line).
-    pub https_endpoint: Option<String>,
-    pub data_dir: PathBuf,
-    pub config: Option<PathBuf>,
-    stderr_log: PathBuf,
+    server: harness::Server,
     _tmp: Option<tempfile::TempDir>,
+}
+
+impl std::ops::Deref for Server {
+    type Target = harness::Server;
+    fn deref(&self) -> &harness::Server {
+        &self.server
+    }
+}
+
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut harness::Server {
+        &mut self.server
+    }
 }
 
 /// The binary under test: `OPENTRAIL_BIN` when set (worktrees that share one target dir overwrite each
@@ -80,78 +91,19 @@ impl Server {
 
     /// Starts the binary on an existing data dir (restarts keep the same dir).
     pub fn spawn(data_dir: &Path, config: Option<&Path>, listen: &str) -> Server {
-        std::fs::create_dir_all(data_dir).unwrap();
-        // Beside the data dir, unless that is on a small disk of its own (a test may fill it).
-        static LOGS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = LOGS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let stderr_log = std::env::temp_dir().join(format!("opentrail-test-{}-{n}.stderr.log", std::process::id()));
-        let mut cmd = Command::new(bin());
-        cmd.arg("serve").arg("--data-dir").arg(data_dir).arg("--listen").arg(listen);
-        if let Some(c) = config {
-            cmd.arg("--config").arg(c);
-        }
-        let log = std::fs::File::create(&stderr_log).unwrap();
-        cmd.env("OPENTRAIL_LOG", "info").stdout(Stdio::piped()).stderr(Stdio::from(log));
-        let mut child = cmd.spawn().expect("start opentrail");
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let addr = loop {
-            assert!(Instant::now() < deadline, "server did not start");
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(rest) = line.strip_prefix("opentrail listening on http://") {
-                        break rest.trim().to_string();
-                    }
-                }
-                _ => panic!(
-                    "server exited before listening: {}",
-                    std::fs::read_to_string(&stderr_log).unwrap_or_default()
-                ),
-            }
-        };
-        // With `[tls]` configured the next line names the HTTPS listener.
-        let wants_https = config.and_then(|c| std::fs::read_to_string(c).ok()).is_some_and(|t| t.contains("[tls]"));
-        let https_endpoint = wants_https.then(|| match lines.next() {
-            Some(Ok(line)) if line.starts_with("opentrail listening on https://") => {
-                line.trim_start_matches("opentrail listening on ").trim().to_string()
-            }
-            other => panic!("expected the https listening line, got {other:?}"),
-        });
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Server {
-            child,
-            endpoint: format!("http://{addr}"),
-            addr,
-            https_endpoint,
-            data_dir: data_dir.to_path_buf(),
+        let opts = harness::ServeOptions {
             config: config.map(Path::to_path_buf),
-            stderr_log,
-            _tmp: None,
-        }
-    }
-
-    pub fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+            listen: listen.to_string(),
+            ..harness::ServeOptions::new(Path::new(bin()), data_dir)
+        };
+        let server = harness::Server::spawn(&opts).unwrap_or_else(|e| panic!("{e}"));
+        Server { server, _tmp: None }
     }
 
     /// Fails the test if the server logged at ERROR level.
     pub fn assert_no_errors_logged(&self) {
-        let log = self.stderr();
-        let errors: Vec<&str> = log.lines().filter(|l| l.contains(" ERROR ")).collect();
+        let errors = self.errors_logged();
         assert!(errors.is_empty(), "server logged errors:\n{}", errors.join("\n"));
-    }
-
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM and wait: a graceful stop.
-    pub fn stop(&mut self) {
-        unsafe_free_sigterm(self.child.id());
-        let _ = self.child.wait();
     }
 
     /// The CLI, pointed at this server with the admin key.
@@ -202,7 +154,7 @@ impl Server {
             .expect("run python3")
     }
 
-    /// A signed request made with opentrail's own signer; returns (status, headers, body).
+    /// A signed request made with opentrail's own client; any status is an answer.
     pub fn signed(
         &self,
         key: &str,
@@ -231,20 +183,13 @@ impl Server {
 
     /// An unsigned (or hand-signed) request.
     pub fn raw(&self, method: &str, path_and_query: &str, headers: &[(String, String)], body: &[u8]) -> Reply {
-        try_raw(&self.addr, method, path_and_query, headers, body).expect("request")
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Client::unsigned(&self.endpoint).unwrap().send(method, path_and_query, &headers, body).expect("request")
     }
 
-    /// A CloudTrail JSON 1.1 call with opentrail's signer.
+    /// A CloudTrail JSON 1.1 call with opentrail's own client.
     pub fn cloudtrail(&self, key: &str, secret: &str, op: &str, params: &serde_json::Value) -> Reply {
-        let target = format!("com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.{op}");
-        self.signed(
-            key,
-            secret,
-            "POST",
-            "/",
-            &[("content-type", "application/x-amz-json-1.1"), ("x-amz-target", &target)],
-            params.to_string().as_bytes(),
-        )
+        client_of(&self.addr, key, secret).send_cloudtrail(op, params).expect("request")
     }
 
     /// Ingests NDJSON as the admin; returns the parsed answer.
@@ -283,32 +228,20 @@ impl Server {
 
     /// Waits until `GET /healthz` reports the index caught up with the journal.
     pub fn wait_caught_up(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let r = self.raw("GET", "/healthz", &[], b"");
-            let v = r.json();
-            // Audit records of answered reads may still wait in the journal queue: wait for them too.
-            if v["durableSeq"] == v["indexedSeq"] && v["queuedBytes"] == 0 {
-                return;
-            }
-            assert!(Instant::now() < deadline, "index did not catch up: {v}");
-            std::thread::sleep(Duration::from_millis(20));
+        let client = Client::unsigned(&self.endpoint).unwrap();
+        if let Err(e) = client.wait_caught_up(Duration::from_secs(30)) {
+            panic!("{e}: {:?}", client.health());
         }
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_file(&self.stderr_log);
-    }
+/// opentrail's own client of `addr` (`host:port`), signing as `key`.
+fn client_of(addr: &str, key: &str, secret: &str) -> Client {
+    let cred = Credential { access_key_id: key.into(), secret_access_key: secret.into() };
+    Client::with_credential(&format!("http://{addr}"), cred).unwrap()
 }
 
-fn unsafe_free_sigterm(pid: u32) {
-    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
-}
-
-/// A request signed with opentrail's own signer to `addr` (`host:port`); `None` when the server is not
+/// A request signed with opentrail's own client to `addr` (`host:port`); `None` when the server is not
 /// there or the connection breaks before the whole answer arrived (the crash test kills servers mid-request).
 #[allow(clippy::too_many_arguments)]
 pub fn try_signed(
@@ -321,70 +254,26 @@ pub fn try_signed(
     body: &[u8],
     at_epoch_secs: i64,
 ) -> Option<Reply> {
-    let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
-    let mut hs: Vec<(String, String)> = vec![("host".into(), addr.to_string())];
-    hs.extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let cred = sigv4::Credential { access_key_id: key.into(), secret_access_key: secret.into() };
-    sigv4::sign(method, path, query, &mut hs, body, &cred, "us-east-1", signing_name(path), at_epoch_secs);
-    let hs: Vec<(String, String)> = hs.into_iter().filter(|(k, _)| k != "host").collect();
-    try_raw(addr, method, path_and_query, &hs, body)
+    let path = path_and_query.split('?').next().unwrap_or(path_and_query);
+    client_of(addr, key, secret)
+        .send_signed_at(method, path_and_query, headers, body, client::signing_name(path), at_epoch_secs)
+        .ok()
 }
 
-/// The SigV4 signing name of the surface at `path`, as the server checks it.
-pub fn signing_name(path: &str) -> &'static str {
-    if path == "/PutAuditEvents" {
-        "cloudtrail-data"
-    } else if path.starts_with("/v1/") {
-        "opentrail"
-    } else {
-        "cloudtrail"
-    }
+/// An answer as the tests read it: [`client::Response`] with `json()` and `code()` that fail the test.
+pub type Reply = client::Response;
+
+pub trait ReplyExt {
+    fn json(&self) -> serde_json::Value;
+    /// The AWS error code (`__type`).
+    fn code(&self) -> String;
 }
 
-/// An unsigned (or hand-signed) request to `addr`; `None` on a connection failure.
-pub fn try_raw(
-    addr: &str,
-    method: &str,
-    path_and_query: &str,
-    headers: &[(String, String)],
-    body: &[u8],
-) -> Option<Reply> {
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    let url = format!("http://{addr}{path_and_query}");
-    let mut req = ureq::http::Request::builder().method(method).uri(&url);
-    for (k, v) in headers {
-        req = req.header(k.as_str(), v.as_str());
-    }
-    let mut resp = agent.run(req.body(body.to_vec()).ok()?).ok()?;
-    let status = resp.status().as_u16();
-    let headers =
-        resp.headers().iter().map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())).collect();
-    let body = resp.body_mut().with_config().limit(1 << 30).read_to_vec().ok()?;
-    Some(Reply { status, headers, body })
-}
-
-pub fn now_secs() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
-}
-
-pub struct Reply {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Reply {
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-    pub fn json(&self) -> serde_json::Value {
+impl ReplyExt for Reply {
+    fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-    /// The AWS error code (`__type`).
-    pub fn code(&self) -> String {
+    fn code(&self) -> String {
         self.json()["__type"].as_str().unwrap_or("").to_string()
     }
 }
