@@ -321,3 +321,29 @@ fn a_full_disk_refuses_calls_with_503_and_changes_nothing_until_space_returns() 
 fn is_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
+
+#[test]
+fn fail_open_reads_answers_reads_but_never_writes_on_a_full_disk() {
+    let Some(disk) = SmallDisk::mount(24) else {
+        assert!(!is_root(), "running as root but could not mount a tmpfs");
+        eprintln!("SKIPPED: mounting a tmpfs needs root");
+        return;
+    };
+    let cfg = disk.path().join("opentrail.toml");
+    std::fs::write(&cfg, config_toml("[audit]\nfail_open_reads = true")).unwrap();
+    let mut s = Server::spawn(disk.path(), Some(&cfg), "127.0.0.1:0");
+    disk.fill();
+    let create = s.cloudtrail(ADMIN_KEY, ADMIN_SECRET, "CreateTrail", &json!({"Name": "open", "S3BucketName": "b-1"}));
+    assert_eq!(create.status, 503, "writes stay fail-closed: {}", create.text());
+    disk.fill();
+    // Every read is answered; those whose record could not be written are counted.
+    for _ in 0..20 {
+        let r = s.cloudtrail(ADMIN_KEY, ADMIN_SECRET, "ListTrails", &json!({}));
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.json()["Trails"], json!([]));
+    }
+    let m = s.raw("GET", "/metrics", &[], b"").text();
+    assert!(m.contains("opentrail_audit_records_total{outcome=\"failed_open\"}"), "{m}");
+    disk.free();
+    s.stop();
+}
