@@ -1,9 +1,8 @@
-//! The index directory: the manifest naming the live segments and the persisted checkpoint, crash-safe
-//! file replacement (temp + fsync + rename + directory fsync), and clean-up of what a crash left behind.
+//! The index directory: the manifest naming the live segments and the persisted checkpoint (replaced with
+//! the `atomic-file` crate: temp + fsync + rename + directory fsync), and clean-up of what a crash left behind.
 
-use std::fs::{self, File};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::path::Path;
 
 use crate::IndexError;
 
@@ -12,7 +11,6 @@ const MANIFEST: &str = "MANIFEST";
 /// index: its segments are unlisted, hence deleted at open, and the service replays the journal from seq 1.
 const MANIFEST_MAGIC: &[u8; 8] = b"OTIXMAN\x02";
 const MANIFEST_MAGIC_V1: &[u8; 8] = b"OTIXMAN\x01";
-const TMP_SUFFIX: &str = ".tmp";
 
 /// What the manifest says: the only source of truth about which segment files are live.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -40,33 +38,11 @@ fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> In
     move |source| IndexError::Io { op, path: path.to_path_buf(), source }
 }
 
-/// Replaces `dir/name` with `bytes` so that a crash leaves either the old file or the whole new one:
-/// write a temp file, fsync it, rename it over the name, fsync the directory (which makes the rename durable).
-pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, IndexError> {
-    let tmp = tmp_path(dir, name);
-    {
-        let mut f = File::create(&tmp).map_err(io("create", &tmp))?;
-        f.write_all(bytes).map_err(io("write", &tmp))?;
-        f.sync_all().map_err(io("fsync", &tmp))?;
+/// A failed step of a crash-safe write is an I/O error naming the step and its file.
+impl From<atomic_file::WriteError> for IndexError {
+    fn from(e: atomic_file::WriteError) -> IndexError {
+        IndexError::Io { op: e.op, path: e.path, source: e.source }
     }
-    commit_tmp(dir, &tmp, name)
-}
-
-/// Where `name` is written before [`commit_tmp`] renames it into place.
-pub fn tmp_path(dir: &Path, name: &str) -> PathBuf {
-    dir.join(format!("{name}{TMP_SUFFIX}"))
-}
-
-/// Renames a complete, already fsync'd temp file to `dir/name` and fsyncs the directory.
-pub fn commit_tmp(dir: &Path, tmp: &Path, name: &str) -> Result<PathBuf, IndexError> {
-    let path = dir.join(name);
-    fs::rename(tmp, &path).map_err(io("rename", tmp))?;
-    sync_dir(dir)?;
-    Ok(path)
-}
-
-pub fn sync_dir(dir: &Path) -> Result<(), IndexError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io("fsync directory", dir))
 }
 
 impl Manifest {
@@ -122,7 +98,7 @@ impl Manifest {
     }
 
     pub fn store(&self, dir: &Path) -> Result<(), IndexError> {
-        write_atomically(dir, MANIFEST, &self.encode()).map(|_| ())
+        Ok(atomic_file::write_atomic(&dir.join(MANIFEST), &self.encode(), 0o666)?)
     }
 }
 
@@ -134,7 +110,7 @@ pub fn remove_unlisted(dir: &Path, manifest: &Manifest) -> Result<(), IndexError
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         let unlisted = parse_segment_name(name).is_some_and(|id| !manifest.segments.contains(&id));
-        if name.ends_with(TMP_SUFFIX) || unlisted {
+        if name.ends_with(atomic_file::TMP_SUFFIX) || unlisted {
             let path = entry.path();
             fs::remove_file(&path).map_err(io("remove", &path))?;
         }

@@ -167,7 +167,7 @@ impl SegmentWriter {
         if n_docs > MAX_SEGMENT_DOCS {
             return Err(IndexError::SegmentTooLarge { what: "more docs than a segment may hold" });
         }
-        let tmp = files::tmp_path(dir, &files::segment_name(id));
+        let tmp = atomic_file::tmp_path(&dir.join(files::segment_name(id)));
         let file = File::create(&tmp).map_err(|source| IndexError::Io { op: "create", path: tmp.clone(), source })?;
         let words = (n_docs * BLOOM_BITS_PER_KEY).div_ceil(64).max(1);
         let mut w = SegmentWriter {
@@ -460,7 +460,8 @@ impl SegmentWriter {
         let file = self.out.into_inner().map_err(|e| e.into_error()).map_err(io("write"))?;
         file.sync_all().map_err(io("fsync"))?;
         drop(file);
-        let path = files::commit_tmp(&self.dir, &self.tmp, &files::segment_name(self.id))?;
+        let path = self.dir.join(files::segment_name(self.id));
+        atomic_file::commit_tmp(&self.tmp, &path)?;
         Segment::open(self.id, path, cache.clone())
     }
 }

@@ -122,7 +122,7 @@ pub(crate) fn load_all(dir: &Path) -> Result<LoadedDicts, JournalError> {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         let Some(rest) = name.strip_prefix(DICT_PREFIX) else { continue };
-        if rest.ends_with(".tmp") {
+        if rest.ends_with(atomic_file::TMP_SUFFIX) {
             let _ = std::fs::remove_file(entry.path());
             continue;
         }
@@ -172,23 +172,12 @@ pub(crate) fn prepare_encoder(id: u16, dict: &[u8], level: i32) -> Option<Encode
     Some(EncoderDict { id, cdict: CDict::try_create(dict, level)? })
 }
 
-/// Write dictionary `id` durably: `.tmp` file, fsync, rename, fsync of the directory. Only after this returns
-/// may a frame reference `id` (a crash anywhere before leaves at most an unreferenced file). Returns its size.
+/// Write dictionary `id` durably: `.tmp` file, fsync, rename, fsync of the directory (the `atomic-file` crate,
+/// every step through `ops` and its fault hook). Only after this returns may a frame reference `id` (a crash
+/// anywhere before leaves at most an unreferenced file). Returns its size.
 pub(crate) fn persist(ops: &FileOps, dir: &Path, id: u16, dict: &[u8]) -> std::io::Result<u64> {
-    let path = dict_path(dir, id);
-    let tmp = path.with_extension("zdict.tmp");
     let bytes = encode_file(id, dict);
-    // A stale .tmp of this id can only be left by a crash before its rename; create_new would refuse it.
-    match std::fs::remove_file(&tmp) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    let file = ops.create(&tmp)?;
-    ops.write_all_at(&file, &tmp, 0, &bytes)?;
-    ops.sync_data(&file, &tmp)?;
-    drop(file);
-    ops.rename(&tmp, &path)?;
-    ops.sync_dir(dir)?;
+    atomic_file::write_atomic_with(ops, &dict_path(dir, id), &bytes, 0o666).map_err(|e| e.source)?;
     Ok(bytes.len() as u64)
 }
 

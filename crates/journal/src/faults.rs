@@ -93,3 +93,29 @@ impl FileOps {
         std::fs::remove_file(path)
     }
 }
+
+/// The steps of a crash-safe write (the journal's dictionaries), each through the hook.
+impl atomic_file::Steps for FileOps {
+    fn create(&self, path: &Path, mode: u32) -> io::Result<File> {
+        if let Some(f) = &self.faults {
+            f.create(path)?;
+        }
+        atomic_file::Direct.create(path, mode)
+    }
+
+    fn write_all(&self, file: &File, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        self.write_all_at(file, path, 0, bytes)
+    }
+
+    fn sync(&self, file: &File, path: &Path) -> io::Result<()> {
+        self.sync_data(file, path)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        FileOps::rename(self, from, to)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        FileOps::sync_dir(self, dir)
+    }
+}

@@ -319,10 +319,10 @@ impl Channels {
             let state = StateFile { version: STATE_VERSION, channels: next.values().cloned().collect() };
             let bytes = serde_json::to_vec_pretty(&state)
                 .map_err(|e| ChannelError::Corrupt { path: self.path.clone(), reason: e.to_string() })?;
-            write_atomic(&self.path, &bytes, 0o600).map_err(|source| ChannelError::Io {
+            write_atomic(&self.path, &bytes, 0o600).map_err(|e| ChannelError::Io {
                 action: "write",
                 path: self.path.clone(),
-                source,
+                source: e.source,
             })?;
             *guard = next;
         }

@@ -168,7 +168,7 @@ impl KeyRing {
         if keys.is_empty() {
             let key = SigningKey::generate(now)?;
             let path = dir.join(key_file_name(now));
-            write_atomic(&path, &key.to_pkcs8()?, 0o600).map_err(io("write", &path))?;
+            write_atomic(&path, &key.to_pkcs8()?, 0o600).map_err(|e| e.source).map_err(io("write", &path))?;
             tracing::info!(fingerprint = key.fingerprint(), path = %path.display(), "generated signing key");
             keys.push(key);
         }

@@ -1179,7 +1179,7 @@ pub fn insight_selectors(input: &[InsightSelectorInput]) -> Result<Vec<InsightSe
 /// Writes the state with the data dir's one crash-safe write (temp file, fsync, rename, directory fsync).
 fn write_atomically(path: &Path, state: &StateFile) -> std::io::Result<()> {
     let bytes = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
-    atomic_file::write_atomic(path, &bytes, 0o600)
+    atomic_file::write_atomic(path, &bytes, 0o600).map_err(|e| e.source)
 }
 
 #[cfg(test)]
