@@ -136,7 +136,17 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
-    fn secret_files_are_private_to_the_owner_even_over_a_leftover_temp_file() {
+    fn secret_files_are_private_to_the_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("key");
+        write_atomic(&p, b"secret", 0o600).unwrap();
+        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_leftover_temp_file_with_wider_permissions_is_replaced() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("key");

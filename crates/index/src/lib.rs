@@ -17,7 +17,6 @@
 //! [`EventIndex::checkpoint`] is the last seq applied (memtable included). After [`EventIndex::open`] it is the
 //! last seq persisted, and the caller replays the journal after it: at most one memtable's worth of events.
 
-mod cache;
 mod files;
 mod memtable;
 mod order;
@@ -34,11 +33,10 @@ use std::time::Duration;
 use model::{AttributeKey, EventCategory, EventQuery, EventTime, IndexFields, QueryCategory, Seq};
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use crate::cache::BlockCache;
 use crate::files::Manifest;
 use crate::memtable::{Memtable, TopK};
 use crate::order::Bounds;
-use crate::segment::Segment;
+use crate::segment::{BlockCache, Segment};
 
 /// A place in the newest-first order: the next page starts strictly after it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,7 +158,7 @@ impl EventIndex {
         })?;
         let manifest = Manifest::load(dir)?;
         files::remove_unlisted(dir, &manifest)?;
-        let cache = Arc::new(BlockCache::new(opts.cache_bytes));
+        let cache = Arc::new(BlockCache::new(opts.cache_bytes, segment::PAGE, |page| page.len()));
         let mut segments = Vec::with_capacity(manifest.segments.len());
         for &id in &manifest.segments {
             let path = dir.join(files::segment_name(id));
@@ -337,7 +335,7 @@ impl EventIndex {
 
     /// Bytes of pages held by the block cache now (at most [`IndexOptions::cache_bytes`]).
     pub fn cache_resident_bytes(&self) -> usize {
-        self.shared.cache.resident_bytes()
+        self.shared.cache.weight()
     }
 
     /// (hits, misses) of the block cache since open.

@@ -12,12 +12,21 @@ use std::sync::Arc;
 use model::{AttributeKey, EventCategory, Seq};
 
 use crate::IndexError;
-use crate::cache::{BlockCache, PAGE};
 use crate::files;
 use crate::memtable::{Memtable, TopK};
 use crate::order::{Bounds, Rank};
 use crate::postings::{self, Cursor, ListAt, ListWriter, Malformed};
 use crate::term::{self, ALL_TAG, EVENT_ID_TAG};
+
+/// Bytes per page. Hard-coded: part of the segment format (one crc32c per page of the on-demand region).
+/// 4 KiB is the OS page size, so a cold read costs one page of the OS cache.
+pub const PAGE: usize = 4096;
+
+/// The block cache shared by every segment of one index: checked pages by (segment id, page number), bounded by
+/// their bytes, so the index's memory is its small resident structures plus this cache. Segment ids are never
+/// reused inside one index directory, so a page of a merged and deleted segment can never be mistaken for
+/// another's: it just ages out.
+pub type BlockCache = block_cache::BlockCache<(u64, u32), Arc<[u8]>>;
 
 const MAGIC: &[u8; 8] = b"OTIXSEG\x02";
 const END_MAGIC: &[u8; 8] = b"OTIXEND\x02";
@@ -783,7 +792,7 @@ impl Segment {
 
     fn load_page(&self, p: u32, cached: bool) -> Result<Arc<[u8]>, IndexError> {
         let key = (self.id, p);
-        if cached && let Some(page) = self.cache.get(key) {
+        if cached && let Some(page) = self.cache.get(&key) {
             return Ok(page);
         }
         let start = u64::from(p) * PAGE as u64;

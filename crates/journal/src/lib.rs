@@ -215,7 +215,7 @@ struct Shared {
     durable_atomic: AtomicU64,
     poisoned: AtomicBool,
     store: RwLock<Store>,
-    cache: Mutex<BlockCache>,
+    cache: BlockCache,
     /// Every dictionary by id; the writer adds one only after its file is durable.
     dicts: RwLock<dict::Dictionaries>,
     stats: Mutex<StatsCell>,
@@ -315,7 +315,7 @@ impl Journal {
             durable_atomic: AtomicU64::new(last_seq),
             poisoned: AtomicBool::new(false),
             store: RwLock::new(store),
-            cache: Mutex::new(BlockCache::default()),
+            cache: read::block_cache(),
             dicts: RwLock::new(loaded.dicts),
             stats: Mutex::new(StatsCell { dictionary_bytes: loaded.bytes, ..StatsCell::default() }),
         });

@@ -1,5 +1,6 @@
 //! The read side: locating a seq's block through the in-memory block index, reading and verifying the frame
-//! with one pread, and a small LRU cache of decompressed blocks for point reads. Only durable frames are visible.
+//! with one pread, and a cache of decompressed blocks (the `block-cache` crate's LRU) for point reads. Only
+//! durable frames are visible.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -16,35 +17,15 @@ use crate::{Journal, Seq};
 /// which was the largest single cost of a lookup in profiles.
 const CACHE_BYTES: usize = 64 << 20;
 
-/// LRU of decompressed blocks by first seq, bounded by their decompressed size.
-pub(crate) struct BlockCache {
-    blocks: lru::LruCache<u64, Arc<Block>>,
-    bytes: usize,
-}
+/// Hard-coded: what a decompressed block usually weighs (the default `block_bytes`), for sharding the cache.
+const TYPICAL_BLOCK_BYTES: usize = 16 << 10;
 
-impl Default for BlockCache {
-    fn default() -> Self {
-        BlockCache { blocks: lru::LruCache::unbounded(), bytes: 0 }
-    }
-}
+/// The point-read cache: decompressed blocks by first seq, bounded by their decompressed size, sharded so
+/// concurrent lookups rarely wait on each other.
+pub(crate) type BlockCache = block_cache::BlockCache<u64, Arc<Block>>;
 
-impl BlockCache {
-    fn get(&mut self, first_seq: u64) -> Option<Arc<Block>> {
-        self.blocks.get(&first_seq).cloned()
-    }
-
-    fn insert(&mut self, block: Arc<Block>) {
-        self.bytes += block.raw_len();
-        if let Some(old) = self.blocks.put(block.first_seq, block) {
-            self.bytes -= old.raw_len();
-        }
-        while self.bytes > CACHE_BYTES && self.blocks.len() > 1 {
-            match self.blocks.pop_lru() {
-                Some((_, b)) => self.bytes -= b.raw_len(),
-                None => break,
-            }
-        }
-    }
+pub(crate) fn block_cache() -> BlockCache {
+    BlockCache::new(CACHE_BYTES, TYPICAL_BLOCK_BYTES, |b| b.raw_len())
 }
 
 impl Journal {
@@ -86,11 +67,11 @@ impl Journal {
 
     fn cached_block(&self, seq: Seq) -> Result<Arc<Block>, JournalError> {
         let (loc, file, path) = self.locate(seq)?;
-        if let Some(b) = self.shared().cache.lock().get(loc.first_seq) {
+        if let Some(b) = self.shared().cache.get(&loc.first_seq) {
             return Ok(b);
         }
         let block = Arc::new(self.load_block(&loc, &file, &path)?);
-        self.shared().cache.lock().insert(block.clone());
+        self.shared().cache.insert(block.first_seq, block.clone());
         Ok(block)
     }
 
