@@ -1,5 +1,7 @@
 //! The generated data: `opentrail gen`-equivalent NDJSON written once to a scratch file (so 10 M events
-//! need not fit in memory), cut into request-sized batches, with the value statistics lookups sample from.
+//! need not fit in memory), cut into request-sized batches, with the value statistics lookups sample from,
+//! and on request the columns file the Python baselines load (the attribute values as the server's own
+//! parser extracts them, so every engine searches exactly what opentrail indexes).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -7,7 +9,7 @@ use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use model::{AttributeKey, IndexFields, Record};
@@ -60,16 +62,24 @@ impl Write for CountingSink {
 
 impl Corpus {
     /// The main corpus: records, batches, value statistics and the gzip -6 comparison size.
-    pub fn generate(path: &Path, events: u64, seed: u64, batch: usize) -> Result<Corpus> {
-        Self::build(path, events, seed, batch, true)
+    /// With `columns`, also writes the columns file described in `baselines/harness.py`.
+    pub fn generate(path: &Path, events: u64, seed: u64, batch: usize, columns: Option<&Path>) -> Result<Corpus> {
+        Self::build(path, events, seed, batch, true, columns)
     }
 
     /// A second, disjoint set of records (other seed, so other eventIDs) for the freshness phase.
     pub fn generate_fresh(path: &Path, events: u64, seed: u64, batch: usize) -> Result<Corpus> {
-        Self::build(path, events, seed, batch, false)
+        Self::build(path, events, seed, batch, false, None)
     }
 
-    fn build(path: &Path, events: u64, seed: u64, batch: usize, analyse: bool) -> Result<Corpus> {
+    fn build(
+        path: &Path,
+        events: u64,
+        seed: u64,
+        batch: usize,
+        analyse: bool,
+        columns: Option<&Path>,
+    ) -> Result<Corpus> {
         let opts = eventgen::GenOptions {
             events,
             seed,
@@ -79,6 +89,15 @@ impl Corpus {
         let file = File::create(path).with_context(|| format!("create {}", path.display()))?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
         let mut gz = analyse.then(|| GzEncoder::new(CountingSink::default(), Compression::new(6)));
+        let mut cols = match columns {
+            Some(p) => {
+                let f = File::create(p).with_context(|| format!("create {}", p.display()))?;
+                let mut w = BufWriter::with_capacity(1 << 20, f);
+                w.write_all(COLUMNS_HEADER.as_bytes())?;
+                Some(w)
+            }
+            None => None,
+        };
         let mut stats = Stats::default();
         let sample_every = (events / SAMPLED_RECORDS as u64).max(1);
         let (mut batches, mut offset, mut cur) = (Vec::new(), 0u64, Batch { offset: 0, len: 0, records: 0 });
@@ -97,6 +116,10 @@ impl Corpus {
                 let parsed = Record::parse(rec.as_bytes(), || unreachable!("eventgen always writes eventID"))
                     .map_err(|e| anyhow::anyhow!("generated record {i} does not parse: {e}"))?;
                 count(&mut stats, &parsed.fields);
+                if let Some(w) = cols.as_mut() {
+                    write_columns(w, i + 1, &parsed.fields, &rec)
+                        .with_context(|| format!("columns file, record {}", i + 1))?;
+                }
                 if i.is_multiple_of(sample_every) && stats.samples.len() < SAMPLED_RECORDS {
                     stats.samples.push(parsed.fields);
                 }
@@ -113,6 +136,9 @@ impl Corpus {
             batches.push(cur);
         }
         let file = out.into_inner().map_err(|e| e.into_error()).context("write corpus")?;
+        if let Some(w) = cols {
+            w.into_inner().map_err(|e| e.into_error()).context("write columns file")?;
+        }
         let gzip_sample_events = events.min(GZIP_SAMPLE_EVENTS);
         let gzip_bytes_per_event = match gz {
             Some(g) => g.finish()?.0 as f64 / gzip_sample_events.max(1) as f64,
@@ -130,6 +156,45 @@ impl Corpus {
         self.file.read_exact_at(&mut buf, b.offset).context("read corpus batch")?;
         Ok(buf)
     }
+}
+
+/// The header line of the columns file; `baselines/harness.py` checks it.
+const COLUMNS_HEADER: &str = "seq\tevent_time_ms\tevent_id\tevent_name\tevent_source\tusername\taccess_key_id\t\
+                              read_only\tsource_ip\terror_code\tuser_agent\tresource_types\tresource_names\t\
+                              account_ids\trecord\n";
+
+/// One line of the columns file: tab-separated, unquoted, so a tab or newline inside a value is refused.
+fn write_columns(w: &mut impl Write, seq: u64, f: &IndexFields, record: &str) -> Result<()> {
+    let single = |key: AttributeKey| key.values(f).first().copied().unwrap_or("");
+    let multi = |key: AttributeKey| serde_json::to_string(&key.values(f)).unwrap_or_default();
+    let fields: [std::borrow::Cow<'_, str>; 15] = [
+        seq.to_string().into(),
+        f.event_time.millis().to_string().into(),
+        f.event_id.as_str().into(),
+        single(AttributeKey::EventName).into(),
+        single(AttributeKey::EventSource).into(),
+        single(AttributeKey::Username).into(),
+        single(AttributeKey::AccessKeyId).into(),
+        single(AttributeKey::ReadOnly).into(),
+        single(AttributeKey::SourceIpAddress).into(),
+        single(AttributeKey::ErrorCode).into(),
+        single(AttributeKey::UserAgent).into(),
+        multi(AttributeKey::ResourceType).into(),
+        multi(AttributeKey::ResourceName).into(),
+        multi(AttributeKey::AccountId).into(),
+        record.into(),
+    ];
+    for (n, v) in fields.iter().enumerate() {
+        if v.contains(['\t', '\n', '\r']) {
+            bail!("column {n} holds a tab or newline, which the columns file cannot carry: {v:?}");
+        }
+        if n > 0 {
+            w.write_all(b"\t")?;
+        }
+        w.write_all(v.as_bytes())?;
+    }
+    w.write_all(b"\n")?;
+    Ok(())
 }
 
 fn count(stats: &mut Stats, f: &IndexFields) {
