@@ -1,6 +1,6 @@
-"""DuckDB baseline: one typed table stored newest first, so a Top-N query's dynamic filter on event_time prunes
-row groups by their zone maps (min/max) once 50 matches are in the heap; an ART index on event_id only (a
-unique id, the one attribute where a point index beats a scan). Usage: see harness.py."""
+"""DuckDB baseline: one typed table stored newest first in small row groups, so a Top-N query's dynamic filter
+on event_time prunes row groups by their zone maps (min/max) once 50 matches are in the heap; an ART index on
+event_id only (a unique id, the one attribute where a point index beats a scan). Usage: see harness.py."""
 
 import os
 
@@ -9,6 +9,9 @@ import duckdb
 import harness
 
 DB_FILE = "events.duckdb"
+# Hard-coded: rows per row group (DuckDB's default is 122,880), the unit of zone-map pruning. Measured at 200 k
+# events, one thread: frequent-value pages 1.1-1.5 ms (fastest of 15) with 16 Ki rows, 1.6-3.5 ms with the default.
+ROW_GROUP_SIZE = 16384
 
 # The single-valued attribute columns, with their DuckDB types.
 TYPES = {c: "VARCHAR" for c in harness.SINGLE}
@@ -18,6 +21,7 @@ TYPES["read_only"] = "BOOLEAN"
 def sql(q):
     """The lookup as SQL with parameters: AND of equalities, newest first, one page."""
     where, args = [], []
+    keys = [key for key, _ in q["attrs"]]
     for key, value in q["attrs"]:
         col = harness.ATTR_COLUMN[key]
         if col in harness.MULTI:
@@ -28,10 +32,10 @@ def sql(q):
         else:
             where.append(f"{col} = ?")
         args.append(value)
-    text = (
-        f"SELECT event_id, record FROM events WHERE {' AND '.join(where)} "
-        f"ORDER BY event_time DESC, seq DESC LIMIT {int(q['page'])}"
-    )
+    # event_id is unique (the index enforces it): at most one row, nothing to order, and without the Top-N the
+    # planner probes the ART index instead of scanning (0.3 ms instead of 40 ms at 200 k events).
+    order = "" if "EventId" in keys else "ORDER BY event_time DESC, seq DESC "
+    text = f"SELECT event_id, record FROM events WHERE {' AND '.join(where)} {order}LIMIT {int(q['page'])}"
     return text, args
 
 
@@ -57,11 +61,12 @@ class DuckDB:
     concurrency = "process"
     setup = (
         "one table with typed columns (TIMESTAMP event_time, BOOLEAN read_only, VARCHAR[] for resource types, "
-        "resource names and account ids), rows written in (event_time, seq) descending order so the Top-N "
-        "dynamic filter skips row groups by zone map once the page is full; ART index on event_id; lookups are "
+        f"resource names and account ids), rows written in (event_time, seq) descending order in row groups of "
+        f"{ROW_GROUP_SIZE} rows so the Top-N dynamic filter skips row groups by zone map once the page is full; "
+        "ART index on event_id (an EventId lookup drops the ORDER BY so the index is probed); lookups are "
         "prepared statements `WHERE … ORDER BY event_time DESC, seq DESC LIMIT 50` (list_contains for the "
-        "multi-valued attributes) fetching event_id and the record text; read-only connection per client "
-        "process, `threads` = cores ÷ clients"
+        "multi-valued attributes), late materialization fetching event_id and the record text of the 50 rows; "
+        "read-only connection per client process, `threads` = cores ÷ clients"
     )
 
     @staticmethod
@@ -72,7 +77,9 @@ class DuckDB:
         path = os.path.join(workdir, DB_FILE)
         if os.path.exists(path):
             os.remove(path)
-        con = duckdb.connect(path)
+        con = duckdb.connect()
+        con.execute(f"ATTACH '{path}' AS db (ROW_GROUP_SIZE {ROW_GROUP_SIZE})")
+        con.execute("USE db")
         cols = {c: "VARCHAR" for c in harness.COLUMNS}
         cols["seq"] = "BIGINT"
         cols["event_time_ms"] = "BIGINT"
@@ -92,7 +99,7 @@ class DuckDB:
             f"max_line_size = 16777216) ORDER BY event_time DESC, seq DESC"
         )
         con.execute("CREATE UNIQUE INDEX events_event_id ON events (event_id)")
-        con.execute("CHECKPOINT")
+        con.execute("CHECKPOINT db")
         con.close()
         return None
 

@@ -62,24 +62,16 @@ impl Write for CountingSink {
 
 impl Corpus {
     /// The main corpus: records, batches, value statistics and the gzip -6 comparison size.
-    /// With `columns`, also writes the columns file described in `baselines/harness.py`.
-    pub fn generate(path: &Path, events: u64, seed: u64, batch: usize, columns: Option<&Path>) -> Result<Corpus> {
-        Self::build(path, events, seed, batch, true, columns)
+    pub fn generate(path: &Path, events: u64, seed: u64, batch: usize) -> Result<Corpus> {
+        Self::build(path, events, seed, batch, true)
     }
 
     /// A second, disjoint set of records (other seed, so other eventIDs) for the freshness phase.
     pub fn generate_fresh(path: &Path, events: u64, seed: u64, batch: usize) -> Result<Corpus> {
-        Self::build(path, events, seed, batch, false, None)
+        Self::build(path, events, seed, batch, false)
     }
 
-    fn build(
-        path: &Path,
-        events: u64,
-        seed: u64,
-        batch: usize,
-        analyse: bool,
-        columns: Option<&Path>,
-    ) -> Result<Corpus> {
+    fn build(path: &Path, events: u64, seed: u64, batch: usize, analyse: bool) -> Result<Corpus> {
         let opts = eventgen::GenOptions {
             events,
             seed,
@@ -89,15 +81,7 @@ impl Corpus {
         let file = File::create(path).with_context(|| format!("create {}", path.display()))?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
         let mut gz = analyse.then(|| GzEncoder::new(CountingSink::default(), Compression::new(6)));
-        let mut cols = match columns {
-            Some(p) => {
-                let f = File::create(p).with_context(|| format!("create {}", p.display()))?;
-                let mut w = BufWriter::with_capacity(1 << 20, f);
-                w.write_all(COLUMNS_HEADER.as_bytes())?;
-                Some(w)
-            }
-            None => None,
-        };
+
         let mut stats = Stats::default();
         let sample_every = (events / SAMPLED_RECORDS as u64).max(1);
         let (mut batches, mut offset, mut cur) = (Vec::new(), 0u64, Batch { offset: 0, len: 0, records: 0 });
@@ -116,10 +100,7 @@ impl Corpus {
                 let parsed = Record::parse(rec.as_bytes(), || unreachable!("eventgen always writes eventID"))
                     .map_err(|e| anyhow::anyhow!("generated record {i} does not parse: {e}"))?;
                 count(&mut stats, &parsed.fields);
-                if let Some(w) = cols.as_mut() {
-                    write_columns(w, i + 1, &parsed.fields, &rec)
-                        .with_context(|| format!("columns file, record {}", i + 1))?;
-                }
+
                 if i.is_multiple_of(sample_every) && stats.samples.len() < SAMPLED_RECORDS {
                     stats.samples.push(parsed.fields);
                 }
@@ -136,9 +117,7 @@ impl Corpus {
             batches.push(cur);
         }
         let file = out.into_inner().map_err(|e| e.into_error()).context("write corpus")?;
-        if let Some(w) = cols {
-            w.into_inner().map_err(|e| e.into_error()).context("write columns file")?;
-        }
+
         let gzip_sample_events = events.min(GZIP_SAMPLE_EVENTS);
         let gzip_bytes_per_event = match gz {
             Some(g) => g.finish()?.0 as f64 / gzip_sample_events.max(1) as f64,
@@ -148,6 +127,29 @@ impl Corpus {
         drop(file);
         let file = File::open(path)?;
         Ok(Corpus { file, batches, events, raw_bytes: offset, stats, gzip_bytes_per_event, gzip_sample_events })
+    }
+
+    /// Writes the columns file described in `baselines/harness.py`: each record parsed again by the server's
+    /// parser, in corpus order (`seq` = line number, as in the SQLite baseline). Written after the server has
+    /// stopped rather than while generating, so that at 10 M events the corpus, this file and the SQLite
+    /// database need not all be on disk at once.
+    pub fn write_columns_file(&self, path: &Path) -> Result<()> {
+        let f = File::create(path).with_context(|| format!("create {}", path.display()))?;
+        let mut w = BufWriter::with_capacity(1 << 20, f);
+        w.write_all(COLUMNS_HEADER.as_bytes())?;
+        let mut seq = 0u64;
+        for b in &self.batches {
+            let bytes = self.read(b)?;
+            for line in bytes.split(|&c| c == b'\n').filter(|l| !l.is_empty()) {
+                seq += 1;
+                let r = Record::parse(line, || unreachable!("eventgen always writes eventID"))
+                    .map_err(|e| anyhow::anyhow!("record {seq} does not parse: {e}"))?;
+                let text = std::str::from_utf8(line).context("record is not UTF-8")?;
+                write_columns(&mut w, seq, &r.fields, text).with_context(|| format!("columns file, record {seq}"))?;
+            }
+        }
+        w.into_inner().map_err(|e| e.into_error()).context("write columns file")?;
+        Ok(())
     }
 
     /// The NDJSON bytes of one batch.
@@ -211,5 +213,43 @@ fn count(stats: &mut Stats, f: &IndexFields) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn first_generated() -> String {
+        let opts = eventgen::GenOptions {
+            events: 1,
+            seed: 7,
+            start: model::EventTime::from_millis(1_767_225_600_000),
+            span_ms: SPAN_MS,
+        };
+        eventgen::generate(&opts).next().map(|r| r.to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn columns_line_has_every_header_column_and_the_record_last() {
+        let rec = first_generated();
+        let parsed = Record::parse(rec.as_bytes(), || unreachable!()).unwrap();
+        let mut out = Vec::new();
+        write_columns(&mut out, 1, &parsed.fields, &rec).unwrap();
+        let line = String::from_utf8(out).unwrap();
+        let fields: Vec<&str> = line.trim_end_matches('\n').split('\t').collect();
+        assert_eq!(fields.len(), COLUMNS_HEADER.trim_end().split('\t').count());
+        assert_eq!(fields[0], "1");
+        assert_eq!(fields[2], parsed.fields.event_id);
+        assert_eq!(*fields.last().unwrap(), rec);
+    }
+
+    #[test]
+    fn columns_line_refuses_a_value_holding_a_tab() {
+        let rec = first_generated();
+        let mut parsed = Record::parse(rec.as_bytes(), || unreachable!()).unwrap();
+        parsed.fields.user_agent = Some("curl\t8".into());
+        let err = write_columns(&mut Vec::new(), 1, &parsed.fields, &rec).unwrap_err();
+        assert!(err.to_string().contains("tab or newline"), "{err}");
     }
 }
