@@ -8,6 +8,7 @@ A baseline script defines an engine class with
   clients) or ``"thread"`` (clients are threads of one process sharing one database handle, for engines that
   cannot open the same files from two processes; each thread opens its own reader),
 * ``load(columns_path, workdir)``: builds the engine's store from the columns file (timed by the harness),
+* optionally ``bytes_on_disk(workdir)``, when the size of the workdir would mislead,
 * ``open(workdir, threads_per_query)``: returns a reader whose ``page(query)`` runs one lookup and returns
   the event ids of the page after fetching each record's JSON text, as a real answer needs it,
 
@@ -18,6 +19,10 @@ then one line per event in corpus order, tab-separated, no quoting or escaping (
 newline; the bench checks): ``seq`` (1-based line number, the tie-breaker of equal event times),
 ``event_time_ms``, the single-valued attribute columns (empty = absent), the three multi-valued ones as JSON
 arrays of strings, and last the record's JSON text exactly as ingested.
+
+The report on stdout (JSON): engine, version, setup, load_secs, bytes_on_disk, events, ``pages`` (the event
+ids of each query's page, in query order), and ``runs`` (the concurrent run, then the one-client run), each with
+lookups/s, per-group and overall p50/p99 in ms, and every sample as ``[query index, µs]``.
 
 The queries file: ``{"page": 50, "queries": [{"group": "EventName+Username", "attrs": [["EventName",
 "CreateUser"], ["Username", "John"]]}, …]}``, the exact list ``opentrail-bench`` sends to the server. A query
@@ -227,7 +232,8 @@ def main(engine_cls):
         load_notes = engine.load(args.columns, args.workdir)
         load_secs = time.perf_counter() - t
         log(f"  loaded in {load_secs:.1f}s")
-    bytes_on_disk = dir_bytes(args.workdir)
+    # An engine that knows better (files due for deletion, say) reports its own size.
+    bytes_on_disk = engine.bytes_on_disk(args.workdir) if hasattr(engine, "bytes_on_disk") else dir_bytes(args.workdir)
 
     # Untimed pass: every query once, for the page contents (compared with the other engines) and to warm.
     reader = engine.open(args.workdir, os.cpu_count() or 1)
@@ -242,6 +248,14 @@ def main(engine_cls):
         log(f"timed: {len(queries)} queries × {reps} reps, {clients} {mode} client(s)")
         r = timed(engine_cls, args.workdir, queries, clients, reps, mode)
         all_us = [us for _, us in r["samples_us"]]
+        groups = {}
+        for q, us in r["samples_us"]:
+            groups.setdefault(queries[q]["group"], []).append(us)
+        r["groups"] = {
+            g: {"samples": len(v), "p50_ms": percentile(v, 50) / 1000, "p99_ms": percentile(v, 99) / 1000}
+            for g, v in groups.items()
+        }
+        r["all"] = {"samples": len(all_us), "p50_ms": percentile(all_us, 50) / 1000, "p99_ms": percentile(all_us, 99) / 1000}
         log(
             f"  {r['per_sec']:.0f} lookups/s, p50 {percentile(all_us, 50) / 1000:.2f} ms, "
             f"p99 {percentile(all_us, 99) / 1000:.2f} ms"

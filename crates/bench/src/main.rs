@@ -340,6 +340,10 @@ fn print_estimate(args: &Args, events: u64, engines: &[Engine]) {
     if !args.lookups_only {
         parts.push(("freshness, restart".into(), args.fresh_secs as f64 + 10.0));
     }
+    if engines.iter().any(|e| e.is_python()) {
+        // Hard-coded: the columns file is written at ~100 k events/s.
+        parts.push(("columns file".into(), n / 100_000.0));
+    }
     for e in engines {
         // Hard-coded: a baseline lookup ~5 ms on average, rare values at 10 M far more.
         parts.push((format!("{} load + lookups", e.name()), n / e.load_rate() + lookups * 0.005));
