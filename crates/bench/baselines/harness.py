@@ -33,6 +33,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import queue
 import random
 import sys
 import threading
@@ -151,8 +152,17 @@ def timed(engine_cls, workdir, queries, clients, reps, mode):
         ]
         for p in procs:
             p.start()
-        for _ in procs:
-            status, value = out.get()
+        while len(results) < clients:
+            try:
+                status, value = out.get(timeout=5)
+            except queue.Empty:
+                # A client that died without a word (a crash in the engine) would otherwise be waited on forever.
+                dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+                if dead:
+                    for p in procs:
+                        p.kill()
+                    raise SystemExit(f"lookup client process died with exit code {dead[0]}")
+                continue
             if status != "ok":
                 raise SystemExit(f"lookup client failed: {value}")
             results.append(value)
