@@ -407,29 +407,33 @@ fn render_engines(s: &mut String, f: &Figures, ot: &LookupResult, queries: &[Que
         f.lookup_threads,
         f.single_reps
     );
+    // With the server's own time per page, also the ratio to it: the engines' latency is in-process too.
+    let sv50 = ot.server_all.as_ref().map(|sv| sv.p(50.0));
     let _ = writeln!(
         s,
-        "| engine | lookups/s, {} clients | p50 / p99 | 1 client: p50 / p99 | 1 client lookups/s | load | bytes/event | opentrail ÷ engine, lookups/s | engine ÷ opentrail, p50 |",
-        f.lookup_threads
+        "| engine | lookups/s, {} clients | p50 / p99 | 1 client: p50 / p99 | 1 client lookups/s | load | bytes/event | opentrail ÷ engine, lookups/s | engine ÷ opentrail, p50 |{}",
+        f.lookup_threads,
+        if sv50.is_some() { " engine p50 ÷ opentrail server-time p50 |" } else { "" }
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|{}", if sv50.is_some() { "---|" } else { "" });
     let ot_single = ot.single.as_deref();
     let ot_load = f.ingest.as_ref().map(|i| i.elapsed + f.index_wait_after_ingest.unwrap_or_default());
     let server = ot.server_all.as_ref().map_or(String::new(), |sv| format!(" (server time {})", cell(Some(sv))));
     let _ = writeln!(
         s,
-        "| opentrail (HTTP) | {} | {}{server} | {} | {} | {} (durable, HTTP, indexed) | {:.0} | — | — |",
+        "| opentrail (HTTP) | {} | {}{server} | {} | {} | {} (durable, HTTP, indexed) | {:.0} | — | — |{}",
         num(ot.per_sec),
         cell(Some(&ot.all)),
         cell(ot_single.map(|r| &r.all)),
         ot_single.map_or("—".into(), |r| num(r.per_sec)),
         ot_load.map_or("—".into(), |d| format!("{:.1} s", d.as_secs_f64())),
         (f.journal_bytes + f.index_bytes) as f64 / n,
+        if sv50.is_some() { " — |" } else { "" }
     );
     for c in &cols {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} |{}",
             c.label,
             num(c.per_sec),
             cell(Some(c.all)),
@@ -439,6 +443,7 @@ fn render_engines(s: &mut String, f: &Figures, ot: &LookupResult, queries: &[Que
             c.bytes_per_event.map_or("—".into(), |b| format!("{b:.0}")),
             ot.per_sec / c.per_sec,
             c.all.p(50.0).as_secs_f64() / ot.all.p(50.0).as_secs_f64(),
+            sv50.map_or(String::new(), |sv| format!(" {:.2} |", c.all.p(50.0).as_secs_f64() / sv.as_secs_f64())),
         );
     }
 
@@ -547,5 +552,79 @@ fn render_engines(s: &mut String, f: &Figures, ot: &LookupResult, queries: &[Que
     }
     for (e, why) in &f.skipped {
         let _ = writeln!(s, "- {}: skipped — {why}", e.label());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::baselines::EngineRun;
+    use model::AttributeKey;
+
+    fn lat(ms: &[u64]) -> Latencies {
+        Latencies::new(ms.iter().map(|&m| Duration::from_millis(m)).collect())
+    }
+
+    fn figures(server: bool) -> (Figures, Vec<Query>) {
+        let queries = vec![Query { group: "EventName".into(), attrs: vec![(AttributeKey::EventName, "A".into())] }];
+        let ot = LookupResult {
+            groups: vec![("EventName".into(), lat(&[2, 2, 4]))],
+            all: lat(&[2, 2, 4]),
+            per_sec: 1000.0,
+            pages: vec![vec!["a".into(), "b".into()]],
+            server_groups: if server { vec![("EventName".into(), lat(&[1, 1, 1]))] } else { Vec::new() },
+            server_all: server.then(|| lat(&[1, 1, 1])),
+            single: None,
+        };
+        let run = EngineRun {
+            clients: 2,
+            mode: "process".into(),
+            threads_per_query: 1,
+            per_sec: 500.0,
+            groups: vec![("EventName".into(), lat(&[4, 4]))],
+            all: lat(&[4, 4]),
+        };
+        let duck = EngineResult {
+            engine: Engine::Duckdb,
+            version: "2.0.1".into(),
+            setup: "sorted".into(),
+            load: Duration::from_secs(3),
+            bytes_on_disk: 1000,
+            events: Some(10),
+            pages: vec![vec!["a".into()]],
+            concurrent: run,
+            single: None,
+        };
+        let f = Figures {
+            events: 10,
+            lookup_threads: 2,
+            ot_lookups: Some(ot),
+            baselines: vec![duck],
+            skipped: vec![(Engine::Chdb, "Python module chdb not installed".into())],
+            ..Default::default()
+        };
+        (f, queries)
+    }
+
+    #[test]
+    fn engine_table_has_ratios_sizes_and_skips() {
+        let (f, queries) = figures(false);
+        let out = render(&f, &queries);
+        assert!(out.contains("| DuckDB | 500 | 4.00 ms / 4.00 ms |"), "{out}");
+        assert!(out.contains("| 2.00 | 2.00 |"), "throughput and p50 ratios: {out}");
+        assert!(out.contains("page sizes, opentrail vs DuckDB: 1 of 1 queries differ (EventName)"), "{out}");
+        assert!(out.contains("chDB: skipped — Python module chdb not installed"), "{out}");
+        assert!(out.contains("not reported (no `Server-Timing` header)"), "{out}");
+        assert!(!out.contains("server-time p50"), "{out}");
+    }
+
+    #[test]
+    fn server_time_adds_its_own_ratio_and_column() {
+        let (f, queries) = figures(true);
+        let out = render(&f, &queries);
+        assert!(out.contains("engine p50 ÷ opentrail server-time p50"), "{out}");
+        assert!(out.contains("| 2.00 | 2.00 | 4.00 |"), "{out}");
+        assert!(out.contains("| EventName | 3 | 2.00 ms / 4.00 ms | 1.00 ms / 1.00 ms | 4.00 ms / 4.00 ms |"), "{out}");
+        assert!(out.contains("| lookup median server time (`Server-Timing`)"), "{out}");
     }
 }
