@@ -72,14 +72,28 @@ impl Engine {
     }
 
     /// Hard-coded, for the up-front time estimate only: load rate in events/s, measured on this machine kind
-    /// at 200 k events while other builds were running (SQLite's durable ingest: 9 k/s on a quiet machine).
+    /// at 1 M events while other builds were running (SQLite's durable ingest: 9 k/s on a quiet machine).
     pub fn load_rate(self) -> f64 {
         match self {
             Engine::Sqlite => 9_000.0,
-            Engine::SqlitePy => 10_000.0,
-            Engine::Duckdb => 20_000.0,
-            Engine::Chdb => 20_000.0,
-            Engine::Tantivy => 30_000.0,
+            Engine::SqlitePy => 9_000.0,
+            Engine::Duckdb => 32_000.0,
+            Engine::Chdb => 14_000.0,
+            Engine::Tantivy => 24_000.0,
+        }
+    }
+
+    /// Hard-coded, for the estimate only: wall time per lookup of the timed runs at `events`, from the
+    /// throughput measured at 1 M (2 clients, a loaded machine). The column stores scan the filter columns
+    /// for rare values, so their time grows with the events; the indexes' grows far slower.
+    pub fn lookup_secs(self, events: u64) -> f64 {
+        let millions = (events as f64 / 1e6).max(0.1);
+        match self {
+            Engine::Sqlite => 0.005,
+            Engine::SqlitePy => 0.013,
+            Engine::Duckdb => 0.008 * millions,
+            Engine::Chdb => 0.012 * millions,
+            Engine::Tantivy => 0.004,
         }
     }
 }

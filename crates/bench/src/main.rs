@@ -345,8 +345,7 @@ fn print_estimate(args: &Args, events: u64, engines: &[Engine]) {
         parts.push(("columns file".into(), n / 100_000.0));
     }
     for e in engines {
-        // Hard-coded: a baseline lookup ~5 ms on average, rare values at 10 M far more.
-        parts.push((format!("{} load + lookups", e.name()), n / e.load_rate() + lookups * 0.005));
+        parts.push((format!("{} load + lookups", e.name()), n / e.load_rate() + lookups * e.lookup_secs(events)));
     }
     let total: f64 = parts.iter().map(|(_, s)| s).sum();
     let human = |secs: f64| if secs < 90.0 { format!("{secs:.0} s") } else { format!("{:.0} min", secs / 60.0) };
