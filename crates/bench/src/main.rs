@@ -152,6 +152,7 @@ fn run() -> Result<()> {
     fig.header = report::header(&dir, &bin);
     println!("{}", fig.header);
     print_estimate(&args, events, &engines);
+    check_disk(&args, &dir, events, &engines);
 
     let mut phase = Phase::start(&format!("generating {events} events (seed {})", args.seed));
     let corpus_path = dir.join("corpus.ndjson");
@@ -351,6 +352,51 @@ fn print_estimate(args: &Args, events: u64, engines: &[Engine]) {
     let human = |secs: f64| if secs < 90.0 { format!("{secs:.0} s") } else { format!("{:.0} min", secs / 60.0) };
     let text: Vec<String> = parts.iter().map(|(p, s)| format!("{p} ~{}", human(*s))).collect();
     step(&format!("estimated run time ~{} (a loaded machine takes longer): {}", human(total), text.join(", ")));
+}
+
+/// Warns when the scratch disk looks too small for the run's largest moment (hard-coded sizes per event,
+/// measured at 1 M: corpus 1,440 B, opentrail 250 B, columns file 1,750 B, SQLite 3,050 B, DuckDB 1,000 B
+/// plus up to the columns file again while its load sorts, chDB 360 B, tantivy 650 B).
+fn check_disk(args: &Args, dir: &std::path::Path, events: u64, engines: &[Engine]) {
+    let n = events as f64;
+    let corpus = 1440.0 * n;
+    let mut peak = corpus + 250.0 * n;
+    if engines.contains(&Engine::Sqlite) {
+        peak = peak.max(corpus + 3050.0 * n);
+    }
+    let columns = 1750.0 * n;
+    for e in engines.iter().filter(|e| e.is_python()) {
+        let engine = match e {
+            Engine::Duckdb => 1000.0 * n + columns,
+            Engine::Chdb => 360.0 * n * 2.0,
+            Engine::Tantivy => 650.0 * n * 2.0,
+            _ => 2700.0 * n,
+        };
+        peak = peak.max(corpus + columns).max(columns + engine);
+    }
+    if args.keep {
+        peak += 250.0 * n + corpus;
+    }
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else { return };
+    // SAFETY: statvfs(3) fills the struct it is given; the path is a valid NUL-terminated string.
+    let free = unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(path.as_ptr(), &mut st) != 0 {
+            return;
+        }
+        st.f_bavail as f64 * st.f_frsize as f64
+    };
+    let gb = |b: f64| b / 1e9;
+    if peak > free * 0.9 {
+        step(&format!(
+            "warning: this run may need ~{:.0} GB of scratch disk at its peak and {:.0} GB are free; \
+             drop baselines (--baselines, --no-sqlite) or use a bigger --scratch",
+            gb(peak),
+            gb(free)
+        ));
+    } else {
+        step(&format!("scratch disk: peak need ~{:.0} GB, {:.0} GB free", gb(peak), gb(free)));
+    }
 }
 
 /// Progress on stderr, so stdout is the report alone.
