@@ -98,7 +98,7 @@ class ChDB:
 
     @staticmethod
     def version():
-        return f"chdb {chdb.__version__} (ClickHouse {chdb.engine_version})"
+        return f"chdb {chdb.__version__}, ClickHouse {chdb.engine_version}"
 
     def load(self, columns_path, workdir):
         conn = chdb.connect(os.path.join(workdir, "chdb"))

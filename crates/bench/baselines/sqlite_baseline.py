@@ -114,7 +114,7 @@ class SQLite:
 
     @staticmethod
     def version():
-        return f"SQLite {sqlite3.sqlite_version} (Python sqlite3)"
+        return f"SQLite {sqlite3.sqlite_version} via Python sqlite3"
 
     def load(self, columns_path, workdir):
         path = os.path.join(workdir, DB_FILE)

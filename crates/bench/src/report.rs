@@ -149,7 +149,9 @@ fn at_least(value: f64, target: f64) -> String {
     if value >= target {
         "met".into()
     } else {
-        format!("**MISSED** by {} ({:.0}% of target)", num(target - value), value / target * 100.0)
+        // A small target (a ratio such as 5×) needs its decimals: "by 0" would read as met.
+        let gap = if target < 100.0 { format!("{:.1}", target - value) } else { num(target - value) };
+        format!("**MISSED** by {gap} ({:.0}% of target)", value / target * 100.0)
     }
 }
 
