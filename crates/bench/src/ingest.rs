@@ -231,7 +231,7 @@ pub fn freshness(client: &Client, corpus: &Corpus, rate: u64) -> Result<Freshnes
                         let Ok((id, acked)) = msg else { return Ok(()) };
                         let attrs = [(AttributeKey::EventId, id)];
                         loop {
-                            if client.lookup(&attrs)? > 0 {
+                            if !client.lookup(&attrs)?.ids.is_empty() {
                                 lags.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.push(acked.elapsed());
                                 break;
                             }

@@ -31,14 +31,46 @@ pub struct Query {
     pub attrs: Vec<(AttributeKey, String)>,
 }
 
+/// One answered lookup: the event ids on the page, newest first, and the server's own time for it when the
+/// answer said (`Server-Timing: app;dur=…`).
+#[derive(Debug, Default)]
+pub struct Page {
+    pub ids: Vec<String>,
+    pub server: Option<Duration>,
+}
+
 /// Measured latencies per group and overall.
 #[derive(Debug)]
 pub struct LookupResult {
     pub groups: Vec<(String, Latencies)>,
     pub all: Latencies,
     pub per_sec: f64,
-    /// Events on the page of each query (from the untimed warm-up pass), to compare engines.
-    pub page_sizes: Vec<usize>,
+    /// The event ids on the page of each query (from the untimed warm-up pass), to compare engines.
+    pub pages: Vec<Vec<String>>,
+    /// Server time per lookup, per group and overall, when the server reported it on every answer.
+    pub server_groups: Vec<(String, Latencies)>,
+    pub server_all: Option<Latencies>,
+    /// The same queries from one client, `single_reps` times each: the single-query latency.
+    pub single: Option<Box<LookupResult>>,
+}
+
+impl LookupResult {
+    pub fn page_sizes(&self) -> Vec<usize> {
+        self.pages.iter().map(Vec::len).collect()
+    }
+}
+
+/// Samples grouped by the query group, in the order groups first appear in `queries`.
+pub fn by_group(queries: &[Query], samples: &[(usize, Duration)]) -> Vec<(String, Latencies)> {
+    let mut groups: Vec<(String, Latencies)> = Vec::new();
+    for q in queries {
+        if groups.iter().any(|(g, _)| *g == q.group) {
+            continue;
+        }
+        let mine = samples.iter().filter(|(i, _)| queries[*i].group == q.group).map(|(_, d)| *d).collect();
+        groups.push((q.group.clone(), Latencies::new(mine)));
+    }
+    groups
 }
 
 fn group_name(keys: &[AttributeKey]) -> String {
@@ -107,31 +139,45 @@ fn from_samples(stats: &Stats, keys: &[AttributeKey], n: usize) -> Vec<Query> {
         .collect()
 }
 
-/// Runs each query once untimed (warm-up, page sizes), then `reps` times in a shuffled order from `threads`
-/// workers, each with its own executor from `make`.
-pub fn run<E, M>(queries: &[Query], threads: usize, reps: usize, make: M) -> Result<LookupResult>
+/// Runs each query once untimed (warm-up, pages), then `reps` times in a shuffled order from `threads`
+/// workers, each with its own executor from `make`; then, when `single_reps` > 0, again from one worker.
+pub fn run<E, M>(queries: &[Query], threads: usize, reps: usize, single_reps: usize, make: M) -> Result<LookupResult>
 where
     M: Fn() -> Result<E> + Sync,
-    E: FnMut(&Query) -> Result<usize>,
+    E: FnMut(&Query) -> Result<Page>,
 {
     let mut warm = make()?;
-    let page_sizes = queries.iter().map(&mut warm).collect::<Result<Vec<_>>>()?;
+    let pages = queries.iter().map(|q| warm(q).map(|p| p.ids)).collect::<Result<Vec<_>>>()?;
     drop(warm);
+    let mut result = timed(queries, threads, reps, &make)?;
+    result.pages = pages;
+    if single_reps > 0 {
+        result.single = Some(Box::new(timed(queries, 1, single_reps, &make)?));
+    }
+    Ok(result)
+}
+
+fn timed<E, M>(queries: &[Query], threads: usize, reps: usize, make: &M) -> Result<LookupResult>
+where
+    M: Fn() -> Result<E> + Sync,
+    E: FnMut(&Query) -> Result<Page>,
+{
     let mut jobs: Vec<usize> = (0..reps).flat_map(|_| 0..queries.len()).collect();
     jobs.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(42));
     let next = AtomicUsize::new(0);
-    let timings = Mutex::new(Vec::with_capacity(jobs.len()));
+    type Sample = (usize, Duration, Option<Duration>);
+    let timings: Mutex<Vec<Sample>> = Mutex::new(Vec::with_capacity(jobs.len()));
     let start = Instant::now();
     std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 s.spawn(|| -> Result<()> {
                     let mut exec = make()?;
-                    let mut mine: Vec<(usize, Duration)> = Vec::new();
+                    let mut mine: Vec<Sample> = Vec::new();
                     while let Some(&q) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
                         let t = Instant::now();
-                        exec(&queries[q])?;
-                        mine.push((q, t.elapsed()));
+                        let page = exec(&queries[q])?;
+                        mine.push((q, t.elapsed(), page.server));
                     }
                     timings.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.extend(mine);
                     Ok(())
@@ -142,25 +188,30 @@ where
     })?;
     let elapsed = start.elapsed();
     let timings = timings.into_inner().unwrap_or_default();
-    let mut groups: Vec<(String, Latencies)> = Vec::new();
-    for q in queries {
-        if groups.iter().any(|(g, _)| *g == q.group) {
-            continue;
-        }
-        let samples = timings.iter().filter(|(i, _)| queries[*i].group == q.group).map(|(_, d)| *d).collect::<Vec<_>>();
-        groups.push((q.group.clone(), Latencies::new(samples)));
-    }
+    let client: Vec<(usize, Duration)> = timings.iter().map(|&(q, d, _)| (q, d)).collect();
+    let server: Vec<(usize, Duration)> = timings.iter().filter_map(|&(q, _, s)| s.map(|s| (q, s))).collect();
+    // Server time is reported only when every answer carried it: a partial set would be a biased sample.
+    let has_server = !server.is_empty() && server.len() == client.len();
     Ok(LookupResult {
-        groups,
-        all: Latencies::new(timings.iter().map(|(_, d)| *d).collect()),
+        groups: by_group(queries, &client),
+        all: Latencies::new(client.iter().map(|(_, d)| *d).collect()),
         per_sec: jobs.len() as f64 / elapsed.as_secs_f64(),
-        page_sizes,
+        pages: Vec::new(),
+        server_groups: if has_server { by_group(queries, &server) } else { Vec::new() },
+        server_all: has_server.then(|| Latencies::new(server.iter().map(|(_, d)| *d).collect())),
+        single: None,
     })
 }
 
 /// The workload against the server: LookupEvents JSON 1.1 over HTTP, signed, one keep-alive client per thread.
-pub fn run_http(client: &Client, queries: &[Query], threads: usize, reps: usize) -> Result<LookupResult> {
-    run(queries, threads, reps, || {
+pub fn run_http(
+    client: &Client,
+    queries: &[Query],
+    threads: usize,
+    reps: usize,
+    single_reps: usize,
+) -> Result<LookupResult> {
+    run(queries, threads, reps, single_reps, || {
         let c = client.clone();
         Ok(move |q: &Query| c.lookup(&q.attrs))
     })

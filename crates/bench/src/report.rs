@@ -1,5 +1,6 @@
-//! The output: machine header, latency percentiles, and the opentrail-vs-SQLite table with every DESIGN.md
-//! target marked met or MISSED with its gap (Markdown, pasted as is into BENCHMARKS.md).
+//! The output: machine header, latency percentiles, the opentrail-vs-SQLite table with every DESIGN.md
+//! target marked met or MISSED with its gap, and the lookup tables against every baseline engine (Markdown,
+//! pasted as is into BENCHMARKS.md).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -7,8 +8,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::Encoding;
+use crate::baselines::{Engine, EngineResult};
 use crate::ingest::{Freshness, IngestResult};
-use crate::lookups::LookupResult;
+use crate::lookups::{LookupResult, Query};
 use crate::server::{Restart, Rss};
 use crate::sqlite::SqliteIngest;
 
@@ -61,6 +63,14 @@ pub struct Figures {
     pub sqlite_ingest: Option<SqliteIngest>,
     pub sqlite_lookups: Option<LookupResult>,
     pub sqlite_plans: Vec<(String, String)>,
+    pub lookup_reps: usize,
+    pub single_reps: usize,
+    /// The Python baselines that ran, in order.
+    pub baselines: Vec<EngineResult>,
+    /// Engines asked for that did not run, and why.
+    pub skipped: Vec<(Engine, String)>,
+    /// Wall time of each phase of the run.
+    pub phases: Vec<(String, Duration)>,
 }
 
 fn sh(cmd: &str, args: &[&str]) -> String {
@@ -139,7 +149,9 @@ fn at_least(value: f64, target: f64) -> String {
     if value >= target {
         "met".into()
     } else {
-        format!("**MISSED** by {} ({:.0}% of target)", num(target - value), value / target * 100.0)
+        // A small target (a ratio such as 5×) needs its decimals: "by 0" would read as met.
+        let gap = if target < 100.0 { format!("{:.1}", target - value) } else { num(target - value) };
+        format!("**MISSED** by {gap} ({:.0}% of target)", value / target * 100.0)
     }
 }
 
@@ -152,7 +164,7 @@ fn at_most(value: f64, target: f64, unit: &str) -> String {
     }
 }
 
-pub fn render(f: &Figures) -> String {
+pub fn render(f: &Figures, queries: &[Query]) -> String {
     let mut s = String::new();
     let n = f.events as f64;
     let _ = writeln!(s, "\n## Summary at {} events ({} records per request / transaction)\n", num(n), f.batch);
@@ -198,6 +210,26 @@ pub fn render(f: &Figures) -> String {
             sq.map_or("—".into(), |q| format!("{:.2}", q.all.p(99.0).as_secs_f64() / ot.all.p(99.0).as_secs_f64())),
             at_most(ot.all.p(99.0).as_secs_f64() * 1000.0, 20.0, " ms")
         );
+        let at10 = if f.events >= 10_000_000 { "" } else { " (target is at 10 M)" };
+        match &ot.server_all {
+            Some(sv) => {
+                let _ = writeln!(
+                    s,
+                    "| lookup median server time (`Server-Timing`), one page of 50{at10} | ≤ 1 ms | p50 {}, p99 {} | — | client-observed p50 {} | {} |",
+                    ms(sv.p(50.0)),
+                    ms(sv.p(99.0)),
+                    ms(ot.all.p(50.0)),
+                    at_most(sv.p(50.0).as_secs_f64() * 1000.0, 1.0, " ms")
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    s,
+                    "| lookup median server time, one page of 50{at10} | ≤ 1 ms | not reported (no `Server-Timing` header) | — | client-observed p50 {} | — |",
+                    ms(ot.all.p(50.0))
+                );
+            }
+        }
         let _ = writeln!(
             s,
             "| lookups/s, {} client threads | ≥ 2,000 /s | {} /s | {} /s | opentrail ÷ SQLite = {} | {} |",
@@ -297,33 +329,7 @@ pub fn render(f: &Figures) -> String {
     }
 
     if let Some(ot) = &f.ot_lookups {
-        let _ = writeln!(s, "\n## Lookups by attribute (one page of 50, newest first)\n");
-        let _ = writeln!(
-            s,
-            "| query | samples | opentrail p50 | opentrail p99 | SQLite p50 | SQLite p99 | SQLite p99 ÷ opentrail p99 |"
-        );
-        let _ = writeln!(s, "|---|---|---|---|---|---|---|");
-        for (g, l) in &ot.groups {
-            let sq = f.sqlite_lookups.as_ref().and_then(|q| q.groups.iter().find(|(h, _)| h == g)).map(|(_, l)| l);
-            let _ = writeln!(
-                s,
-                "| {g} | {} | {} | {} | {} | {} | {} |",
-                l.len(),
-                ms(l.p(50.0)),
-                ms(l.p(99.0)),
-                sq.map_or("—".into(), |q| ms(q.p(50.0))),
-                sq.map_or("—".into(), |q| ms(q.p(99.0))),
-                sq.map_or("—".into(), |q| format!("{:.2}", q.p(99.0).as_secs_f64() / l.p(99.0).as_secs_f64()))
-            );
-        }
-        if let Some(sq) = &f.sqlite_lookups {
-            let differ = ot.page_sizes.iter().zip(&sq.page_sizes).filter(|(a, b)| a != b).count();
-            let _ = writeln!(
-                s,
-                "\nPage sizes differ between opentrail and SQLite on {differ} of {} queries (opentrail also holds its own audit records of every lookup).",
-                ot.page_sizes.len()
-            );
-        }
+        render_engines(&mut s, f, ot, queries);
     }
     if !f.sqlite_plans.is_empty() {
         let _ = writeln!(s, "\nSQLite query plans:\n");
@@ -331,8 +337,296 @@ pub fn render(f: &Figures) -> String {
             let _ = writeln!(s, "- {g}: `{p}`");
         }
     }
+    if !f.phases.is_empty() {
+        let _ = writeln!(s, "\nPhase times: {}.", phases(&f.phases));
+    }
     if !f.server_errors.is_empty() {
         let _ = writeln!(s, "\nServer logged {} ERROR lines, first: `{}`", f.server_errors.len(), f.server_errors[0]);
     }
     s
+}
+
+fn phases(p: &[(String, Duration)]) -> String {
+    let total: Duration = p.iter().map(|(_, d)| *d).sum();
+    let list: Vec<String> = p.iter().map(|(n, d)| format!("{n} {:.0} s", d.as_secs_f64())).collect();
+    format!("{}; total {:.1} min", list.join(", "), total.as_secs_f64() / 60.0)
+}
+
+/// One engine's column in the lookup tables: its runs and what it says about itself.
+struct Column<'a> {
+    label: String,
+    per_sec: f64,
+    all: &'a Latencies,
+    groups: &'a [(String, Latencies)],
+    single: Option<(&'a Latencies, f64)>,
+    load: Option<Duration>,
+    bytes_per_event: Option<f64>,
+    pages: &'a [Vec<String>],
+}
+
+fn cell(l: Option<&Latencies>) -> String {
+    l.map_or("—".into(), |l| format!("{} / {}", ms(l.p(50.0)), ms(l.p(99.0))))
+}
+
+/// The lookup tables: every engine's throughput and latency next to opentrail's, per query group, whether
+/// the pages agree, and how each engine was set up.
+fn render_engines(s: &mut String, f: &Figures, ot: &LookupResult, queries: &[Query]) {
+    let n = f.events as f64;
+    let mut cols: Vec<Column<'_>> = Vec::new();
+    if let Some(sq) = &f.sqlite_lookups {
+        cols.push(Column {
+            label: Engine::Sqlite.label().into(),
+            per_sec: sq.per_sec,
+            all: &sq.all,
+            groups: &sq.groups,
+            single: sq.single.as_deref().map(|r| (&r.all, r.per_sec)),
+            load: f.sqlite_ingest.as_ref().map(|i| i.elapsed),
+            bytes_per_event: f.sqlite_ingest.as_ref().map(|i| (i.db_bytes + i.wal_bytes) as f64 / n),
+            pages: &sq.pages,
+        });
+    }
+    for b in &f.baselines {
+        cols.push(Column {
+            label: b.engine.label().into(),
+            per_sec: b.concurrent.per_sec,
+            all: &b.concurrent.all,
+            groups: &b.concurrent.groups,
+            single: b.single.as_ref().map(|r| (&r.all, r.per_sec)),
+            load: Some(b.load),
+            bytes_per_event: Some(b.bytes_on_disk as f64 / n),
+            pages: &b.pages,
+        });
+    }
+
+    let _ = writeln!(s, "\n## Lookups: opentrail and the engines a user would pick instead\n");
+    let _ = writeln!(
+        s,
+        "One page of 50, newest first; {} queries × {} reps from {} concurrent clients (closed loop), then × {} reps from 1 client. \
+         opentrail is measured over HTTP with SigV4 and a JSON answer, each lookup also journalled as an audit record; the engines \
+         in-process, reading event id and record text of each row. Ratios: above 1 means opentrail is ahead.\n",
+        queries.len(),
+        f.lookup_reps,
+        f.lookup_threads,
+        f.single_reps
+    );
+    // With the server's own time per page, also the ratio to it: the engines' latency is in-process too.
+    let sv50 = ot.server_all.as_ref().map(|sv| sv.p(50.0));
+    let _ = writeln!(
+        s,
+        "| engine | lookups/s, {} clients | p50 / p99 | 1 client: p50 / p99 | 1 client lookups/s | load | bytes/event | opentrail ÷ engine, lookups/s | engine ÷ opentrail, p50 |{}",
+        f.lookup_threads,
+        if sv50.is_some() { " engine p50 ÷ opentrail server-time p50 |" } else { "" }
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|{}", if sv50.is_some() { "---|" } else { "" });
+    let ot_single = ot.single.as_deref();
+    let ot_load = f.ingest.as_ref().map(|i| i.elapsed + f.index_wait_after_ingest.unwrap_or_default());
+    let server = ot.server_all.as_ref().map_or(String::new(), |sv| format!(" (server time {})", cell(Some(sv))));
+    let _ = writeln!(
+        s,
+        "| opentrail (HTTP) | {} | {}{server} | {} | {} | {} (durable, HTTP, indexed) | {:.0} | — | — |{}",
+        num(ot.per_sec),
+        cell(Some(&ot.all)),
+        cell(ot_single.map(|r| &r.all)),
+        ot_single.map_or("—".into(), |r| num(r.per_sec)),
+        ot_load.map_or("—".into(), |d| format!("{:.1} s", d.as_secs_f64())),
+        (f.journal_bytes + f.index_bytes) as f64 / n,
+        if sv50.is_some() { " — |" } else { "" }
+    );
+    for c in &cols {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} |{}",
+            c.label,
+            num(c.per_sec),
+            cell(Some(c.all)),
+            cell(c.single.map(|(l, _)| l)),
+            c.single.map_or("—".into(), |(_, r)| num(r)),
+            c.load.map_or("—".into(), |d| format!("{:.1} s", d.as_secs_f64())),
+            c.bytes_per_event.map_or("—".into(), |b| format!("{b:.0}")),
+            ot.per_sec / c.per_sec,
+            c.all.p(50.0).as_secs_f64() / ot.all.p(50.0).as_secs_f64(),
+            sv50.map_or(String::new(), |sv| format!(" {:.2} |", c.all.p(50.0).as_secs_f64() / sv.as_secs_f64())),
+        );
+    }
+
+    let _ = writeln!(s, "\n### By query group, p50 / p99, {} clients\n", f.lookup_threads);
+    let server_col = !ot.server_groups.is_empty();
+    let mut head = String::from("| query | samples | opentrail |");
+    let mut rule = String::from("|---|---|---|");
+    if server_col {
+        head.push_str(" opentrail server time |");
+        rule.push_str("---|");
+    }
+    for c in &cols {
+        let _ = write!(head, " {} |", c.label);
+        rule.push_str("---|");
+    }
+    let _ = writeln!(s, "{head}\n{rule}");
+    for (g, l) in &ot.groups {
+        let find = |groups: &[(String, Latencies)]| groups.iter().find(|(h, _)| h == g).map(|(_, l)| l).cloned();
+        let mut row = format!("| {g} | {} | {} |", l.len(), cell(Some(l)));
+        if server_col {
+            let _ = write!(row, " {} |", cell(find(&ot.server_groups).as_ref()));
+        }
+        for c in &cols {
+            let _ = write!(row, " {} |", cell(find(c.groups).as_ref()));
+        }
+        let _ = writeln!(s, "{row}");
+    }
+
+    // Pages: sizes against opentrail (which also finds its own audit records of earlier lookups, and orders
+    // events of the same second by its own sequence), exact ids between the engines (same seq order).
+    if !cols.is_empty() {
+        let _ = writeln!(s);
+        let ot_sizes = ot.page_sizes();
+        for c in &cols {
+            let differ: Vec<&str> = ot_sizes
+                .iter()
+                .zip(c.pages)
+                .zip(queries)
+                .filter(|((a, b), _)| **a != b.len())
+                .map(|(_, q)| q.group.as_str())
+                .collect();
+            let _ = writeln!(
+                s,
+                "- page sizes, opentrail vs {}: {} of {} queries differ{}",
+                c.label,
+                differ.len(),
+                queries.len(),
+                if differ.is_empty() { String::new() } else { format!(" ({})", differ.join(", ")) }
+            );
+        }
+        let reference = &cols[0];
+        for c in &cols[1..] {
+            let differ: Vec<String> = reference
+                .pages
+                .iter()
+                .zip(c.pages)
+                .enumerate()
+                .filter(|(_, (a, b))| a != b)
+                .map(|(i, (a, b))| format!("#{i} {} ({} vs {} events)", queries[i].group, a.len(), b.len()))
+                .collect();
+            let _ = writeln!(
+                s,
+                "- event ids on every page, {} vs {}: {}",
+                reference.label,
+                c.label,
+                if differ.is_empty() {
+                    "identical".to_string()
+                } else {
+                    format!("**differ** on {}", differ.join(", "))
+                }
+            );
+        }
+        let _ = writeln!(
+            s,
+            "\n(opentrail's pages also hold its own audit records of the bench's lookups, which are the newest events, \
+             so a page that matches them — ReadOnly=true, EventSource=cloudtrail.amazonaws.com, … — may differ in size.)"
+        );
+    }
+
+    let _ = writeln!(s, "\n### How each engine is set up\n");
+    if f.sqlite_lookups.is_some() {
+        let _ = writeln!(
+            s,
+            "- **SQLite** (rusqlite {}, in the bench process, {} threads with a connection each): WAL, synchronous=FULL, one row \
+             per event with the lookup columns and the record JSON, resource types / names and account ids in a side table, \
+             an index per attribute on (value, event_time DESC, seq DESC), 128 MiB page cache per connection; loaded durably, \
+             one transaction per {} records (its load time is an ingest figure, not a bulk load).",
+            rusqlite::version(),
+            f.lookup_threads,
+            f.batch
+        );
+    }
+    for b in &f.baselines {
+        let _ = writeln!(
+            s,
+            "- **{}** ({}; clients: {} {}, {} thread(s) per query; 1-client run: {} thread(s); {} events loaded): {}",
+            b.engine.label(),
+            b.version,
+            b.concurrent.clients,
+            if b.concurrent.mode == "process" { "processes" } else { "threads of one process" },
+            b.concurrent.threads_per_query,
+            b.single.as_ref().map_or(0, |r| r.threads_per_query),
+            b.events.map_or("?".into(), |e| num(e as f64)),
+            b.setup
+        );
+    }
+    for (e, why) in &f.skipped {
+        let _ = writeln!(s, "- {}: skipped — {why}", e.label());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::baselines::EngineRun;
+    use model::AttributeKey;
+
+    fn lat(ms: &[u64]) -> Latencies {
+        Latencies::new(ms.iter().map(|&m| Duration::from_millis(m)).collect())
+    }
+
+    fn figures(server: bool) -> (Figures, Vec<Query>) {
+        let queries = vec![Query { group: "EventName".into(), attrs: vec![(AttributeKey::EventName, "A".into())] }];
+        let ot = LookupResult {
+            groups: vec![("EventName".into(), lat(&[2, 2, 4]))],
+            all: lat(&[2, 2, 4]),
+            per_sec: 1000.0,
+            pages: vec![vec!["a".into(), "b".into()]],
+            server_groups: if server { vec![("EventName".into(), lat(&[1, 1, 1]))] } else { Vec::new() },
+            server_all: server.then(|| lat(&[1, 1, 1])),
+            single: None,
+        };
+        let run = EngineRun {
+            clients: 2,
+            mode: "process".into(),
+            threads_per_query: 1,
+            per_sec: 500.0,
+            groups: vec![("EventName".into(), lat(&[4, 4]))],
+            all: lat(&[4, 4]),
+        };
+        let duck = EngineResult {
+            engine: Engine::Duckdb,
+            version: "2.0.1".into(),
+            setup: "sorted".into(),
+            load: Duration::from_secs(3),
+            bytes_on_disk: 1000,
+            events: Some(10),
+            pages: vec![vec!["a".into()]],
+            concurrent: run,
+            single: None,
+        };
+        let f = Figures {
+            events: 10,
+            lookup_threads: 2,
+            ot_lookups: Some(ot),
+            baselines: vec![duck],
+            skipped: vec![(Engine::Chdb, "Python module chdb not installed".into())],
+            ..Default::default()
+        };
+        (f, queries)
+    }
+
+    #[test]
+    fn engine_table_has_ratios_sizes_and_skips() {
+        let (f, queries) = figures(false);
+        let out = render(&f, &queries);
+        assert!(out.contains("| DuckDB | 500 | 4.00 ms / 4.00 ms |"), "{out}");
+        assert!(out.contains("| 2.00 | 2.00 |"), "throughput and p50 ratios: {out}");
+        assert!(out.contains("page sizes, opentrail vs DuckDB: 1 of 1 queries differ (EventName)"), "{out}");
+        assert!(out.contains("chDB: skipped — Python module chdb not installed"), "{out}");
+        assert!(out.contains("not reported (no `Server-Timing` header)"), "{out}");
+        assert!(!out.contains("server-time p50"), "{out}");
+    }
+
+    #[test]
+    fn server_time_adds_its_own_ratio_and_column() {
+        let (f, queries) = figures(true);
+        let out = render(&f, &queries);
+        assert!(out.contains("engine p50 ÷ opentrail server-time p50"), "{out}");
+        assert!(out.contains("| 2.00 | 2.00 | 4.00 |"), "{out}");
+        assert!(out.contains("| EventName | 3 | 2.00 ms / 4.00 ms | 1.00 ms / 1.00 ms | 4.00 ms / 4.00 ms |"), "{out}");
+        assert!(out.contains("| lookup median server time (`Server-Timing`)"), "{out}");
+    }
 }

@@ -64,6 +64,18 @@ pub struct Reply {
     pub body: Vec<u8>,
 }
 
+/// The `app` metric of a `Server-Timing` header (`app;dur=0.84`, possibly among other metrics).
+pub fn parse_server_timing(header: &str) -> Option<Duration> {
+    header.split(',').find_map(|metric| {
+        let mut parts = metric.split(';').map(str::trim);
+        if parts.next()? != "app" {
+            return None;
+        }
+        let ms: f64 = parts.find_map(|p| p.strip_prefix("dur="))?.trim_matches('"').parse().ok()?;
+        (ms.is_finite() && ms >= 0.0).then(|| Duration::from_secs_f64(ms / 1000.0))
+    })
+}
+
 impl Client {
     pub fn new(addr: &str) -> Client {
         let cred = client::Credential { access_key_id: ADMIN_KEY.into(), secret_access_key: ADMIN_SECRET.into() };
@@ -77,8 +89,8 @@ impl Client {
         Ok(Reply { status: r.status, retry_after: r.retry_after(), body: r.body })
     }
 
-    /// One LookupEvents page of 50 (JSON 1.1); returns the number of events on the page.
-    pub fn lookup(&self, attrs: &[(model::AttributeKey, String)]) -> Result<usize> {
+    /// One LookupEvents page of 50 (JSON 1.1): the event ids on it and the server's time when it says.
+    pub fn lookup(&self, attrs: &[(model::AttributeKey, String)]) -> Result<crate::lookups::Page> {
         let la: Vec<Value> =
             attrs.iter().map(|(k, v)| json!({"AttributeKey": k.as_str(), "AttributeValue": v})).collect();
         let r = self.0.send_cloudtrail("LookupEvents", &json!({"LookupAttributes": la, "MaxResults": 50}))?;
@@ -86,7 +98,11 @@ impl Client {
             bail!("LookupEvents answered {}: {}", r.status, r.text());
         }
         let v: Value = serde_json::from_slice(&r.body).context("LookupEvents answer is not JSON")?;
-        Ok(v["Events"].as_array().map_or(0, Vec::len))
+        let ids = v["Events"]
+            .as_array()
+            .map(|events| events.iter().map(|e| e["EventId"].as_str().unwrap_or_default().to_string()).collect())
+            .unwrap_or_default();
+        Ok(crate::lookups::Page { ids, server: r.header("server-timing").and_then(parse_server_timing) })
     }
 
     /// `GET /healthz`: (status, durableSeq, indexedSeq).
@@ -139,4 +155,18 @@ pub fn kill_and_restart(srv: &mut Server, bin: &Path, data_dir: &Path, config: &
     };
     client.wait_caught_up(Duration::from_secs(600))?;
     Ok(Restart { to_healthy, to_caught_up: start.elapsed(), durable_seq: durable })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_timing_app_metric_is_read_among_others() {
+        assert_eq!(parse_server_timing("app;dur=0.84"), Some(Duration::from_micros(840)));
+        assert_eq!(parse_server_timing("db;dur=3, app;desc=\"lookup\";dur=1.5"), Some(Duration::from_micros(1500)));
+        assert_eq!(parse_server_timing("db;dur=3"), None);
+        assert_eq!(parse_server_timing("app;dur=abc"), None);
+        assert_eq!(parse_server_timing("app"), None);
+    }
 }

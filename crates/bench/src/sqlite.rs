@@ -13,7 +13,7 @@ use model::{AttributeKey, IndexFields, Record};
 use rusqlite::{Connection, params_from_iter};
 
 use crate::corpus::Corpus;
-use crate::lookups::{LookupResult, Query};
+use crate::lookups::{LookupResult, Page, Query};
 
 /// Hard-coded: a 128 MiB page cache per connection (SQLite's default is 2 MiB), a tuned baseline.
 const CACHE_KIB: i64 = 128 * 1024;
@@ -210,24 +210,26 @@ fn sql(q: &Query) -> (String, Vec<rusqlite::types::Value>) {
             }
         }
     }
-    (format!("SELECT e.record FROM {from} WHERE {} ORDER BY {order} LIMIT 50", filters.join(" AND ")), args)
+    (format!("SELECT e.event_id, e.record FROM {from} WHERE {} ORDER BY {order} LIMIT 50", filters.join(" AND ")), args)
 }
 
 /// The query workload in-process, one read connection per thread, reading the record text of every row.
-pub fn lookups(dir: &Path, queries: &[Query], threads: usize, reps: usize) -> Result<LookupResult> {
+pub fn lookups(dir: &Path, queries: &[Query], threads: usize, reps: usize, single_reps: usize) -> Result<LookupResult> {
     let path = dir.join("bench.db");
-    crate::lookups::run(queries, threads, reps, || {
+    crate::lookups::run(queries, threads, reps, single_reps, || {
         let conn = open(&path)?;
-        Ok(move |q: &Query| -> Result<usize> {
+        Ok(move |q: &Query| -> Result<Page> {
             let (text, args) = sql(q);
             let mut stmt = conn.prepare_cached(&text)?;
             let mut rows = stmt.query(params_from_iter(args))?;
-            let mut n = 0;
+            let mut ids = Vec::with_capacity(50);
             while let Some(row) = rows.next()? {
-                let record: String = row.get(0)?;
-                n += usize::from(!record.is_empty());
+                let record = row.get_ref(1)?.as_str()?;
+                if !record.is_empty() {
+                    ids.push(row.get::<_, String>(0)?);
+                }
             }
-            Ok(n)
+            Ok(Page { ids, server: None })
         })
     })
 }
