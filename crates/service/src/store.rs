@@ -211,12 +211,19 @@ struct Inner {
     /// its completion callbacks in seq order after each fsync, and each callback fills the map before it
     /// moves the watermark, so the indexer never needs to guess whether a durable record's fields are
     /// still on their way.
-    handoff: Mutex<Handoff>,
-    handoff_cv: Condvar,
+    handoff: Arc<HandoffShared>,
     /// Last seq applied to the index, with a condvar for waiters (tests, freshness probes).
     indexed: Mutex<Option<Seq>>,
     indexed_cv: Condvar,
     stop: AtomicBool,
+}
+
+/// What the journal's completion callbacks touch. Its own `Arc`, so a callback never holds the store (and
+/// with it the journal) alive: the last handle on a store must not be dropped on the journal's own writer
+/// thread, which would leave the journal's lock held after the store's owner let go of it.
+struct HandoffShared {
+    state: Mutex<Handoff>,
+    cv: Condvar,
     /// When a group commit last failed for a full disk: writes are refused at once for a moment after.
     disk_full_at: Mutex<Option<Instant>>,
 }
@@ -260,12 +267,14 @@ impl EventStore {
             metrics,
             max_index_lag: opts.max_index_lag,
             in_flight: Mutex::new(HashSet::new()),
-            handoff: Mutex::new(Handoff { fields: BTreeMap::new(), watermark: durable_at_open }),
-            handoff_cv: Condvar::new(),
+            handoff: Arc::new(HandoffShared {
+                state: Mutex::new(Handoff { fields: BTreeMap::new(), watermark: durable_at_open }),
+                cv: Condvar::new(),
+                disk_full_at: Mutex::new(None),
+            }),
             indexed: Mutex::new(checkpoint),
             indexed_cv: Condvar::new(),
             stop: AtomicBool::new(false),
-            disk_full_at: Mutex::new(None),
         });
         // Catch up synchronously: until the index covers the journal, dedupe could miss a stored id.
         let started = Instant::now();
@@ -370,21 +379,21 @@ impl EventStore {
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
         let stored = payloads.len();
-        let handoff_inner = inner.clone();
+        let handoff = inner.handoff.clone();
         let done = Box::new(move |res: Result<journal::SeqRange, JournalError>| {
             match &res {
                 Ok(range) => {
-                    let mut h = handoff_inner.handoff.lock();
+                    let mut h = handoff.state.lock();
                     for (i, f) in fields.into_iter().enumerate() {
                         h.fields.insert(range.first.0 + i as u64, f);
                     }
                     // Callbacks run in seq order, so every durable seq up to here is now handed off.
                     h.watermark = h.watermark.max(range.last.0);
                     drop(h);
-                    handoff_inner.handoff_cv.notify_all();
+                    handoff.cv.notify_all();
                 }
                 Err(JournalError::DiskFull { .. }) => {
-                    *handoff_inner.disk_full_at.lock() = Some(Instant::now());
+                    *handoff.disk_full_at.lock() = Some(Instant::now());
                 }
                 Err(_) => {}
             }
@@ -410,7 +419,7 @@ impl EventStore {
         if inner.journal.is_poisoned() {
             return Err(StoreError::Poisoned);
         }
-        if inner.disk_full_at.lock().is_some_and(|at| at.elapsed() < DISK_FULL_BACKOFF) {
+        if inner.handoff.disk_full_at.lock().is_some_and(|at| at.elapsed() < DISK_FULL_BACKOFF) {
             inner.metrics.backpressure_rejections.fetch_add(1, Relaxed);
             return Err(StoreError::DiskFull);
         }
@@ -420,7 +429,7 @@ impl EventStore {
     /// Whether a group commit failed for a full disk within the last [`DEGRADED_WINDOW`]: while it did,
     /// callers that normally answer before their record is durable (reads) wait for it instead.
     pub fn degraded(&self) -> bool {
-        self.inner.disk_full_at.lock().is_some_and(|at| at.elapsed() < DEGRADED_WINDOW)
+        self.inner.handoff.disk_full_at.lock().is_some_and(|at| at.elapsed() < DEGRADED_WINDOW)
     }
 
     /// Whether a write would be refused right now, without queuing anything: the journal poisoned or
@@ -601,9 +610,9 @@ impl Inner {
         while !self.stop.load(Relaxed) {
             let checkpoint = self.index.checkpoint().map_or(0, |s| s.0);
             {
-                let mut h = self.handoff.lock();
+                let mut h = self.handoff.state.lock();
                 if h.watermark <= checkpoint {
-                    self.handoff_cv.wait_for(&mut h, Duration::from_millis(100));
+                    self.handoff.cv.wait_for(&mut h, Duration::from_millis(100));
                     if h.watermark <= checkpoint {
                         continue;
                     }
@@ -621,7 +630,7 @@ impl Inner {
         let from = self.index.checkpoint().map_or(1, |s| s.0 + 1);
         let mut batch: Vec<(Seq, IndexFields)> = Vec::new();
         let to = {
-            let mut h = self.handoff.lock();
+            let mut h = self.handoff.state.lock();
             if h.watermark < from {
                 return Ok(0);
             }
