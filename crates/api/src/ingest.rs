@@ -7,8 +7,10 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use model::Record;
+use service::batch::GunzipError;
 use service::{Decision, IngestItem, batch};
 
+use crate::body::BudgetPermit;
 use crate::error::ApiError;
 use crate::{App, CallContext, blocking, error_response, header_str, json_bytes_response};
 
@@ -28,20 +30,33 @@ pub(crate) struct Failed {
 }
 
 /// Splits and validates a body off the async workers: the records to store and the failures.
+///
+/// A gzip body is decoded under `[server] max_decoded_bytes`, its decoded bytes taken from the body
+/// memory budget as they are produced; a body of more than `max_records_per_request` records is refused
+/// whole. The returned permit keeps holding the decoded size while the parsed records (about as large)
+/// live, until they are stored.
 pub(crate) async fn parse_body(
+    app: &App,
     headers: &HeaderMap,
     body: Bytes,
-) -> Result<(Vec<IngestItem>, Vec<Failed>, usize), ApiError> {
+) -> Result<(Vec<IngestItem>, Vec<Failed>, usize, BudgetPermit), ApiError> {
     let gzip_header = header_str(headers, "content-encoding").is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
+    let max_decoded = app.config.server.max_decoded_bytes;
+    let max_records = app.config.server.max_records_per_request;
+    let mut permit = app.body_budget.permit();
     blocking(move || {
         let decoded;
         let bytes: &[u8] = if gzip_header || batch::looks_gzipped(&body) {
-            decoded = batch::gunzip(&body).map_err(|e| ApiError::serialization(e.to_string()))?;
+            decoded =
+                batch::gunzip_limited_with(&body, max_decoded, |n| permit.hold_blocking(n)).map_err(|e| match e {
+                    GunzipError::Batch(e) => ApiError::from(e),
+                    GunzipError::Held(e) => ApiError::from(e),
+                })?;
             &decoded
         } else {
             &body
         };
-        let parts = batch::split_batch(bytes).map_err(|e| ApiError::serialization(e.to_string()))?;
+        let parts = batch::split_batch_limited(bytes, max_records)?;
         let total = parts.len();
         let mut items = Vec::with_capacity(total);
         let mut failed = Vec::new();
@@ -55,7 +70,7 @@ pub(crate) async fn parse_body(
                 Err(e) => failed.push(Failed { index, code: e.code(), message: e.to_string() }),
             }
         }
-        Ok((items, failed, total))
+        Ok((items, failed, total, permit))
     })
     .await?
 }
@@ -87,8 +102,9 @@ struct FailedEntry<'a> {
 pub(crate) async fn put_events(app: &Arc<App>, ctx: &CallContext, headers: &HeaderMap, body: Bytes) -> Response {
     let result = async {
         authorize(ctx, "opentrail:PutEvents")?;
-        let (items, failed, total) = parse_body(headers, body).await?;
+        let (items, failed, total, records_permit) = parse_body(app, headers, body).await?;
         let outcome = app.store.ingest(items).await?;
+        drop(records_permit);
         Ok::<_, ApiError>((outcome, failed, total))
     }
     .await;

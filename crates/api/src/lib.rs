@@ -7,12 +7,14 @@
 //! policy before anything else happens.
 
 mod audit;
+pub mod body;
 mod channels;
 mod cloudtrail;
 mod data;
 pub mod error;
 mod ingest;
 mod keys;
+pub mod listener;
 pub mod lookup;
 pub mod tls;
 mod trails;
@@ -31,10 +33,8 @@ use service::keys::KeyRing;
 use service::{Config, EventStore, Principal, Principals, RateLimiter};
 
 pub use error::ApiError;
-pub use tls::{TlsError, load_server_config, serve_tls};
-
-/// Hard-coded: the largest request body accepted (compressed, as sent).
-pub const MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
+pub use listener::{ConnectionLimits, FrontDoor};
+pub use tls::{TlsError, load_server_config};
 
 /// Source of "now"; injected so tests can move the clock.
 pub type Clock = Arc<dyn Fn() -> EventTime + Send + Sync>;
@@ -59,6 +59,8 @@ pub struct App {
     pub trails: Arc<service::trails::TrailStore>,
     /// Per (access key, operation) token buckets from `[rate_limits]`; empty config = no limits.
     pub rate_limiter: RateLimiter,
+    /// Request body bytes held in memory at once, across requests (`[server] body_memory_bytes`).
+    pub body_budget: body::MemoryBudget,
 }
 
 impl App {
@@ -77,6 +79,7 @@ impl App {
         Ok(App {
             principals: Principals::from_config(&config),
             rate_limiter: RateLimiter::from_config(&config.rate_limits),
+            body_budget: body::MemoryBudget::new(config.server.body_memory_bytes, store.metrics().clone()),
             store,
             config,
             clock,
@@ -118,17 +121,6 @@ pub fn router(app: Arc<App>) -> axum::Router {
     axum::Router::new().fallback(handle).with_state(app)
 }
 
-/// Serves plain HTTP on `listener` until the future returned by `shutdown` completes.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: Arc<App>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router(app).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
-}
-
 async fn handle(State(app): State<Arc<App>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, req: Request) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let tls = req.extensions().get::<TlsInfo>().cloned();
@@ -138,13 +130,9 @@ async fn handle(State(app): State<Arc<App>>, ConnectInfo(peer): ConnectInfo<Sock
         (&Method::GET, "/metrics") => {
             ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.store.render_metrics()).into_response()
         }
-        _ => match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
-            Err(_) => error_response(&ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "RequestEntityTooLargeException",
-                format!("request body exceeds {MAX_REQUEST_BYTES} bytes"),
-            )),
-            Ok(body) => match authenticate(&app, &parts, &body) {
+        _ => match body::read_request_body(&app, body).await {
+            Err(e) => error_response(&e),
+            Ok((body, _held)) => match authenticate(&app, &parts, &body) {
                 Err(e) => {
                     app.store.metrics().record_request("Authenticate", e.code);
                     error_response(&e)

@@ -7,28 +7,77 @@ use std::io::Read;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-/// Hard-coded: the largest body we accept after gzip decompression (guards against gzip bombs).
-pub const MAX_DECODED_BODY_BYTES: usize = 512 * 1024 * 1024;
+/// Hard-coded: gzip output is decoded this many bytes at a time, so a limit is noticed within one chunk.
+const GUNZIP_CHUNK_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BatchError {
     #[error("request body is not valid gzip: {reason}")]
     BadGzip { reason: String },
-    #[error("decompressed body exceeds {max} bytes")]
-    TooLarge { max: usize },
+    #[error("decompressed body exceeds {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("body holds more than {limit} records")]
+    TooManyRecords { limit: usize },
     #[error("body is not a valid JSON array of records: {reason}")]
     BadArray { reason: String },
     #[error("body is not a valid {{\"Records\":[...]}} document: {reason}")]
     BadEnvelope { reason: String },
 }
 
-/// Decompresses a gzip body (several members allowed, as `cat a.gz b.gz` produces).
-pub fn gunzip(body: &[u8]) -> Result<Vec<u8>, BatchError> {
-    let mut out = Vec::with_capacity(body.len() * 8);
-    let mut dec = flate2::read::MultiGzDecoder::new(body).take(MAX_DECODED_BODY_BYTES as u64 + 1);
-    dec.read_to_end(&mut out).map_err(|e| BatchError::BadGzip { reason: e.to_string() })?;
-    if out.len() > MAX_DECODED_BODY_BYTES {
-        return Err(BatchError::TooLarge { max: MAX_DECODED_BODY_BYTES });
+/// Decompresses a gzip body (several members allowed, as `cat a.gz b.gz` produces), refusing it with
+/// [`BatchError::TooLarge`] as soon as the output passes `max_out` bytes: a gzip bomb costs at most
+/// `max_out + 1` bytes of memory, never what it would expand to.
+pub fn gunzip_limited(body: &[u8], max_out: usize) -> Result<Vec<u8>, BatchError> {
+    match gunzip_limited_with(body, max_out, |_| Ok::<(), std::convert::Infallible>(())) {
+        Ok(out) => Ok(out),
+        Err(GunzipError::Batch(e)) => Err(e),
+        Err(GunzipError::Held(never)) => match never {},
+    }
+}
+
+/// Why [`gunzip_limited_with`] stopped.
+#[derive(Debug)]
+pub enum GunzipError<E> {
+    Batch(BatchError),
+    /// The `hold` callback refused more memory.
+    Held(E),
+}
+
+/// [`gunzip_limited`], telling `hold` how many bytes of output memory are about to be in use before
+/// using them, so a caller can count decoded bytes against a memory budget; an `Err` from `hold` stops
+/// decoding. The figure covers the output written so far and the next chunk, and while the output
+/// buffer grows also the copy of it (old and new buffers exist together for a moment). The last call
+/// is with the output's final length. Reserved but unwritten capacity is not counted: those pages are
+/// never touched, so never resident.
+pub fn gunzip_limited_with<E>(
+    body: &[u8],
+    max_out: usize,
+    mut hold: impl FnMut(usize) -> Result<(), E>,
+) -> Result<Vec<u8>, GunzipError<E>> {
+    // One byte past the limit is read, so "exactly max_out" and "more than max_out" differ.
+    let cap = max_out.saturating_add(1);
+    let mut dec = flate2::read::MultiGzDecoder::new(body);
+    let mut out: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; GUNZIP_CHUNK_BYTES.min(cap)];
+    loop {
+        let want = chunk.len().min(cap - out.len());
+        let n = match dec.read(&mut chunk[..want]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(GunzipError::Batch(BatchError::BadGzip { reason: e.to_string() })),
+        };
+        if out.len() + n > out.capacity() {
+            // Doubling keeps the copies to about the output's own size in total.
+            let new_cap = (out.len() + n).max(out.capacity() * 2).min(cap);
+            hold(2 * out.len() + n).map_err(GunzipError::Held)?;
+            out.reserve_exact(new_cap - out.len());
+        }
+        hold(out.len() + n).map_err(GunzipError::Held)?;
+        out.extend_from_slice(&chunk[..n]);
+        if out.len() > max_out {
+            return Err(GunzipError::Batch(BatchError::TooLarge { limit: max_out }));
+        }
     }
     Ok(out)
 }
@@ -69,8 +118,30 @@ pub fn split_batch(body: &[u8]) -> Result<Vec<&[u8]>, BatchError> {
     }
 }
 
+/// [`split_batch`], refusing a body of more than `max_records` records whole with
+/// [`BatchError::TooManyRecords`]. NDJSON stops counting at the first record past the limit.
+pub fn split_batch_limited(body: &[u8], max_records: usize) -> Result<Vec<&[u8]>, BatchError> {
+    let too_many = || BatchError::TooManyRecords { limit: max_records };
+    let trimmed = body.trim_ascii();
+    let is_ndjson = !matches!(trimmed.first(), None | Some(b'[')) && !starts_with_records_key(trimmed);
+    if is_ndjson {
+        let lines = trimmed.split(|b| *b == b'\n').filter(|l| !l.trim_ascii().is_empty());
+        if lines.take(max_records + 1).count() > max_records {
+            // A pretty-printed single record spans lines but is one record.
+            if serde_json::from_slice::<&RawValue>(trimmed).is_err() {
+                return Err(too_many());
+            }
+        }
+    }
+    let parts = split_batch(body)?;
+    if parts.len() > max_records {
+        return Err(too_many());
+    }
+    Ok(parts)
+}
+
 fn starts_with_records_key(obj: &[u8]) -> bool {
-    obj[1..].trim_ascii_start().starts_with(b"\"Records\"")
+    obj.first() == Some(&b'{') && obj[1..].trim_ascii_start().starts_with(b"\"Records\"")
 }
 
 #[cfg(test)]
@@ -110,7 +181,74 @@ mod tests {
         enc.write_all(b"{\"a\":1}\n").unwrap();
         let gz = enc.finish().unwrap();
         assert!(looks_gzipped(&gz));
-        assert_eq!(gunzip(&gz).unwrap(), b"{\"a\":1}\n");
-        assert!(matches!(gunzip(b"\x1f\x8bnope"), Err(BatchError::BadGzip { .. })));
+        assert_eq!(gunzip_limited(&gz, 1024).unwrap(), b"{\"a\":1}\n");
+        assert!(matches!(gunzip_limited(b"\x1f\x8bnope", 1024), Err(BatchError::BadGzip { .. })));
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn gunzip_stops_one_byte_past_the_limit() {
+        let data = vec![b'x'; 300_000];
+        let gz = gzip(&data);
+        assert_eq!(gunzip_limited(&gz, 300_000).unwrap().len(), 300_000);
+        assert_eq!(gunzip_limited(&gz, 299_999), Err(BatchError::TooLarge { limit: 299_999 }));
+        // Two members, as `cat a.gz b.gz` makes: the limit covers both.
+        let two = [gz.clone(), gz].concat();
+        assert_eq!(gunzip_limited(&two, 600_000).unwrap().len(), 600_000);
+        assert_eq!(gunzip_limited(&two, 500_000), Err(BatchError::TooLarge { limit: 500_000 }));
+    }
+
+    #[test]
+    fn a_gzip_bomb_never_holds_more_than_the_limit() {
+        // 256 MiB of zeros compress to about 256 KiB.
+        let gz = {
+            use std::io::Write;
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            let zeros = vec![0u8; 1 << 20];
+            for _ in 0..256 {
+                enc.write_all(&zeros).unwrap();
+            }
+            enc.finish().unwrap()
+        };
+        let mut peak = 0;
+        let got = gunzip_limited_with(&gz, 4 << 20, |held| {
+            peak = peak.max(held);
+            Ok::<(), ()>(())
+        });
+        assert!(matches!(got, Err(GunzipError::Batch(BatchError::TooLarge { limit })) if limit == 4 << 20));
+        // The output plus the copy while it last grew: never more than twice the limit (plus one byte).
+        assert!(peak <= 2 * ((4 << 20) + 1), "peak {peak}");
+    }
+
+    #[test]
+    fn a_refusing_hold_stops_decoding() {
+        let gz = gzip(&vec![b'y'; 1 << 20]);
+        let mut asked = Vec::new();
+        let got = gunzip_limited_with(&gz, 8 << 20, |held| {
+            asked.push(held);
+            if held > 200_000 { Err("budget") } else { Ok(()) }
+        });
+        assert!(matches!(got, Err(GunzipError::Held("budget"))));
+        assert!(*asked.last().unwrap() < 1 << 20, "{asked:?}");
+    }
+
+    #[test]
+    fn too_many_records_are_refused_whole() {
+        let ndjson = "{\"a\":1}\n".repeat(11);
+        assert_eq!(split_batch_limited(ndjson.as_bytes(), 11).unwrap().len(), 11);
+        assert_eq!(split_batch_limited(ndjson.as_bytes(), 10), Err(BatchError::TooManyRecords { limit: 10 }));
+        let array = format!("[{}]", ["{\"a\":1}"; 11].join(","));
+        assert_eq!(split_batch_limited(array.as_bytes(), 10), Err(BatchError::TooManyRecords { limit: 10 }));
+        let env = format!("{{\"Records\":[{}]}}", ["{\"a\":1}"; 11].join(","));
+        assert_eq!(split_batch_limited(env.as_bytes(), 10), Err(BatchError::TooManyRecords { limit: 10 }));
+        // A pretty-printed single record has many lines but is one record.
+        let pretty = "{\n \"a\": 1,\n \"b\": 2,\n \"c\": 3\n}\n";
+        assert_eq!(split_batch_limited(pretty.as_bytes(), 2).unwrap().len(), 1);
     }
 }

@@ -16,7 +16,7 @@ pub mod store;
 pub mod trails;
 
 pub use batch::{BatchError, split_batch};
-pub use config::{Config, ConfigError, PrincipalConfig, Role};
+pub use config::{Config, ConfigError, PrincipalConfig, Role, ServerConfig};
 pub use metrics::Metrics;
 pub use policy::{Decision, Principal, Principals};
 pub use ratelimit::{RateLimiter, Throttled};

@@ -1,0 +1,372 @@
+//! Reading a request body into memory: under a size limit, an overall deadline, and a global budget of
+//! body bytes held at once ([`MemoryBudget`]), so no number of clients can make the server hold more
+//! body bytes than `[server] body_memory_bytes`.
+//!
+//! Called after the request head has been authenticated; `on_chunk` sees every byte as it arrives so
+//! the caller can hash the payload for SigV4 without a second pass.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use http_body_util::BodyExt;
+use service::Metrics;
+use service::metrics::TimeoutKind;
+use std::sync::atomic::Ordering::Relaxed;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use crate::{ApiError, App};
+
+/// Hard-coded: how long a body waits for its share of the memory budget before the request is
+/// answered 503. Short, because waiting holds the bytes already read.
+pub const BUDGET_WAIT: Duration = Duration::from_secs(2);
+
+/// How much of a body may be read, and for how long.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    pub max_bytes: usize,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    #[error("request body exceeds {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("request body not received within {} ms", after.as_millis())]
+    TimedOut { after: Duration },
+    #[error("the server holds as many request bodies as it can; retry later")]
+    Busy,
+    #[error("request body could not be read: {0}")]
+    Aborted(String),
+}
+
+/// The global budget of body bytes held in memory at once: a semaphore counted in bytes.
+#[derive(Clone)]
+pub struct MemoryBudget {
+    inner: Arc<BudgetInner>,
+}
+
+struct BudgetInner {
+    semaphore: Semaphore,
+    total_bytes: usize,
+    wait: Duration,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for MemoryBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryBudget")
+            .field("total_bytes", &self.inner.total_bytes)
+            .field("available_bytes", &self.inner.semaphore.available_permits())
+            .finish()
+    }
+}
+
+impl MemoryBudget {
+    /// A budget of `total_bytes`; the bytes in use are published as `opentrail_body_bytes_held`.
+    pub fn new(total_bytes: usize, metrics: Arc<Metrics>) -> MemoryBudget {
+        Self::with_wait(total_bytes, BUDGET_WAIT, metrics)
+    }
+
+    /// [`MemoryBudget::new`] with another wait than [`BUDGET_WAIT`] (tests).
+    pub fn with_wait(total_bytes: usize, wait: Duration, metrics: Arc<Metrics>) -> MemoryBudget {
+        let total_bytes = total_bytes.min(Semaphore::MAX_PERMITS);
+        MemoryBudget {
+            inner: Arc::new(BudgetInner { semaphore: Semaphore::new(total_bytes), total_bytes, wait, metrics }),
+        }
+    }
+
+    pub fn total_bytes(&self) -> usize {
+        self.inner.total_bytes
+    }
+
+    /// Bytes currently held by permits.
+    pub fn held_bytes(&self) -> usize {
+        self.inner.total_bytes - self.inner.semaphore.available_permits()
+    }
+
+    /// A permit holding nothing yet; grow it with [`BudgetPermit::hold`].
+    pub fn permit(&self) -> BudgetPermit {
+        BudgetPermit { budget: self.clone(), held: 0 }
+    }
+}
+
+/// Bytes of the budget held by one request; given back when dropped.
+#[derive(Debug)]
+pub struct BudgetPermit {
+    budget: MemoryBudget,
+    held: usize,
+}
+
+impl BudgetPermit {
+    pub fn held_bytes(&self) -> usize {
+        self.held
+    }
+
+    /// Makes the permit hold exactly `bytes`: gives back the excess at once, or waits for the missing
+    /// bytes at most the budget's wait (and never past `deadline`).
+    pub async fn hold(&mut self, bytes: usize, deadline: Option<Instant>) -> Result<(), BodyError> {
+        if bytes <= self.held {
+            self.release(self.held - bytes);
+            return Ok(());
+        }
+        let inner = &self.budget.inner;
+        let mut missing = bytes - self.held;
+        if missing > inner.total_bytes {
+            // Would wait forever: more than the whole budget.
+            return Err(self.budget_exhausted());
+        }
+        let wait_until = Instant::now() + inner.wait;
+        let until = deadline.map_or(wait_until, |d| d.min(wait_until));
+        while missing > 0 {
+            let n = missing.min(u32::MAX as usize);
+            match tokio::time::timeout_at(until, inner.semaphore.acquire_many(n as u32)).await {
+                Ok(Ok(permit)) => permit.forget(),
+                // The semaphore is never closed.
+                Ok(Err(_)) => return Err(self.budget_exhausted()),
+                Err(_) if deadline.is_some_and(|d| d <= wait_until) => {
+                    return Err(BodyError::TimedOut { after: Duration::ZERO });
+                }
+                Err(_) => return Err(self.budget_exhausted()),
+            }
+            self.held += n;
+            inner.metrics.front_door.body_bytes_held.fetch_add(n as u64, Relaxed);
+            missing -= n;
+        }
+        Ok(())
+    }
+
+    /// [`BudgetPermit::hold`] for synchronous code running on tokio's blocking pool (gzip decoding).
+    pub fn hold_blocking(&mut self, bytes: usize) -> Result<(), BodyError> {
+        if bytes <= self.held {
+            self.release(self.held - bytes);
+            return Ok(());
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => handle.block_on(self.hold(bytes, None)),
+            Err(_) => Err(BodyError::Aborted("no tokio runtime to wait for the memory budget on".into())),
+        }
+    }
+
+    fn release(&mut self, n: usize) {
+        if n > 0 {
+            self.budget.inner.semaphore.add_permits(n);
+            self.budget.inner.metrics.front_door.body_bytes_held.fetch_sub(n as u64, Relaxed);
+            self.held -= n;
+        }
+    }
+
+    fn budget_exhausted(&self) -> BodyError {
+        self.budget.inner.metrics.front_door.body_budget_exhausted.fetch_add(1, Relaxed);
+        BodyError::Busy
+    }
+}
+
+impl Drop for BudgetPermit {
+    fn drop(&mut self) {
+        self.release(self.held);
+    }
+}
+
+/// Reads a whole body into one buffer.
+///
+/// A `content_length` over `limits.max_bytes` is refused before a byte is read. Otherwise frames are
+/// read until the body ends, `limits.timeout` passes (counted from this call), or the bytes read pass
+/// `limits.max_bytes`. Every byte held is first taken from `budget`: the bytes read, plus the copy made
+/// while a buffer of unknown final size grows. The returned permit holds the body's bytes; drop it
+/// when the body is dropped.
+pub async fn read_body(
+    body: Body,
+    content_length: Option<u64>,
+    limits: &BodyLimits,
+    budget: &MemoryBudget,
+    mut on_chunk: impl FnMut(&[u8]),
+) -> Result<(Bytes, BudgetPermit), BodyError> {
+    let too_large = BodyError::TooLarge { limit: limits.max_bytes };
+    if content_length.is_some_and(|n| n > limits.max_bytes as u64) {
+        return Err(too_large);
+    }
+    let deadline = Instant::now() + limits.timeout;
+    let timed_out = BodyError::TimedOut { after: limits.timeout };
+    let mut permit = budget.permit();
+    // With a Content-Length the buffer is allocated once; pages the body never fills are never touched,
+    // so only the bytes read are counted.
+    let mut buf: Vec<u8> = Vec::with_capacity(content_length.unwrap_or(0) as usize);
+    let mut body = body;
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return Err(timed_out),
+            Ok(None) => break,
+            Ok(Some(Err(e))) => return Err(BodyError::Aborted(e.to_string())),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        // Trailers carry nothing we use.
+        let Ok(data) = frame.into_data() else { continue };
+        if data.is_empty() {
+            continue;
+        }
+        let len = buf.len() + data.len();
+        if len > limits.max_bytes {
+            return Err(too_large);
+        }
+        let held = |e: BodyError| if matches!(e, BodyError::TimedOut { .. }) { timed_out.clone() } else { e };
+        if len > buf.capacity() {
+            // Old and new buffer exist together while the bytes are copied.
+            permit.hold(2 * buf.len() + data.len(), Some(deadline)).await.map_err(held)?;
+            let new_cap = len.max(buf.capacity() * 2).min(limits.max_bytes);
+            buf.reserve_exact(new_cap - buf.len());
+        }
+        permit.hold(len, Some(deadline)).await.map_err(held)?;
+        on_chunk(&data);
+        // Copied out so the frame (a slice of hyper's read buffer) is freed now: a client sending tiny
+        // frames must not pin one large read buffer per frame.
+        buf.extend_from_slice(&data);
+    }
+    Ok((Bytes::from(buf), permit))
+}
+
+/// The request body under `[server]`'s `max_request_bytes` and `body_timeout_ms`, held against the
+/// server's body memory budget; the declared length is the one hyper parsed from the head.
+pub async fn read_request_body(app: &App, body: Body) -> Result<(Bytes, BudgetPermit), ApiError> {
+    let server = &app.config.server;
+    let limits = BodyLimits { max_bytes: server.max_request_bytes, timeout: server.body_timeout() };
+    let content_length = http_body::Body::size_hint(&body).exact();
+    read_body(body, content_length, &limits, &app.body_budget, |_| {}).await.map_err(|e| {
+        if matches!(e, BodyError::TimedOut { .. }) {
+            app.store.metrics().front_door.record_timeout(TimeoutKind::Body);
+        }
+        ApiError::from(e)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn budget(bytes: usize) -> MemoryBudget {
+        MemoryBudget::with_wait(bytes, Duration::from_millis(100), Arc::new(Metrics::default()))
+    }
+
+    fn limits(max_bytes: usize) -> BodyLimits {
+        BodyLimits { max_bytes, timeout: Duration::from_secs(5) }
+    }
+
+    /// A body that yields `chunks` one frame each, then ends, or (when `hang`) never ends.
+    struct Chunks {
+        chunks: std::collections::VecDeque<Vec<u8>>,
+        hang: bool,
+    }
+
+    impl http_body::Body for Chunks {
+        type Data = Bytes;
+        type Error = std::io::Error;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+            use std::task::Poll;
+            match self.chunks.pop_front() {
+                Some(c) => Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from(c))))),
+                // Never woken: the deadline's timer is what ends the wait.
+                None if self.hang => Poll::Pending,
+                None => Poll::Ready(None),
+            }
+        }
+    }
+
+    fn streamed(chunks: Vec<Vec<u8>>, hang: bool) -> Body {
+        Body::new(Chunks { chunks: chunks.into(), hang })
+    }
+
+    #[tokio::test]
+    async fn a_body_is_read_whole_and_every_chunk_is_seen() {
+        let b = budget(1 << 20);
+        let mut seen = Vec::new();
+        let body = streamed(vec![b"hello ".to_vec(), b"world".to_vec()], false);
+        let (bytes, permit) = read_body(body, None, &limits(100), &b, |c| seen.extend_from_slice(c)).await.unwrap();
+        assert_eq!(&bytes[..], b"hello world");
+        assert_eq!(seen, b"hello world");
+        assert_eq!(permit.held_bytes(), 11);
+        assert_eq!(b.held_bytes(), 11);
+        drop(permit);
+        assert_eq!(b.held_bytes(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_declared_length_over_the_limit_is_refused_unread() {
+        let b = budget(1 << 20);
+        let body = streamed(vec![vec![0; 101]], false);
+        let got = read_body(body, Some(101), &limits(100), &b, |_| panic!("read a chunk")).await;
+        assert_eq!(got.unwrap_err(), BodyError::TooLarge { limit: 100 });
+    }
+
+    #[tokio::test]
+    async fn an_undeclared_body_stops_at_the_first_byte_over_the_limit() {
+        let b = budget(1 << 20);
+        let mut read = 0;
+        let body = streamed(vec![vec![1; 60], vec![2; 40], vec![3; 1], vec![4; 1000]], false);
+        let got = read_body(body, None, &limits(100), &b, |c| read += c.len()).await;
+        assert_eq!(got.unwrap_err(), BodyError::TooLarge { limit: 100 });
+        assert_eq!(read, 100, "chunks past the limit are not handed on");
+        assert_eq!(b.held_bytes(), 0, "the permit is given back");
+        // Exactly the limit is fine.
+        let body = streamed(vec![vec![1; 60], vec![2; 40]], false);
+        assert_eq!(read_body(body, None, &limits(100), &b, |_| {}).await.unwrap().0.len(), 100);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_never_ends_times_out() {
+        let b = budget(1 << 20);
+        let body = streamed(vec![vec![1; 10]], true);
+        let lim = BodyLimits { max_bytes: 100, timeout: Duration::from_millis(1500) };
+        let got = read_body(body, None, &lim, &b, |_| {}).await;
+        assert_eq!(got.unwrap_err(), BodyError::TimedOut { after: Duration::from_millis(1500) });
+        assert_eq!(b.held_bytes(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_exhausted_budget_answers_busy_after_a_bounded_wait() {
+        let b = budget(1000);
+        let (_held, permit) =
+            read_body(Body::from(vec![0u8; 900]), Some(900), &limits(1000), &b, |_| {}).await.unwrap();
+        let started = Instant::now();
+        let got = read_body(Body::from(vec![0u8; 200]), Some(200), &limits(1000), &b, |_| {}).await;
+        assert_eq!(got.unwrap_err(), BodyError::Busy);
+        assert_eq!(started.elapsed(), Duration::from_millis(100));
+        drop(permit);
+        assert!(read_body(Body::from(vec![0u8; 200]), Some(200), &limits(1000), &b, |_| {}).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_growing_buffer_counts_its_copy() {
+        // Without a Content-Length the buffer doubles; while it grows, old and new copies are both held.
+        let b = budget(1 << 20);
+        let chunks: Vec<Vec<u8>> = (0..64).map(|_| vec![7u8; 1000]).collect();
+        let (bytes, permit) = read_body(streamed(chunks, false), None, &limits(1 << 20), &b, |_| {}).await.unwrap();
+        assert_eq!(bytes.len(), 64_000);
+        assert_eq!(permit.held_bytes(), 64_000);
+        // A budget too small for the copy refuses the body even though the body itself would fit.
+        let small = budget(40_000);
+        let chunks: Vec<Vec<u8>> = (0..36).map(|_| vec![7u8; 1000]).collect();
+        let got = read_body(streamed(chunks, false), None, &limits(1 << 20), &small, |_| {}).await;
+        assert_eq!(got.unwrap_err(), BodyError::Busy);
+    }
+
+    #[tokio::test]
+    async fn hold_blocking_works_on_the_blocking_pool() {
+        let b = budget(1000);
+        let b2 = b.clone();
+        let held = tokio::task::spawn_blocking(move || {
+            let mut p = b2.permit();
+            p.hold_blocking(600).unwrap();
+            let again = p.hold_blocking(2000);
+            (p.held_bytes(), again)
+        })
+        .await
+        .unwrap();
+        assert_eq!(held, (600, Err(BodyError::Busy)));
+        assert_eq!(b.held_bytes(), 0);
+    }
+}
