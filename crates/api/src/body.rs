@@ -16,11 +16,14 @@ use std::sync::atomic::Ordering::Relaxed;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use crate::pages::{Full, PageBuf};
 use crate::{ApiError, App};
 
-/// Hard-coded: how long a body waits for its share of the memory budget before the request is
-/// answered 503. Short, because waiting holds the bytes already read.
-pub const BUDGET_WAIT: Duration = Duration::from_secs(2);
+/// Hard-coded: how long a body waits for more of the memory budget before the request is answered
+/// 503. Short, because a waiting request holds the bytes it has read: when requests that each hold a
+/// part of the budget all wait for more, the first to have started waiting gives up first and its
+/// bytes go to the others, so some finish instead of all failing together.
+pub const BUDGET_WAIT: Duration = Duration::from_millis(250);
 
 /// How much of a body may be read, and for how long.
 #[derive(Debug, Clone, Copy)]
@@ -173,9 +176,8 @@ impl Drop for BudgetPermit {
 ///
 /// A `content_length` over `limits.max_bytes` is refused before a byte is read. Otherwise frames are
 /// read until the body ends, `limits.timeout` passes (counted from this call), or the bytes read pass
-/// `limits.max_bytes`. Every byte held is first taken from `budget`: the bytes read, plus the copy made
-/// while a buffer of unknown final size grows. The returned permit holds the body's bytes; drop it
-/// when the body is dropped.
+/// `limits.max_bytes`. Every byte read is first taken from `budget`. The returned permit holds the
+/// body's bytes; drop it when the body is dropped.
 pub async fn read_body(
     body: Body,
     content_length: Option<u64>,
@@ -190,9 +192,7 @@ pub async fn read_body(
     let deadline = Instant::now() + limits.timeout;
     let timed_out = BodyError::TimedOut { after: limits.timeout };
     let mut permit = budget.permit();
-    // With a Content-Length the buffer is allocated once; pages the body never fills are never touched,
-    // so only the bytes read are counted.
-    let mut buf: Vec<u8> = Vec::with_capacity(content_length.unwrap_or(0) as usize);
+    let mut buf = BodyBuf::new(content_length.map_or(limits.max_bytes, |n| n as usize))?;
     let mut body = body;
     loop {
         let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
@@ -210,20 +210,65 @@ pub async fn read_body(
         if len > limits.max_bytes {
             return Err(too_large);
         }
-        let held = |e: BodyError| if matches!(e, BodyError::TimedOut { .. }) { timed_out.clone() } else { e };
-        if len > buf.capacity() {
-            // Old and new buffer exist together while the bytes are copied.
-            permit.hold(2 * buf.len() + data.len(), Some(deadline)).await.map_err(held)?;
-            let new_cap = len.max(buf.capacity() * 2).min(limits.max_bytes);
-            buf.reserve_exact(new_cap - buf.len());
-        }
-        permit.hold(len, Some(deadline)).await.map_err(held)?;
+        permit.hold(len, Some(deadline)).await.map_err(|e| match e {
+            BodyError::TimedOut { .. } => timed_out.clone(),
+            e => e,
+        })?;
         on_chunk(&data);
         // Copied out so the frame (a slice of hyper's read buffer) is freed now: a client sending tiny
         // frames must not pin one large read buffer per frame.
-        buf.extend_from_slice(&data);
+        buf.extend_from_slice(&data).map_err(|_| too_large.clone())?;
     }
-    Ok((Bytes::from(buf), permit))
+    Ok((buf.into_bytes(), permit))
+}
+
+/// Hard-coded: bodies declared at most this long are read onto the heap; longer ones, and bodies of
+/// unknown length, into their own mapping ([`PageBuf`]) so their memory goes back to the OS when they
+/// are dropped and the budget's count stays the process's.
+const HEAP_BODY_MAX_BYTES: usize = 64 * 1024;
+
+/// Where a body is read to: reserved once at its declared length (or else the limit) and never grown,
+/// so no outgrown copies are left behind.
+enum BodyBuf {
+    Heap(Vec<u8>),
+    Pages(PageBuf),
+}
+
+impl BodyBuf {
+    fn new(cap: usize) -> Result<BodyBuf, BodyError> {
+        if cap <= HEAP_BODY_MAX_BYTES {
+            return Ok(BodyBuf::Heap(Vec::with_capacity(cap)));
+        }
+        PageBuf::with_capacity(cap).map(BodyBuf::Pages).map_err(|error| {
+            tracing::warn!(%error, bytes = cap, "cannot map a body buffer");
+            BodyError::Busy
+        })
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            BodyBuf::Heap(v) => v.len(),
+            BodyBuf::Pages(p) => p.len(),
+        }
+    }
+
+    fn extend_from_slice(&mut self, data: &[u8]) -> Result<(), Full> {
+        match self {
+            BodyBuf::Heap(v) if data.len() > v.capacity() - v.len() => Err(Full { cap: v.capacity() }),
+            BodyBuf::Heap(v) => {
+                v.extend_from_slice(data);
+                Ok(())
+            }
+            BodyBuf::Pages(p) => p.extend_from_slice(data),
+        }
+    }
+
+    fn into_bytes(self) -> Bytes {
+        match self {
+            BodyBuf::Heap(v) => Bytes::from(v),
+            BodyBuf::Pages(p) => p.into_bytes(),
+        }
+    }
 }
 
 /// The request body under `[server]`'s `max_request_bytes` and `body_timeout_ms`, held against the
@@ -340,18 +385,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_growing_buffer_counts_its_copy() {
-        // Without a Content-Length the buffer doubles; while it grows, old and new copies are both held.
+    async fn an_undeclared_body_is_held_byte_for_byte() {
         let b = budget(1 << 20);
         let chunks: Vec<Vec<u8>> = (0..64).map(|_| vec![7u8; 1000]).collect();
-        let (bytes, permit) = read_body(streamed(chunks, false), None, &limits(1 << 20), &b, |_| {}).await.unwrap();
+        let mut held = Vec::new();
+        let b2 = b.clone();
+        let (bytes, permit) = read_body(streamed(chunks, false), None, &limits(1 << 20), &b, |_| {
+            held.push(b2.held_bytes());
+        })
+        .await
+        .unwrap();
         assert_eq!(bytes.len(), 64_000);
         assert_eq!(permit.held_bytes(), 64_000);
-        // A budget too small for the copy refuses the body even though the body itself would fit.
-        let small = budget(40_000);
-        let chunks: Vec<Vec<u8>> = (0..36).map(|_| vec![7u8; 1000]).collect();
-        let got = read_body(streamed(chunks, false), None, &limits(1 << 20), &small, |_| {}).await;
-        assert_eq!(got.unwrap_err(), BodyError::Busy);
+        // Each chunk is held before it is handed on.
+        assert_eq!(held, (1..=64).map(|i| i * 1000).collect::<Vec<_>>());
     }
 
     #[tokio::test]

@@ -10,8 +10,9 @@ use model::Record;
 use service::batch::GunzipError;
 use service::{Decision, IngestItem, batch};
 
-use crate::body::BudgetPermit;
+use crate::body::{BodyError, BudgetPermit};
 use crate::error::ApiError;
+use crate::pages::PageBuf;
 use crate::{App, CallContext, blocking, error_response, header_str, json_bytes_response};
 
 /// Checks the caller may perform `action`; the denial is AWS-shaped.
@@ -31,8 +32,8 @@ pub(crate) struct Failed {
 
 /// Splits and validates a body off the async workers: the records to store and the failures.
 ///
-/// A gzip body is decoded under `[server] max_decoded_bytes`, its decoded bytes taken from the body
-/// memory budget as they are produced; a body of more than `max_records_per_request` records is refused
+/// A gzip body is decoded under `[server] max_decoded_bytes` into its own mapping ([`PageBuf`]), its
+/// decoded bytes taken from the body memory budget before they are kept; a body of more than `max_records_per_request` records is refused
 /// whole. The returned permit keeps holding the decoded size while the parsed records (about as large)
 /// live, until they are stored.
 pub(crate) async fn parse_body(
@@ -47,12 +48,17 @@ pub(crate) async fn parse_body(
     blocking(move || {
         let decoded;
         let bytes: &[u8] = if gzip_header || batch::looks_gzipped(&body) {
-            decoded =
-                batch::gunzip_limited_with(&body, max_decoded, |n| permit.hold_blocking(n)).map_err(|e| match e {
-                    GunzipError::Batch(e) => ApiError::from(e),
-                    GunzipError::Held(e) => ApiError::from(e),
-                })?;
-            &decoded
+            let mut out = PageBuf::with_capacity(max_decoded).map_err(|e| ApiError::internal(&e))?;
+            batch::gunzip_limited_with(&body, max_decoded, |chunk| {
+                permit.hold_blocking(out.len() + chunk.len())?;
+                out.extend_from_slice(chunk).map_err(|_| BodyError::TooLarge { limit: max_decoded })
+            })
+            .map_err(|e| match e {
+                GunzipError::Batch(e) => ApiError::from(e),
+                GunzipError::Sink(e) => ApiError::from(e),
+            })?;
+            decoded = out;
+            decoded.as_slice()
         } else {
             &body
         };

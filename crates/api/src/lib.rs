@@ -16,6 +16,7 @@ mod ingest;
 mod keys;
 pub mod listener;
 pub mod lookup;
+pub mod pages;
 pub mod tls;
 mod trails;
 

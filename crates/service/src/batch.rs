@@ -26,12 +26,17 @@ pub enum BatchError {
 
 /// Decompresses a gzip body (several members allowed, as `cat a.gz b.gz` produces), refusing it with
 /// [`BatchError::TooLarge`] as soon as the output passes `max_out` bytes: a gzip bomb costs at most
-/// `max_out + 1` bytes of memory, never what it would expand to.
+/// `max_out` bytes of memory, never what it would expand to.
 pub fn gunzip_limited(body: &[u8], max_out: usize) -> Result<Vec<u8>, BatchError> {
-    match gunzip_limited_with(body, max_out, |_| Ok::<(), std::convert::Infallible>(())) {
-        Ok(out) => Ok(out),
+    let mut out = Vec::new();
+    let decoded = gunzip_limited_with(body, max_out, |chunk| {
+        out.extend_from_slice(chunk);
+        Ok::<(), std::convert::Infallible>(())
+    });
+    match decoded {
+        Ok(_) => Ok(out),
         Err(GunzipError::Batch(e)) => Err(e),
-        Err(GunzipError::Held(never)) => match never {},
+        Err(GunzipError::Sink(never)) => match never {},
     }
 }
 
@@ -39,47 +44,38 @@ pub fn gunzip_limited(body: &[u8], max_out: usize) -> Result<Vec<u8>, BatchError
 #[derive(Debug)]
 pub enum GunzipError<E> {
     Batch(BatchError),
-    /// The `hold` callback refused more memory.
-    Held(E),
+    /// The sink refused a chunk.
+    Sink(E),
 }
 
-/// [`gunzip_limited`], telling `hold` how many bytes of output memory are about to be in use before
-/// using them, so a caller can count decoded bytes against a memory budget; an `Err` from `hold` stops
-/// decoding. The figure covers the output written so far and the next chunk, and while the output
-/// buffer grows also the copy of it (old and new buffers exist together for a moment). The last call
-/// is with the output's final length. Reserved but unwritten capacity is not counted: those pages are
-/// never touched, so never resident.
+/// [`gunzip_limited`], handing the output to `sink` a chunk at a time instead of collecting it, so the
+/// caller decides where decoded bytes live and can count them against a memory budget before keeping
+/// them; an `Err` from `sink` stops decoding. No chunk that would take the output past `max_out` is
+/// handed on. Returns the decoded length.
 pub fn gunzip_limited_with<E>(
     body: &[u8],
     max_out: usize,
-    mut hold: impl FnMut(usize) -> Result<(), E>,
-) -> Result<Vec<u8>, GunzipError<E>> {
-    // One byte past the limit is read, so "exactly max_out" and "more than max_out" differ.
-    let cap = max_out.saturating_add(1);
+    mut sink: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<usize, GunzipError<E>> {
     let mut dec = flate2::read::MultiGzDecoder::new(body);
-    let mut out: Vec<u8> = Vec::new();
-    let mut chunk = vec![0u8; GUNZIP_CHUNK_BYTES.min(cap)];
+    // One byte past the limit is read, so "exactly max_out" and "more than max_out" differ.
+    let mut chunk = vec![0u8; GUNZIP_CHUNK_BYTES.min(max_out.saturating_add(1))];
+    let mut total = 0usize;
     loop {
-        let want = chunk.len().min(cap - out.len());
+        let want = chunk.len().min(max_out + 1 - total);
         let n = match dec.read(&mut chunk[..want]) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(GunzipError::Batch(BatchError::BadGzip { reason: e.to_string() })),
         };
-        if out.len() + n > out.capacity() {
-            // Doubling keeps the copies to about the output's own size in total.
-            let new_cap = (out.len() + n).max(out.capacity() * 2).min(cap);
-            hold(2 * out.len() + n).map_err(GunzipError::Held)?;
-            out.reserve_exact(new_cap - out.len());
-        }
-        hold(out.len() + n).map_err(GunzipError::Held)?;
-        out.extend_from_slice(&chunk[..n]);
-        if out.len() > max_out {
+        if total + n > max_out {
             return Err(GunzipError::Batch(BatchError::TooLarge { limit: max_out }));
         }
+        sink(&chunk[..n]).map_err(GunzipError::Sink)?;
+        total += n;
     }
-    Ok(out)
+    Ok(total)
 }
 
 /// True when the bytes start with the gzip magic number.
@@ -205,7 +201,7 @@ mod tests {
     }
 
     #[test]
-    fn a_gzip_bomb_never_holds_more_than_the_limit() {
+    fn a_gzip_bomb_is_refused_before_passing_the_limit() {
         // 256 MiB of zeros compress to about 256 KiB.
         let gz = {
             use std::io::Write;
@@ -216,26 +212,29 @@ mod tests {
             }
             enc.finish().unwrap()
         };
-        let mut peak = 0;
-        let got = gunzip_limited_with(&gz, 4 << 20, |held| {
-            peak = peak.max(held);
+        let mut handed = 0;
+        let got = gunzip_limited_with(&gz, 4 << 20, |chunk| {
+            handed += chunk.len();
             Ok::<(), ()>(())
         });
         assert!(matches!(got, Err(GunzipError::Batch(BatchError::TooLarge { limit })) if limit == 4 << 20));
-        // The output plus the copy while it last grew: never more than twice the limit (plus one byte).
-        assert!(peak <= 2 * ((4 << 20) + 1), "peak {peak}");
+        // Nothing past the limit reaches the sink.
+        assert!(handed <= 4 << 20, "handed on {handed}");
     }
 
     #[test]
-    fn a_refusing_hold_stops_decoding() {
+    fn a_refusing_sink_stops_decoding() {
         let gz = gzip(&vec![b'y'; 1 << 20]);
-        let mut asked = Vec::new();
-        let got = gunzip_limited_with(&gz, 8 << 20, |held| {
-            asked.push(held);
-            if held > 200_000 { Err("budget") } else { Ok(()) }
+        let mut handed = 0;
+        let got = gunzip_limited_with(&gz, 8 << 20, |chunk| {
+            if handed + chunk.len() > 200_000 {
+                return Err("budget");
+            }
+            handed += chunk.len();
+            Ok(())
         });
-        assert!(matches!(got, Err(GunzipError::Held("budget"))));
-        assert!(*asked.last().unwrap() < 1 << 20, "{asked:?}");
+        assert!(matches!(got, Err(GunzipError::Sink("budget"))));
+        assert!(handed <= 200_000);
     }
 
     #[test]

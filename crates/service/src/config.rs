@@ -90,8 +90,7 @@ pub struct ServerConfig {
     /// The most records one ingest request may carry; a body with more is refused whole.
     pub max_records_per_request: usize,
     /// Request bodies (as sent and decompressed) held in memory at once, across all requests; a request
-    /// that cannot get its share in time is answered 503. At least
-    /// `max(2 × max_request_bytes, max_request_bytes + 2 × max_decoded_bytes)`.
+    /// that cannot get its share in time is answered 503. At least `max_request_bytes + max_decoded_bytes`.
     pub body_memory_bytes: usize,
 }
 
@@ -152,16 +151,14 @@ impl ServerConfig {
                 return invalid(field, format!("must be at most {MAX_TIMEOUT_MS} (a day)"));
             }
         }
-        // The largest request must fit in the budget, or it could never be served: its body as sent,
-        // then that body plus its decoded form; a buffer growing to an unknown size is copied once, so
-        // for a moment holds twice its bytes.
-        let largest = (2 * self.max_request_bytes as u128)
-            .max(self.max_request_bytes as u128 + 2 * self.max_decoded_bytes as u128);
+        // The largest request must fit in the budget, or it could never be served: its body as sent and
+        // its decoded form are held together while it is decoded.
+        let largest = self.max_request_bytes as u128 + self.max_decoded_bytes as u128;
         if (self.body_memory_bytes as u128) < largest {
             return invalid(
                 "body_memory_bytes",
                 format!(
-                    "must be at least max(2 × max_request_bytes, max_request_bytes + 2 × max_decoded_bytes) = {largest}, so the largest request fits"
+                    "must be at least max_request_bytes + max_decoded_bytes = {largest}, so the largest request fits"
                 ),
             );
         }
@@ -352,11 +349,11 @@ role = "admin"
         let err = Config::parse("[server]\nheader_timeout_ms = 0\n").unwrap_err();
         assert!(err.to_string().contains("server.header_timeout_ms"), "{err}");
         let err =
-            Config::parse("[server]\nmax_request_bytes = 1000\nmax_decoded_bytes = 1000\nbody_memory_bytes = 2999\n")
+            Config::parse("[server]\nmax_request_bytes = 1000\nmax_decoded_bytes = 2000\nbody_memory_bytes = 2999\n")
                 .unwrap_err();
         assert!(err.to_string().contains("server.body_memory_bytes"), "{err}");
         assert!(err.to_string().contains("3000"), "{err}");
-        Config::parse("[server]\nmax_request_bytes = 1000\nmax_decoded_bytes = 1000\nbody_memory_bytes = 3000\n")
+        Config::parse("[server]\nmax_request_bytes = 1000\nmax_decoded_bytes = 2000\nbody_memory_bytes = 3000\n")
             .unwrap();
         let err = Config::parse("[server]\nidle_timeout = 5\n").unwrap_err();
         assert!(err.to_string().contains("idle_timeout"), "{err}");
