@@ -19,11 +19,9 @@ use tokio::time::Instant;
 use crate::pages::{Full, PageBuf};
 use crate::{ApiError, App};
 
-/// Hard-coded: how long a body waits for more of the memory budget before the request is answered
-/// 503. Short, because a waiting request holds the bytes it has read: when requests that each hold a
-/// part of the budget all wait for more, the first to have started waiting gives up first and its
-/// bytes go to the others, so some finish instead of all failing together.
-pub const BUDGET_WAIT: Duration = Duration::from_millis(250);
+/// Hard-coded: how long a body waits for its first bytes of the memory budget before the request is
+/// answered 503 (a body already holding bytes never waits; see [`BudgetPermit::hold`]).
+pub const BUDGET_WAIT: Duration = Duration::from_millis(500);
 
 /// How much of a body may be read, and for how long.
 #[derive(Debug, Clone, Copy)]
@@ -107,49 +105,72 @@ impl BudgetPermit {
         self.held
     }
 
-    /// Makes the permit hold exactly `bytes`: gives back the excess at once, or waits for the missing
-    /// bytes at most the budget's wait (and never past `deadline`).
+    /// Makes the permit hold exactly `bytes`: gives back the excess at once, or takes the missing bytes.
+    ///
+    /// A permit that holds nothing yet waits for them at most the budget's wait (and never past
+    /// `deadline`). One that already holds bytes does not wait: requests that each hold part of the
+    /// budget and all wait for more would hold all of it and finish none. Refused at once instead, the
+    /// request gives its bytes back and the others go on.
     pub async fn hold(&mut self, bytes: usize, deadline: Option<Instant>) -> Result<(), BodyError> {
-        if bytes <= self.held {
-            self.release(self.held - bytes);
-            return Ok(());
+        let Some(missing) = self.missing(bytes)? else { return Ok(()) };
+        if self.held > 0 {
+            return self.take_now(missing);
         }
         let inner = &self.budget.inner;
-        let mut missing = bytes - self.held;
-        if missing > inner.total_bytes {
-            // Would wait forever: more than the whole budget.
-            return Err(self.budget_exhausted());
-        }
         let wait_until = Instant::now() + inner.wait;
         let until = deadline.map_or(wait_until, |d| d.min(wait_until));
-        while missing > 0 {
-            let n = missing.min(u32::MAX as usize);
-            match tokio::time::timeout_at(until, inner.semaphore.acquire_many(n as u32)).await {
-                Ok(Ok(permit)) => permit.forget(),
-                // The semaphore is never closed.
-                Ok(Err(_)) => return Err(self.budget_exhausted()),
-                Err(_) if deadline.is_some_and(|d| d <= wait_until) => {
-                    return Err(BodyError::TimedOut { after: Duration::ZERO });
-                }
-                Err(_) => return Err(self.budget_exhausted()),
+        match tokio::time::timeout_at(until, inner.semaphore.acquire_many(missing as u32)).await {
+            Ok(Ok(permit)) => permit.forget(),
+            // The semaphore is never closed.
+            Ok(Err(_)) => return Err(self.budget_exhausted()),
+            Err(_) if deadline.is_some_and(|d| d <= wait_until) => {
+                return Err(BodyError::TimedOut { after: Duration::ZERO });
             }
-            self.held += n;
-            inner.metrics.front_door.body_bytes_held.fetch_add(n as u64, Relaxed);
-            missing -= n;
+            Err(_) => return Err(self.budget_exhausted()),
         }
+        self.took(missing);
         Ok(())
     }
 
     /// [`BudgetPermit::hold`] for synchronous code running on tokio's blocking pool (gzip decoding).
     pub fn hold_blocking(&mut self, bytes: usize) -> Result<(), BodyError> {
-        if bytes <= self.held {
-            self.release(self.held - bytes);
-            return Ok(());
+        let Some(missing) = self.missing(bytes)? else { return Ok(()) };
+        if self.held > 0 {
+            return self.take_now(missing);
         }
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => handle.block_on(self.hold(bytes, None)),
             Err(_) => Err(BodyError::Aborted("no tokio runtime to wait for the memory budget on".into())),
         }
+    }
+
+    /// The bytes to take to hold `bytes`, after giving back any excess; `None` when nothing is missing.
+    fn missing(&mut self, bytes: usize) -> Result<Option<usize>, BodyError> {
+        if bytes <= self.held {
+            self.release(self.held - bytes);
+            return Ok(None);
+        }
+        let missing = bytes - self.held;
+        // More than the whole budget would never come; more than u32::MAX cannot be asked of the
+        // semaphore at once (bodies are taken a frame at a time, far below either).
+        if missing > self.budget.inner.total_bytes || missing > u32::MAX as usize {
+            return Err(self.budget_exhausted());
+        }
+        Ok(Some(missing))
+    }
+
+    fn take_now(&mut self, missing: usize) -> Result<(), BodyError> {
+        match self.budget.inner.semaphore.try_acquire_many(missing as u32) {
+            Ok(permit) => permit.forget(),
+            Err(_) => return Err(self.budget_exhausted()),
+        }
+        self.took(missing);
+        Ok(())
+    }
+
+    fn took(&mut self, n: usize) {
+        self.held += n;
+        self.budget.inner.metrics.front_door.body_bytes_held.fetch_add(n as u64, Relaxed);
     }
 
     fn release(&mut self, n: usize) {
@@ -401,6 +422,33 @@ mod tests {
         assert_eq!(held, (1..=64).map(|i| i * 1000).collect::<Vec<_>>());
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_permit_holding_bytes_is_refused_at_once_instead_of_waiting() {
+        let b = budget(1000);
+        let mut first = b.permit();
+        first.hold(600, None).await.unwrap();
+        let mut second = b.permit();
+        second.hold(300, None).await.unwrap();
+        let started = Instant::now();
+        // Both now want more than is left: neither waits for the other.
+        assert_eq!(first.hold(800, None).await, Err(BodyError::Busy));
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        assert_eq!(first.held_bytes(), 600, "a refused permit keeps what it held");
+        drop(first);
+        second.hold(1000, None).await.unwrap();
+        // One holding nothing yet waits, and gets the bytes once they are given back.
+        let waiter = {
+            let b = b.clone();
+            tokio::spawn(async move {
+                let mut p = b.permit();
+                p.hold(500, None).await.map(|()| p.held_bytes())
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        second.hold(400, None).await.unwrap();
+        assert_eq!(waiter.await.unwrap(), Ok(500));
+    }
+
     #[tokio::test]
     async fn hold_blocking_works_on_the_blocking_pool() {
         let b = budget(1000);
@@ -408,12 +456,13 @@ mod tests {
         let held = tokio::task::spawn_blocking(move || {
             let mut p = b2.permit();
             p.hold_blocking(600).unwrap();
-            let again = p.hold_blocking(2000);
+            p.hold_blocking(900).unwrap();
+            let again = p.hold_blocking(1001);
             (p.held_bytes(), again)
         })
         .await
         .unwrap();
-        assert_eq!(held, (600, Err(BodyError::Busy)));
+        assert_eq!(held, (900, Err(BodyError::Busy)));
         assert_eq!(b.held_bytes(), 0);
     }
 }

@@ -33,7 +33,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use service::metrics::TimeoutKind;
 use service::{Metrics, ServerConfig};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
@@ -54,8 +54,28 @@ pub const H2_WINDOW_BYTES: u32 = 256 * 1024;
 pub const H2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
 /// ... and closed if the ping is not answered within this long (a dead peer).
 pub const H2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Hard-coded: the listen backlog asked for (the kernel caps it at `net.core.somaxconn`). Connections
+/// arriving in a burst wait here to be accepted; when it is full the kernel drops new SYNs and clients
+/// retry only a second later. tokio's default is 1024, below `max_connections`' default.
+pub const LISTEN_BACKLOG: u32 = 4096;
 /// Hard-coded: pause after a failed accept (e.g. out of file descriptors) instead of spinning.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Binds a listening socket on `addr` (`host:port`, the first address it resolves to) with
+/// [`LISTEN_BACKLOG`].
+pub async fn bind(addr: &str) -> io::Result<TcpListener> {
+    let mut last = None;
+    for resolved in tokio::net::lookup_host(addr).await? {
+        let socket = if resolved.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+        // As std and tokio do on unix: a restarted server can bind while old connections linger.
+        socket.set_reuseaddr(true)?;
+        match socket.bind(resolved).and_then(|()| socket.listen(LISTEN_BACKLOG)) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("{addr} resolves to no address"))))
+}
 
 /// The timeouts and limits of the connection layer, from `[server]`.
 #[derive(Debug, Clone, Copy)]

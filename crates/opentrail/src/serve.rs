@@ -72,11 +72,11 @@ pub fn run(
     let door = api::FrontDoor::new(limits, store.metrics().clone());
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("listen on {listen}"))?;
+        let listener = api::listener::bind(&listen).await.with_context(|| format!("listen on {listen}"))?;
         let addr = listener.local_addr()?;
         let tls = match tls {
             Some((tls_listen, server_config)) => {
-                let l = tokio::net::TcpListener::bind(&tls_listen)
+                let l = api::listener::bind(&tls_listen)
                     .await
                     .with_context(|| format!("listen (https) on {tls_listen}"))?;
                 Some((l, server_config))
