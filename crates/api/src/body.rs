@@ -50,6 +50,8 @@ pub struct MemoryBudget {
 
 struct BudgetInner {
     semaphore: Semaphore,
+    /// Serializes refusals with the release of the refused permit's bytes (see `take_now`).
+    turn: parking_lot::Mutex<()>,
     total_bytes: usize,
     wait: Duration,
     metrics: Arc<Metrics>,
@@ -74,7 +76,13 @@ impl MemoryBudget {
     pub fn with_wait(total_bytes: usize, wait: Duration, metrics: Arc<Metrics>) -> MemoryBudget {
         let total_bytes = total_bytes.min(Semaphore::MAX_PERMITS);
         MemoryBudget {
-            inner: Arc::new(BudgetInner { semaphore: Semaphore::new(total_bytes), total_bytes, wait, metrics }),
+            inner: Arc::new(BudgetInner {
+                semaphore: Semaphore::new(total_bytes),
+                turn: parking_lot::Mutex::new(()),
+                total_bytes,
+                wait,
+                metrics,
+            }),
         }
     }
 
@@ -109,12 +117,28 @@ impl BudgetPermit {
     ///
     /// A permit that holds nothing yet waits for them at most the budget's wait (and never past
     /// `deadline`). One that already holds bytes does not wait: requests that each hold part of the
-    /// budget and all wait for more would hold all of it and finish none. Refused at once instead, the
-    /// request gives its bytes back and the others go on.
+    /// budget and all wait for more would hold all of it and finish none. It is refused at once
+    /// instead and gives back everything it held, so the others go on.
     pub async fn hold(&mut self, bytes: usize, deadline: Option<Instant>) -> Result<(), BodyError> {
+        self.hold_or_free(bytes, deadline, || {}).await
+    }
+
+    /// [`BudgetPermit::hold`] for synchronous code running on tokio's blocking pool (gzip decoding).
+    pub fn hold_blocking(&mut self, bytes: usize) -> Result<(), BodyError> {
+        self.hold_blocking_or_free(bytes, || {})
+    }
+
+    /// [`BudgetPermit::hold`], calling `free` when refused, before the held bytes go back: `free` drops
+    /// the memory the permit stands for, so the budget never counts it free while it is still in use.
+    pub(crate) async fn hold_or_free(
+        &mut self,
+        bytes: usize,
+        deadline: Option<Instant>,
+        free: impl FnOnce(),
+    ) -> Result<(), BodyError> {
         let Some(missing) = self.missing(bytes)? else { return Ok(()) };
         if self.held > 0 {
-            return self.take_now(missing);
+            return self.take_now(missing, free);
         }
         let inner = &self.budget.inner;
         let wait_until = Instant::now() + inner.wait;
@@ -132,11 +156,11 @@ impl BudgetPermit {
         Ok(())
     }
 
-    /// [`BudgetPermit::hold`] for synchronous code running on tokio's blocking pool (gzip decoding).
-    pub fn hold_blocking(&mut self, bytes: usize) -> Result<(), BodyError> {
+    /// [`BudgetPermit::hold_blocking`] with [`BudgetPermit::hold_or_free`]'s `free`.
+    pub(crate) fn hold_blocking_or_free(&mut self, bytes: usize, free: impl FnOnce()) -> Result<(), BodyError> {
         let Some(missing) = self.missing(bytes)? else { return Ok(()) };
         if self.held > 0 {
-            return self.take_now(missing);
+            return self.take_now(missing, free);
         }
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => handle.block_on(self.hold(bytes, None)),
@@ -159,10 +183,19 @@ impl BudgetPermit {
         Ok(Some(missing))
     }
 
-    fn take_now(&mut self, missing: usize) -> Result<(), BodyError> {
-        match self.budget.inner.semaphore.try_acquire_many(missing as u32) {
+    fn take_now(&mut self, missing: usize, free: impl FnOnce()) -> Result<(), BodyError> {
+        // One decision at a time, and a refused permit frees its memory and gives its bytes back before
+        // the next one: when the budget runs out, requests are refused one by one, each making room
+        // for the rest, never all at once (the last one left can always take what it needs).
+        let inner = self.budget.inner.clone();
+        let _turn = inner.turn.lock();
+        match inner.semaphore.try_acquire_many(missing as u32) {
             Ok(permit) => permit.forget(),
-            Err(_) => return Err(self.budget_exhausted()),
+            Err(_) => {
+                free();
+                self.release(self.held);
+                return Err(self.budget_exhausted());
+            }
         }
         self.took(missing);
         Ok(())
@@ -231,7 +264,7 @@ pub async fn read_body(
         if len > limits.max_bytes {
             return Err(too_large);
         }
-        permit.hold(len, Some(deadline)).await.map_err(|e| match e {
+        permit.hold_or_free(len, Some(deadline), || buf = BodyBuf::Heap(Vec::new())).await.map_err(|e| match e {
             BodyError::TimedOut { .. } => timed_out.clone(),
             e => e,
         })?;
@@ -430,11 +463,15 @@ mod tests {
         let mut second = b.permit();
         second.hold(300, None).await.unwrap();
         let started = Instant::now();
-        // Both now want more than is left: neither waits for the other.
-        assert_eq!(first.hold(800, None).await, Err(BodyError::Busy));
+        // Both now want more than is left: neither waits for the other. The refused one frees its
+        // memory while its bytes are still counted, then gives them back.
+        let mut counted_when_freed = None;
+        let refused = first.hold_or_free(800, None, || counted_when_freed = Some(b.held_bytes())).await;
+        assert_eq!(refused, Err(BodyError::Busy));
+        assert_eq!(counted_when_freed, Some(900));
         assert_eq!(started.elapsed(), Duration::ZERO);
-        assert_eq!(first.held_bytes(), 600, "a refused permit keeps what it held");
-        drop(first);
+        assert_eq!(first.held_bytes(), 0, "a refused permit gives back what it held");
+        assert_eq!(b.held_bytes(), 300);
         second.hold(1000, None).await.unwrap();
         // One holding nothing yet waits, and gets the bytes once they are given back.
         let waiter = {
@@ -462,7 +499,7 @@ mod tests {
         })
         .await
         .unwrap();
-        assert_eq!(held, (900, Err(BodyError::Busy)));
+        assert_eq!(held, (0, Err(BodyError::Busy)));
         assert_eq!(b.held_bytes(), 0);
     }
 }

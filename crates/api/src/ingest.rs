@@ -50,7 +50,7 @@ pub(crate) async fn parse_body(
         let bytes: &[u8] = if gzip_header || batch::looks_gzipped(&body) {
             let mut out = PageBuf::with_capacity(max_decoded).map_err(|e| ApiError::internal(&e))?;
             batch::gunzip_limited_with(&body, max_decoded, |chunk| {
-                permit.hold_blocking(out.len() + chunk.len())?;
+                permit.hold_blocking_or_free(out.len() + chunk.len(), || out = PageBuf::default())?;
                 out.extend_from_slice(chunk).map_err(|_| BodyError::TooLarge { limit: max_decoded })
             })
             .map_err(|e| match e {

@@ -460,3 +460,68 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TrackedIo<T> {
         r
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A response body that never ends.
+    struct Endless;
+
+    impl http_body::Body for Endless {
+        type Data = axum::body::Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+            Poll::Ready(Some(Ok(http_body::Frame::data(axum::body::Bytes::from_static(&[b'x'; 16 * 1024])))))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_stops_reading_is_cut_off_after_the_idle_timeout() {
+        let metrics = Arc::new(Metrics::default());
+        let idle = Duration::from_millis(300);
+        let limits = ConnectionLimits {
+            max_connections: 1,
+            header_timeout: Duration::from_secs(5),
+            idle_timeout: idle,
+            tls_handshake_timeout: Duration::from_secs(5),
+        };
+        let door = FrontDoor::new(limits, metrics.clone());
+        let router = axum::Router::new().fallback(|| async { Body::new(Endless) });
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let slot = door.slots.clone().try_acquire_owned().unwrap();
+        let conn = Connection {
+            door: door.clone(),
+            peer: "127.0.0.1:1".parse().unwrap(),
+            router,
+            _open: Open::new(slot, metrics.clone()),
+        };
+        let activity = Arc::new(Activity::new());
+        let io = TrackedIo { inner: server, activity: activity.clone() };
+        let graceful = GracefulShutdown::new();
+        let served = tokio::spawn(async move { conn.serve(io, None, activity, graceful.watcher()).await });
+        let (mut rd, mut wr) = tokio::io::split(client);
+        wr.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        // A slow reader that keeps reading is never cut off, however long the answer takes ...
+        let mut buf = vec![0u8; 16 * 1024];
+        for _ in 0..20 {
+            tokio::time::sleep(idle / 2).await;
+            assert!(rd.read(&mut buf).await.unwrap() > 0);
+        }
+        assert!(!served.is_finished(), "cut off a client that was reading");
+        // ... one that stops reading is, once writes have stalled for the idle timeout.
+        let stopped = Instant::now();
+        tokio::time::timeout(Duration::from_secs(10), served).await.expect("never cut off").unwrap();
+        let waited = stopped.elapsed();
+        assert!(waited >= idle && waited < idle * 2, "cut off after {waited:?}");
+        assert_eq!(metrics.front_door.timeouts(TimeoutKind::Send), 1);
+        assert_eq!(metrics.front_door.timeouts(TimeoutKind::Idle), 0);
+        assert_eq!(metrics.front_door.connections_open.load(Relaxed), 0, "the slot is given back");
+        drop(door);
+    }
+}

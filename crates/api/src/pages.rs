@@ -34,7 +34,7 @@ impl PageBuf {
     /// Reserves `cap` bytes of address space (none of it resident yet).
     pub fn with_capacity(cap: usize) -> std::io::Result<PageBuf> {
         if cap == 0 {
-            return Ok(PageBuf { ptr: NonNull::dangling(), len: 0, cap: 0 });
+            return Ok(PageBuf::default());
         }
         // SAFETY: an anonymous private mapping at an address of the kernel's choosing touches no
         // existing memory. MAP_NORESERVE: pages are backed when written, so reserving the limit for a
@@ -90,6 +90,13 @@ impl PageBuf {
     /// The buffer as `Bytes`, still unmapped when the last clone is dropped.
     pub fn into_bytes(self) -> Bytes {
         Bytes::from_owner(self)
+    }
+}
+
+impl Default for PageBuf {
+    /// An empty buffer of capacity 0, mapping nothing.
+    fn default() -> PageBuf {
+        PageBuf { ptr: NonNull::dangling(), len: 0, cap: 0 }
     }
 }
 

@@ -198,6 +198,72 @@ fn idle_keepalive_connections_close_at_the_shorter_of_header_and_idle_timeouts()
     }
 }
 
+/// One HTTP/2 frame: 24-bit length, type, flags, stream id, payload.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+#[test]
+fn an_idle_http2_connection_is_closed_after_the_idle_timeout() {
+    // HTTP/2 has no per-request head timer in hyper, and its keep-alive pings keep a connection busy
+    // at the socket: what closes it is that no request is in flight.
+    let s = start("header_timeout_ms = 30000\nidle_timeout_ms = 1000");
+    let mut c = connect(&s);
+    let (settings, headers, data) = (0x4, 0x1, 0x0);
+    let (end_stream, end_headers, ack) = (0x1, 0x4, 0x1);
+    // GET /healthz, HPACK-coded with static-table names: :method GET, :scheme http, then literal
+    // :path and :authority.
+    let mut block = vec![0x82, 0x86, 0x04, 8];
+    block.extend_from_slice(b"/healthz");
+    block.extend_from_slice(&[0x01, 1, b'x']);
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(h2_frame(settings, 0, 0, b""));
+    out.extend(h2_frame(headers, end_stream | end_headers, 1, &block));
+    c.write_all(&out).unwrap();
+    // Read frames until stream 1 ends, acknowledging the server's settings.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut got = Vec::new();
+    let mut status_ok = false;
+    'answer: loop {
+        while got.len() >= 9 {
+            let len = (usize::from(got[0]) << 16) | (usize::from(got[1]) << 8) | usize::from(got[2]);
+            if got.len() < 9 + len {
+                break;
+            }
+            let (kind, flags) = (got[3], got[4]);
+            let stream = u32::from_be_bytes([got[5], got[6], got[7], got[8]]) & 0x7fff_ffff;
+            let payload = got[9..9 + len].to_vec();
+            got.drain(..9 + len);
+            if kind == settings && flags & ack == 0 {
+                c.write_all(&h2_frame(settings, ack, 0, b"")).unwrap();
+            }
+            if kind == headers && stream == 1 {
+                // :status 200 is entry 8 of HPACK's static table.
+                status_ok = payload.first() == Some(&0x88);
+            }
+            if (kind == headers || kind == data) && stream == 1 && flags & end_stream != 0 {
+                break 'answer;
+            }
+        }
+        assert!(Instant::now() < deadline, "no complete HTTP/2 answer");
+        let mut buf = [0u8; 4096];
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let n = c.read(&mut buf).expect("read an HTTP/2 answer");
+        assert!(n > 0, "closed before answering");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(status_ok, "the HTTP/2 answer is not 200");
+    let (closed, _) = wait_closed(&mut c, Duration::from_secs(5));
+    let closed = closed.expect("an idle HTTP/2 connection stayed open 5 s");
+    assert!((Duration::from_millis(800)..Duration::from_millis(2500)).contains(&closed), "closed after {closed:?}");
+    assert!(metric(&s, "opentrail_timeouts_total{kind=\"idle\"}") >= 1.0);
+    s.assert_no_errors_logged();
+}
+
 #[test]
 fn a_trickling_body_is_cut_off_after_the_body_timeout() {
     let s = start("body_timeout_ms = 1000\nheader_timeout_ms = 5000");
