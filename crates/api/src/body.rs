@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use crate::pages::{Full, PageBuf};
+use crate::pages::PageBuf;
 use crate::{ApiError, App};
 
 /// Hard-coded: how long a body waits for its first bytes of the memory budget before the request is
@@ -246,7 +246,7 @@ pub async fn read_body(
     let deadline = Instant::now() + limits.timeout;
     let timed_out = BodyError::TimedOut { after: limits.timeout };
     let mut permit = budget.permit();
-    let mut buf = BodyBuf::new(content_length.map_or(limits.max_bytes, |n| n as usize))?;
+    let mut buf = BodyBuf::new(content_length.map(|n| n as usize), limits.max_bytes)?;
     let mut body = body;
     loop {
         let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
@@ -264,65 +264,101 @@ pub async fn read_body(
         if len > limits.max_bytes {
             return Err(too_large);
         }
-        permit.hold_or_free(len, Some(deadline), || buf = BodyBuf::Heap(Vec::new())).await.map_err(|e| match e {
+        permit.hold_or_free(len, Some(deadline), || buf.free()).await.map_err(|e| match e {
             BodyError::TimedOut { .. } => timed_out.clone(),
             e => e,
         })?;
         on_chunk(&data);
         // Copied out so the frame (a slice of hyper's read buffer) is freed now: a client sending tiny
         // frames must not pin one large read buffer per frame.
-        buf.extend_from_slice(&data).map_err(|_| too_large.clone())?;
+        buf.extend_from_slice(&data)?;
     }
     Ok((buf.into_bytes(), permit))
 }
 
-/// Hard-coded: bodies declared at most this long are read onto the heap; longer ones, and bodies of
-/// unknown length, into their own mapping ([`PageBuf`]) so their memory goes back to the OS when they
-/// are dropped and the budget's count stays the process's.
+/// Hard-coded: a body up to this long is kept on the heap; a longer one in its own mapping
+/// ([`PageBuf`]), whose memory goes back to the OS when it is dropped, so the budget's count stays the
+/// process's (the allocator would keep large freed blocks a while).
 const HEAP_BODY_MAX_BYTES: usize = 64 * 1024;
 
-/// Where a body is read to: reserved once at its declared length (or else the limit) and never grown,
-/// so no outgrown copies are left behind.
-enum BodyBuf {
+/// Where a body (as sent, or decoded) is collected, never holding more than `limit` bytes.
+///
+/// A declared length picks the place once: the heap up to [`HEAP_BODY_MAX_BYTES`], else a mapping of
+/// exactly that length. Without one, bytes start on the heap and move once, when they pass
+/// [`HEAP_BODY_MAX_BYTES`], to a mapping reserved at `limit` (a copy of at most that much); pages the
+/// body never fills are never touched. Nothing is grown by reallocation, so no outgrown copies are
+/// left behind.
+pub(crate) struct BodyBuf {
+    place: Place,
+    limit: usize,
+}
+
+enum Place {
     Heap(Vec<u8>),
     Pages(PageBuf),
 }
 
 impl BodyBuf {
-    fn new(cap: usize) -> Result<BodyBuf, BodyError> {
-        if cap <= HEAP_BODY_MAX_BYTES {
-            return Ok(BodyBuf::Heap(Vec::with_capacity(cap)));
-        }
-        PageBuf::with_capacity(cap).map(BodyBuf::Pages).map_err(|error| {
-            tracing::warn!(%error, bytes = cap, "cannot map a body buffer");
-            BodyError::Busy
-        })
+    pub(crate) fn new(declared: Option<usize>, limit: usize) -> Result<BodyBuf, BodyError> {
+        let place = match declared {
+            Some(n) if n > HEAP_BODY_MAX_BYTES => Place::Pages(map(n)?),
+            Some(n) => Place::Heap(Vec::with_capacity(n)),
+            None => Place::Heap(Vec::new()),
+        };
+        Ok(BodyBuf { place, limit })
     }
 
-    fn len(&self) -> usize {
-        match self {
-            BodyBuf::Heap(v) => v.len(),
-            BodyBuf::Pages(p) => p.len(),
+    pub(crate) fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match &self.place {
+            Place::Heap(v) => v,
+            Place::Pages(p) => p.as_slice(),
         }
     }
 
-    fn extend_from_slice(&mut self, data: &[u8]) -> Result<(), Full> {
-        match self {
-            BodyBuf::Heap(v) if data.len() > v.capacity() - v.len() => Err(Full { cap: v.capacity() }),
-            BodyBuf::Heap(v) => {
+    /// Appends `data`; the caller has checked it fits under the limit (and holds budget for it).
+    pub(crate) fn extend_from_slice(&mut self, data: &[u8]) -> Result<(), BodyError> {
+        let len = self.len() + data.len();
+        if len > self.limit {
+            return Err(BodyError::TooLarge { limit: self.limit });
+        }
+        if let Place::Heap(v) = &mut self.place {
+            if len <= v.capacity() || len <= HEAP_BODY_MAX_BYTES {
                 v.extend_from_slice(data);
-                Ok(())
+                return Ok(());
             }
-            BodyBuf::Pages(p) => p.extend_from_slice(data),
+            let mut pages = map(self.limit)?;
+            let moved = pages.extend_from_slice(v);
+            debug_assert!(moved.is_ok(), "the limit holds what was under it");
+            self.place = Place::Pages(pages);
+        }
+        match &mut self.place {
+            Place::Pages(p) => p.extend_from_slice(data).map_err(|_| BodyError::TooLarge { limit: self.limit }),
+            Place::Heap(_) => unreachable!("moved to pages above"),
         }
     }
 
-    fn into_bytes(self) -> Bytes {
-        match self {
-            BodyBuf::Heap(v) => Bytes::from(v),
-            BodyBuf::Pages(p) => p.into_bytes(),
+    /// Drops the bytes now (a refused body frees its memory before its budget goes back).
+    pub(crate) fn free(&mut self) {
+        self.place = Place::Heap(Vec::new());
+    }
+
+    pub(crate) fn into_bytes(self) -> Bytes {
+        match self.place {
+            Place::Heap(v) => Bytes::from(v),
+            Place::Pages(p) => p.into_bytes(),
         }
     }
+}
+
+fn map(bytes: usize) -> Result<PageBuf, BodyError> {
+    PageBuf::with_capacity(bytes).map_err(|error| {
+        tracing::warn!(%error, bytes, "cannot map a body buffer");
+        BodyError::Busy
+    })
 }
 
 /// The request body under `[server]`'s `max_request_bytes` and `body_timeout_ms`, held against the
@@ -484,6 +520,25 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         second.hold(400, None).await.unwrap();
         assert_eq!(waiter.await.unwrap(), Ok(500));
+    }
+
+    #[test]
+    fn an_undeclared_body_moves_off_the_heap_once_and_keeps_its_bytes() {
+        let mut b = BodyBuf::new(None, 1 << 20).unwrap();
+        let data: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+        for piece in data.chunks(7_000) {
+            b.extend_from_slice(piece).unwrap();
+        }
+        assert!(matches!(b.place, Place::Pages(_)));
+        assert_eq!(b.as_slice(), &data[..]);
+        assert_eq!(b.extend_from_slice(&vec![0; 1 << 20]), Err(BodyError::TooLarge { limit: 1 << 20 }));
+        let small = {
+            let mut b = BodyBuf::new(None, 1 << 20).unwrap();
+            b.extend_from_slice(b"tiny").unwrap();
+            b
+        };
+        assert!(matches!(small.place, Place::Heap(_)));
+        assert_eq!(&small.into_bytes()[..], b"tiny");
     }
 
     #[tokio::test]

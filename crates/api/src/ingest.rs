@@ -10,9 +10,8 @@ use model::Record;
 use service::batch::GunzipError;
 use service::{Decision, IngestItem, batch};
 
-use crate::body::{BodyError, BudgetPermit};
+use crate::body::{BodyBuf, BudgetPermit};
 use crate::error::ApiError;
-use crate::pages::PageBuf;
 use crate::{App, CallContext, blocking, error_response, header_str, json_bytes_response};
 
 /// Checks the caller may perform `action`; the denial is AWS-shaped.
@@ -32,8 +31,8 @@ pub(crate) struct Failed {
 
 /// Splits and validates a body off the async workers: the records to store and the failures.
 ///
-/// A gzip body is decoded under `[server] max_decoded_bytes` into its own mapping ([`PageBuf`]), its
-/// decoded bytes taken from the body memory budget before they are kept; a body of more than `max_records_per_request` records is refused
+/// A gzip body is decoded under `[server] max_decoded_bytes` into a [`BodyBuf`], its decoded bytes
+/// taken from the body memory budget before they are kept; a body of more than `max_records_per_request` records is refused
 /// whole. The returned permit keeps holding the decoded size while the parsed records (about as large)
 /// live, until they are stored.
 pub(crate) async fn parse_body(
@@ -48,10 +47,10 @@ pub(crate) async fn parse_body(
     blocking(move || {
         let decoded;
         let bytes: &[u8] = if gzip_header || batch::looks_gzipped(&body) {
-            let mut out = PageBuf::with_capacity(max_decoded).map_err(|e| ApiError::internal(&e))?;
+            let mut out = BodyBuf::new(None, max_decoded)?;
             batch::gunzip_limited_with(&body, max_decoded, |chunk| {
-                permit.hold_blocking_or_free(out.len() + chunk.len(), || out = PageBuf::default())?;
-                out.extend_from_slice(chunk).map_err(|_| BodyError::TooLarge { limit: max_decoded })
+                permit.hold_blocking_or_free(out.len() + chunk.len(), || out.free())?;
+                out.extend_from_slice(chunk)
             })
             .map_err(|e| match e {
                 GunzipError::Batch(e) => ApiError::from(e),
