@@ -9,7 +9,8 @@
 //!   own HTTP/1 timer starts only once the protocol has been sniffed, after the first bytes).
 //! * Every HTTP/1 request head: `header_timeout`, by hyper. Hyper starts that timer as soon as a
 //!   connection waits for its next request, so an idle HTTP/1 keep-alive connection is closed after
-//!   `min(header_timeout, idle_timeout)` (`front_door.rs` checks it).
+//!   `min(header_timeout, idle_timeout)` (`front_door.rs` checks it). Hyper reports that close as a
+//!   clean end, so it is not counted in `opentrail_timeouts_total`; a head cut off midway is.
 //! * No request in flight (keep-alive, or an HTTP/2 connection kept alive by pings): `idle_timeout`.
 //! * Writes making no progress (a client that stopped reading its answer): `idle_timeout`.
 //! * Request bodies: `body_timeout`, in [`crate::body::read_body`].
@@ -125,10 +126,6 @@ impl FrontDoor {
             metrics,
             http: Arc::new(http),
         }
-    }
-
-    pub fn limits(&self) -> &ConnectionLimits {
-        &self.limits
     }
 
     /// Serves `router` on `listener` — HTTPS when `tls` is given — until `shutdown` completes, then
