@@ -71,10 +71,14 @@ pub(crate) async fn serve(
         Err(e) => return unaudited(e),
     };
     // 2. The body, through the payload hash, within the operation's limit and time.
-    let body = match read_body(body, body_limit(app, &requested), |chunk| pending.update(chunk)).await {
-        Ok(b) => b,
-        Err(e) => return unaudited(e),
-    };
+    // The permit holds the body's bytes against `[server] body_memory_bytes` until the call is answered.
+    let (body, _held) =
+        match crate::body::read_request_body(app, body, body_limit(app, &requested), |chunk| pending.update(chunk))
+            .await
+        {
+            Ok(b) => b,
+            Err(e) => return unaudited(e),
+        };
     // 3. The signature over all of it.
     let principal = match auth::finish(app, pending) {
         Ok(p) => p,
@@ -94,21 +98,9 @@ pub(crate) async fn serve(
     call(app, &ctx, &requested, &parts, body).await
 }
 
-async fn read_body(body: Body, limit: usize, mut on_chunk: impl FnMut(&[u8])) -> Result<Bytes, ApiError> {
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
-        ApiError::new(
-            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-            "RequestEntityTooLargeException",
-            format!("request body exceeds {limit} bytes"),
-        )
-    })?;
-    on_chunk(&bytes);
-    Ok(bytes)
-}
-
-fn body_limit(_app: &App, requested: &Requested) -> usize {
+fn body_limit(app: &App, requested: &Requested) -> usize {
     match requested {
-        Requested::Known { op: Operation::PutEvents, .. } => crate::operation::MAX_INGEST_BODY_BYTES,
+        Requested::Known { op: Operation::PutEvents, .. } => app.config.server.max_request_bytes,
         Requested::Known { op: Operation::GetEvent, .. } => 0,
         _ => crate::operation::MAX_API_BODY_BYTES,
     }

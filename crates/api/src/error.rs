@@ -4,6 +4,9 @@
 use axum::http::StatusCode;
 use serde_json::json;
 
+use crate::body::BodyError;
+
+use service::batch::BatchError;
 use service::trails::TrailError;
 
 use crate::operation::Surface;
@@ -110,6 +113,38 @@ impl From<StoreError> for ApiError {
                 ApiError::unavailable(e.to_string(), 5)
             }
             _ => ApiError::internal(&e),
+        }
+    }
+}
+
+impl From<BodyError> for ApiError {
+    fn from(e: BodyError) -> Self {
+        match &e {
+            BodyError::TooLarge { .. } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLargeException", e.to_string())
+            }
+            BodyError::TimedOut { .. } => {
+                ApiError::new(StatusCode::REQUEST_TIMEOUT, "RequestTimeoutException", e.to_string())
+            }
+            BodyError::Busy => {
+                tracing::warn!(error = %e, "refusing work: body memory budget exhausted");
+                ApiError::unavailable(e.to_string(), 1)
+            }
+            BodyError::Aborted(_) => ApiError::client("IncompleteBodyException", e.to_string()),
+        }
+    }
+}
+
+impl From<BatchError> for ApiError {
+    /// A body that cannot be split into records; one past a size or count limit is too large.
+    fn from(e: BatchError) -> Self {
+        match &e {
+            BatchError::TooLarge { .. } | BatchError::TooManyRecords { .. } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLargeException", e.to_string())
+            }
+            BatchError::BadGzip { .. } | BatchError::BadArray { .. } | BatchError::BadEnvelope { .. } => {
+                ApiError::serialization(e.to_string())
+            }
         }
     }
 }

@@ -7,8 +7,10 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use model::{Provenance, Record};
+use service::batch::GunzipError;
 use service::{IngestItem, IngestOutcome, batch};
 
+use crate::body::{BodyBuf, BudgetPermit};
 use crate::chain::{Prepared, Reply};
 use crate::error::ApiError;
 use crate::{App, CallContext, blocking, header_str};
@@ -20,22 +22,41 @@ pub(crate) struct Failed {
     pub message: String,
 }
 
-/// Splits and validates a body off the async workers: the records to store and the failures.
+/// Splits and validates a body off the async workers: the records to store (stamped with `provenance`)
+/// and the failures.
+///
+/// A gzip body is decoded under `[server] max_decoded_bytes` into a [`BodyBuf`], its decoded bytes
+/// taken from the body memory budget before they are kept; a body of more than `max_records_per_request`
+/// records is refused whole. The returned permit keeps holding the decoded size while the parsed records
+/// (about as large) live, until they are stored.
 pub(crate) async fn parse_body(
+    app: &App,
     headers: &HeaderMap,
     body: Bytes,
     provenance: Provenance,
-) -> Result<(Vec<IngestItem>, Vec<Failed>, usize), ApiError> {
+) -> Result<(Vec<IngestItem>, Vec<Failed>, usize, BudgetPermit), ApiError> {
     let gzip_header = header_str(headers, "content-encoding").is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
+    let max_decoded = app.config.server.max_decoded_bytes;
+    let max_records = app.config.server.max_records_per_request;
+    let mut permit = app.body_budget.permit();
     blocking(move || {
         let decoded;
         let bytes: &[u8] = if gzip_header || batch::looks_gzipped(&body) {
-            decoded = batch::gunzip(&body).map_err(|e| ApiError::serialization(e.to_string()))?;
-            &decoded
+            let mut out = BodyBuf::new(None, max_decoded)?;
+            batch::gunzip_limited_with(&body, max_decoded, |chunk| {
+                permit.hold_blocking_or_free(out.len() + chunk.len(), || out.free())?;
+                out.extend_from_slice(chunk)
+            })
+            .map_err(|e| match e {
+                GunzipError::Batch(e) => ApiError::from(e),
+                GunzipError::Sink(e) => ApiError::from(e),
+            })?;
+            decoded = out;
+            decoded.as_slice()
         } else {
             &body
         };
-        let parts = batch::split_batch(bytes).map_err(|e| ApiError::serialization(e.to_string()))?;
+        let parts = batch::split_batch_limited(bytes, max_records)?;
         let total = parts.len();
         let mut items = Vec::with_capacity(total);
         let mut failed = Vec::new();
@@ -52,7 +73,7 @@ pub(crate) async fn parse_body(
                 Err(e) => failed.push(Failed { index, code: e.code(), message: e.to_string() }),
             }
         }
-        Ok((items, failed, total))
+        Ok((items, failed, total, permit))
     })
     .await?
 }
@@ -90,10 +111,12 @@ pub(crate) async fn prepare(
     body: Bytes,
 ) -> Result<Prepared, ApiError> {
     let provenance = Provenance::Ingest { principal: ctx.principal.arn.clone() };
-    let (items, failed, total) = parse_body(headers, body, provenance).await?;
+    let (items, failed, total, records_permit) = parse_body(app, headers, body, provenance).await?;
     let summary = serde_json::json!({"records": total, "valid": items.len(), "failed": failed.len()});
     let app = app.clone();
     let finish = move |outcome: IngestOutcome| {
+        // The parsed records held budget until they were stored.
+        drop(records_permit);
         let metrics = app.store.metrics();
         for f in &failed {
             metrics.record_rejected(f.code, 1);

@@ -8,6 +8,7 @@
 
 mod audit;
 mod auth;
+pub mod body;
 mod chain;
 mod channels;
 mod cloudtrail;
@@ -15,8 +16,10 @@ mod data;
 pub mod error;
 mod ingest;
 mod keys;
+pub mod listener;
 pub mod lookup;
 pub mod operation;
+pub mod pages;
 pub mod tls;
 mod trails;
 
@@ -35,7 +38,8 @@ use service::trails::TrailStore;
 use service::{Config, EventStore, Principal, Principals, RateLimiter};
 
 pub use error::ApiError;
-pub use tls::{TlsError, load_server_config, serve_tls};
+pub use listener::{ConnectionLimits, FrontDoor};
+pub use tls::{TlsError, load_server_config};
 
 /// Source of "now"; injected so tests can move the clock.
 pub type Clock = Arc<dyn Fn() -> EventTime + Send + Sync>;
@@ -62,6 +66,8 @@ pub struct App {
     pub event_id_key: EventIdKey,
     /// Per (access key, operation) token buckets from `[rate_limits]`; empty config = no limits.
     pub rate_limiter: RateLimiter,
+    /// Request body bytes held in memory at once, across requests (`[server] body_memory_bytes`).
+    pub body_budget: body::MemoryBudget,
 }
 
 /// The control-plane state: trails and channels.
@@ -109,6 +115,7 @@ impl App {
         Ok(App {
             principals: Principals::from_config(&config),
             rate_limiter: RateLimiter::from_config(&config.rate_limits),
+            body_budget: body::MemoryBudget::new(config.server.body_memory_bytes, store.metrics().clone()),
             store,
             config,
             clock,
@@ -151,17 +158,6 @@ pub struct CallContext {
 
 pub fn router(app: Arc<App>) -> axum::Router {
     axum::Router::new().fallback(handle).with_state(app)
-}
-
-/// Serves plain HTTP on `listener` until the future returned by `shutdown` completes.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: Arc<App>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router(app).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
 }
 
 async fn handle(State(app): State<Arc<App>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, req: Request) -> Response {

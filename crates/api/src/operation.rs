@@ -105,8 +105,6 @@ operations! {
 /// Hard-coded: the largest body of a CloudTrail API or cloudtrail-data request (their inputs are small;
 /// PutAuditEvents is documented at 1 MiB).
 pub const MAX_API_BODY_BYTES: usize = 1024 * 1024;
-/// Hard-coded: the largest native ingest body, as sent (compressed or not).
-pub const MAX_INGEST_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// Hard-coded: the longest operation name kept from an unknown `X-Amz-Target` for its audit record.
 const MAX_UNKNOWN_NAME_CHARS: usize = 128;
 

@@ -1,27 +1,14 @@
-//! The optional HTTPS listener: rustls (aws-lc-rs provider) in front of the same router as plain HTTP,
-//! handing each request its peer address (`ConnectInfo`) and its connection's TLS facts ([`TlsInfo`])
-//! so self-audit records carry `tlsDetails` as CloudTrail's do.
+//! TLS for the optional HTTPS listener: loading the certificate into a rustls (aws-lc-rs provider)
+//! server config, and naming a connection's TLS facts ([`TlsInfo`]) as CloudTrail's `tlsDetails` does.
+//! The accept loop itself is `listener.rs`, shared with plain HTTP.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::extract::ConnectInfo;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::pki_types::CertificateDer;
 use tokio_rustls::rustls::{self, CipherSuite, ProtocolVersion, ServerConfig};
-use tower_service::Service;
 
-use crate::{App, TlsInfo};
-
-/// Hard-coded: a client gets this long to finish the TLS handshake, so a silent peer cannot hold a task.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Hard-coded: pause after a failed accept (e.g. out of file descriptors) instead of spinning.
-const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+use crate::TlsInfo;
 
 /// Why the certificate or key could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -66,59 +53,8 @@ pub fn load_server_config(cert_file: &Path, key_file: &Path) -> Result<Arc<Serve
     Ok(Arc::new(cfg))
 }
 
-/// Serves HTTPS on `listener` until `shutdown` completes, then waits for in-flight requests.
-pub async fn serve_tls(
-    listener: tokio::net::TcpListener,
-    app: Arc<App>,
-    tls: Arc<ServerConfig>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let acceptor = TlsAcceptor::from(tls);
-    let router = crate::router(app);
-    let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(error) => {
-                    tracing::warn!(%error, "https accept failed");
-                    tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let acceptor = acceptor.clone();
-        let router = router.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => stream,
-                // A client's failed handshake is the client's business: debug, not warn.
-                Ok(Err(error)) => return tracing::debug!(%peer, %error, "tls handshake failed"),
-                Err(_) => return tracing::debug!(%peer, "tls handshake timed out"),
-            };
-            let info = tls_info(stream.get_ref().1);
-            let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                req.extensions_mut().insert(info.clone());
-                // The router is always ready, so calling it without poll_ready is sound.
-                router.clone().call(req)
-            });
-            let builder = auto::Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            if let Err(error) = watcher.watch(conn).await {
-                tracing::debug!(%peer, %error, "https connection ended with an error");
-            }
-        });
-    }
-    graceful.shutdown().await;
-    Ok(())
-}
-
 /// The negotiated version and suite, named as CloudTrail's `tlsDetails` names them.
-fn tls_info(conn: &rustls::ServerConnection) -> TlsInfo {
+pub(crate) fn tls_info(conn: &rustls::ServerConnection) -> TlsInfo {
     let version = match conn.protocol_version() {
         Some(ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
         Some(ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),

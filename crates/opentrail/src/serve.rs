@@ -23,6 +23,7 @@ pub fn run(
     listen: Option<String>,
 ) -> Result<std::process::ExitCode> {
     init_logging();
+    let fd_limit = raise_fd_limit();
     let mut cfg = match &config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
@@ -57,13 +58,24 @@ pub fn run(
         }
         None => None,
     };
+    let limits = api::ConnectionLimits::from_config(&app.config.server);
+    if let Some(fds) = fd_limit
+        && (limits.max_connections as u64).saturating_add(FD_HEADROOM) > fds
+    {
+        tracing::warn!(
+            max_connections = limits.max_connections,
+            open_files_limit = fds,
+            "server.max_connections is near the open-files limit: accepts may fail before connections are refused"
+        );
+    }
+    let door = api::FrontDoor::new(limits, store.metrics().clone());
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("listen on {listen}"))?;
+        let listener = api::listener::bind(&listen).await.with_context(|| format!("listen on {listen}"))?;
         let addr = listener.local_addr()?;
         let tls = match tls {
             Some((tls_listen, server_config)) => {
-                let l = tokio::net::TcpListener::bind(&tls_listen)
+                let l = api::listener::bind(&tls_listen)
                     .await
                     .with_context(|| format!("listen (https) on {tls_listen}"))?;
                 Some((l, server_config))
@@ -86,10 +98,11 @@ pub fn run(
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
-        let http = api::serve(listener, app.clone(), stopped(stop_rx.clone()));
+        let http = door.serve(listener, None, api::router(app.clone()), stopped(stop_rx.clone()));
         match tls {
             Some((l, server_config)) => {
-                tokio::try_join!(http, api::serve_tls(l, app, server_config, stopped(stop_rx)))?;
+                let https = door.serve(l, Some(server_config), api::router(app), stopped(stop_rx));
+                tokio::try_join!(http, https)?;
             }
             None => http.await?,
         }
@@ -98,6 +111,31 @@ pub fn run(
     store.shutdown();
     tracing::info!("stopped");
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Hard-coded: file descriptors the server needs besides its connections (journal segments, index
+/// files, listeners, logs), for the warning when `max_connections` comes close to the limit.
+const FD_HEADROOM: u64 = 256;
+
+/// Raises the soft open-files limit to the hard limit (a default soft limit of 1024 would refuse
+/// connections long before `max_connections`); returns the limit now in force.
+fn raise_fd_limit() -> Option<u64> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed by pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "cannot read the open-files limit");
+        return None;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            tracing::debug!(from = lim.rlim_cur, to = lim.rlim_max, "raised the open-files limit");
+            return Some(lim.rlim_max);
+        }
+        tracing::warn!(error = %std::io::Error::last_os_error(), "cannot raise the open-files limit");
+    }
+    Some(lim.rlim_cur)
 }
 
 async fn shutdown_signal() {

@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -47,6 +48,124 @@ pub struct TlsConfig {
     pub key_file: PathBuf,
 }
 
+/// Default of [`ServerConfig::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Default of [`ServerConfig::header_timeout_ms`].
+pub const DEFAULT_HEADER_TIMEOUT_MS: u64 = 10_000;
+/// Default of [`ServerConfig::idle_timeout_ms`].
+pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 60_000;
+/// Default of [`ServerConfig::body_timeout_ms`].
+pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 60_000;
+/// Default of [`ServerConfig::tls_handshake_timeout_ms`].
+pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+/// Default of [`ServerConfig::max_request_bytes`]: 16 MiB.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+/// Default of [`ServerConfig::max_decoded_bytes`]: 64 MiB.
+pub const DEFAULT_MAX_DECODED_BYTES: usize = 64 * 1024 * 1024;
+/// Default of [`ServerConfig::max_records_per_request`].
+pub const DEFAULT_MAX_RECORDS_PER_REQUEST: usize = 10_000;
+/// Default of [`ServerConfig::body_memory_bytes`]: 256 MiB.
+pub const DEFAULT_BODY_MEMORY_BYTES: usize = 256 * 1024 * 1024;
+
+/// `[server]`: what one client may cost the server — connections, time, bytes and records.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Open connections (HTTP and HTTPS together); one more is accepted and closed at once.
+    pub max_connections: usize,
+    /// Time from a connection's start (after the TLS handshake) to a complete first request head, and
+    /// on HTTP/1 from the end of one request to the complete head of the next.
+    pub header_timeout_ms: u64,
+    /// A connection with no request in flight for this long is closed; so is one whose writes have
+    /// made no progress for this long (a client that stopped reading).
+    pub idle_timeout_ms: u64,
+    /// Time to receive a whole request body, from when the server starts reading it.
+    pub body_timeout_ms: u64,
+    /// Time for a client to complete the TLS handshake.
+    pub tls_handshake_timeout_ms: u64,
+    /// The largest request body, as sent (compressed when gzip).
+    pub max_request_bytes: usize,
+    /// The largest ingest body after gzip decompression.
+    pub max_decoded_bytes: usize,
+    /// The most records one ingest request may carry; a body with more is refused whole.
+    pub max_records_per_request: usize,
+    /// Request bodies (as sent and decompressed) held in memory at once, across all requests; a request
+    /// that cannot get its share in time is answered 503. At least `max_request_bytes + max_decoded_bytes`.
+    pub body_memory_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_timeout_ms: DEFAULT_HEADER_TIMEOUT_MS,
+            idle_timeout_ms: DEFAULT_IDLE_TIMEOUT_MS,
+            body_timeout_ms: DEFAULT_BODY_TIMEOUT_MS,
+            tls_handshake_timeout_ms: DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS,
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            max_decoded_bytes: DEFAULT_MAX_DECODED_BYTES,
+            max_records_per_request: DEFAULT_MAX_RECORDS_PER_REQUEST,
+            body_memory_bytes: DEFAULT_BODY_MEMORY_BYTES,
+        }
+    }
+}
+
+impl ServerConfig {
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_timeout_ms)
+    }
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms)
+    }
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_timeout_ms)
+    }
+    pub fn tls_handshake_timeout(&self) -> Duration {
+        Duration::from_millis(self.tls_handshake_timeout_ms)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid =
+            |field: &str, reason: String| Err(ConfigError::Invalid { field: format!("server.{field}"), reason });
+        let nonzero = [
+            ("max_connections", self.max_connections as u64),
+            ("header_timeout_ms", self.header_timeout_ms),
+            ("idle_timeout_ms", self.idle_timeout_ms),
+            ("body_timeout_ms", self.body_timeout_ms),
+            ("tls_handshake_timeout_ms", self.tls_handshake_timeout_ms),
+            ("max_request_bytes", self.max_request_bytes as u64),
+            ("max_decoded_bytes", self.max_decoded_bytes as u64),
+            ("max_records_per_request", self.max_records_per_request as u64),
+            ("body_memory_bytes", self.body_memory_bytes as u64),
+        ];
+        for (field, v) in nonzero {
+            if v == 0 {
+                return invalid(field, "must be more than 0".into());
+            }
+        }
+        // Hard-coded: a day. A longer timeout is a typo (seconds given as milliseconds twice over), and
+        // tokio's timer cannot take an arbitrarily far deadline anyway.
+        const MAX_TIMEOUT_MS: u64 = 24 * 3600 * 1000;
+        for (field, v) in nonzero[1..5].iter() {
+            if *v > MAX_TIMEOUT_MS {
+                return invalid(field, format!("must be at most {MAX_TIMEOUT_MS} (a day)"));
+            }
+        }
+        // The largest request must fit in the budget, or it could never be served: its body as sent and
+        // its decoded form are held together while it is decoded.
+        let largest = self.max_request_bytes as u128 + self.max_decoded_bytes as u128;
+        if (self.body_memory_bytes as u128) < largest {
+            return invalid(
+                "body_memory_bytes",
+                format!(
+                    "must be at least max_request_bytes + max_decoded_bytes = {largest}, so the largest request fits"
+                ),
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Per-operation rate limits (requests per second per access key). None by default.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -77,6 +196,9 @@ pub struct Config {
     #[serde(default)]
     pub trusted_proxies: Vec<IpAddr>,
     pub tls: Option<TlsConfig>,
+    /// Connection, timeout and size limits of the HTTP front door.
+    #[serde(default)]
+    pub server: ServerConfig,
     #[serde(default)]
     pub rate_limits: RateLimitConfig,
     #[serde(default)]
@@ -107,6 +229,7 @@ impl Default for Config {
             max_index_lag_events: None,
             trusted_proxies: Vec::new(),
             tls: None,
+            server: ServerConfig::default(),
             rate_limits: RateLimitConfig::default(),
             audit: AuditConfig::default(),
             principals: Vec::new(),
@@ -153,6 +276,7 @@ impl Config {
         if self.account_id.len() != 12 || !self.account_id.bytes().all(|b| b.is_ascii_digit()) {
             return invalid("account_id".into(), "must be 12 digits");
         }
+        self.server.validate()?;
         let rates = self.rate_limits.default_per_second.map(|r| ("rate_limits.default_per_second".to_string(), r));
         for (field, rate) in rates
             .into_iter()
@@ -224,5 +348,27 @@ role = "admin"
         assert!(err.to_string().contains("god"), "{err}");
         let err = Config::parse("bogus = 1").unwrap_err();
         assert!(err.to_string().contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn server_limits_default_and_are_named_when_wrong() {
+        let cfg = Config::parse("").unwrap();
+        assert_eq!(cfg.server.max_connections, DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(cfg.server.max_request_bytes, 16 * 1024 * 1024);
+        let cfg = Config::parse("[server]\nmax_connections = 7\nbody_timeout_ms = 1500\n").unwrap();
+        assert_eq!(cfg.server.max_connections, 7);
+        assert_eq!(cfg.server.body_timeout(), Duration::from_millis(1500));
+        assert_eq!(cfg.server.idle_timeout_ms, DEFAULT_IDLE_TIMEOUT_MS);
+        let err = Config::parse("[server]\nheader_timeout_ms = 0\n").unwrap_err();
+        assert!(err.to_string().contains("server.header_timeout_ms"), "{err}");
+        let err =
+            Config::parse("[server]\nmax_request_bytes = 1000\nmax_decoded_bytes = 2000\nbody_memory_bytes = 2999\n")
+                .unwrap_err();
+        assert!(err.to_string().contains("server.body_memory_bytes"), "{err}");
+        assert!(err.to_string().contains("3000"), "{err}");
+        Config::parse("[server]\nmax_request_bytes = 1000\nmax_decoded_bytes = 2000\nbody_memory_bytes = 3000\n")
+            .unwrap();
+        let err = Config::parse("[server]\nidle_timeout = 5\n").unwrap_err();
+        assert!(err.to_string().contains("idle_timeout"), "{err}");
     }
 }

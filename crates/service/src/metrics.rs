@@ -24,6 +24,8 @@ pub struct Metrics {
     requests: Mutex<std::collections::BTreeMap<(String, String), u64>>,
     /// Audit records of API calls by outcome (see [`AuditOutcome`]).
     audit: Mutex<std::collections::BTreeMap<&'static str, u64>>,
+    /// The front door: connections, timeouts, body memory.
+    pub front_door: FrontDoorMetrics,
 }
 
 /// What became of the audit record of one API call.
@@ -56,6 +58,93 @@ impl AuditOutcome {
             AuditOutcome::Truncated => "truncated",
             AuditOutcome::EffectFailedAfterAudit => "effect_failed_after_audit",
         }
+    }
+}
+
+/// Why the front door cut a connection or a request short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutKind {
+    /// The request head did not arrive in time.
+    Header,
+    /// No request in flight for the idle timeout.
+    Idle,
+    /// Writes made no progress for the idle timeout (the client stopped reading).
+    Send,
+    /// The request body did not arrive in time.
+    Body,
+    /// The TLS handshake did not complete in time.
+    TlsHandshake,
+}
+
+impl TimeoutKind {
+    /// In declaration order, so `kind as usize` indexes it.
+    const ALL: [TimeoutKind; 5] =
+        [TimeoutKind::Header, TimeoutKind::Idle, TimeoutKind::Send, TimeoutKind::Body, TimeoutKind::TlsHandshake];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            TimeoutKind::Header => "header",
+            TimeoutKind::Idle => "idle",
+            TimeoutKind::Send => "send",
+            TimeoutKind::Body => "body",
+            TimeoutKind::TlsHandshake => "tls_handshake",
+        }
+    }
+}
+
+/// Connection and body figures of the HTTP front door.
+#[derive(Debug, Default)]
+pub struct FrontDoorMetrics {
+    /// Connections being served (HTTP and HTTPS).
+    pub connections_open: AtomicU64,
+    /// Connections accepted and closed at once because `max_connections` were open.
+    pub connections_refused: AtomicU64,
+    /// Timeouts, indexed by `TimeoutKind as usize`.
+    timeouts: [AtomicU64; 5],
+    /// Request body bytes held in memory now (the body memory budget in use).
+    pub body_bytes_held: AtomicU64,
+    /// Requests answered 503 because the body memory budget was exhausted.
+    pub body_budget_exhausted: AtomicU64,
+}
+
+impl FrontDoorMetrics {
+    pub fn record_timeout(&self, kind: TimeoutKind) {
+        self.timeouts[kind as usize].fetch_add(1, Relaxed);
+    }
+
+    pub fn timeouts(&self, kind: TimeoutKind) -> u64 {
+        self.timeouts[kind as usize].load(Relaxed)
+    }
+
+    fn render(&self, out: &mut String) {
+        let fd = self;
+        let _ = writeln!(
+            out,
+            "# HELP opentrail_connections_open Connections being served.\n# TYPE opentrail_connections_open gauge\nopentrail_connections_open {}",
+            fd.connections_open.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP opentrail_connections_refused_total Connections closed at once because max_connections were open.\n# TYPE opentrail_connections_refused_total counter\nopentrail_connections_refused_total {}",
+            fd.connections_refused.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP opentrail_timeouts_total Connections and requests cut short, by what timed out.\n# TYPE opentrail_timeouts_total counter"
+        );
+        for (kind, n) in TimeoutKind::ALL.iter().zip(&fd.timeouts) {
+            let _ = writeln!(out, "opentrail_timeouts_total{{kind=\"{}\"}} {}", kind.label(), n.load(Relaxed));
+        }
+        let _ = writeln!(
+            out,
+            "# HELP opentrail_body_bytes_held Request body bytes held in memory (the body memory budget in use).\n# TYPE opentrail_body_bytes_held gauge\nopentrail_body_bytes_held {}",
+            fd.body_bytes_held.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP opentrail_body_budget_exhausted_total Requests answered 503 because the body memory budget was exhausted.\n# TYPE opentrail_body_budget_exhausted_total counter\nopentrail_body_budget_exhausted_total {}",
+            fd.body_budget_exhausted.load(Relaxed)
+        );
     }
 }
 
@@ -173,6 +262,7 @@ impl Metrics {
         let _ = writeln!(out, "opentrail_journal_fsync_seconds_bucket{{le=\"+Inf\"}} {}", journal.fsyncs);
         let _ = writeln!(out, "opentrail_journal_fsync_seconds_sum {}", journal.fsync_seconds_sum);
         let _ = writeln!(out, "opentrail_journal_fsync_seconds_count {}", journal.fsyncs);
+        self.front_door.render(&mut out);
         out
     }
 }
@@ -198,5 +288,20 @@ mod tests {
         assert!(text.contains("opentrail_api_requests_total{operation=\"LookupEvents\",outcome=\"200\"} 1\n"));
         assert!(text.contains("opentrail_journal_fsync_seconds_bucket{le=\"0.01\"} 4\n"));
         assert!(text.contains("opentrail_journal_fsync_seconds_count 4\n"));
+    }
+
+    #[test]
+    fn renders_front_door_figures() {
+        let m = Metrics::default();
+        m.front_door.connections_open.store(3, Relaxed);
+        m.front_door.record_timeout(TimeoutKind::Idle);
+        m.front_door.record_timeout(TimeoutKind::Idle);
+        m.front_door.record_timeout(TimeoutKind::TlsHandshake);
+        let text = m.render(&JournalFigures::default());
+        assert!(text.contains("opentrail_connections_open 3\n"), "{text}");
+        assert!(text.contains("opentrail_timeouts_total{kind=\"idle\"} 2\n"), "{text}");
+        assert!(text.contains("opentrail_timeouts_total{kind=\"tls_handshake\"} 1\n"), "{text}");
+        assert!(text.contains("opentrail_timeouts_total{kind=\"header\"} 0\n"), "{text}");
+        assert_eq!(m.front_door.timeouts(TimeoutKind::Idle), 2);
     }
 }

@@ -6,6 +6,7 @@ mod audit;
 mod core;
 mod crash;
 mod data_plane;
+mod front_door;
 mod lookup_events;
 mod sdk_js;
 mod signatures;

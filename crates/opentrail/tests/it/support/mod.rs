@@ -183,8 +183,7 @@ impl Server {
 
     /// An unsigned (or hand-signed) request.
     pub fn raw(&self, method: &str, path_and_query: &str, headers: &[(String, String)], body: &[u8]) -> Reply {
-        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        Client::unsigned(&self.endpoint).unwrap().send(method, path_and_query, &headers, body).expect("request")
+        try_raw(&self.addr, method, path_and_query, headers, body).expect("request")
     }
 
     /// A CloudTrail JSON 1.1 call with opentrail's own client.
@@ -233,6 +232,18 @@ impl Server {
             panic!("{e}: {:?}", client.health());
         }
     }
+}
+
+/// An unsigned (or hand-signed) request to `addr` (`host:port`); `None` when no whole answer arrived.
+pub fn try_raw(
+    addr: &str,
+    method: &str,
+    path_and_query: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Option<Reply> {
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    Client::unsigned(&format!("http://{addr}")).ok()?.send(method, path_and_query, &headers, body).ok()
 }
 
 /// opentrail's own client of `addr` (`host:port`), signing as `key`.
