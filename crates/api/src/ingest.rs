@@ -5,12 +5,13 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use model::{Provenance, Record};
 use service::{IngestItem, IngestOutcome, batch};
 
 use crate::chain::{Prepared, Reply};
 use crate::error::ApiError;
+use crate::wire::WireError;
 use crate::{App, CallContext, blocking, header_str};
 
 /// A record that could not be stored, as reported back to the client.
@@ -30,12 +31,12 @@ pub(crate) async fn parse_body(
     blocking(move || {
         let decoded;
         let bytes: &[u8] = if gzip_header || batch::looks_gzipped(&body) {
-            decoded = batch::gunzip(&body).map_err(|e| ApiError::serialization(e.to_string()))?;
+            decoded = batch::gunzip(&body)?;
             &decoded
         } else {
             &body
         };
-        let parts = batch::split_batch(bytes).map_err(|e| ApiError::serialization(e.to_string()))?;
+        let parts = batch::split_batch(bytes)?;
         let total = parts.len();
         let mut items = Vec::with_capacity(total);
         let mut failed = Vec::new();
@@ -134,10 +135,6 @@ pub(crate) async fn get_event(app: &Arc<App>, id: String) -> Result<Reply, ApiEr
             headers: vec![("x-opentrail-provenance", e.fields.provenance.to_text())],
             summary: serde_json::Value::Null,
         }),
-        None => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "ResourceNotFoundException",
-            format!("no event with eventID '{id}'"),
-        )),
+        None => Err(WireError::EventNotFound { event_id: id }.into()),
     }
 }

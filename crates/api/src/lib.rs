@@ -19,6 +19,7 @@ pub mod lookup;
 pub mod operation;
 pub mod tls;
 mod trails;
+mod wire;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};

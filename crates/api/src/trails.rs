@@ -1,6 +1,6 @@
-//! The trails control plane on the wire: CreateTrail … ListTags. Reads the JSON 1.1 request members
-//! (naming the member on a wrong type), hands validated input to `service::trails`, and writes the
-//! response shapes of the CloudTrail model (Trail, GetTrailStatus, selectors, tags).
+//! The trails control plane on the wire: CreateTrail … ListTags. Reads each request's shape from
+//! `wire::trails`, hands its validated input to `service::trails`, and writes the response shapes of the
+//! CloudTrail model (Trail, GetTrailStatus, selectors, tags).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,13 +8,15 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
-use service::trails::{
-    AdvancedEventSelector, AdvancedEventSelectorInput, DataResourceInput, EventSelectorInput, FieldSelectorInput,
-    InsightSelector, InsightSelectorInput, Operator, Selectors, SettingsInput, TagInput, Trail, TrailRef, TrailStore,
-};
+use service::trails::{AdvancedEventSelector, InsightSelector, Selectors, Trail, TrailError, TrailStore};
 
 use crate::error::ApiError;
 use crate::operation::Operation;
+use crate::wire;
+use crate::wire::trails::{
+    CreateTrailRequest, DescribeTrailsRequest, InsightSelectorsRequest, ListTagsRequest, ListTrailsRequest,
+    NameRequest, NewTrail, PutEventSelectorsRequest, TagsRequest, TrailNameRequest, UpdateTrailRequest,
+};
 use crate::{CallContext, blocking};
 
 /// One operation's work on the store, run on a blocking thread.
@@ -39,30 +41,19 @@ pub(crate) async fn call(
     };
     match op {
         Operation::CreateTrail => {
-            let name = req_str(p, "Name")?;
-            let input = settings_input(p)?;
-            let tags = tags_input(p, "TagsList")?.unwrap_or_default();
-            run(Box::new(move |s| Ok(trail_settings_json(&s.create(&name, &input, &tags, now)?, s)))).await?
+            let NewTrail { name, settings, tags } = wire::parse::<CreateTrailRequest>(p)?.try_into()?;
+            run(Box::new(move |s| Ok(trail_settings_json(&s.create(&name, &settings, &tags, now)?, s)))).await?
         }
         Operation::UpdateTrail => {
-            let r = home.trail_ref("Name", &req_str(p, "Name")?)?;
-            let input = settings_input(p)?;
-            run(Box::new(move |s| Ok(trail_settings_json(&s.update(&r, &input)?, s)))).await?
+            let (r, settings) = wire::parse::<UpdateTrailRequest>(p)?.resolve(&home)?;
+            run(Box::new(move |s| Ok(trail_settings_json(&s.update(&r, &settings)?, s)))).await?
         }
         Operation::GetTrail => {
-            let r = home.trail_ref("Name", &req_str(p, "Name")?)?;
+            let r = wire::parse::<NameRequest>(p)?.resolve(&home)?;
             run(Box::new(move |s| Ok(json!({ "Trail": trail_json(&s.get(&r)?, s) })))).await?
         }
         Operation::DescribeTrails => {
-            let names = opt_list(p, "trailNameList", "trailNameList")?.unwrap_or(&[]);
-            let mut refs = Vec::with_capacity(names.len());
-            for (i, n) in names.iter().enumerate() {
-                let field = format!("trailNameList[{i}]");
-                let n = n.as_str().ok_or_else(|| type_error(&field, "a string"))?;
-                refs.push(home.trail_ref(&field, n)?);
-            }
-            // There are no shadow trails on a one-Region server; the flag is read for its type only.
-            opt_bool(p, "includeShadowTrails", "includeShadowTrails")?;
+            let refs = wire::parse::<DescribeTrailsRequest>(p)?.resolve(&home)?;
             run(Box::new(move |s| {
                 let list: Vec<Value> = s.describe(&refs).iter().map(|t| trail_json(t, s)).collect();
                 Ok(json!({ "trailList": list }))
@@ -70,11 +61,7 @@ pub(crate) async fn call(
             .await?
         }
         Operation::ListTrails => {
-            let after = match opt_str(p, "NextToken", "NextToken")? {
-                None => None,
-                Some(t) if t.is_empty() => None,
-                Some(t) => Some(decode_list_token(&t)?),
-            };
+            let after = wire::parse::<ListTrailsRequest>(p)?.after()?;
             run(Box::new(move |s| {
                 let (page, next) = s.list(after.as_deref(), LIST_TRAILS_PAGE_SIZE);
                 let trails: Vec<Value> = page
@@ -83,47 +70,35 @@ pub(crate) async fn call(
                     .collect();
                 let mut out = json!({ "Trails": trails });
                 if let Some(n) = next {
-                    out["NextToken"] = json!(URL_SAFE_NO_PAD.encode(format!("trails:{n}")));
+                    out["NextToken"] = json!(encode_list_token(&n));
                 }
                 Ok(out)
             }))
             .await?
         }
         Operation::DeleteTrail => {
-            let r = home.trail_ref("Name", &req_str(p, "Name")?)?;
+            let r = wire::parse::<NameRequest>(p)?.resolve(&home)?;
             run(Box::new(move |s| s.delete(&r).map(|()| json!({})).map_err(ApiError::from))).await?
         }
         Operation::StartLogging | Operation::StopLogging => {
-            let r = home.trail_ref("Name", &req_str(p, "Name")?)?;
+            let r = wire::parse::<NameRequest>(p)?.resolve(&home)?;
             let on = op == Operation::StartLogging;
             run(Box::new(move |s| s.set_logging(&r, on, now).map(|()| json!({})).map_err(ApiError::from))).await?
         }
         Operation::GetTrailStatus => {
-            let r = home.trail_ref("Name", &req_str(p, "Name")?)?;
+            let r = wire::parse::<NameRequest>(p)?.resolve(&home)?;
             run(Box::new(move |s| Ok(trail_status_json(&s.get(&r)?)))).await?
         }
         Operation::PutEventSelectors => {
-            let r = home.trail_ref("TrailName", &req_str(p, "TrailName")?)?;
-            let selectors = selectors_input(p)?;
+            let (r, selectors) = wire::parse::<PutEventSelectorsRequest>(p)?.resolve(&home)?;
             run(Box::new(move |s| Ok(selectors_json(&s.put_event_selectors(&r, selectors)?)))).await?
         }
         Operation::GetEventSelectors => {
-            let r = home.trail_ref("TrailName", &req_str(p, "TrailName")?)?;
+            let r = wire::parse::<TrailNameRequest>(p)?.resolve(&home)?;
             run(Box::new(move |s| Ok(selectors_json(&s.get(&r)?)))).await?
         }
         Operation::PutInsightSelectors => {
-            let r = insights_trail(p, &home)?;
-            let raw = opt_list(p, "InsightSelectors", "InsightSelectors")?
-                .ok_or_else(|| ApiError::validation("InsightSelectors is required"))?;
-            let mut input = Vec::with_capacity(raw.len());
-            for (i, s) in raw.iter().enumerate() {
-                let at = format!("InsightSelectors[{i}]");
-                input.push(InsightSelectorInput {
-                    insight_type: opt_str(s, "InsightType", &format!("{at}.InsightType"))?,
-                    event_categories: str_list(s, "EventCategories", &format!("{at}.EventCategories"))?,
-                });
-            }
-            let selectors = service::trails::insight_selectors(&input)?;
+            let (r, selectors) = wire::parse::<InsightSelectorsRequest>(p)?.resolve(&home)?;
             run(Box::new(move |s| {
                 let trail = s.put_insight_selectors(&r, selectors)?;
                 Ok(json!({"TrailARN": trail.arn, "InsightSelectors": insight_json(&trail.insight_selectors)}))
@@ -131,7 +106,7 @@ pub(crate) async fn call(
             .await?
         }
         Operation::GetInsightSelectors => {
-            let r = insights_trail(p, &home)?;
+            let r = wire::parse::<InsightSelectorsRequest>(p)?.trail(&home)?;
             run(Box::new(move |s| {
                 let (arn, selectors) = s.get_insight_selectors(&r)?;
                 Ok(json!({"TrailARN": arn, "InsightSelectors": insight_json(&selectors)}))
@@ -139,8 +114,7 @@ pub(crate) async fn call(
             .await?
         }
         Operation::AddTags | Operation::RemoveTags => {
-            let r = home.tag_resource("ResourceId", &req_str(p, "ResourceId")?)?;
-            let tags = tags_input(p, "TagsList")?.ok_or_else(|| ApiError::validation("TagsList is required"))?;
+            let (r, tags) = wire::parse::<TagsRequest>(p)?.resolve(&home)?;
             let add = op == Operation::AddTags;
             run(Box::new(move |s| {
                 if add {
@@ -153,14 +127,7 @@ pub(crate) async fn call(
             .await?
         }
         Operation::ListTags => {
-            let ids = opt_list(p, "ResourceIdList", "ResourceIdList")?
-                .ok_or_else(|| ApiError::validation("ResourceIdList is required"))?;
-            let mut refs = Vec::with_capacity(ids.len());
-            for (i, id) in ids.iter().enumerate() {
-                let field = format!("ResourceIdList[{i}]");
-                let id = id.as_str().ok_or_else(|| type_error(&field, "a string"))?;
-                refs.push(home.tag_resource(&field, id)?);
-            }
+            let refs = wire::parse::<ListTagsRequest>(p)?.resolve(&home)?;
             run(Box::new(move |s| {
                 let list: Vec<Value> = s
                     .list_tags(&refs)?
@@ -175,178 +142,15 @@ pub(crate) async fn call(
     }
 }
 
-/// Insights selectors are only for trails here: event data stores are not served.
-fn insights_trail(p: &Value, home: &service::trails::Home) -> Result<TrailRef, ApiError> {
-    if opt_str(p, "EventDataStore", "EventDataStore")?.is_some()
-        || opt_str(p, "InsightsDestination", "InsightsDestination")?.is_some()
-    {
-        return Err(ApiError::client(
-            "UnsupportedOperationException",
-            "EventDataStore and InsightsDestination: event data stores are not supported by this server; give TrailName",
-        ));
-    }
-    let name = opt_str(p, "TrailName", "TrailName")?.ok_or_else(|| {
-        ApiError::client(
-            "InvalidParameterCombinationException",
-            "TrailName is required (event data stores are not supported)",
-        )
-    })?;
-    Ok(home.trail_ref("TrailName", &name)?)
+/// ListTrails' NextToken: the name the next page starts after, opaque to callers.
+fn encode_list_token(after: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("trails:{after}"))
 }
 
-fn decode_list_token(token: &str) -> Result<String, ApiError> {
-    let bad = || ApiError::from(service::trails::TrailError::InvalidNextToken);
-    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
-    let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    text.strip_prefix("trails:").map(str::to_string).ok_or_else(bad)
-}
-
-// ---- request members -------------------------------------------------------------------------------
-
-fn type_error(field: &str, expected: &str) -> ApiError {
-    ApiError::serialization(format!("{field} must be {expected}"))
-}
-
-fn opt_str(v: &Value, key: &str, path: &str) -> Result<Option<String>, ApiError> {
-    match v.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(type_error(path, "a string")),
-    }
-}
-
-fn req_str(v: &Value, key: &str) -> Result<String, ApiError> {
-    opt_str(v, key, key)?.ok_or_else(|| {
-        ApiError::validation(format!(
-            "1 validation error detected: Value null at '{key}' failed to satisfy constraint: Member must not be null"
-        ))
-    })
-}
-
-fn opt_bool(v: &Value, key: &str, path: &str) -> Result<Option<bool>, ApiError> {
-    match v.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(_) => Err(type_error(path, "a boolean")),
-    }
-}
-
-fn opt_list<'a>(v: &'a Value, key: &str, path: &str) -> Result<Option<&'a [Value]>, ApiError> {
-    match v.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(a)) => Ok(Some(a.as_slice())),
-        Some(_) => Err(type_error(path, "a list")),
-    }
-}
-
-fn str_list(v: &Value, key: &str, path: &str) -> Result<Option<Vec<String>>, ApiError> {
-    let Some(items) = opt_list(v, key, path)? else { return Ok(None) };
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, x)| x.as_str().map(str::to_string).ok_or_else(|| type_error(&format!("{path}[{i}]"), "a string")))
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
-}
-
-fn settings_input(p: &Value) -> Result<SettingsInput, ApiError> {
-    let s = |k: &str| opt_str(p, k, k);
-    let b = |k: &str| opt_bool(p, k, k);
-    Ok(SettingsInput {
-        s3_bucket_name: s("S3BucketName")?,
-        s3_key_prefix: s("S3KeyPrefix")?,
-        sns_topic_name: s("SnsTopicName")?,
-        include_global_service_events: b("IncludeGlobalServiceEvents")?,
-        is_multi_region_trail: b("IsMultiRegionTrail")?,
-        enable_log_file_validation: b("EnableLogFileValidation")?,
-        cloud_watch_logs_log_group_arn: s("CloudWatchLogsLogGroupArn")?,
-        cloud_watch_logs_role_arn: s("CloudWatchLogsRoleArn")?,
-        kms_key_id: s("KmsKeyId")?,
-        is_organization_trail: b("IsOrganizationTrail")?,
-    })
-}
-
-fn tags_input(p: &Value, key: &str) -> Result<Option<Vec<TagInput>>, ApiError> {
-    let Some(items) = opt_list(p, key, key)? else { return Ok(None) };
-    let mut out = Vec::with_capacity(items.len());
-    for (i, t) in items.iter().enumerate() {
-        let at = format!("{key}[{i}]");
-        if !t.is_object() {
-            return Err(type_error(&at, "a Tag structure"));
-        }
-        out.push(TagInput {
-            key: opt_str(t, "Key", &format!("{at}.Key"))?,
-            value: opt_str(t, "Value", &format!("{at}.Value"))?,
-        });
-    }
-    Ok(Some(out))
-}
-
-fn selectors_input(p: &Value) -> Result<Selectors, ApiError> {
-    let basic = opt_list(p, "EventSelectors", "EventSelectors")?;
-    let advanced = opt_list(p, "AdvancedEventSelectors", "AdvancedEventSelectors")?;
-    let invalid = |m: &str| ApiError::client("InvalidEventSelectorsException", m.to_string());
-    match (basic, advanced) {
-        (Some(_), Some(_)) => Err(invalid("EventSelectors, AdvancedEventSelectors: give one of them, not both")),
-        (None, None) => Err(invalid("EventSelectors, AdvancedEventSelectors: one of them is required")),
-        (Some(items), None) => {
-            let mut input = Vec::with_capacity(items.len());
-            for (i, s) in items.iter().enumerate() {
-                let at = format!("EventSelectors[{i}]");
-                let mut data_resources = Vec::new();
-                for (j, d) in
-                    opt_list(s, "DataResources", &format!("{at}.DataResources"))?.unwrap_or(&[]).iter().enumerate()
-                {
-                    let at = format!("{at}.DataResources[{j}]");
-                    data_resources.push(DataResourceInput {
-                        resource_type: opt_str(d, "Type", &format!("{at}.Type"))?,
-                        values: str_list(d, "Values", &format!("{at}.Values"))?.unwrap_or_default(),
-                    });
-                }
-                input.push(EventSelectorInput {
-                    read_write_type: opt_str(s, "ReadWriteType", &format!("{at}.ReadWriteType"))?,
-                    include_management_events: opt_bool(
-                        s,
-                        "IncludeManagementEvents",
-                        &format!("{at}.IncludeManagementEvents"),
-                    )?,
-                    data_resources,
-                    exclude_management_event_sources: str_list(
-                        s,
-                        "ExcludeManagementEventSources",
-                        &format!("{at}.ExcludeManagementEventSources"),
-                    )?
-                    .unwrap_or_default(),
-                });
-            }
-            Ok(service::trails::basic_selectors(&input)?)
-        }
-        (None, Some(items)) => {
-            let mut input = Vec::with_capacity(items.len());
-            for (i, s) in items.iter().enumerate() {
-                let at = format!("AdvancedEventSelectors[{i}]");
-                let mut field_selectors = Vec::new();
-                for (j, f) in
-                    opt_list(s, "FieldSelectors", &format!("{at}.FieldSelectors"))?.unwrap_or(&[]).iter().enumerate()
-                {
-                    let at = format!("{at}.FieldSelectors[{j}]");
-                    let mut conditions = Vec::new();
-                    for op in Operator::ALL {
-                        if let Some(values) = str_list(f, op.as_str(), &format!("{at}.{}", op.as_str()))? {
-                            conditions.push((op, values));
-                        }
-                    }
-                    field_selectors
-                        .push(FieldSelectorInput { field: opt_str(f, "Field", &format!("{at}.Field"))?, conditions });
-                }
-                input.push(AdvancedEventSelectorInput {
-                    name: opt_str(s, "Name", &format!("{at}.Name"))?,
-                    field_selectors,
-                });
-            }
-            Ok(service::trails::advanced_selectors(&input)?)
-        }
-    }
+pub(crate) fn decode_list_token(token: &str) -> Result<String, TrailError> {
+    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| TrailError::InvalidNextToken)?;
+    let text = String::from_utf8(bytes).map_err(|_| TrailError::InvalidNextToken)?;
+    text.strip_prefix("trails:").map(str::to_string).ok_or(TrailError::InvalidNextToken)
 }
 
 // ---- response shapes ------------------------------------------------------------------------------
