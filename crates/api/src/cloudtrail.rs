@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::error::ApiError;
 use crate::chain::Reply;
+use crate::error::ApiError;
 use crate::lookup::{encode_page, parse_lookup_request};
 use crate::operation::Operation;
 use crate::{App, CallContext, ControlPlane, blocking, channels, keys, trails};
@@ -54,10 +54,5 @@ pub(crate) async fn lookup_events(app: &Arc<App>, ctx: &CallContext, params: &Va
         encode_page(&page, &req.query).map_err(|e| ApiError::internal(&e))
     })
     .await??;
-    Ok(Reply::Encoded {
-        body,
-        content_type: "application/x-amz-json-1.1",
-        headers: Vec::new(),
-        summary: Value::Null,
-    })
+    Ok(Reply::Encoded { body, content_type: "application/x-amz-json-1.1", headers: Vec::new(), summary: Value::Null })
 }
