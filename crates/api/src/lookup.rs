@@ -12,6 +12,7 @@ use crate::wire::{self, WireError, lookup::LookupEventsRequest};
 
 /// Hard-coded by the CloudTrail API model: `MaxResults` is 1..50, default 50.
 pub const MAX_RESULTS: usize = 50;
+
 /// A validated LookupEvents request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LookupRequest {

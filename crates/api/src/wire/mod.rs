@@ -5,9 +5,10 @@
 //! shape (every member optional, unknown members ignored as AWS ignores them), so a member of the wrong
 //! type is a `SerializationException` naming its path (`EventSelectors[0].ReadWriteType: invalid type:
 //! integer `7`, expected a string`); then the shape converts into the domain input — `TryFrom` where
-//! nothing else is needed, `resolve(&Home)` where a trail name must be read against this server's account
-//! and Region — and a value of the right type that breaks a rule is a [`WireError`] or the service's own
-//! error. The AWS names of those errors are in `error.rs`, nowhere else.
+//! nothing else is needed, a method given what else it needs where it does (`resolve(&Home)` to read trail
+//! names against this server's account and Region, `range(now)`, `into_lookup(window_start)`) — and a value
+//! of the right type that breaks a rule is a [`WireError`] or the service's own error. The AWS names of
+//! those errors are in `error.rs`, nowhere else.
 
 pub(crate) mod channels;
 pub(crate) mod data;
