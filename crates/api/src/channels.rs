@@ -1,39 +1,20 @@
 //! The channel operations of the CloudTrail JSON 1.1 API (CreateChannel, GetChannel, ListChannels,
-//! UpdateChannel, DeleteChannel): wire shapes in and out, and channel errors as AWS exceptions.
+//! UpdateChannel, DeleteChannel): request shapes from `wire::channels` in, the model's shapes out.
 
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
-use service::channels::{Channel, ChannelError, Channels, Destination, DestinationType, NewChannel, Tag};
+use service::channels::{Channel, Channels, NewChannel};
 
 use crate::error::ApiError;
+use crate::wire;
+use crate::wire::channels::{
+    ChannelRequest, ChannelUpdate, ChannelsPage, CreateChannelRequest, ListChannelsRequest, UpdateChannelRequest,
+};
 use crate::{CallContext, blocking};
 
-impl From<ChannelError> for ApiError {
-    fn from(e: ChannelError) -> Self {
-        let code = match &e {
-            ChannelError::NotFound { .. } => "ChannelNotFoundException",
-            ChannelError::InvalidArn { .. } => "ChannelARNInvalidException",
-            ChannelError::AlreadyExists { .. } => "ChannelAlreadyExistsException",
-            ChannelError::InvalidField { .. } => "InvalidParameterException",
-            ChannelError::InvalidSource { .. } => "InvalidSourceException",
-            ChannelError::InvalidTags { .. } => "InvalidTagParameterException",
-            ChannelError::InvalidToken { .. } => "InvalidNextTokenException",
-            ChannelError::Io { source, .. } => return ApiError::state_write(&e, source),
-            ChannelError::Corrupt { .. } => return ApiError::internal(&e),
-        };
-        ApiError::client(code, e.to_string())
-    }
-}
-
 pub(crate) async fn create(channels: &Arc<Channels>, ctx: &CallContext, params: &Value) -> Result<Value, ApiError> {
-    let new = NewChannel {
-        name: required_str(params, "Name")?.to_string(),
-        source: required_str(params, "Source")?.to_string(),
-        destinations: destinations(params.get("Destinations"))?
-            .ok_or_else(|| ApiError::validation("Destinations is required"))?,
-        tags: tags(params.get("Tags"))?,
-    };
+    let new = NewChannel::try_from(wire::parse::<CreateChannelRequest>(params)?)?;
     let (channels, now, id) = (channels.clone(), ctx.now, ctx.fresh_id);
     let c = blocking(move || channels.create(new, id, now)).await??;
     Ok(json!({
@@ -46,7 +27,7 @@ pub(crate) async fn create(channels: &Arc<Channels>, ctx: &CallContext, params: 
 }
 
 pub(crate) fn get(channels: &Channels, params: &Value) -> Result<Value, ApiError> {
-    let c = channels.get(required_str(params, "Channel")?)?;
+    let c = channels.get(&wire::parse::<ChannelRequest>(params)?.reference()?)?;
     let s = &c.ingestion;
     let mut status = Map::new();
     let mut put = |k: &str, v: Option<Value>| {
@@ -71,20 +52,8 @@ pub(crate) fn get(channels: &Channels, params: &Value) -> Result<Value, ApiError
 }
 
 pub(crate) fn list(channels: &Channels, params: &Value) -> Result<Value, ApiError> {
-    let max = match params.get("MaxResults") {
-        None | Some(Value::Null) => service::channels::MAX_LIST_PAGE,
-        Some(v) => match v.as_u64() {
-            Some(n @ 1..=1000) => n as usize,
-            _ => return Err(ApiError::client("InvalidParameterException", "MaxResults must be between 1 and 1000")),
-        },
-    };
-    let token = match params.get("NextToken") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.is_empty() => None,
-        Some(Value::String(s)) => Some(s.as_str()),
-        Some(_) => return Err(ApiError::serialization("NextToken must be a string")),
-    };
-    let (page, next) = channels.list(token, max)?;
+    let ChannelsPage { max, token } = wire::parse::<ListChannelsRequest>(params)?.try_into()?;
+    let (page, next) = channels.list(token.as_deref(), max)?;
     let mut out = json!({
         "Channels": page.iter().map(|c| json!({"ChannelArn": c.arn, "Name": c.name})).collect::<Vec<_>>(),
     });
@@ -95,20 +64,14 @@ pub(crate) fn list(channels: &Channels, params: &Value) -> Result<Value, ApiErro
 }
 
 pub(crate) async fn update(channels: &Arc<Channels>, params: &Value) -> Result<Value, ApiError> {
-    let reference = required_str(params, "Channel")?.to_string();
-    let name = match params.get("Name") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(_) => return Err(ApiError::serialization("Name must be a string")),
-    };
-    let dests = destinations(params.get("Destinations"))?;
+    let ChannelUpdate { channel, name, destinations } = wire::parse::<UpdateChannelRequest>(params)?.try_into()?;
     let channels = channels.clone();
-    let c = blocking(move || channels.update(&reference, name, dests)).await??;
+    let c = blocking(move || channels.update(&channel, name, destinations)).await??;
     Ok(json!({"ChannelArn": c.arn, "Name": c.name, "Source": c.source, "Destinations": destinations_json(&c)}))
 }
 
 pub(crate) async fn delete(channels: &Arc<Channels>, params: &Value) -> Result<Value, ApiError> {
-    let reference = required_str(params, "Channel")?.to_string();
+    let reference = wire::parse::<ChannelRequest>(params)?.reference()?;
     let channels = channels.clone();
     blocking(move || channels.delete(&reference)).await??;
     Ok(json!({}))
@@ -116,58 +79,4 @@ pub(crate) async fn delete(channels: &Arc<Channels>, params: &Value) -> Result<V
 
 fn destinations_json(c: &Channel) -> Vec<Value> {
     c.destinations.iter().map(|d| json!({"Type": d.kind.as_str(), "Location": d.location})).collect()
-}
-
-fn required_str<'a>(params: &'a Value, field: &str) -> Result<&'a str, ApiError> {
-    match params.get(field) {
-        None | Some(Value::Null) => Err(ApiError::validation(format!("{field} is required"))),
-        Some(Value::String(s)) => Ok(s),
-        Some(_) => Err(ApiError::serialization(format!("{field} must be a string"))),
-    }
-}
-
-/// `Destinations`: `None` when absent; shape errors name the element at fault.
-fn destinations(v: Option<&Value>) -> Result<Option<Vec<Destination>>, ApiError> {
-    let items = match v {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Array(items)) => items,
-        Some(_) => return Err(ApiError::serialization("Destinations must be a list")),
-    };
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, d)| {
-            let field = |name: &str| match d.get(name) {
-                Some(Value::String(s)) => Ok(s.as_str()),
-                _ => Err(ApiError::validation(format!("Destinations[{i}].{name} is required and must be a string"))),
-            };
-            let kind = DestinationType::parse(field("Type")?).ok_or_else(|| {
-                ApiError::client(
-                    "InvalidParameterException",
-                    format!("Destinations[{i}].Type must be EVENT_DATA_STORE or AWS_SERVICE"),
-                )
-            })?;
-            Ok(Destination { kind, location: field("Location")?.to_string() })
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
-}
-
-fn tags(v: Option<&Value>) -> Result<Vec<Tag>, ApiError> {
-    let items = match v {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::Array(items)) => items,
-        Some(_) => return Err(ApiError::serialization("Tags must be a list")),
-    };
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            let key = t.get("Key").and_then(Value::as_str).ok_or_else(|| {
-                ApiError::client("InvalidTagParameterException", format!("Tags[{i}].Key is required"))
-            })?;
-            let value = t.get("Value").and_then(Value::as_str).unwrap_or("");
-            Ok(Tag { key: key.to_string(), value: value.to_string() })
-        })
-        .collect()
 }

@@ -1,16 +1,19 @@
 //! The one table from domain errors to HTTP status and AWS `__type`, and the error body shape
-//! botocore parses (`{"__type": "...", "message": "..."}`, code also in `x-amzn-ErrorType`).
+//! botocore parses (`{"__type": "...", "message": "..."}`, code also in `x-amzn-ErrorType`). Handlers
+//! return domain errors (`TrailError`, `ChannelError`, the API's own [`WireError`], …); their AWS names
+//! are here and nowhere else.
 
 use axum::http::StatusCode;
 use serde_json::json;
 
-use crate::body::BodyError;
-
-use service::batch::BatchError;
+use service::audit_events::AuditEventError;
+use service::channels::ChannelError;
 use service::trails::TrailError;
+use service::{BatchError, StoreError, Throttled};
 
+use crate::body::BodyError;
 use crate::operation::Surface;
-use service::{StoreError, Throttled};
+use crate::wire::WireError;
 
 /// An error as the client sees it.
 #[derive(Debug, Clone)]
@@ -190,5 +193,60 @@ impl From<TrailError> for ApiError {
             TrailError::Persist { source, .. } => return ApiError::state_write(&e, source),
         };
         ApiError::client(code, e.to_string())
+    }
+}
+
+impl From<ChannelError> for ApiError {
+    fn from(e: ChannelError) -> Self {
+        let code = match &e {
+            ChannelError::NotFound { .. } => "ChannelNotFoundException",
+            ChannelError::InvalidArn { .. } => "ChannelARNInvalidException",
+            ChannelError::AlreadyExists { .. } => "ChannelAlreadyExistsException",
+            ChannelError::InvalidField { .. } => "InvalidParameterException",
+            ChannelError::InvalidSource { .. } => "InvalidSourceException",
+            ChannelError::InvalidTags { .. } => "InvalidTagParameterException",
+            ChannelError::InvalidToken { .. } => "InvalidNextTokenException",
+            ChannelError::Io { source, .. } => return ApiError::state_write(&e, source),
+            ChannelError::Corrupt { .. } => return ApiError::internal(&e),
+        };
+        ApiError::client(code, e.to_string())
+    }
+}
+
+impl From<WireError> for ApiError {
+    fn from(e: WireError) -> Self {
+        let code = match &e {
+            WireError::NotJson { .. } | WireError::Shape { .. } => "SerializationException",
+            WireError::Missing { .. }
+            | WireError::Query { .. }
+            | WireError::ExternalId
+            | WireError::BodyTooLarge { .. }
+            | WireError::AuditEventCount { .. }
+            | WireError::AuditEventId { .. } => "ValidationException",
+            WireError::Unsupported { .. } => "UnsupportedOperationException",
+            WireError::TimeRange { .. } => "InvalidTimeRangeException",
+            WireError::EventCategory { .. } => "InvalidEventCategoryException",
+            WireError::MaxResults { .. } => "InvalidMaxResultsException",
+            WireError::NextToken => "InvalidNextTokenException",
+            WireError::LookupAttribute { .. } => "InvalidLookupAttributesException",
+            // cloudtrail-data's names (see `for_surface`).
+            WireError::ChannelArnMissing => "InvalidChannelARN",
+            WireError::DuplicatedAuditEventId { .. } => "DuplicatedAuditEventId",
+            WireError::EventNotFound { .. } => {
+                return ApiError::new(StatusCode::NOT_FOUND, "ResourceNotFoundException", e.to_string());
+            }
+        };
+        ApiError::client(code, e.to_string())
+    }
+}
+
+/// The per-event codes of PutAuditEvents' `failed[].errorCode`: one event's fault, the call goes on.
+pub(crate) fn audit_event_error_code(e: &AuditEventError) -> &'static str {
+    match e {
+        AuditEventError::ChecksumMismatch => "InvalidChecksum",
+        AuditEventError::MissingField { .. } => "FieldNotFound",
+        AuditEventError::TooLong { .. } => "FieldTooLong",
+        AuditEventError::Invalid { .. } => "InvalidData",
+        AuditEventError::WrongRecipient { .. } => "InvalidRecipient",
     }
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use model::{Provenance, Record};
 use service::batch::GunzipError;
 use service::{IngestItem, IngestOutcome, batch};
@@ -13,6 +13,7 @@ use service::{IngestItem, IngestOutcome, batch};
 use crate::body::{BodyBuf, BudgetPermit};
 use crate::chain::{Prepared, Reply};
 use crate::error::ApiError;
+use crate::wire::WireError;
 use crate::{App, CallContext, blocking, header_str};
 
 /// A record that could not be stored, as reported back to the client.
@@ -157,10 +158,6 @@ pub(crate) async fn get_event(app: &Arc<App>, id: String) -> Result<Reply, ApiEr
             headers: vec![("x-opentrail-provenance", e.fields.provenance.to_text())],
             summary: serde_json::Value::Null,
         }),
-        None => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "ResourceNotFoundException",
-            format!("no event with eventID '{id}'"),
-        )),
+        None => Err(WireError::EventNotFound { event_id: id }.into()),
     }
 }

@@ -6,22 +6,12 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
-use crate::lookup::parse_timestamp;
+use crate::wire;
+use crate::wire::keys::ListPublicKeysRequest;
 use crate::{App, CallContext};
 
 pub(crate) fn list_public_keys(app: &App, ctx: &CallContext, params: &Value) -> Result<Value, ApiError> {
-    // Either bound left out means "now" (AWS: without times, the current key).
-    let time = |field: &str| match params.get(field) {
-        None | Some(Value::Null) => Ok(ctx.now),
-        Some(v) => parse_timestamp(v, field),
-    };
-    let (start, end) = (time("StartTime")?, time("EndTime")?);
-    if start > end {
-        return Err(ApiError::client(
-            "InvalidTimeRangeException",
-            format!("StartTime ({start}) must not be after EndTime ({end})"),
-        ));
-    }
+    let (start, end) = wire::parse::<ListPublicKeysRequest>(params)?.range(ctx.now)?;
     let keys: Vec<Value> = app
         .keys
         .valid_during(start, end)

@@ -22,6 +22,7 @@ pub mod operation;
 pub mod pages;
 pub mod tls;
 mod trails;
+mod wire;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};

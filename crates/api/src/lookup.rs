@@ -1,18 +1,17 @@
-//! `LookupEvents` on the wire: request validation exactly as CloudTrail names its errors, the opaque
-//! NextToken, and the `Events[]` shape the aws CLI and boto3 read. Also used by opentrail's own CLI.
+//! `LookupEvents` on the wire: the validated request (its shape and rules are in `wire::lookup`), the
+//! opaque NextToken, and the `Events[]` shape the aws CLI and boto3 read.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use index::Position;
-use model::{AttributeKey, EventQuery, EventTime, QueryCategory, Seq};
+use model::{EventQuery, EventTime, Seq};
 use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::wire::{self, WireError, lookup::LookupEventsRequest};
 
 /// Hard-coded by the CloudTrail API model: `MaxResults` is 1..50, default 50.
 pub const MAX_RESULTS: usize = 50;
-/// Hard-coded by the CloudTrail API model: `AttributeValue` is 1..2000 characters.
-const MAX_ATTRIBUTE_VALUE_CHARS: usize = 2000;
 
 /// A validated LookupEvents request.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,112 +21,10 @@ pub struct LookupRequest {
     pub after: Option<Position>,
 }
 
-/// Reads a timestamp as botocore (integer epoch seconds), other SDKs (fractional) or people (ISO-8601)
-/// send it.
-pub fn parse_timestamp(v: &Value, field: &str) -> Result<EventTime, ApiError> {
-    let bad = || ApiError::serialization(format!("'{field}' must be a timestamp: epoch seconds or ISO-8601"));
-    match v {
-        Value::Number(n) => n.as_f64().and_then(EventTime::from_epoch_seconds_f64).ok_or_else(bad),
-        Value::String(s) => EventTime::parse_flexible(s).map_err(|_| bad()),
-        _ => Err(bad()),
-    }
-}
-
+/// Reads and validates a LookupEvents request; `window_start` (the `lookup_window_days` policy) clamps
+/// its start.
 pub fn parse_lookup_request(body: &Value, window_start: Option<EventTime>) -> Result<LookupRequest, ApiError> {
-    let obj = body.as_object().ok_or_else(|| ApiError::serialization("request body must be a JSON object"))?;
-    let category = match obj.get("EventCategory") {
-        None | Some(Value::Null) => QueryCategory::Standard,
-        Some(Value::String(s)) if s == "insight" => QueryCategory::Insight,
-        Some(Value::String(s)) if s == "management" => QueryCategory::Standard,
-        Some(other) => {
-            return Err(ApiError::client(
-                "InvalidEventCategoryException",
-                format!("EventCategory {other} is not valid. Valid values: insight"),
-            ));
-        }
-    };
-    let mut attributes = Vec::new();
-    match obj.get("LookupAttributes") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(items)) => {
-            for (i, item) in items.iter().enumerate() {
-                let invalid = |why: String| ApiError::client("InvalidLookupAttributesException", why);
-                let key = item.get("AttributeKey").and_then(Value::as_str).ok_or_else(|| {
-                    invalid(format!("LookupAttributes[{i}].AttributeKey is required and must be a string"))
-                })?;
-                let key = AttributeKey::parse(key).ok_or_else(|| {
-                    let valid: Vec<&str> = AttributeKey::ALL.iter().map(|k| k.as_str()).collect();
-                    invalid(format!(
-                        "LookupAttributes[{i}].AttributeKey '{key}' is not valid. Valid keys: {}",
-                        valid.join(", ")
-                    ))
-                })?;
-                let value = item.get("AttributeValue").and_then(Value::as_str).ok_or_else(|| {
-                    invalid(format!("LookupAttributes[{i}].AttributeValue is required and must be a string"))
-                })?;
-                let chars = value.chars().count();
-                if chars == 0 || chars > MAX_ATTRIBUTE_VALUE_CHARS {
-                    return Err(invalid(format!(
-                        "LookupAttributes[{i}].AttributeValue must be 1 to {MAX_ATTRIBUTE_VALUE_CHARS} characters"
-                    )));
-                }
-                if category == QueryCategory::Insight
-                    && !matches!(key, AttributeKey::EventId | AttributeKey::EventName | AttributeKey::EventSource)
-                {
-                    return Err(invalid(format!(
-                        "LookupAttributes[{i}].AttributeKey {key} cannot be used with EventCategory insight; use EventId, EventName or EventSource"
-                    )));
-                }
-                if key == AttributeKey::Provenance {
-                    // `ingest` alone, or `ingest:<principal ARN>` (the kind AND the detail).
-                    let terms = model::Provenance::lookup_terms(value).ok_or_else(|| {
-                        invalid(format!(
-                            "LookupAttributes[{i}].AttributeValue '{value}' is not a provenance: give self-audit, ingest, channel, gateway, import or unknown, optionally followed by ':' and the principal ARN, channel ARN, gateway name or import source"
-                        ))
-                    })?;
-                    attributes.extend(terms.into_iter().map(|t| (key, t)));
-                    continue;
-                }
-                attributes.push((key, value.to_string()));
-            }
-        }
-        Some(_) => return Err(ApiError::serialization("'LookupAttributes' must be a list")),
-    }
-    let start = obj.get("StartTime").filter(|v| !v.is_null()).map(|v| parse_timestamp(v, "StartTime")).transpose()?;
-    let end = obj.get("EndTime").filter(|v| !v.is_null()).map(|v| parse_timestamp(v, "EndTime")).transpose()?;
-    if let (Some(s), Some(e)) = (start, end)
-        && s > e
-    {
-        return Err(ApiError::client(
-            "InvalidTimeRangeException",
-            "Start time must be earlier than or equal to end time.",
-        ));
-    }
-    let start = match (start, window_start) {
-        (Some(s), Some(w)) => Some(s.max(w)),
-        (s, w) => s.or(w),
-    };
-    let max_results = match obj.get("MaxResults") {
-        None | Some(Value::Null) => MAX_RESULTS,
-        Some(Value::Number(n)) => match n.as_i64() {
-            Some(m) if (1..=MAX_RESULTS as i64).contains(&m) => m as usize,
-            _ => {
-                return Err(ApiError::client(
-                    "InvalidMaxResultsException",
-                    format!("MaxResults {n} is not valid: it must be between 1 and {MAX_RESULTS}"),
-                ));
-            }
-        },
-        Some(_) => return Err(ApiError::serialization("'MaxResults' must be an integer")),
-    };
-    let query = EventQuery { attributes, start, end, category };
-    let after = match obj.get("NextToken") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.is_empty() => None,
-        Some(Value::String(s)) => Some(decode_token(s, &query)?),
-        Some(_) => return Err(ApiError::serialization("'NextToken' must be a string")),
-    };
-    Ok(LookupRequest { query, max_results, after })
+    Ok(wire::parse::<LookupEventsRequest>(body)?.into_lookup(window_start)?)
 }
 
 /// A stable fingerprint of the parameters a token is tied to (FNV-1a; not a security boundary, a
@@ -163,22 +60,16 @@ pub fn encode_token(pos: Position, q: &EventQuery) -> String {
     URL_SAFE_NO_PAD.encode(raw)
 }
 
-pub fn decode_token(token: &str, q: &EventQuery) -> Result<Position, ApiError> {
-    let invalid = || {
-        ApiError::client(
-            "InvalidNextTokenException",
-            "Invalid NextToken: it is malformed or was issued for different request parameters.",
-        )
-    };
-    let raw = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
+pub fn decode_token(token: &str, q: &EventQuery) -> Result<Position, WireError> {
+    let raw = URL_SAFE_NO_PAD.decode(token).map_err(|_| WireError::NextToken)?;
     if raw.len() != 25 || raw[0] != TOKEN_VERSION {
-        return Err(invalid());
+        return Err(WireError::NextToken);
     }
-    let num = |r: std::ops::Range<usize>| raw[r].try_into().map(u64::from_be_bytes).map_err(|_| invalid());
+    let num = |r: std::ops::Range<usize>| raw[r].try_into().map(u64::from_be_bytes).map_err(|_| WireError::NextToken);
     let time = EventTime(num(1..9)? as i64);
     let seq = Seq(num(9..17)?);
     if num(17..25)? != fingerprint(q) {
-        return Err(invalid());
+        return Err(WireError::NextToken);
     }
     Ok(Position { time, seq })
 }
@@ -259,6 +150,7 @@ impl<'a> Element<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use model::AttributeKey;
     use serde_json::json;
 
     fn err(body: Value) -> ApiError {
@@ -305,7 +197,7 @@ mod tests {
         let tok = encode_token(pos, &q);
         assert_eq!(decode_token(&tok, &q).unwrap(), pos);
         let other = EventQuery { attributes: vec![(AttributeKey::EventName, "B".into())], ..Default::default() };
-        assert_eq!(decode_token(&tok, &other).unwrap_err().code, "InvalidNextTokenException");
+        assert_eq!(ApiError::from(decode_token(&tok, &other).unwrap_err()).code, "InvalidNextTokenException");
     }
 
     #[test]

@@ -1,20 +1,25 @@
-//! The trails control plane on the wire: CreateTrail … ListTags. Reads the JSON 1.1 request members
-//! (naming the member on a wrong type), hands validated input to `service::trails`, and writes the
-//! response shapes of the CloudTrail model (Trail, GetTrailStatus, selectors, tags).
+//! The trails control plane on the wire: CreateTrail … ListTags. Reads each request's shape from
+//! `wire::trails`, hands its validated input to `service::trails`, and writes the response shapes of the
+//! CloudTrail model (Trail, GetTrailStatus, selectors, tags).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Value, json};
 use service::trails::{
-    AdvancedEventSelector, AdvancedEventSelectorInput, DataResourceInput, EventSelectorInput, FieldSelectorInput,
-    InsightSelector, InsightSelectorInput, Operator, Selectors, SettingsInput, TagInput, Trail, TrailRef, TrailStore,
+    AdvancedEventSelector, EventSelector, FieldSelector, Home, InsightSelector, Selectors, Tags, Trail, TrailError,
+    TrailStore,
 };
 
 use crate::error::ApiError;
 use crate::operation::Operation;
+use crate::wire;
+use crate::wire::trails::{
+    CreateTrailRequest, DescribeTrailsRequest, InsightSelectorsRequest, ListTagsRequest, ListTrailsRequest,
+    NameRequest, NewTrail, PutEventSelectorsRequest, TagsRequest, TrailNameRequest, UpdateTrailRequest,
+};
 use crate::{CallContext, blocking};
 
 /// One operation's work on the store, run on a blocking thread.
@@ -39,108 +44,81 @@ pub(crate) async fn call(
     };
     match op {
         Operation::CreateTrail => {
-            let name = req_str(p, "Name")?;
-            let input = settings_input(p)?;
-            let tags = tags_input(p, "TagsList")?.unwrap_or_default();
-            run(Box::new(move |s| Ok(trail_settings_json(&s.create(&name, &input, &tags, now)?, s)))).await?
+            let NewTrail { name, settings, tags } = wire::parse::<CreateTrailRequest>(p)?.try_into()?;
+            run(Box::new(move |s| value(TrailShape::settings(&s.create(&name, &settings, &tags, now)?, s.home()))))
+                .await?
         }
         Operation::UpdateTrail => {
-            let r = home.trail_ref("Name", &req_str(p, "Name")?)?;
-            let input = settings_input(p)?;
-            run(Box::new(move |s| Ok(trail_settings_json(&s.update(&r, &input)?, s)))).await?
+            let (r, settings) = wire::parse::<UpdateTrailRequest>(p)?.resolve(&home)?;
+            run(Box::new(move |s| value(TrailShape::settings(&s.update(&r, &settings)?, s.home())))).await?
         }
         Operation::GetTrail => {
-            let r = home.trail_ref("Name", &req_str(p, "Name")?)?;
-            run(Box::new(move |s| Ok(json!({ "Trail": trail_json(&s.get(&r)?, s) })))).await?
+            let r = wire::parse::<NameRequest>(p)?.resolve(&home)?;
+            run(Box::new(move |s| Ok(json!({ "Trail": value(TrailShape::trail(&s.get(&r)?, s.home()))? })))).await?
         }
         Operation::DescribeTrails => {
-            let names = opt_list(p, "trailNameList", "trailNameList")?.unwrap_or(&[]);
-            let mut refs = Vec::with_capacity(names.len());
-            for (i, n) in names.iter().enumerate() {
-                let field = format!("trailNameList[{i}]");
-                let n = n.as_str().ok_or_else(|| type_error(&field, "a string"))?;
-                refs.push(home.trail_ref(&field, n)?);
-            }
-            // There are no shadow trails on a one-Region server; the flag is read for its type only.
-            opt_bool(p, "includeShadowTrails", "includeShadowTrails")?;
+            let refs = wire::parse::<DescribeTrailsRequest>(p)?.resolve(&home)?;
             run(Box::new(move |s| {
-                let list: Vec<Value> = s.describe(&refs).iter().map(|t| trail_json(t, s)).collect();
-                Ok(json!({ "trailList": list }))
+                let trails = s.describe(&refs);
+                let list: Vec<TrailShape> = trails.iter().map(|t| TrailShape::trail(t, s.home())).collect();
+                Ok(json!({ "trailList": value(list)? }))
             }))
             .await?
         }
         Operation::ListTrails => {
-            let after = match opt_str(p, "NextToken", "NextToken")? {
-                None => None,
-                Some(t) if t.is_empty() => None,
-                Some(t) => Some(decode_list_token(&t)?),
-            };
+            let after = wire::parse::<ListTrailsRequest>(p)?.after()?;
             run(Box::new(move |s| {
                 let (page, next) = s.list(after.as_deref(), LIST_TRAILS_PAGE_SIZE);
-                let trails: Vec<Value> = page
-                    .iter()
-                    .map(|t| json!({"TrailARN": t.arn, "Name": t.name, "HomeRegion": t.home_region}))
+                let trails: Vec<TrailInfo> = (page.iter())
+                    .map(|t| TrailInfo { trail_arn: &t.arn, name: &t.name, home_region: &t.home_region })
                     .collect();
-                let mut out = json!({ "Trails": trails });
+                let mut out = json!({ "Trails": value(trails)? });
                 if let Some(n) = next {
-                    out["NextToken"] = json!(URL_SAFE_NO_PAD.encode(format!("trails:{n}")));
+                    out["NextToken"] = json!(encode_list_token(&n));
                 }
                 Ok(out)
             }))
             .await?
         }
         Operation::DeleteTrail => {
-            let r = home.trail_ref("Name", &req_str(p, "Name")?)?;
+            let r = wire::parse::<NameRequest>(p)?.resolve(&home)?;
             run(Box::new(move |s| s.delete(&r).map(|()| json!({})).map_err(ApiError::from))).await?
         }
         Operation::StartLogging | Operation::StopLogging => {
-            let r = home.trail_ref("Name", &req_str(p, "Name")?)?;
+            let r = wire::parse::<NameRequest>(p)?.resolve(&home)?;
             let on = op == Operation::StartLogging;
             run(Box::new(move |s| s.set_logging(&r, on, now).map(|()| json!({})).map_err(ApiError::from))).await?
         }
         Operation::GetTrailStatus => {
-            let r = home.trail_ref("Name", &req_str(p, "Name")?)?;
-            run(Box::new(move |s| Ok(trail_status_json(&s.get(&r)?)))).await?
+            let r = wire::parse::<NameRequest>(p)?.resolve(&home)?;
+            run(Box::new(move |s| value(TrailStatus::of(&s.get(&r)?)))).await?
         }
         Operation::PutEventSelectors => {
-            let r = home.trail_ref("TrailName", &req_str(p, "TrailName")?)?;
-            let selectors = selectors_input(p)?;
-            run(Box::new(move |s| Ok(selectors_json(&s.put_event_selectors(&r, selectors)?)))).await?
+            let (r, selectors) = wire::parse::<PutEventSelectorsRequest>(p)?.resolve(&home)?;
+            run(Box::new(move |s| value(EventSelectorsShape::of(&s.put_event_selectors(&r, selectors)?)))).await?
         }
         Operation::GetEventSelectors => {
-            let r = home.trail_ref("TrailName", &req_str(p, "TrailName")?)?;
-            run(Box::new(move |s| Ok(selectors_json(&s.get(&r)?)))).await?
+            let r = wire::parse::<TrailNameRequest>(p)?.resolve(&home)?;
+            run(Box::new(move |s| value(EventSelectorsShape::of(&s.get(&r)?)))).await?
         }
         Operation::PutInsightSelectors => {
-            let r = insights_trail(p, &home)?;
-            let raw = opt_list(p, "InsightSelectors", "InsightSelectors")?
-                .ok_or_else(|| ApiError::validation("InsightSelectors is required"))?;
-            let mut input = Vec::with_capacity(raw.len());
-            for (i, s) in raw.iter().enumerate() {
-                let at = format!("InsightSelectors[{i}]");
-                input.push(InsightSelectorInput {
-                    insight_type: opt_str(s, "InsightType", &format!("{at}.InsightType"))?,
-                    event_categories: str_list(s, "EventCategories", &format!("{at}.EventCategories"))?,
-                });
-            }
-            let selectors = service::trails::insight_selectors(&input)?;
+            let (r, selectors) = wire::parse::<InsightSelectorsRequest>(p)?.resolve(&home)?;
             run(Box::new(move |s| {
                 let trail = s.put_insight_selectors(&r, selectors)?;
-                Ok(json!({"TrailARN": trail.arn, "InsightSelectors": insight_json(&trail.insight_selectors)}))
+                value(InsightSelectorsShape::of(&trail.arn, &trail.insight_selectors))
             }))
             .await?
         }
         Operation::GetInsightSelectors => {
-            let r = insights_trail(p, &home)?;
+            let r = wire::parse::<InsightSelectorsRequest>(p)?.trail(&home)?;
             run(Box::new(move |s| {
                 let (arn, selectors) = s.get_insight_selectors(&r)?;
-                Ok(json!({"TrailARN": arn, "InsightSelectors": insight_json(&selectors)}))
+                value(InsightSelectorsShape::of(&arn, &selectors))
             }))
             .await?
         }
         Operation::AddTags | Operation::RemoveTags => {
-            let r = home.tag_resource("ResourceId", &req_str(p, "ResourceId")?)?;
-            let tags = tags_input(p, "TagsList")?.ok_or_else(|| ApiError::validation("TagsList is required"))?;
+            let (r, tags) = wire::parse::<TagsRequest>(p)?.resolve(&home)?;
             let add = op == Operation::AddTags;
             run(Box::new(move |s| {
                 if add {
@@ -153,21 +131,11 @@ pub(crate) async fn call(
             .await?
         }
         Operation::ListTags => {
-            let ids = opt_list(p, "ResourceIdList", "ResourceIdList")?
-                .ok_or_else(|| ApiError::validation("ResourceIdList is required"))?;
-            let mut refs = Vec::with_capacity(ids.len());
-            for (i, id) in ids.iter().enumerate() {
-                let field = format!("ResourceIdList[{i}]");
-                let id = id.as_str().ok_or_else(|| type_error(&field, "a string"))?;
-                refs.push(home.tag_resource(&field, id)?);
-            }
+            let refs = wire::parse::<ListTagsRequest>(p)?.resolve(&home)?;
             run(Box::new(move |s| {
-                let list: Vec<Value> = s
-                    .list_tags(&refs)?
-                    .into_iter()
-                    .map(|(arn, tags)| json!({"ResourceId": arn, "TagsList": tags_json(&tags)}))
-                    .collect();
-                Ok(json!({ "ResourceTagList": list }))
+                let tags = s.list_tags(&refs)?;
+                let list: Vec<ResourceTag> = tags.iter().map(|(arn, tags)| ResourceTag::of(arn, tags)).collect();
+                Ok(json!({ "ResourceTagList": value(list)? }))
             }))
             .await?
         }
@@ -175,327 +143,414 @@ pub(crate) async fn call(
     }
 }
 
-/// Insights selectors are only for trails here: event data stores are not served.
-fn insights_trail(p: &Value, home: &service::trails::Home) -> Result<TrailRef, ApiError> {
-    if opt_str(p, "EventDataStore", "EventDataStore")?.is_some()
-        || opt_str(p, "InsightsDestination", "InsightsDestination")?.is_some()
-    {
-        return Err(ApiError::client(
-            "UnsupportedOperationException",
-            "EventDataStore and InsightsDestination: event data stores are not supported by this server; give TrailName",
-        ));
-    }
-    let name = opt_str(p, "TrailName", "TrailName")?.ok_or_else(|| {
-        ApiError::client(
-            "InvalidParameterCombinationException",
-            "TrailName is required (event data stores are not supported)",
-        )
-    })?;
-    Ok(home.trail_ref("TrailName", &name)?)
+/// ListTrails' NextToken: the name the next page starts after, opaque to callers.
+fn encode_list_token(after: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("trails:{after}"))
 }
 
-fn decode_list_token(token: &str) -> Result<String, ApiError> {
-    let bad = || ApiError::from(service::trails::TrailError::InvalidNextToken);
-    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
-    let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    text.strip_prefix("trails:").map(str::to_string).ok_or_else(bad)
-}
-
-// ---- request members -------------------------------------------------------------------------------
-
-fn type_error(field: &str, expected: &str) -> ApiError {
-    ApiError::serialization(format!("{field} must be {expected}"))
-}
-
-fn opt_str(v: &Value, key: &str, path: &str) -> Result<Option<String>, ApiError> {
-    match v.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(type_error(path, "a string")),
-    }
-}
-
-fn req_str(v: &Value, key: &str) -> Result<String, ApiError> {
-    opt_str(v, key, key)?.ok_or_else(|| {
-        ApiError::validation(format!(
-            "1 validation error detected: Value null at '{key}' failed to satisfy constraint: Member must not be null"
-        ))
-    })
-}
-
-fn opt_bool(v: &Value, key: &str, path: &str) -> Result<Option<bool>, ApiError> {
-    match v.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(_) => Err(type_error(path, "a boolean")),
-    }
-}
-
-fn opt_list<'a>(v: &'a Value, key: &str, path: &str) -> Result<Option<&'a [Value]>, ApiError> {
-    match v.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(a)) => Ok(Some(a.as_slice())),
-        Some(_) => Err(type_error(path, "a list")),
-    }
-}
-
-fn str_list(v: &Value, key: &str, path: &str) -> Result<Option<Vec<String>>, ApiError> {
-    let Some(items) = opt_list(v, key, path)? else { return Ok(None) };
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, x)| x.as_str().map(str::to_string).ok_or_else(|| type_error(&format!("{path}[{i}]"), "a string")))
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
-}
-
-fn settings_input(p: &Value) -> Result<SettingsInput, ApiError> {
-    let s = |k: &str| opt_str(p, k, k);
-    let b = |k: &str| opt_bool(p, k, k);
-    Ok(SettingsInput {
-        s3_bucket_name: s("S3BucketName")?,
-        s3_key_prefix: s("S3KeyPrefix")?,
-        sns_topic_name: s("SnsTopicName")?,
-        include_global_service_events: b("IncludeGlobalServiceEvents")?,
-        is_multi_region_trail: b("IsMultiRegionTrail")?,
-        enable_log_file_validation: b("EnableLogFileValidation")?,
-        cloud_watch_logs_log_group_arn: s("CloudWatchLogsLogGroupArn")?,
-        cloud_watch_logs_role_arn: s("CloudWatchLogsRoleArn")?,
-        kms_key_id: s("KmsKeyId")?,
-        is_organization_trail: b("IsOrganizationTrail")?,
-    })
-}
-
-fn tags_input(p: &Value, key: &str) -> Result<Option<Vec<TagInput>>, ApiError> {
-    let Some(items) = opt_list(p, key, key)? else { return Ok(None) };
-    let mut out = Vec::with_capacity(items.len());
-    for (i, t) in items.iter().enumerate() {
-        let at = format!("{key}[{i}]");
-        if !t.is_object() {
-            return Err(type_error(&at, "a Tag structure"));
-        }
-        out.push(TagInput {
-            key: opt_str(t, "Key", &format!("{at}.Key"))?,
-            value: opt_str(t, "Value", &format!("{at}.Value"))?,
-        });
-    }
-    Ok(Some(out))
-}
-
-fn selectors_input(p: &Value) -> Result<Selectors, ApiError> {
-    let basic = opt_list(p, "EventSelectors", "EventSelectors")?;
-    let advanced = opt_list(p, "AdvancedEventSelectors", "AdvancedEventSelectors")?;
-    let invalid = |m: &str| ApiError::client("InvalidEventSelectorsException", m.to_string());
-    match (basic, advanced) {
-        (Some(_), Some(_)) => Err(invalid("EventSelectors, AdvancedEventSelectors: give one of them, not both")),
-        (None, None) => Err(invalid("EventSelectors, AdvancedEventSelectors: one of them is required")),
-        (Some(items), None) => {
-            let mut input = Vec::with_capacity(items.len());
-            for (i, s) in items.iter().enumerate() {
-                let at = format!("EventSelectors[{i}]");
-                let mut data_resources = Vec::new();
-                for (j, d) in
-                    opt_list(s, "DataResources", &format!("{at}.DataResources"))?.unwrap_or(&[]).iter().enumerate()
-                {
-                    let at = format!("{at}.DataResources[{j}]");
-                    data_resources.push(DataResourceInput {
-                        resource_type: opt_str(d, "Type", &format!("{at}.Type"))?,
-                        values: str_list(d, "Values", &format!("{at}.Values"))?.unwrap_or_default(),
-                    });
-                }
-                input.push(EventSelectorInput {
-                    read_write_type: opt_str(s, "ReadWriteType", &format!("{at}.ReadWriteType"))?,
-                    include_management_events: opt_bool(
-                        s,
-                        "IncludeManagementEvents",
-                        &format!("{at}.IncludeManagementEvents"),
-                    )?,
-                    data_resources,
-                    exclude_management_event_sources: str_list(
-                        s,
-                        "ExcludeManagementEventSources",
-                        &format!("{at}.ExcludeManagementEventSources"),
-                    )?
-                    .unwrap_or_default(),
-                });
-            }
-            Ok(service::trails::basic_selectors(&input)?)
-        }
-        (None, Some(items)) => {
-            let mut input = Vec::with_capacity(items.len());
-            for (i, s) in items.iter().enumerate() {
-                let at = format!("AdvancedEventSelectors[{i}]");
-                let mut field_selectors = Vec::new();
-                for (j, f) in
-                    opt_list(s, "FieldSelectors", &format!("{at}.FieldSelectors"))?.unwrap_or(&[]).iter().enumerate()
-                {
-                    let at = format!("{at}.FieldSelectors[{j}]");
-                    let mut conditions = Vec::new();
-                    for op in Operator::ALL {
-                        if let Some(values) = str_list(f, op.as_str(), &format!("{at}.{}", op.as_str()))? {
-                            conditions.push((op, values));
-                        }
-                    }
-                    field_selectors
-                        .push(FieldSelectorInput { field: opt_str(f, "Field", &format!("{at}.Field"))?, conditions });
-                }
-                input.push(AdvancedEventSelectorInput {
-                    name: opt_str(s, "Name", &format!("{at}.Name"))?,
-                    field_selectors,
-                });
-            }
-            Ok(service::trails::advanced_selectors(&input)?)
-        }
-    }
+pub(crate) fn decode_list_token(token: &str) -> Result<String, TrailError> {
+    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| TrailError::InvalidNextToken)?;
+    let text = String::from_utf8(bytes).map_err(|_| TrailError::InvalidNextToken)?;
+    text.strip_prefix("trails:").map(str::to_string).ok_or(TrailError::InvalidNextToken)
 }
 
 // ---- response shapes ------------------------------------------------------------------------------
 
-fn put_opt(m: &mut Map<String, Value>, key: &str, v: &Option<String>) {
-    if let Some(v) = v {
-        m.insert(key.into(), json!(v));
-    }
+/// A response shape as the JSON the chain answers (and audits) with.
+fn value(shape: impl Serialize) -> Result<Value, ApiError> {
+    serde_json::to_value(shape).map_err(|e| ApiError::internal(&e))
 }
 
-/// The settings members shared by CreateTrail/UpdateTrail outputs and the Trail structure.
-fn settings_members(t: &Trail, store: &TrailStore) -> Map<String, Value> {
-    let s = &t.settings;
-    let home = store.home();
-    let mut m = Map::new();
-    m.insert("Name".into(), json!(t.name));
-    m.insert("S3BucketName".into(), json!(s.s3_bucket_name));
-    put_opt(&mut m, "S3KeyPrefix", &s.s3_key_prefix);
-    if let Some(topic) = &s.sns_topic_name {
-        let (name, arn) = match topic.strip_prefix("arn:") {
-            Some(_) => (topic.rsplit(':').next().unwrap_or(topic).to_string(), topic.clone()),
-            None => (topic.clone(), format!("arn:aws:sns:{}:{}:{topic}", home.region, home.account)),
+/// The Trail structure; without its Trail-only members, the CreateTrail and UpdateTrail outputs.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct TrailShape<'a> {
+    name: &'a str,
+    s3_bucket_name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    s3_key_prefix: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sns_topic_name: Option<String>,
+    #[serde(rename = "SnsTopicARN", skip_serializing_if = "Option::is_none")]
+    sns_topic_arn: Option<String>,
+    include_global_service_events: bool,
+    is_multi_region_trail: bool,
+    /// Trail only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    home_region: Option<&'a str>,
+    #[serde(rename = "TrailARN")]
+    trail_arn: &'a str,
+    log_file_validation_enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cloud_watch_logs_log_group_arn: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cloud_watch_logs_role_arn: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kms_key_id: Option<&'a str>,
+    /// Trail only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    has_custom_event_selectors: Option<bool>,
+    /// Trail only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    has_insight_selectors: Option<bool>,
+    is_organization_trail: bool,
+}
+
+impl<'a> TrailShape<'a> {
+    /// CreateTrail's and UpdateTrail's output.
+    fn settings(t: &'a Trail, home: &Home) -> TrailShape<'a> {
+        let s = &t.settings;
+        // The topic as given (name or ARN) is answered as both.
+        let (sns_topic_name, sns_topic_arn) = match &s.sns_topic_name {
+            None => (None, None),
+            Some(topic) if topic.starts_with("arn:") => {
+                (Some(topic.rsplit(':').next().unwrap_or(topic).to_string()), Some(topic.clone()))
+            }
+            Some(topic) => (Some(topic.clone()), Some(format!("arn:aws:sns:{}:{}:{topic}", home.region, home.account))),
         };
-        m.insert("SnsTopicName".into(), json!(name));
-        m.insert("SnsTopicARN".into(), json!(arn));
+        TrailShape {
+            name: &t.name,
+            s3_bucket_name: &s.s3_bucket_name,
+            s3_key_prefix: s.s3_key_prefix.as_deref(),
+            sns_topic_name,
+            sns_topic_arn,
+            include_global_service_events: s.include_global_service_events,
+            is_multi_region_trail: s.is_multi_region_trail,
+            home_region: None,
+            trail_arn: &t.arn,
+            log_file_validation_enabled: s.log_file_validation_enabled,
+            cloud_watch_logs_log_group_arn: s.cloud_watch_logs_log_group_arn.as_deref(),
+            cloud_watch_logs_role_arn: s.cloud_watch_logs_role_arn.as_deref(),
+            kms_key_id: s.kms_key_id.as_deref(),
+            has_custom_event_selectors: None,
+            has_insight_selectors: None,
+            is_organization_trail: s.is_organization_trail,
+        }
     }
-    m.insert("IncludeGlobalServiceEvents".into(), json!(s.include_global_service_events));
-    m.insert("IsMultiRegionTrail".into(), json!(s.is_multi_region_trail));
-    m
+
+    /// The Trail structure of GetTrail and DescribeTrails.
+    fn trail(t: &'a Trail, home: &Home) -> TrailShape<'a> {
+        TrailShape {
+            home_region: Some(&t.home_region),
+            has_custom_event_selectors: Some(t.has_custom_event_selectors),
+            has_insight_selectors: Some(!t.insight_selectors.is_empty()),
+            ..TrailShape::settings(t, home)
+        }
+    }
 }
 
-fn trail_settings_json(t: &Trail, store: &TrailStore) -> Value {
-    let s = &t.settings;
-    let mut m = settings_members(t, store);
-    m.insert("TrailARN".into(), json!(t.arn));
-    m.insert("LogFileValidationEnabled".into(), json!(s.log_file_validation_enabled));
-    put_opt(&mut m, "CloudWatchLogsLogGroupArn", &s.cloud_watch_logs_log_group_arn);
-    put_opt(&mut m, "CloudWatchLogsRoleArn", &s.cloud_watch_logs_role_arn);
-    put_opt(&mut m, "KmsKeyId", &s.kms_key_id);
-    m.insert("IsOrganizationTrail".into(), json!(s.is_organization_trail));
-    Value::Object(m)
-}
-
-/// The model's Trail structure, members in model order.
-fn trail_json(t: &Trail, store: &TrailStore) -> Value {
-    let s = &t.settings;
-    let mut m = settings_members(t, store);
-    m.insert("HomeRegion".into(), json!(t.home_region));
-    m.insert("TrailARN".into(), json!(t.arn));
-    m.insert("LogFileValidationEnabled".into(), json!(s.log_file_validation_enabled));
-    put_opt(&mut m, "CloudWatchLogsLogGroupArn", &s.cloud_watch_logs_log_group_arn);
-    put_opt(&mut m, "CloudWatchLogsRoleArn", &s.cloud_watch_logs_role_arn);
-    put_opt(&mut m, "KmsKeyId", &s.kms_key_id);
-    m.insert("HasCustomEventSelectors".into(), json!(t.has_custom_event_selectors));
-    m.insert("HasInsightSelectors".into(), json!(!t.insight_selectors.is_empty()));
-    m.insert("IsOrganizationTrail".into(), json!(s.is_organization_trail));
-    Value::Object(m)
+/// One ListTrails entry (TrailInfo).
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct TrailInfo<'a> {
+    #[serde(rename = "TrailARN")]
+    trail_arn: &'a str,
+    name: &'a str,
+    home_region: &'a str,
 }
 
 /// GetTrailStatus: epoch-second numbers, plus the deprecated string members as moto and AWS send them.
-fn trail_status_json(t: &Trail) -> Value {
-    let l = &t.logging;
-    let mut m = Map::new();
-    m.insert("IsLogging".into(), json!(l.is_logging));
-    let iso =
-        |e: model::EventTime| e.to_datetime().map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string()).unwrap_or_default();
-    if let Some(start) = l.start_logging_time {
-        m.insert("StartLoggingTime".into(), json!(start.epoch_seconds_f64()));
-        m.insert("TimeLoggingStarted".into(), json!(iso(start)));
-    }
-    if let Some(stop) = l.stop_logging_time {
-        m.insert("StopLoggingTime".into(), json!(stop.epoch_seconds_f64()));
-        m.insert("TimeLoggingStopped".into(), json!(iso(stop)));
-    }
-    // No delivery yet (a later issue): the attempt fields are the empty strings CloudTrail sends then.
-    for k in [
-        "LatestDeliveryAttemptTime",
-        "LatestNotificationAttemptTime",
-        "LatestNotificationAttemptSucceeded",
-        "LatestDeliveryAttemptSucceeded",
-    ] {
-        m.insert(k.into(), json!(""));
-    }
-    Value::Object(m)
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct TrailStatus {
+    is_logging: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    start_logging_time: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    time_logging_started: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop_logging_time: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    time_logging_stopped: Option<String>,
+    // No delivery yet (a later issue): the attempt members are the empty strings CloudTrail sends then.
+    latest_delivery_attempt_time: &'static str,
+    latest_notification_attempt_time: &'static str,
+    latest_notification_attempt_succeeded: &'static str,
+    latest_delivery_attempt_succeeded: &'static str,
 }
 
-fn selectors_json(t: &Trail) -> Value {
-    match &t.selectors {
-        Selectors::Basic(sels) => {
-            let list: Vec<Value> = sels
-                .iter()
-                .map(|s| {
-                    json!({
-                        "ReadWriteType": s.read_write_type.as_str(),
-                        "IncludeManagementEvents": s.include_management_events,
-                        "DataResources": s.data_resources.iter()
-                            .map(|d| json!({"Type": d.resource_type, "Values": d.values}))
-                            .collect::<Vec<_>>(),
-                        "ExcludeManagementEventSources": s.exclude_management_event_sources,
-                    })
-                })
-                .collect();
-            json!({"TrailARN": t.arn, "EventSelectors": list})
+impl TrailStatus {
+    fn of(t: &Trail) -> TrailStatus {
+        let l = &t.logging;
+        let iso = |e: model::EventTime| e.to_datetime().map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+        TrailStatus {
+            is_logging: l.is_logging,
+            start_logging_time: l.start_logging_time.map(|t| t.epoch_seconds_f64()),
+            time_logging_started: l.start_logging_time.map(|t| iso(t).unwrap_or_default()),
+            stop_logging_time: l.stop_logging_time.map(|t| t.epoch_seconds_f64()),
+            time_logging_stopped: l.stop_logging_time.map(|t| iso(t).unwrap_or_default()),
+            latest_delivery_attempt_time: "",
+            latest_notification_attempt_time: "",
+            latest_notification_attempt_succeeded: "",
+            latest_delivery_attempt_succeeded: "",
         }
-        Selectors::Advanced(sels) => json!({"TrailARN": t.arn, "AdvancedEventSelectors": advanced_json(sels)}),
     }
 }
 
-fn advanced_json(sels: &[AdvancedEventSelector]) -> Vec<Value> {
-    sels.iter()
-        .map(|s| {
-            let fields: Vec<Value> = s
-                .field_selectors
-                .iter()
-                .map(|f| {
-                    let mut m = Map::new();
-                    m.insert("Field".into(), json!(f.field));
-                    for (op, values) in &f.conditions {
-                        m.insert(op.as_str().into(), json!(values));
-                    }
-                    Value::Object(m)
-                })
-                .collect();
-            let mut m = Map::new();
-            put_opt(&mut m, "Name", &s.name);
-            m.insert("FieldSelectors".into(), json!(fields));
-            Value::Object(m)
-        })
-        .collect()
+/// PutEventSelectors' and GetEventSelectors' output: the trail's basic or advanced selectors.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct EventSelectorsShape<'a> {
+    #[serde(rename = "TrailARN")]
+    trail_arn: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event_selectors: Option<Vec<EventSelectorShape<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    advanced_event_selectors: Option<Vec<AdvancedEventSelectorShape<'a>>>,
 }
 
-fn insight_json(sels: &[InsightSelector]) -> Vec<Value> {
-    sels.iter()
-        .map(|s| {
-            let mut m = Map::new();
-            m.insert("InsightType".into(), json!(s.insight_type.as_str()));
-            if let Some(c) = &s.event_categories {
-                m.insert("EventCategories".into(), json!(c.iter().map(|c| c.as_str()).collect::<Vec<_>>()));
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct EventSelectorShape<'a> {
+    read_write_type: &'static str,
+    include_management_events: bool,
+    data_resources: Vec<DataResourceShape<'a>>,
+    exclude_management_event_sources: &'a [String],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct DataResourceShape<'a> {
+    r#type: &'a str,
+    values: &'a [String],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct AdvancedEventSelectorShape<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    field_selectors: Vec<FieldSelectorShape<'a>>,
+}
+
+/// A field and its condition lists: one member per operator given, named by the operator.
+struct FieldSelectorShape<'a>(&'a FieldSelector);
+
+impl Serialize for FieldSelectorShape<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = ser.serialize_map(Some(1 + self.0.conditions.len()))?;
+        m.serialize_entry("Field", &self.0.field)?;
+        for (op, values) in &self.0.conditions {
+            m.serialize_entry(op.as_str(), values)?;
+        }
+        m.end()
+    }
+}
+
+impl<'a> EventSelectorsShape<'a> {
+    fn of(t: &'a Trail) -> EventSelectorsShape<'a> {
+        let (mut event_selectors, mut advanced_event_selectors) = (None, None);
+        match &t.selectors {
+            Selectors::Basic(sels) => event_selectors = Some(sels.iter().map(EventSelectorShape::of).collect()),
+            Selectors::Advanced(sels) => {
+                advanced_event_selectors = Some(sels.iter().map(AdvancedEventSelectorShape::of).collect())
             }
-            Value::Object(m)
-        })
-        .collect()
+        }
+        EventSelectorsShape { trail_arn: &t.arn, event_selectors, advanced_event_selectors }
+    }
 }
 
-fn tags_json(tags: &BTreeMap<String, Option<String>>) -> Vec<Value> {
-    tags.iter()
-        .map(|(k, v)| match v {
-            Some(v) => json!({"Key": k, "Value": v}),
-            None => json!({"Key": k}),
-        })
-        .collect()
+impl<'a> EventSelectorShape<'a> {
+    fn of(s: &'a EventSelector) -> EventSelectorShape<'a> {
+        EventSelectorShape {
+            read_write_type: s.read_write_type.as_str(),
+            include_management_events: s.include_management_events,
+            data_resources: (s.data_resources.iter())
+                .map(|d| DataResourceShape { r#type: &d.resource_type, values: &d.values })
+                .collect(),
+            exclude_management_event_sources: &s.exclude_management_event_sources,
+        }
+    }
+}
+
+impl<'a> AdvancedEventSelectorShape<'a> {
+    fn of(s: &'a AdvancedEventSelector) -> AdvancedEventSelectorShape<'a> {
+        AdvancedEventSelectorShape {
+            name: s.name.as_deref(),
+            field_selectors: s.field_selectors.iter().map(FieldSelectorShape).collect(),
+        }
+    }
+}
+
+/// PutInsightSelectors' and GetInsightSelectors' output.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct InsightSelectorsShape<'a> {
+    #[serde(rename = "TrailARN")]
+    trail_arn: &'a str,
+    insight_selectors: Vec<InsightSelectorShape>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct InsightSelectorShape {
+    insight_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event_categories: Option<Vec<&'static str>>,
+}
+
+impl<'a> InsightSelectorsShape<'a> {
+    fn of(trail_arn: &'a str, sels: &[InsightSelector]) -> InsightSelectorsShape<'a> {
+        let insight_selectors = (sels.iter())
+            .map(|s| InsightSelectorShape {
+                insight_type: s.insight_type.as_str(),
+                event_categories: s.event_categories.as_ref().map(|c| c.iter().map(|c| c.as_str()).collect()),
+            })
+            .collect();
+        InsightSelectorsShape { trail_arn, insight_selectors }
+    }
+}
+
+/// One ListTags entry (ResourceTag); a tag without a value has no `Value` member.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ResourceTag<'a> {
+    resource_id: &'a str,
+    tags_list: Vec<TagShape<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct TagShape<'a> {
+    key: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<&'a str>,
+}
+
+impl<'a> ResourceTag<'a> {
+    fn of(resource_id: &'a str, tags: &'a Tags) -> ResourceTag<'a> {
+        let tags_list = tags.iter().map(|(key, value)| TagShape { key, value: value.as_deref() }).collect();
+        ResourceTag { resource_id, tags_list }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::EventTime;
+    use service::trails::{
+        DataResource, InsightType, LoggingState, Operator, ReadWriteType, Settings, SourceEventCategory,
+    };
+
+    fn home() -> Home {
+        Home { account: "123456789012".into(), region: "eu-west-1".into() }
+    }
+
+    /// A trail with every optional member set, advanced or basic selectors as asked.
+    fn rich_trail(advanced: bool) -> Trail {
+        let selectors = if advanced {
+            Selectors::Advanced(vec![service::trails::AdvancedEventSelector {
+                name: Some("mgmt".into()),
+                field_selectors: vec![FieldSelector {
+                    field: "eventCategory".into(),
+                    conditions: vec![
+                        (Operator::Equals, vec!["Management".into()]),
+                        (Operator::NotStartsWith, vec!["x".into()]),
+                    ],
+                }],
+            }])
+        } else {
+            Selectors::Basic(vec![EventSelector {
+                read_write_type: ReadWriteType::WriteOnly,
+                include_management_events: true,
+                data_resources: vec![DataResource {
+                    resource_type: "AWS::S3::Object".into(),
+                    values: vec!["arn:aws:s3".into()],
+                }],
+                exclude_management_event_sources: vec!["kms.amazonaws.com".into()],
+            }])
+        };
+        Trail {
+            name: "t1".into(),
+            home_region: "eu-west-1".into(),
+            arn: "arn:aws:cloudtrail:eu-west-1:123456789012:trail/t1".into(),
+            created: EventTime(0),
+            settings: Settings {
+                s3_bucket_name: "bucket".into(),
+                s3_key_prefix: Some("pre".into()),
+                sns_topic_name: Some("topic".into()),
+                include_global_service_events: true,
+                is_multi_region_trail: false,
+                log_file_validation_enabled: true,
+                cloud_watch_logs_log_group_arn: Some("arn:lg".into()),
+                cloud_watch_logs_role_arn: Some("arn:role".into()),
+                kms_key_id: Some("alias/k".into()),
+                is_organization_trail: false,
+            },
+            selectors,
+            has_custom_event_selectors: true,
+            insight_selectors: vec![
+                InsightSelector { insight_type: InsightType::ApiCallRateInsight, event_categories: None },
+                InsightSelector {
+                    insight_type: InsightType::ApiErrorRateInsight,
+                    event_categories: Some(vec![SourceEventCategory::Management]),
+                },
+            ],
+            tags: [("a".to_string(), Some("1".to_string())), ("b".to_string(), None)].into_iter().collect(),
+            logging: LoggingState {
+                is_logging: true,
+                start_logging_time: Some(EventTime(1_577_869_200_500)),
+                stop_logging_time: Some(EventTime(1_577_869_100_000)),
+            },
+        }
+    }
+
+    /// `got` is the JSON `expect` says (member order aside: the answer is a map).
+    fn check(got: Value, expect: &str) {
+        assert_eq!(got, serde_json::from_str::<Value>(expect).unwrap());
+    }
+
+    #[test]
+    fn trail_shapes_carry_every_member_the_model_has() {
+        let t = rich_trail(false);
+        check(
+            value(TrailShape::settings(&t, &home())).unwrap(),
+            r#"{"CloudWatchLogsLogGroupArn":"arn:lg","CloudWatchLogsRoleArn":"arn:role","IncludeGlobalServiceEvents":true,"IsMultiRegionTrail":false,"IsOrganizationTrail":false,"KmsKeyId":"alias/k","LogFileValidationEnabled":true,"Name":"t1","S3BucketName":"bucket","S3KeyPrefix":"pre","SnsTopicARN":"arn:aws:sns:eu-west-1:123456789012:topic","SnsTopicName":"topic","TrailARN":"arn:aws:cloudtrail:eu-west-1:123456789012:trail/t1"}"#,
+        );
+        check(
+            value(TrailShape::trail(&t, &home())).unwrap(),
+            r#"{"CloudWatchLogsLogGroupArn":"arn:lg","CloudWatchLogsRoleArn":"arn:role","HasCustomEventSelectors":true,"HasInsightSelectors":true,"HomeRegion":"eu-west-1","IncludeGlobalServiceEvents":true,"IsMultiRegionTrail":false,"IsOrganizationTrail":false,"KmsKeyId":"alias/k","LogFileValidationEnabled":true,"Name":"t1","S3BucketName":"bucket","S3KeyPrefix":"pre","SnsTopicARN":"arn:aws:sns:eu-west-1:123456789012:topic","SnsTopicName":"topic","TrailARN":"arn:aws:cloudtrail:eu-west-1:123456789012:trail/t1"}"#,
+        );
+        let mut plain = rich_trail(false);
+        plain.settings.sns_topic_name = Some("arn:aws:sns:us-east-1:123456789012:other".into());
+        plain.settings.s3_key_prefix = None;
+        plain.settings.kms_key_id = None;
+        plain.logging = LoggingState::default();
+        plain.insight_selectors.clear();
+        check(
+            value(TrailShape::trail(&plain, &home())).unwrap(),
+            r#"{"CloudWatchLogsLogGroupArn":"arn:lg","CloudWatchLogsRoleArn":"arn:role","HasCustomEventSelectors":true,"HasInsightSelectors":false,"HomeRegion":"eu-west-1","IncludeGlobalServiceEvents":true,"IsMultiRegionTrail":false,"IsOrganizationTrail":false,"LogFileValidationEnabled":true,"Name":"t1","S3BucketName":"bucket","SnsTopicARN":"arn:aws:sns:us-east-1:123456789012:other","SnsTopicName":"other","TrailARN":"arn:aws:cloudtrail:eu-west-1:123456789012:trail/t1"}"#,
+        );
+        check(
+            value(TrailStatus::of(&t)).unwrap(),
+            r#"{"IsLogging":true,"LatestDeliveryAttemptSucceeded":"","LatestDeliveryAttemptTime":"","LatestNotificationAttemptSucceeded":"","LatestNotificationAttemptTime":"","StartLoggingTime":1577869200.5,"StopLoggingTime":1577869100.0,"TimeLoggingStarted":"2020-01-01T09:00:00Z","TimeLoggingStopped":"2020-01-01T08:58:20Z"}"#,
+        );
+        check(
+            value(TrailStatus::of(&plain)).unwrap(),
+            r#"{"IsLogging":false,"LatestDeliveryAttemptSucceeded":"","LatestDeliveryAttemptTime":"","LatestNotificationAttemptSucceeded":"","LatestNotificationAttemptTime":""}"#,
+        );
+    }
+
+    #[test]
+    fn selector_and_tag_shapes_name_their_members_as_the_model_does() {
+        let t = rich_trail(false);
+        check(
+            value(EventSelectorsShape::of(&t)).unwrap(),
+            r#"{"EventSelectors":[{"DataResources":[{"Type":"AWS::S3::Object","Values":["arn:aws:s3"]}],"ExcludeManagementEventSources":["kms.amazonaws.com"],"IncludeManagementEvents":true,"ReadWriteType":"WriteOnly"}],"TrailARN":"arn:aws:cloudtrail:eu-west-1:123456789012:trail/t1"}"#,
+        );
+        check(
+            value(EventSelectorsShape::of(&rich_trail(true))).unwrap(),
+            r#"{"AdvancedEventSelectors":[{"FieldSelectors":[{"Equals":["Management"],"Field":"eventCategory","NotStartsWith":["x"]}],"Name":"mgmt"}],"TrailARN":"arn:aws:cloudtrail:eu-west-1:123456789012:trail/t1"}"#,
+        );
+        let insights = value(InsightSelectorsShape::of(&t.arn, &t.insight_selectors)).unwrap();
+        check(
+            insights["InsightSelectors"].clone(),
+            r#"[{"InsightType":"ApiCallRateInsight"},{"EventCategories":["Management"],"InsightType":"ApiErrorRateInsight"}]"#,
+        );
+        check(
+            value(ResourceTag::of(&t.arn, &t.tags)).unwrap()["TagsList"].clone(),
+            r#"[{"Key":"a","Value":"1"},{"Key":"b"}]"#,
+        );
+    }
 }

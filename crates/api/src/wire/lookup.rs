@@ -1,0 +1,95 @@
+//! LookupEvents' request shape and its conversion into an [`EventQuery`] page request, each rule failing
+//! with the error CloudTrail names for it.
+
+use model::{AttributeKey, EventQuery, EventTime, Provenance, QueryCategory};
+use serde::Deserialize;
+
+use super::{AttributeProblem, Timestamp, WireError};
+use crate::lookup::{LookupRequest, MAX_RESULTS, decode_token};
+
+/// Hard-coded by the CloudTrail API model: `AttributeValue` is 1..2000 characters.
+const MAX_ATTRIBUTE_VALUE_CHARS: usize = 2000;
+
+/// LookupEvents.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct LookupEventsRequest {
+    lookup_attributes: Option<Vec<LookupAttribute>>,
+    start_time: Option<Timestamp>,
+    end_time: Option<Timestamp>,
+    event_category: Option<String>,
+    /// A number of any kind: one out of range is `InvalidMaxResultsException`, not a type error.
+    max_results: Option<serde_json::Number>,
+    next_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct LookupAttribute {
+    attribute_key: Option<String>,
+    attribute_value: Option<String>,
+}
+
+impl LookupEventsRequest {
+    /// The validated request; `window_start` (the `lookup_window_days` policy) clamps the start.
+    pub fn into_lookup(self, window_start: Option<EventTime>) -> Result<LookupRequest, WireError> {
+        let category = match self.event_category.as_deref() {
+            None | Some("management") => QueryCategory::Standard,
+            Some("insight") => QueryCategory::Insight,
+            Some(other) => return Err(WireError::EventCategory { given: other.to_string() }),
+        };
+        let mut attributes = Vec::new();
+        for (index, a) in self.lookup_attributes.unwrap_or_default().into_iter().enumerate() {
+            let invalid = |problem| WireError::LookupAttribute { index, problem };
+            attributes.extend(a.terms(category).map_err(invalid)?);
+        }
+        let (start, end) = (self.start_time.map(|t| t.0), self.end_time.map(|t| t.0));
+        if let (Some(start), Some(end)) = (start, end)
+            && start > end
+        {
+            return Err(WireError::TimeRange { start, end });
+        }
+        let start = match (start, window_start) {
+            (Some(s), Some(w)) => Some(s.max(w)),
+            (s, w) => s.or(w),
+        };
+        let max_results = match self.max_results {
+            None => MAX_RESULTS,
+            Some(n) => match n.as_i64() {
+                Some(m) if (1..=MAX_RESULTS as i64).contains(&m) => m as usize,
+                _ => return Err(WireError::MaxResults { given: n, max: MAX_RESULTS }),
+            },
+        };
+        let query = EventQuery { attributes, start, end, category };
+        // A token is tied to the parameters it was issued for, the clamped start included.
+        let after = match self.next_token.as_deref() {
+            None | Some("") => None,
+            Some(t) => Some(decode_token(t, &query)?),
+        };
+        Ok(LookupRequest { query, max_results, after })
+    }
+}
+
+impl LookupAttribute {
+    /// The (key, value) terms this attribute looks up: one, or two for `Provenance` with a detail.
+    fn terms(self, category: QueryCategory) -> Result<Vec<(AttributeKey, String)>, AttributeProblem> {
+        let key = self.attribute_key.ok_or(AttributeProblem::KeyMissing)?;
+        let key = AttributeKey::parse(&key).ok_or(AttributeProblem::UnknownKey { key })?;
+        let value = self.attribute_value.ok_or(AttributeProblem::ValueMissing)?;
+        let chars = value.chars().count();
+        if chars == 0 || chars > MAX_ATTRIBUTE_VALUE_CHARS {
+            return Err(AttributeProblem::ValueLength { max: MAX_ATTRIBUTE_VALUE_CHARS });
+        }
+        if category == QueryCategory::Insight
+            && !matches!(key, AttributeKey::EventId | AttributeKey::EventName | AttributeKey::EventSource)
+        {
+            return Err(AttributeProblem::NotForInsights { key });
+        }
+        if key == AttributeKey::Provenance {
+            // `ingest` alone, or `ingest:<principal ARN>` (the kind AND the detail).
+            let terms = Provenance::lookup_terms(&value).ok_or(AttributeProblem::NotAProvenance { value })?;
+            return Ok(terms.into_iter().map(|t| (key, t)).collect());
+        }
+        Ok(vec![(key, value)])
+    }
+}
