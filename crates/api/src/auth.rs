@@ -4,7 +4,6 @@
 //! the headers before any body byte is read; the signature is checked once the body has streamed through
 //! the payload hash.
 
-use axum::http::StatusCode;
 use axum::http::request::Parts;
 use service::Principal;
 
@@ -60,11 +59,5 @@ pub(crate) fn verify_head(app: &App, parts: &Parts, surface: Surface) -> Result<
 
 pub(crate) fn finish(app: &App, p: PendingAuth) -> Result<Principal, ApiError> {
     let verified = p.0.finish()?;
-    app.principals.get(&verified.access_key_id).cloned().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::FORBIDDEN,
-            "UnrecognizedClientException",
-            "The security token included in the request is invalid.",
-        )
-    })
+    app.principals.get(&verified.access_key_id).cloned().ok_or_else(ApiError::unrecognized_client)
 }

@@ -22,7 +22,7 @@ use service::{AuditOutcome, IngestItem, IngestOutcome, StoreError};
 use crate::audit::{self, Facts};
 use crate::auth;
 use crate::error::ApiError;
-use crate::operation::{Effect, Operation, Requested, Surface, UnknownReason};
+use crate::operation::{Effect, Operation, Requested, Surface};
 use crate::{App, CallContext, TlsInfo, blocking, cloudtrail, data, header_str, ingest};
 
 /// A call's answer, before it is encoded for its surface.
@@ -110,7 +110,7 @@ async fn call(app: &Arc<App>, ctx: &CallContext, requested: &Requested, parts: &
     let (op, event_id) = match requested {
         Requested::Known { op, event_id } => (*op, event_id.clone()),
         Requested::Unknown { reason, .. } => {
-            let e = unknown_operation(reason);
+            let e = ApiError::from(reason.clone());
             return audit_and_answer(app, ctx, requested, &Value::Null, Err(e)).await;
         }
     };
@@ -197,24 +197,6 @@ fn request_parameters(op: Operation, parts: &Parts, body: &[u8], event_id: Optio
                 "contentEncoding": header_str(&parts.headers, "content-encoding"),
             }),
         }),
-    }
-}
-
-fn unknown_operation(reason: &UnknownReason) -> ApiError {
-    match reason {
-        UnknownReason::MissingTarget => ApiError::client(
-            "UnknownOperationException",
-            "missing X-Amz-Target header: expected CloudTrail_20131101.<Operation> or com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.<Operation>",
-        ),
-        UnknownReason::UnknownTarget { target } => ApiError::client(
-            "UnknownOperationException",
-            format!("operation '{target}' is not supported by this endpoint"),
-        ),
-        UnknownReason::NoRoute { method, path } => ApiError::new(
-            axum::http::StatusCode::NOT_FOUND,
-            "UnknownOperationException",
-            format!("no operation at {method} {path}"),
-        ),
     }
 }
 

@@ -12,7 +12,7 @@ use service::trails::TrailError;
 use service::{BatchError, StoreError, Throttled};
 
 use crate::body::BodyError;
-use crate::operation::Surface;
+use crate::operation::{Surface, UnknownReason};
 use crate::wire::WireError;
 
 /// An error as the client sees it.
@@ -149,6 +149,38 @@ impl From<BatchError> for ApiError {
                 ApiError::serialization(e.to_string())
             }
         }
+    }
+}
+
+impl From<UnknownReason> for ApiError {
+    /// A request that names no operation this server answers.
+    fn from(reason: UnknownReason) -> Self {
+        match reason {
+            UnknownReason::MissingTarget => ApiError::client(
+                "UnknownOperationException",
+                "missing X-Amz-Target header: expected CloudTrail_20131101.<Operation> or com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.<Operation>",
+            ),
+            UnknownReason::UnknownTarget { target } => ApiError::client(
+                "UnknownOperationException",
+                format!("operation '{target}' is not supported by this endpoint"),
+            ),
+            UnknownReason::NoRoute { method, path } => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "UnknownOperationException",
+                format!("no operation at {method} {path}"),
+            ),
+        }
+    }
+}
+
+impl ApiError {
+    /// A signature that verified for a key no principal holds any more (the table changed in between).
+    pub fn unrecognized_client() -> ApiError {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
+        )
     }
 }
 
