@@ -12,7 +12,7 @@ for m in ("boto3", "botocore", "moto", "rsa"):
 sys.exit(0 if shutil.which("aws") else 1)
 PY
 
-# The AWS SDK for JavaScript v3 that crates/opentrail/tests/sdk_js.rs drives, pinned by its package-lock.json;
+# The AWS SDK for JavaScript v3 that crates/opentrail/tests/it/sdk_js.rs drives, pinned by its package-lock.json;
 # reinstalled only when the lock file is newer than what npm last installed.
 sdkjs=crates/opentrail/tests/sdk-js
 for tool in node npm; do
