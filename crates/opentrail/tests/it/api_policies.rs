@@ -145,16 +145,8 @@ fn a_writer_cannot_look_up_and_an_auditor_cannot_ingest() {
 
 #[test]
 fn https_calls_are_audited_with_tls_details_and_plain_http_calls_without() {
-    let dir = tempfile::tempdir().unwrap();
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert_file, cert.cert.pem()).unwrap();
-    std::fs::write(&key_file, cert.signing_key.serialize_pem()).unwrap();
-    let s = Server::start_with(&config_toml(&format!(
-        "[tls]\nlisten = \"127.0.0.1:0\"\ncert_file = {:?}\nkey_file = {:?}\n",
-        cert_file.display().to_string(),
-        key_file.display().to_string()
-    )));
+    let (s, dir) = Server::start_tls("");
+    let cert_file = dir.path().join("cert.pem");
     let https = s.https_endpoint.clone().expect("an https listener");
     let port = https.rsplit(':').next().unwrap().to_string();
     s.ingest(&format!("{SEED}\n"));

@@ -645,16 +645,9 @@ fn a_body_with_more_records_than_the_limit_is_refused_whole() {
 
 #[test]
 fn a_silent_tls_client_is_cut_off_after_the_handshake_timeout() {
-    let dir = tempfile::tempdir().unwrap();
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert_file, cert.cert.pem()).unwrap();
-    std::fs::write(&key_file, cert.signing_key.serialize_pem()).unwrap();
-    let s = Server::start_with(&config_toml(&format!(
-        "[tls]\nlisten = \"127.0.0.1:0\"\ncert_file = {:?}\nkey_file = {:?}\n[server]\ntls_handshake_timeout_ms = 1000\nheader_timeout_ms = 30000\nidle_timeout_ms = 30000\n",
-        cert_file.display().to_string(),
-        key_file.display().to_string()
-    )));
+    let (s, _certs) = Server::start_tls(
+        "[server]\ntls_handshake_timeout_ms = 1000\nheader_timeout_ms = 30000\nidle_timeout_ms = 30000\n",
+    );
     let https = s.https_endpoint.clone().expect("an https listener");
     let mut c = TcpStream::connect(https.trim_start_matches("https://")).unwrap();
     let (closed, _) = wait_closed(&mut c, Duration::from_secs(5));

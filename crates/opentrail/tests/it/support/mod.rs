@@ -154,6 +154,23 @@ impl Server {
             .expect("run python3")
     }
 
+    /// A server with an HTTPS listener (port 0) on a self-signed certificate for `localhost`; `extra` is
+    /// appended to the config after the `[tls]` table (another table, e.g. `[server]`). The returned folder
+    /// holds `cert.pem`, for clients that verify the certificate.
+    pub fn start_tls(extra: &str) -> (Server, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert_file, cert.cert.pem()).unwrap();
+        std::fs::write(&key_file, cert.signing_key.serialize_pem()).unwrap();
+        let s = Self::start_with(&config_toml(&format!(
+            "[tls]\nlisten = \"127.0.0.1:0\"\ncert_file = {:?}\nkey_file = {:?}\n{extra}",
+            cert_file.display().to_string(),
+            key_file.display().to_string()
+        )));
+        (s, dir)
+    }
+
     /// A signed request made with opentrail's own client; any status is an answer.
     pub fn signed(
         &self,
