@@ -599,8 +599,17 @@ impl EventStore {
     }
 }
 
-fn decode(seq: Seq, body: Vec<u8>) -> Result<StoredEvent, StoreError> {
-    let record = parse_payload(&body).map_err(|reason| StoreError::Unreadable { seq, reason })?;
+fn decode(seq: Seq, mut body: Vec<u8>) -> Result<StoredEvent, StoreError> {
+    let unreadable = |reason: String| StoreError::Unreadable { seq, reason };
+    let (provenance, json_len) = match model::Provenance::unframe(&body) {
+        Ok((p, json)) => (p, json.len()),
+        Err(e) => return Err(unreadable(e.to_string())),
+    };
+    // The record's text is the tail of the payload: keep that buffer rather than copy it.
+    body.drain(..body.len() - json_len);
+    let json = String::from_utf8(body).map_err(|e| unreadable(e.to_string()))?;
+    let mut record = Record::from_stored_owned(json).map_err(|e| unreadable(e.to_string()))?;
+    record.fields.provenance = provenance;
     let (json, fields) = record.into_parts();
     Ok(StoredEvent { seq, json, fields })
 }
