@@ -4,10 +4,10 @@
 //!
 //! Architecture invariant: no authenticated call leaves without its audit record, failures included. A
 //! read's record is queued for the next group commit before the answer goes out; a call that changes
-//! control-plane state is first run against a scratch copy of the state, its record made durable, and only
-//! then applied; stored records and the record of the call that stored them share one group commit. A
-//! record that cannot be written refuses the call (503) and changes nothing, unless `[audit]
-//! fail_open_reads` lets a read through.
+//! control-plane state is first run against a staging copy of the state (its state file written beside
+//! the real one), its record made durable, and only then committed; stored records and the record of the
+//! call that stored them share one group commit. A record that cannot be written refuses the call (503)
+//! and changes nothing, unless `[audit] fail_open_reads` lets a read through.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -126,8 +126,7 @@ async fn call(app: &Arc<App>, ctx: &CallContext, requested: &Requested, parts: &
         Effect::Read => {
             let result = match op {
                 Operation::GetEvent => ingest::get_event(app, event_id.unwrap_or_default()).await,
-                Operation::LookupEvents => cloudtrail::lookup_events(app, ctx, &params).await,
-                _ => cloudtrail::read(app, ctx, op, &params).await.map(Reply::Json),
+                _ => cloudtrail::read(app, ctx, op, &params).await,
             };
             audit_and_answer(app, ctx, requested, &params, result).await
         }

@@ -1,6 +1,6 @@
 //! The CloudTrail JSON 1.1 API: one match from operation to use case, split as the chain runs them —
 //! reads against the live state, and calls that change the control plane against the state they are
-//! given (a scratch copy first, then the real one; see `chain.rs`).
+//! given (a staging copy, which the chain commits once the call's audit record is durable; see `chain.rs`).
 
 use std::sync::Arc;
 
@@ -13,15 +13,16 @@ use crate::operation::Operation;
 use crate::{App, CallContext, ControlPlane, blocking, channels, keys, trails};
 
 /// A read: changes nothing.
-pub(crate) async fn read(app: &Arc<App>, ctx: &CallContext, op: Operation, params: &Value) -> Result<Value, ApiError> {
+pub(crate) async fn read(app: &Arc<App>, ctx: &CallContext, op: Operation, params: &Value) -> Result<Reply, ApiError> {
     let cp = &app.control_plane;
-    match op {
-        Operation::LookupEvents => unreachable_lookup(),
+    let answer = match op {
+        Operation::LookupEvents => return lookup_events(app, ctx, params).await,
         Operation::ListPublicKeys => keys::list_public_keys(app, ctx, params),
         Operation::GetChannel => channels::get(&cp.channels, params),
         Operation::ListChannels => channels::list(&cp.channels, params),
         _ => trails::call(&cp.trails, ctx, op, params).await,
-    }
+    };
+    answer.map(Reply::Json)
 }
 
 /// A call that changes trails or channels, run against `cp`.
@@ -39,13 +40,8 @@ pub(crate) async fn control(
     }
 }
 
-/// LookupEvents is answered already encoded (see [`lookup_events`]); it never reaches [`read`].
-fn unreachable_lookup() -> Result<Value, ApiError> {
-    Err(ApiError::internal(&"LookupEvents is answered by cloudtrail::lookup_events"))
-}
-
 /// LookupEvents, its answer written straight from the page (the hot path of event history).
-pub(crate) async fn lookup_events(app: &Arc<App>, ctx: &CallContext, params: &Value) -> Result<Reply, ApiError> {
+async fn lookup_events(app: &Arc<App>, ctx: &CallContext, params: &Value) -> Result<Reply, ApiError> {
     let window_start = app.config.lookup_window_days.map(|d| model::EventTime(ctx.now.0 - i64::from(d) * 86_400_000));
     let req = parse_lookup_request(params, window_start)?;
     let store = app.store.clone();

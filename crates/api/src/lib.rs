@@ -61,7 +61,8 @@ pub struct App {
     pub keys: Arc<KeyRing>,
     /// Trails and channels, kept in `data_dir`.
     pub control_plane: ControlPlane,
-    /// Held by a call that changes the control plane, from its scratch run to its real one.
+    /// Held by a call that changes the control plane, from its staging copy to its commit (and by the
+    /// channel ingestion-status writes of PutAuditEvents).
     pub control_plane_turn: tokio::sync::Mutex<()>,
     /// The secret PutAuditEvents eventIDs are derived with.
     pub event_id_key: EventIdKey,
@@ -153,7 +154,7 @@ pub struct CallContext {
     pub tls: Option<TlsInfo>,
     pub host: Option<String>,
     pub now: EventTime,
-    /// An id for whatever the call creates, fixed per call so a scratch run and the real one agree.
+    /// An id for whatever the call creates (a channel's), fixed when the call arrives.
     pub fresh_id: uuid::Uuid,
 }
 

@@ -145,7 +145,8 @@ struct StateFile {
 
 /// The channel registry. Cheap operations under one lock; each change is one small atomic file write.
 pub struct Channels {
-    /// `None` for a scratch copy, which never writes a file.
+    /// The state file; a staging copy writes beside it (`<name>.staged`) until committed. `None` only for
+    /// a copy that never writes.
     path: Option<PathBuf>,
     region: String,
     account_id: String,

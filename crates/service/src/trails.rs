@@ -602,7 +602,8 @@ const STATE_FILE: &str = "trails.json";
 /// The durable trail store: all trails in memory, rewritten atomically to one file on every change.
 pub struct TrailStore {
     home: Home,
-    /// `None` for a scratch copy, which never writes a file.
+    /// The state file; a staging copy writes beside it (`<name>.staged`) until committed. `None` only for
+    /// a copy that never writes.
     path: Option<PathBuf>,
     state: Mutex<StateFile>,
 }
