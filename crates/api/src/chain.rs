@@ -17,7 +17,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use service::{AuditOutcome, IngestItem, IngestOutcome, StoreError};
+use service::{AuditOutcome, IngestItem, IngestOutcome};
 
 use crate::audit::{self, Facts};
 use crate::auth;
@@ -72,13 +72,11 @@ pub(crate) async fn serve(
     };
     // 2. The body, through the payload hash, within the operation's limit and time.
     // The permit holds the body's bytes against `[server] body_memory_bytes` until the call is answered.
-    let (body, _held) =
-        match crate::body::read_request_body(app, body, body_limit(app, &requested), |chunk| pending.update(chunk))
-            .await
-        {
-            Ok(b) => b,
-            Err(e) => return unaudited(e),
-        };
+    let limit = requested.max_body_bytes(&app.config.server);
+    let (body, _held) = match crate::body::read_request_body(app, body, limit, |chunk| pending.update(chunk)).await {
+        Ok(b) => b,
+        Err(e) => return unaudited(e),
+    };
     // 3. The signature over all of it.
     let principal = match auth::finish(app, pending) {
         Ok(p) => p,
@@ -96,14 +94,6 @@ pub(crate) async fn serve(
     };
     // 4. From here on every call is audited.
     call(app, &ctx, &requested, &parts, body).await
-}
-
-fn body_limit(app: &App, requested: &Requested) -> usize {
-    match requested {
-        Requested::Known { op: Operation::PutEvents, .. } => app.config.server.max_request_bytes,
-        Requested::Known { op: Operation::GetEvent, .. } => 0,
-        _ => crate::operation::MAX_API_BODY_BYTES,
-    }
 }
 
 async fn call(app: &Arc<App>, ctx: &CallContext, requested: &Requested, parts: &Parts, body: Bytes) -> Response {
@@ -137,7 +127,7 @@ async fn call(app: &Arc<App>, ctx: &CallContext, requested: &Requested, parts: &
                 _ => ingest::prepare(app, ctx, &parts.headers, body).await,
             };
             match prepared {
-                Ok(p) => store_records(app, ctx, requested, &params, p).await,
+                Ok(p) => store_records(app, ctx, requested, op, &params, p).await,
                 Err(e) => audit_and_answer(app, ctx, requested, &params, Err(e)).await,
             }
         }
@@ -315,7 +305,7 @@ async fn control_plane(
         return finish(app, requested, Err(refusal(e)));
     }
     metrics.record_audit(AuditOutcome::Durable);
-    let cp = app.control_plane.clone_handles();
+    let cp = app.control_plane.clone();
     let committed = blocking(move || cp.commit(staged)).await.and_then(|r| r.map_err(|e| ApiError::internal(&e)));
     if let Err(e) = committed {
         // A rename needs no space; only a broken disk gets here.
@@ -331,13 +321,10 @@ async fn store_records(
     app: &Arc<App>,
     ctx: &CallContext,
     requested: &Requested,
+    op: Operation,
     params: &Value,
     prepared: Prepared,
 ) -> Response {
-    let Requested::Known { op, .. } = requested else {
-        return audit_and_answer(app, ctx, requested, params, Err(ApiError::internal(&"records without an operation")))
-            .await;
-    };
     let facts = Facts {
         surface: op.surface(),
         event_name: op.name(),
@@ -364,12 +351,8 @@ async fn store_records(
             finish(app, requested, (prepared.finish)(outcome))
         }
         // Nothing was stored, the call's record included: record the refusal on its own.
-        Err(e) => audit_and_answer(app, ctx, requested, params, Err(store_refusal(e))).await,
+        Err(e) => audit_and_answer(app, ctx, requested, params, Err(ApiError::from(e))).await,
     }
-}
-
-fn store_refusal(e: StoreError) -> ApiError {
-    ApiError::from(e)
 }
 
 /// Metrics, then the answer in its surface's encoding.

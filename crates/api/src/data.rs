@@ -9,13 +9,12 @@ use axum::body::Bytes;
 use axum::http::Uri;
 use model::Provenance;
 use serde_json::json;
-use service::audit_events::{self, MAX_REQUEST_BYTES};
+use service::audit_events;
 use service::channels::IngestionAttempt;
 use service::{IngestItem, IngestOutcome};
 
 use crate::chain::{Prepared, Reply};
 use crate::error::{ApiError, audit_event_error_code};
-use crate::wire::WireError;
 use crate::wire::data::{PutAuditEventsQuery, PutAuditEventsRequest, WireAuditEvent};
 use crate::{App, CallContext, blocking};
 
@@ -31,9 +30,6 @@ struct Failure {
 pub(crate) async fn prepare(app: &Arc<App>, ctx: &CallContext, uri: &Uri, body: Bytes) -> Result<Prepared, ApiError> {
     let channel_ref = PutAuditEventsQuery::from_uri(uri)?.channel()?;
     let channel = app.control_plane.channels.get(&channel_ref)?;
-    if body.len() > MAX_REQUEST_BYTES {
-        return Err(WireError::BodyTooLarge { bytes: body.len(), max: MAX_REQUEST_BYTES }.into());
-    }
     let region = app.config.region.clone();
     let now = ctx.now;
     let channel_for_build = channel.clone();

@@ -36,10 +36,6 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
-    pub fn validation(message: impl Into<String>) -> Self {
-        Self::client("ValidationException", message)
-    }
-
     pub fn serialization(message: impl Into<String>) -> Self {
         Self::client("SerializationException", message)
     }
@@ -252,7 +248,6 @@ impl From<WireError> for ApiError {
             WireError::Missing { .. }
             | WireError::Query { .. }
             | WireError::ExternalId
-            | WireError::BodyTooLarge { .. }
             | WireError::AuditEventCount { .. }
             | WireError::AuditEventId { .. } => "ValidationException",
             WireError::Unsupported { .. } => "UnsupportedOperationException",

@@ -72,7 +72,8 @@ pub struct App {
     pub body_budget: body::MemoryBudget,
 }
 
-/// The control-plane state: trails and channels.
+/// The control-plane state: trails and channels. Clones share the stores.
+#[derive(Clone)]
 pub struct ControlPlane {
     pub trails: Arc<TrailStore>,
     pub channels: Arc<Channels>,
@@ -83,11 +84,6 @@ impl ControlPlane {
     /// [`ControlPlane::commit`]. Hold `App::control_plane_turn` from here to the commit.
     pub fn staging(&self) -> ControlPlane {
         ControlPlane { trails: Arc::new(self.trails.staging()), channels: Arc::new(self.channels.staging()) }
-    }
-
-    /// Another handle on the same stores.
-    pub fn clone_handles(&self) -> ControlPlane {
-        ControlPlane { trails: self.trails.clone(), channels: self.channels.clone() }
     }
 
     /// Makes what a staging copy did current (renames, then memory).

@@ -102,8 +102,7 @@ operations! {
     GetEvent => Native, Read;
 }
 
-/// Hard-coded: the largest body of a CloudTrail API or cloudtrail-data request (their inputs are small;
-/// PutAuditEvents is documented at 1 MiB).
+/// Hard-coded: the largest body of a CloudTrail API request (their inputs are small).
 pub const MAX_API_BODY_BYTES: usize = 1024 * 1024;
 /// Hard-coded: the longest operation name kept from an unknown `X-Amz-Target` for its audit record.
 const MAX_UNKNOWN_NAME_CHARS: usize = 128;
@@ -130,6 +129,17 @@ impl Operation {
     /// Per-key rate limits (`[rate_limits]`) apply to the CloudTrail APIs, as AWS throttles them.
     pub fn rate_limited(self) -> bool {
         self.surface() != Surface::Native
+    }
+
+    /// The largest body the operation reads: `[server] max_request_bytes` for the native ingest API, the
+    /// documented 1 MiB of PutAuditEvents, [`MAX_API_BODY_BYTES`] for the CloudTrail API, none for GetEvent.
+    pub fn max_body_bytes(self, server: &service::ServerConfig) -> usize {
+        match self {
+            Operation::PutEvents => server.max_request_bytes,
+            Operation::PutAuditEvents => service::audit_events::MAX_REQUEST_BYTES,
+            Operation::GetEvent => 0,
+            _ => MAX_API_BODY_BYTES,
+        }
     }
 
     fn by_name(name: &str) -> Option<Operation> {
@@ -206,6 +216,15 @@ impl Requested {
             Requested::Known { op, .. } => op.name(),
             Requested::Unknown { name, .. } if !name.is_empty() => name,
             Requested::Unknown { .. } => "UnknownOperation",
+        }
+    }
+
+    /// The largest body read for this request; an unknown operation gets the CloudTrail API's limit (its
+    /// body is read only to check the signature).
+    pub fn max_body_bytes(&self, server: &service::ServerConfig) -> usize {
+        match self {
+            Requested::Known { op, .. } => op.max_body_bytes(server),
+            Requested::Unknown { .. } => MAX_API_BODY_BYTES,
         }
     }
 

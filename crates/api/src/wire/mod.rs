@@ -71,8 +71,6 @@ pub enum WireError {
     Query { reason: String },
     #[error("externalId must be 2 to 1224 characters of [\\w+=,.@:/-]")]
     ExternalId,
-    #[error("request body is {bytes} bytes; PutAuditEvents accepts at most {max}")]
-    BodyTooLarge { bytes: usize, max: usize },
     #[error("auditEvents must hold 1 to {max} events, got {count}")]
     AuditEventCount { count: usize, max: usize },
     #[error("auditEvents[{index}].id '{id}' must be 1 to 128 characters of [-_A-Za-z0-9]")]
