@@ -144,15 +144,6 @@ impl PendingIngest {
         self.finish(res)
     }
 
-    /// Waits on the calling (blocking) thread; never call it on an async worker.
-    pub fn wait_blocking(mut self) -> Result<IngestOutcome, StoreError> {
-        let res = match self.rx.take() {
-            None => return Ok(self.outcome),
-            Some(rx) => rx.blocking_recv().map_err(|_| StoreError::Closed)?,
-        };
-        self.finish(res)
-    }
-
     fn finish(mut self, res: Result<journal::SeqRange, JournalError>) -> Result<IngestOutcome, StoreError> {
         let inner = &self.inner;
         match res {
@@ -314,11 +305,6 @@ impl EventStore {
             self.submit(items)?
         };
         pending.wait().await
-    }
-
-    /// Blocking form of [`EventStore::ingest`], for callers on a blocking thread.
-    pub fn ingest_blocking(&self, items: Vec<IngestItem>) -> Result<IngestOutcome, StoreError> {
-        self.submit(items)?.wait_blocking()
     }
 
     /// Deduplicates the batch and queues it for the next group commit; the returned [`PendingIngest`]
@@ -599,17 +585,8 @@ impl EventStore {
     }
 }
 
-fn decode(seq: Seq, mut body: Vec<u8>) -> Result<StoredEvent, StoreError> {
-    let unreadable = |reason: String| StoreError::Unreadable { seq, reason };
-    let (provenance, json_len) = match model::Provenance::unframe(&body) {
-        Ok((p, json)) => (p, json.len()),
-        Err(e) => return Err(unreadable(e.to_string())),
-    };
-    // The record's text is the tail of the payload: keep that buffer rather than copy it.
-    body.drain(..body.len() - json_len);
-    let json = String::from_utf8(body).map_err(|e| unreadable(e.to_string()))?;
-    let mut record = Record::from_stored_owned(json).map_err(|e| unreadable(e.to_string()))?;
-    record.fields.provenance = provenance;
+fn decode(seq: Seq, body: Vec<u8>) -> Result<StoredEvent, StoreError> {
+    let record = parse_payload(body).map_err(|reason| StoreError::Unreadable { seq, reason })?;
     let (json, fields) = record.into_parts();
     Ok(StoredEvent { seq, json, fields })
 }
@@ -667,7 +644,7 @@ impl Inner {
                 if seq.0 > to {
                     break;
                 }
-                match parse_payload(&body) {
+                match parse_payload(body) {
                     Ok(r) => batch.push((seq, r.fields)),
                     Err(reason) => {
                         // Every stored record was validated at ingest, so this is damage, not bad input.
@@ -695,9 +672,14 @@ impl Inner {
 }
 
 /// A journal payload: the provenance frame, then the record's JSON as stored.
-fn parse_payload(body: &[u8]) -> Result<Record, String> {
-    let (provenance, json) = model::Provenance::unframe(body).map_err(|e| e.to_string())?;
-    let json = std::str::from_utf8(json).map_err(|e| e.to_string())?;
+fn parse_payload(mut body: Vec<u8>) -> Result<Record, String> {
+    let (provenance, json_len) = match model::Provenance::unframe(&body) {
+        Ok((p, json)) => (p, json.len()),
+        Err(e) => return Err(e.to_string()),
+    };
+    // The record's text is the tail of the payload: keep that buffer rather than copy it.
+    body.drain(..body.len() - json_len);
+    let json = String::from_utf8(body).map_err(|e| e.to_string())?;
     let mut record = Record::from_stored(json).map_err(|e| e.to_string())?;
     record.fields.provenance = provenance;
     Ok(record)
