@@ -117,33 +117,28 @@ impl FrontDoorMetrics {
     }
 
     fn render(&self, out: &mut String) {
-        let fd = self;
-        let _ = writeln!(
+        gauge(out, "opentrail_connections_open", "Connections being served.", self.connections_open.load(Relaxed));
+        counter(
             out,
-            "# HELP opentrail_connections_open Connections being served.\n# TYPE opentrail_connections_open gauge\nopentrail_connections_open {}",
-            fd.connections_open.load(Relaxed)
+            "opentrail_connections_refused_total",
+            "Connections closed at once because max_connections were open.",
+            self.connections_refused.load(Relaxed),
         );
-        let _ = writeln!(
-            out,
-            "# HELP opentrail_connections_refused_total Connections closed at once because max_connections were open.\n# TYPE opentrail_connections_refused_total counter\nopentrail_connections_refused_total {}",
-            fd.connections_refused.load(Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP opentrail_timeouts_total Connections and requests cut short, by what timed out.\n# TYPE opentrail_timeouts_total counter"
-        );
-        for (kind, n) in TimeoutKind::ALL.iter().zip(&fd.timeouts) {
+        header(out, "opentrail_timeouts_total", "counter", "Connections and requests cut short, by what timed out.");
+        for (kind, n) in TimeoutKind::ALL.iter().zip(&self.timeouts) {
             let _ = writeln!(out, "opentrail_timeouts_total{{kind=\"{}\"}} {}", kind.label(), n.load(Relaxed));
         }
-        let _ = writeln!(
+        gauge(
             out,
-            "# HELP opentrail_body_bytes_held Request body bytes held in memory (the body memory budget in use).\n# TYPE opentrail_body_bytes_held gauge\nopentrail_body_bytes_held {}",
-            fd.body_bytes_held.load(Relaxed)
+            "opentrail_body_bytes_held",
+            "Request body bytes held in memory (the body memory budget in use).",
+            self.body_bytes_held.load(Relaxed),
         );
-        let _ = writeln!(
+        counter(
             out,
-            "# HELP opentrail_body_budget_exhausted_total Requests answered 503 because the body memory budget was exhausted.\n# TYPE opentrail_body_budget_exhausted_total counter\nopentrail_body_budget_exhausted_total {}",
-            fd.body_budget_exhausted.load(Relaxed)
+            "opentrail_body_budget_exhausted_total",
+            "Requests answered 503 because the body memory budget was exhausted.",
+            self.body_budget_exhausted.load(Relaxed),
         );
     }
 }
@@ -174,53 +169,50 @@ impl Metrics {
         *self.audit.lock().entry(outcome.as_str()).or_default() += 1;
     }
 
-    pub fn audit_count(&self, outcome: AuditOutcome) -> u64 {
-        self.audit.lock().get(outcome.as_str()).copied().unwrap_or(0)
-    }
-
     pub fn rejected_total(&self) -> u64 {
         self.rejected.lock().values().sum()
     }
 
     pub fn render(&self, journal: &JournalFigures) -> String {
-        let mut out = String::with_capacity(4096);
-        let mut counter = |name: &str, help: &str, v: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
-        };
-        counter("opentrail_events_ingested_total", "Records acknowledged durable.", self.events_ingested.load(Relaxed));
+        let mut buf = String::with_capacity(4096);
+        let out = &mut buf;
         counter(
+            out,
+            "opentrail_events_ingested_total",
+            "Records acknowledged durable.",
+            self.events_ingested.load(Relaxed),
+        );
+        counter(
+            out,
             "opentrail_events_duplicate_total",
             "Records skipped because their eventID was already stored.",
             self.events_duplicate.load(Relaxed),
         );
         counter(
+            out,
             "opentrail_backpressure_rejections_total",
             "Requests answered 503 because the journal could not take them.",
             self.backpressure_rejections.load(Relaxed),
         );
-        counter("opentrail_lookups_total", "Lookups served.", self.lookups.load(Relaxed));
+        counter(out, "opentrail_lookups_total", "Lookups served.", self.lookups.load(Relaxed));
         counter(
+            out,
             "opentrail_index_applied_events_total",
             "Records applied to the event-history index.",
             self.index_applied_events.load(Relaxed),
         );
         counter(
+            out,
             "opentrail_index_replay_parse_failures_total",
             "Journal records the index could not parse on replay.",
             self.index_replay_parse_failures.load(Relaxed),
         );
-        counter("opentrail_journal_fsyncs_total", "Group commits fsync'd.", journal.fsyncs);
-        let _ = writeln!(
-            out,
-            "# HELP opentrail_events_rejected_total Records rejected, by error code.\n# TYPE opentrail_events_rejected_total counter"
-        );
+        counter(out, "opentrail_journal_fsyncs_total", "Group commits fsync'd.", journal.fsyncs);
+        header(out, "opentrail_events_rejected_total", "counter", "Records rejected, by error code.");
         for (code, n) in self.rejected.lock().iter() {
             let _ = writeln!(out, "opentrail_events_rejected_total{{code=\"{}\"}} {n}", escape(code));
         }
-        let _ = writeln!(
-            out,
-            "# HELP opentrail_api_requests_total API requests by operation and outcome.\n# TYPE opentrail_api_requests_total counter"
-        );
+        header(out, "opentrail_api_requests_total", "counter", "API requests by operation and outcome.");
         for ((op, outcome), n) in self.requests.lock().iter() {
             let _ = writeln!(
                 out,
@@ -229,42 +221,57 @@ impl Metrics {
                 escape(outcome)
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP opentrail_audit_records_total Audit records of API calls, by outcome.\n# TYPE opentrail_audit_records_total counter"
-        );
+        header(out, "opentrail_audit_records_total", "counter", "Audit records of API calls, by outcome.");
         for (outcome, n) in self.audit.lock().iter() {
             let _ = writeln!(out, "opentrail_audit_records_total{{outcome=\"{outcome}\"}} {n}");
         }
-        let mut gauge = |name: &str, help: &str, v: f64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-        };
         gauge(
+            out,
             "opentrail_index_lag_events",
             "Durable records not yet visible in lookups.",
             self.index_lag_events.load(Relaxed) as f64,
         );
-        gauge("opentrail_journal_bytes", "Bytes of journal segments on disk.", journal.bytes_on_disk as f64);
-        gauge("opentrail_journal_records", "Records in the journal.", journal.records as f64);
+        gauge(out, "opentrail_journal_bytes", "Bytes of journal segments on disk.", journal.bytes_on_disk as f64);
+        gauge(out, "opentrail_journal_records", "Records in the journal.", journal.records as f64);
         gauge(
+            out,
             "opentrail_journal_queued_bytes",
             "Bytes waiting for the next group commit.",
             journal.queued_bytes as f64,
         );
-        gauge("opentrail_journal_poisoned", "1 when a failed fsync stopped writes.", journal.poisoned as u8 as f64);
-        let _ = writeln!(
+        gauge(
             out,
-            "# HELP opentrail_journal_fsync_seconds Latency of group-commit fsyncs.\n# TYPE opentrail_journal_fsync_seconds histogram"
+            "opentrail_journal_poisoned",
+            "1 when a failed fsync stopped writes.",
+            journal.poisoned as u8 as f64,
         );
+        header(out, "opentrail_journal_fsync_seconds", "histogram", "Latency of group-commit fsyncs.");
         for (le, n) in &journal.fsync_buckets {
             let _ = writeln!(out, "opentrail_journal_fsync_seconds_bucket{{le=\"{le}\"}} {n}");
         }
         let _ = writeln!(out, "opentrail_journal_fsync_seconds_bucket{{le=\"+Inf\"}} {}", journal.fsyncs);
         let _ = writeln!(out, "opentrail_journal_fsync_seconds_sum {}", journal.fsync_seconds_sum);
         let _ = writeln!(out, "opentrail_journal_fsync_seconds_count {}", journal.fsyncs);
-        self.front_door.render(&mut out);
-        out
+        self.front_door.render(out);
+        buf
     }
+}
+
+/// The `# HELP` and `# TYPE` lines of a metric family.
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// A counter without labels: its header and its one sample.
+fn counter(out: &mut String, name: &str, help: &str, v: u64) {
+    header(out, name, "counter", help);
+    let _ = writeln!(out, "{name} {v}");
+}
+
+/// A gauge without labels: its header and its one sample.
+fn gauge(out: &mut String, name: &str, help: &str, v: impl std::fmt::Display) {
+    header(out, name, "gauge", help);
+    let _ = writeln!(out, "{name} {v}");
 }
 
 fn escape(s: &str) -> String {
