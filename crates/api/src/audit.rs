@@ -114,6 +114,16 @@ fn encoded_len(v: &Value) -> usize {
     serde_json::to_string(v).map_or(0, |s| s.len())
 }
 
+/// Bytes `c` takes inside a JSON string as serde_json writes it: two for the short escapes, six for other
+/// control characters (`\u00XX`), its UTF-8 length otherwise.
+fn escaped_len(c: char) -> usize {
+    match c {
+        '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+        c if (c as u32) < 0x20 => 6,
+        c => c.len_utf8(),
+    }
+}
+
 /// `v` cut to at most `budget` bytes of JSON: objects keep their members in order while they fit (the
 /// first that does not is cut in turn), arrays keep a prefix, strings are cut at a char boundary and end in
 /// [`CUT_MARK`]. Each cut is recorded with its path.
@@ -130,7 +140,7 @@ fn fit(v: &Value, budget: usize, path: &str, cuts: &mut Vec<Cut>) -> Value {
             let mut kept = String::new();
             let mut used = 0;
             for c in s.chars() {
-                let c_len = encoded_len(&json!(c.to_string())) - 2;
+                let c_len = escaped_len(c);
                 if used + c_len > room {
                     break;
                 }
@@ -235,6 +245,13 @@ mod tests {
         let out = fit(&v, 500, "x", &mut cuts);
         assert!(encoded_len(&out) <= 500);
         assert!(out.as_str().unwrap().ends_with(CUT_MARK));
+    }
+
+    #[test]
+    fn escaped_lengths_are_what_serde_json_writes() {
+        for c in ['a', 'é', '€', '😀', '"', '\\', '\n', '\u{8}', '\u{1}', '\u{1f}', '/', '\u{7f}'] {
+            assert_eq!(escaped_len(c), encoded_len(&json!(c.to_string())) - 2, "{c:?}");
+        }
     }
 
     #[test]
