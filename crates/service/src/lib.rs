@@ -11,6 +11,7 @@ pub mod keys;
 pub mod metrics;
 pub mod policy;
 pub mod ratelimit;
+mod selection;
 pub mod store;
 pub mod trails;
 
