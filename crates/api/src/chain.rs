@@ -91,6 +91,7 @@ pub(crate) async fn serve(
         host: header_str(&parts.headers, "host").map(str::to_string),
         now: (app.clock)(),
         fresh_id: uuid::Uuid::new_v4(),
+        durable_seq: app.store.durable_seq(),
     };
     // 4. From here on every call is audited.
     call(app, &ctx, &requested, &parts, body).await

@@ -152,6 +152,9 @@ pub struct CallContext {
     pub now: EventTime,
     /// An id for whatever the call creates (a channel's), fixed when the call arrives.
     pub fresh_id: uuid::Uuid,
+    /// The journal's last durable seq when the call arrived: where StartLogging/StopLogging start or stop a
+    /// trail's delivery.
+    pub durable_seq: Option<model::Seq>,
 }
 
 pub fn router(app: Arc<App>) -> axum::Router {

@@ -87,7 +87,8 @@ pub(crate) async fn call(
         Operation::StartLogging | Operation::StopLogging => {
             let r = wire::parse::<NameRequest>(p)?.resolve(&home)?;
             let on = op == Operation::StartLogging;
-            run(Box::new(move |s| s.set_logging(&r, on, now).map(|()| json!({})).map_err(ApiError::from))).await?
+            let seq = ctx.durable_seq.map_or(0, |s| s.0);
+            run(Box::new(move |s| s.set_logging(&r, on, now, seq).map(|()| json!({})).map_err(ApiError::from))).await?
         }
         Operation::GetTrailStatus => {
             let r = wire::parse::<NameRequest>(p)?.resolve(&home)?;

@@ -570,6 +570,35 @@ pub struct LoggingState {
     pub is_logging: bool,
     pub start_logging_time: Option<EventTime>,
     pub stop_logging_time: Option<EventTime>,
+    /// The stretches of the journal the trail logged, oldest first: a trail delivers exactly the records
+    /// whose seq lies in one of them (as CloudTrail, nothing recorded while it was stopped). The last one is
+    /// open while the trail logs. At most [`MAX_LOGGING_INTERVALS`] are kept.
+    #[serde(default)]
+    pub intervals: Vec<LoggingInterval>,
+}
+
+/// Hard-coded: how many start/stop stretches a trail remembers (its delivery has long passed older ones).
+pub const MAX_LOGGING_INTERVALS: usize = 64;
+
+/// One stretch of logging: the records after seq `after` (the journal's last durable seq when logging
+/// started), through `through` (the last durable seq when it stopped) or on while it logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoggingInterval {
+    pub after: u64,
+    pub through: Option<u64>,
+}
+
+impl LoggingState {
+    /// Whether the record at `seq` falls in a stretch when the trail logged.
+    pub fn logged(&self, seq: u64) -> bool {
+        self.intervals.iter().any(|i| seq > i.after && i.through.is_none_or(|t| seq <= t))
+    }
+
+    /// The next seq after `seq` at which logging (re)starts, if any stretch starts later: a delivery can
+    /// skip to it.
+    pub fn next_start_after(&self, seq: u64) -> Option<u64> {
+        self.intervals.iter().map(|i| i.after).filter(|a| *a >= seq).min()
+    }
 }
 
 /// One trail and everything set on it.
@@ -790,16 +819,26 @@ impl TrailStore {
         (page, next)
     }
 
-    pub fn set_logging(&self, r: &TrailRef, on: bool, now: EventTime) -> Result<(), TrailError> {
+    /// Starts or stops logging at `now`; `durable_seq` is the journal's last durable seq at that moment,
+    /// where the trail's delivery starts or stops (see [`LoggingState::intervals`]).
+    pub fn set_logging(&self, r: &TrailRef, on: bool, now: EventTime, durable_seq: u64) -> Result<(), TrailError> {
         self.mutate(|state| {
             let trail = self.find_mut(state, r)?;
             // Starting a trail that logs (or stopping one that does not) changes nothing, as in CloudTrail.
             if trail.logging.is_logging != on {
-                trail.logging.is_logging = on;
+                let l = &mut trail.logging;
+                l.is_logging = on;
                 if on {
-                    trail.logging.start_logging_time = Some(now);
+                    l.start_logging_time = Some(now);
+                    l.intervals.push(LoggingInterval { after: durable_seq, through: None });
+                    if l.intervals.len() > MAX_LOGGING_INTERVALS {
+                        l.intervals.remove(0);
+                    }
                 } else {
-                    trail.logging.stop_logging_time = Some(now);
+                    l.stop_logging_time = Some(now);
+                    if let Some(last) = l.intervals.last_mut() {
+                        last.through = Some(durable_seq.max(last.after));
+                    }
                 }
             }
             Ok(())
@@ -1363,7 +1402,7 @@ mod tests {
         let input = SettingsInput { s3_bucket_name: Some("bucket".into()), ..Default::default() };
         store.create("tr1", &input, &[TagInput { key: Some("k".into()), value: None }], EventTime(1000)).unwrap();
         let r = store.home().trail_ref("Name", "tr1").unwrap();
-        store.set_logging(&r, true, EventTime(2000)).unwrap();
+        store.set_logging(&r, true, EventTime(2000), 0).unwrap();
         let before = store.get(&r).unwrap();
         drop(store);
         let store = TrailStore::open(dir.path(), home()).unwrap();
