@@ -780,6 +780,11 @@ impl TrailStore {
         })
     }
 
+    /// The trail of this name, if there is one (for the server's own use: no ref to resolve).
+    pub fn by_name(&self, name: &str) -> Option<Trail> {
+        self.state.lock().trails.get(name).cloned()
+    }
+
     pub fn get(&self, r: &TrailRef) -> Result<Trail, TrailError> {
         self.find(&self.state.lock(), r).cloned()
     }

@@ -1,0 +1,550 @@
+//! One trail's delivery: a view of the journal that keeps the records the trail logs in gzip log files per
+//! (account, Region), cuts them every `[delivery] interval` or at [`MAX_FILE_BYTES`], stages each file in
+//! its outbox before its checkpoint moves past its records, uploads the outbox in order (retrying with
+//! back-off), and, when log file validation is on, writes each Region's signed digest every
+//! `digest_interval` and when logging stops.
+//!
+//! Exactly once: a record is in a file's bytes before the checkpoint covers it, and the file is in the
+//! outbox (fsync'd) in the same state write that moves the checkpoint; a restart re-reads the journal after
+//! the checkpoint and re-uploads the outbox. An object found already in the bucket on re-upload (the crash
+//! fell between upload and state write) is compared with the staged one, never written twice.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use integrity::logfile::LogFileBuilder;
+use model::{EventFacts, EventTime, Record, Seq};
+use rand::Rng;
+use service::trails::Trail;
+use views::{View, ViewError};
+
+use crate::state::{DeliveredLog, Link, Staged, StagedKind, TrailState};
+use crate::{Shared, TrailStatus};
+
+/// Hard-coded: a log file is cut once it holds this many bytes of records (uncompressed), whatever the interval.
+pub const MAX_FILE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Hard-coded: the first retry after a failed upload, doubled each time up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Hard-coded: how often the runner ticks the view (cut, upload, digest checks).
+pub const TICK: Duration = Duration::from_millis(100);
+
+pub struct TrailDelivery {
+    shared: Arc<Shared>,
+    view_name: String,
+    trail_name: String,
+    dir: PathBuf,
+    state: TrailState,
+    /// The trail as last read from the trail store.
+    trail: Option<Trail>,
+    /// The trail was deleted: finish like a stop, then the state goes.
+    gone: bool,
+    /// Open log files by (account, Region).
+    open: BTreeMap<(String, String), LogFileBuilder>,
+    open_bytes: usize,
+    /// Position applied in memory (≥ the durable checkpoint).
+    applied: u64,
+    last_cut: Instant,
+    retry_at: Option<Instant>,
+    backoff: Duration,
+    unparsable: u64,
+}
+
+impl TrailDelivery {
+    /// Opens the delivery of `trail`, from its state on disk or, for a trail never delivered, from the
+    /// start of its first logging stretch.
+    pub fn open(shared: Arc<Shared>, trail: Trail) -> Result<TrailDelivery, String> {
+        let dir = shared.dir.join(&trail.name);
+        std::fs::create_dir_all(dir.join(crate::state::OUTBOX_DIR))
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let first = trail.logging.intervals.first().map_or(0, |i| i.after);
+        let state = match TrailState::load(&dir)? {
+            Some(s) if s.trail_arn == trail.arn && s.trail_created == trail.created => s,
+            Some(old) => {
+                tracing::warn!(trail = %trail.name, outbox = old.outbox.len(), "delivery state of an earlier trail with this name is replaced");
+                TrailState::new(&trail.arn, trail.created, first)
+            }
+            None => TrailState::new(&trail.arn, trail.created, first),
+        };
+        // Nothing is delivered between stretches: start at the next one.
+        let mut state = state;
+        if !trail.logging.logged(state.checkpoint + 1)
+            && let Some(next) = trail.logging.next_start_after(state.checkpoint)
+            && state.outbox.is_empty()
+            && state.regions.values().all(|r| r.pending.is_empty())
+        {
+            state.checkpoint = next;
+        }
+        // Outbox files no state names are from a cut that crashed before its state write: their records are
+        // after the checkpoint and will be cut again.
+        if let Ok(entries) = std::fs::read_dir(dir.join(crate::state::OUTBOX_DIR)) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if !state.outbox.iter().any(|s| s.file == name) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        let view_name = format!("trail:{}", trail.name);
+        let applied = state.checkpoint;
+        let d = TrailDelivery {
+            shared,
+            view_name,
+            trail_name: trail.name.clone(),
+            dir,
+            state,
+            trail: Some(trail),
+            gone: false,
+            open: BTreeMap::new(),
+            open_bytes: 0,
+            applied,
+            last_cut: Instant::now(),
+            retry_at: None,
+            backoff: FIRST_BACKOFF,
+            unparsable: 0,
+        };
+        d.publish();
+        Ok(d)
+    }
+
+    fn now(&self) -> EventTime {
+        (self.shared.clock)()
+    }
+
+    /// Reads the trail's current settings. A deleted trail (or one replaced by a new trail of the same name)
+    /// keeps its last settings, stopped at what was applied when it went: its delivery finishes like a stop.
+    fn refresh_trail(&mut self) {
+        match self.shared.trails.by_name(&self.trail_name).filter(|t| t.created == self.state.trail_created) {
+            Some(t) => self.trail = Some(t),
+            None => {
+                self.gone = true;
+                if let Some(t) = &mut self.trail {
+                    if t.logging.is_logging {
+                        t.logging.is_logging = false;
+                        if let Some(last) = t.logging.intervals.last_mut() {
+                            last.through = Some(self.applied.max(last.after));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn save(&self) -> Result<(), ViewError> {
+        self.state.save(&self.dir).map_err(|e| ViewError::new(format!("cannot save delivery state: {e}")))?;
+        self.publish();
+        Ok(())
+    }
+
+    fn publish(&self) {
+        let idle = self.state.outbox.is_empty()
+            && self.open.is_empty()
+            && (self.state.deleted || self.state.finalized)
+            && self.trail.as_ref().is_none_or(|t| !t.logging.is_logging);
+        self.shared.publish(
+            &self.trail_name,
+            TrailStatus { status: self.state.status.clone(), outbox: self.state.outbox.len(), idle, deleted: self.state.deleted },
+        );
+    }
+
+    /// Whether this trail delivers the record at `seq`.
+    fn selects(&self, trail: &Trail, seq: Seq, record: &Record) -> Option<(String, String)> {
+        if !trail.logging.logged(seq.0) {
+            return None;
+        }
+        let facts = match EventFacts::parse(record.json()) {
+            Ok(f) => f,
+            Err(_) => return None,
+        };
+        let home = self.shared.trails.home();
+        let region = facts.aws_region.as_deref().unwrap_or(&home.region);
+        if !trail.settings.is_multi_region_trail && region != home.region {
+            return None;
+        }
+        if !trail.selectors.matches(&facts) {
+            return None;
+        }
+        let account = facts.recipient_account_id.as_deref().unwrap_or(&home.account);
+        Some((account.to_string(), region.to_string()))
+    }
+
+    /// Stages every open log file and moves the durable checkpoint to `through`, in one state write.
+    fn cut(&mut self, through: u64) -> Result<(), ViewError> {
+        self.last_cut = Instant::now();
+        if self.open.is_empty() {
+            if through > self.state.checkpoint {
+                self.state.checkpoint = through;
+                // Not saved: re-reading records that select nothing after a restart costs only time.
+            }
+            return Ok(());
+        }
+        let Some(trail) = self.trail.clone() else { return Ok(()) };
+        let now = self.now();
+        let mut staged = Vec::new();
+        for ((account, region), builder) in std::mem::take(&mut self.open) {
+            let file = builder.finish().map_err(|e| ViewError::new(format!("log file: {e}")))?;
+            let key = integrity::layout::log_file_key(
+                trail.settings.s3_key_prefix.as_deref(),
+                &account,
+                &region,
+                now,
+                &unique_string(),
+            );
+            let name = format!("{:012}.json.gz", self.state.next_staged);
+            self.state.next_staged += 1;
+            let path = TrailState::outbox_path(&self.dir, &name);
+            atomic_file::write_atomic(&path, &file.gzip, 0o600)
+                .map_err(|e| ViewError::new(format!("cannot stage {}: {}", path.display(), e.source)))?;
+            staged.push(Staged {
+                kind: StagedKind::Log,
+                file: name,
+                bucket: trail.settings.s3_bucket_name.clone(),
+                key,
+                region,
+                size: file.gzip.len() as u64,
+                sha256: file.sha256_hex,
+                oldest: file.oldest,
+                newest: file.newest,
+                records: file.records,
+                metadata: Vec::new(),
+            });
+        }
+        self.open_bytes = 0;
+        self.state.outbox.extend(staged);
+        self.state.checkpoint = through;
+        self.state.finalized = false;
+        self.save()
+    }
+
+    /// Uploads the outbox in order until it is empty or an upload fails (then backs off).
+    fn upload(&mut self) -> Result<(), ViewError> {
+        if self.state.outbox.is_empty() || self.retry_at.is_some_and(|t| Instant::now() < t) {
+            return Ok(());
+        }
+        let mut changed = false;
+        while let Some(item) = self.state.outbox.first().cloned() {
+            let now = self.now();
+            match item.kind {
+                StagedKind::Log => self.state.status.latest_delivery_attempt_time = Some(now),
+                StagedKind::Digest => self.state.status.latest_digest_attempt_time = Some(now),
+            }
+            match self.put(&item) {
+                Ok(()) => {
+                    self.retry_at = None;
+                    self.backoff = FIRST_BACKOFF;
+                    let s = &mut self.state.status;
+                    match item.kind {
+                        StagedKind::Log => {
+                            s.latest_delivery_time = Some(now);
+                            s.latest_delivery_attempt_succeeded = Some(now);
+                            s.latest_delivery_error = None;
+                            s.delivered_log_files += 1;
+                            s.delivered_events += item.records;
+                            self.state.regions.entry(item.region.clone()).or_default().pending.push(DeliveredLog {
+                                bucket: item.bucket.clone(),
+                                key: item.key.clone(),
+                                sha256: item.sha256.clone(),
+                                oldest: item.oldest,
+                                newest: item.newest,
+                            });
+                        }
+                        StagedKind::Digest => {
+                            s.latest_digest_delivery_time = Some(now);
+                            s.latest_digest_attempt_succeeded = Some(now);
+                            s.latest_digest_delivery_error = None;
+                            s.delivered_digests += 1;
+                            s.latest_digest = Some((item.bucket.clone(), item.key.clone()));
+                        }
+                    }
+                    self.state.outbox.remove(0);
+                    changed = true;
+                    self.shared.count_delivered(&self.trail_name, item.kind, item.records);
+                }
+                Err(e) => {
+                    tracing::warn!(trail = %self.trail_name, bucket = %item.bucket, key = %item.key, error = %e, retry_in_ms = self.backoff.as_millis() as u64, "delivery failed; will retry");
+                    let msg = e.to_string();
+                    match item.kind {
+                        StagedKind::Log => self.state.status.latest_delivery_error = Some(msg),
+                        StagedKind::Digest => self.state.status.latest_digest_delivery_error = Some(msg),
+                    }
+                    self.shared.count_error(&self.trail_name);
+                    self.retry_at = Some(Instant::now() + self.backoff);
+                    self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                    changed = true;
+                    break;
+                }
+            }
+        }
+        if changed {
+            self.save()?;
+            // Outbox files of delivered objects go once the state no longer names them.
+            if let Ok(entries) = std::fs::read_dir(self.dir.join(crate::state::OUTBOX_DIR)) {
+                for e in entries.flatten() {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    if !self.state.outbox.iter().any(|s| s.file == name) {
+                        let _ = std::fs::remove_file(e.path());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes one staged object to its bucket. An object already there (a crash fell between the upload and
+    /// the state write) counts as delivered if it is the same bytes.
+    fn put(&self, item: &Staged) -> Result<(), String> {
+        let bucket = self.shared.bucket(&item.bucket)?;
+        let path = TrailState::outbox_path(&self.dir, &item.file);
+        let bytes = std::fs::read(&path).map_err(|e| format!("cannot read staged {}: {e}", path.display()))?;
+        let meta: Vec<(&str, &str)> = item.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let rt = &self.shared.runtime;
+        match rt.block_on(bucket.put_once(&item.key, bytes.clone().into(), &meta)) {
+            Ok(()) => Ok(()),
+            Err(buckets::BucketError::Exists { .. }) => {
+                let existing = rt.block_on(bucket.get(&item.key, None)).map_err(|e| e.to_string())?;
+                if existing.bytes.as_ref() == bytes.as_slice() {
+                    Ok(())
+                } else {
+                    Err(format!("s3://{}/{} exists with other content; it is never overwritten", item.bucket, item.key))
+                }
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Whether the trail wants digests now.
+    fn validation_on(&self) -> bool {
+        self.trail.as_ref().is_some_and(|t| t.settings.log_file_validation_enabled)
+    }
+
+    /// Writes one digest per Region (the trail's home Region always, and every Region it delivered to) and
+    /// stages them; `final_round` is the last digest before logging stops or the trail goes (each chain
+    /// starts again after it).
+    fn digest_round(&mut self, final_round: bool) -> Result<(), ViewError> {
+        let Some(trail) = self.trail.clone() else { return Ok(()) };
+        let home = self.shared.trails.home().clone();
+        let mut end = self.now();
+        // Digest keys carry their end to the second: keep every round's end after the previous one's.
+        if let Some(prev) = self.state.last_digest_end {
+            end = EventTime(end.0.max(prev.0 / 1000 * 1000 + 1000));
+        }
+        end = EventTime(end.0 / 1000 * 1000);
+        self.state.regions.entry(home.region.clone()).or_default();
+        let key_ring = self.shared.keys.clone();
+        let signing = key_ring.current();
+        let regions: Vec<String> = self.state.regions.keys().cloned().collect();
+        for region in regions {
+            let chain = self.state.regions.get(&region).cloned().unwrap_or_default();
+            let start = chain.window_start.or(self.state.last_digest_end).unwrap_or(end);
+            let key = integrity::layout::digest_key(
+                trail.settings.s3_key_prefix.as_deref(),
+                &home.account,
+                &region,
+                &trail.name,
+                &trail.home_region,
+                end,
+            );
+            let bucket = trail.settings.s3_bucket_name.clone();
+            let digest = integrity::digest::Digest {
+                aws_account_id: home.account.clone(),
+                digest_start_time: start,
+                digest_end_time: end,
+                digest_s3_bucket: bucket.clone(),
+                digest_s3_object: key.clone(),
+                digest_public_key_fingerprint: signing.fingerprint().to_string(),
+                newest_event_time: chain.pending.iter().filter_map(|l| l.newest).max(),
+                oldest_event_time: chain.pending.iter().filter_map(|l| l.oldest).min(),
+                previous: chain.previous.as_ref().map(|p| integrity::digest::PreviousDigest {
+                    s3_bucket: p.bucket.clone(),
+                    s3_object: p.key.clone(),
+                    hash_value: p.sha256.clone(),
+                    signature: p.signature.clone(),
+                }),
+                log_files: chain
+                    .pending
+                    .iter()
+                    .map(|l| integrity::digest::LogFileEntry {
+                        s3_bucket: l.bucket.clone(),
+                        s3_object: l.key.clone(),
+                        hash_value: l.sha256.clone(),
+                        newest_event_time: l.newest,
+                        oldest_event_time: l.oldest,
+                    })
+                    .collect(),
+            };
+            let signed = integrity::digest::sign(&digest, signing)
+                .map_err(|e| ViewError::new(format!("cannot sign digest {key}: {e}")))?;
+            let name = format!("{:012}.json.gz", self.state.next_staged);
+            self.state.next_staged += 1;
+            let path = TrailState::outbox_path(&self.dir, &name);
+            atomic_file::write_atomic(&path, &signed.gzip, 0o600)
+                .map_err(|e| ViewError::new(format!("cannot stage {}: {}", path.display(), e.source)))?;
+            self.state.outbox.push(Staged {
+                kind: StagedKind::Digest,
+                file: name,
+                bucket: bucket.clone(),
+                key: key.clone(),
+                region: region.clone(),
+                size: signed.gzip.len() as u64,
+                sha256: signed.sha256_hex.clone(),
+                oldest: digest.oldest_event_time,
+                newest: digest.newest_event_time,
+                records: 0,
+                metadata: vec![
+                    ("signature".to_string(), signed.signature_hex.clone()),
+                    ("signature-algorithm".to_string(), "SHA256withRSA".to_string()),
+                ],
+            });
+            let chain = self.state.regions.entry(region).or_default();
+            chain.pending.clear();
+            if final_round {
+                chain.previous = None;
+                chain.window_start = None;
+            } else {
+                chain.previous =
+                    Some(Link { bucket, key, sha256: signed.sha256_hex, signature: signed.signature_hex, end });
+                chain.window_start = Some(end);
+            }
+        }
+        self.state.last_digest_end = Some(end);
+        self.save()
+    }
+
+    fn digest_due(&self) -> bool {
+        if !self.validation_on() {
+            return false;
+        }
+        let trail_logging = self.trail.as_ref().is_some_and(|t| t.logging.is_logging);
+        match self.state.last_digest_end {
+            // The first digest of a chain comes one interval after logging (or validation) starts.
+            None => trail_logging,
+            Some(end) => trail_logging && self.now().0 - end.0 >= self.shared.digest_interval.as_millis() as i64,
+        }
+    }
+
+    /// After the trail stopped (and the view passed the stop) or was deleted: cut what is open, deliver, and
+    /// write each Region's final digest, once.
+    fn finish_if_stopped(&mut self) -> Result<(), ViewError> {
+        let stopped_through = match &self.trail {
+            Some(t) if !t.logging.is_logging => t.logging.intervals.last().and_then(|i| i.through).or(Some(0)),
+            _ => None,
+        };
+        let Some(through) = stopped_through else { return Ok(()) };
+        if self.state.finalized || self.applied < through {
+            if self.gone && self.state.finalized && !self.state.deleted {
+                self.state.deleted = true;
+                self.save()?;
+            }
+            return Ok(());
+        }
+        self.cut(self.applied)?;
+        self.upload()?;
+        if !self.state.outbox.iter().all(|s| s.kind == StagedKind::Digest) {
+            // The final digest must list every file: wait until the log files are in the bucket.
+            return Ok(());
+        }
+        if self.validation_on() && self.state.last_digest_end.is_some()
+            || self.validation_on() && self.state.regions.values().any(|r| !r.pending.is_empty())
+        {
+            self.digest_round(true)?;
+        }
+        self.state.last_digest_end = None;
+        self.state.finalized = true;
+        self.state.deleted = self.gone;
+        self.save()?;
+        self.upload()
+    }
+
+    fn step(&mut self) -> Result<(), ViewError> {
+        self.refresh_trail();
+        if self.state.finalized && self.trail.as_ref().is_some_and(|t| t.logging.is_logging) {
+            // Logging started again: a new stretch, and (with validation) a new chain.
+            self.state.finalized = false;
+            self.save()?;
+        }
+        let interval = self.shared.interval;
+        if self.last_cut.elapsed() >= interval {
+            self.cut(self.applied)?;
+        }
+        self.upload()?;
+        if !self.validation_on() && self.state.regions.values().any(|r| r.previous.is_some() || !r.pending.is_empty()) {
+            // Validation turned off: the chains end; turning it on again starts new ones.
+            self.state.regions.clear();
+            self.state.last_digest_end = None;
+            self.save()?;
+        }
+        if self.digest_due() && self.state.outbox.iter().all(|s| s.kind == StagedKind::Digest) {
+            if self.state.last_digest_end.is_none() {
+                // A chain starts: its first window opens now.
+                let now = self.now();
+                self.state.last_digest_end = Some(now);
+                for chain in self.state.regions.values_mut() {
+                    chain.window_start = Some(now);
+                }
+                self.save()?;
+            } else {
+                self.digest_round(false)?;
+                self.upload()?;
+            }
+        }
+        self.finish_if_stopped()?;
+        if self.state.deleted && self.state.outbox.is_empty() {
+            self.publish();
+        }
+        Ok(())
+    }
+}
+
+impl View for TrailDelivery {
+    type Item = Record;
+
+    fn name(&self) -> &str {
+        &self.view_name
+    }
+
+    fn checkpoint(&self) -> Option<Seq> {
+        (self.state.checkpoint > 0).then_some(Seq(self.state.checkpoint))
+    }
+
+    fn apply(&mut self, items: Vec<(Seq, Record)>, through: Seq) -> Result<(), ViewError> {
+        self.refresh_trail();
+        if let Some(trail) = self.trail.clone() {
+            for (seq, record) in items {
+                let Some(target) = self.selects(&trail, seq, &record) else {
+                    if EventFacts::parse(record.json()).is_err() {
+                        self.unparsable += 1;
+                    }
+                    continue;
+                };
+                let builder = self.open.entry(target).or_insert_with(LogFileBuilder::new);
+                let before = builder.uncompressed_len();
+                builder.push(record.json(), record.fields.event_time).map_err(|e| ViewError::new(format!("log file: {e}")))?;
+                self.open_bytes += builder.uncompressed_len() - before;
+                if self.open_bytes >= MAX_FILE_BYTES {
+                    self.cut(seq.0)?;
+                }
+            }
+        }
+        self.applied = self.applied.max(through.0);
+        self.finish_if_stopped()
+    }
+
+    fn tick(&mut self) -> Result<(), ViewError> {
+        self.step()
+    }
+
+    fn tick_every(&self) -> Option<Duration> {
+        Some(TICK)
+    }
+}
+
+/// CloudTrail's 16-character `[A-Za-z0-9]` file name suffix.
+fn unique_string() -> String {
+    const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..16).map(|_| ALNUM[rng.random_range(0..ALNUM.len())] as char).collect()
+}
