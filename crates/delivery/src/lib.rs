@@ -96,3 +96,199 @@ impl Shared {
         self.counters.lock().entry(trail.to_string()).or_default().errors += 1;
     }
 }
+
+/// How [`Delivery`] is set up.
+pub struct DeliveryOptions {
+    /// `<data-dir>/delivery`.
+    pub dir: PathBuf,
+    pub interval: Duration,
+    pub digest_interval: Duration,
+    pub clock: Clock,
+    pub runtime: tokio::runtime::Handle,
+    /// Opens the bucket of a name (configured, or the local folder under the data dir).
+    pub resolve_bucket: Box<dyn Fn(&str) -> Result<buckets::Bucket, String> + Send + Sync>,
+}
+
+/// Hard-coded: how often the manager looks for trails that started or stopped logging or were deleted.
+const RECONCILE_EVERY: Duration = Duration::from_millis(200);
+
+/// Every trail's delivery: starts a view for each trail that has something to deliver, stops it when it is
+/// idle (stopped and finished, or deleted and drained), and answers for GetTrailStatus and /metrics.
+pub struct Delivery {
+    shared: Arc<Shared>,
+    feed: Arc<views::JournalFeed>,
+    set: Arc<views::ViewSet>,
+    running: Mutex<BTreeMap<String, views::ViewHandle>>,
+    stop: Arc<(Mutex<bool>, parking_lot::Condvar)>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Delivery {
+    /// Starts delivering: one view per trail with something to do, re-checked every 200 ms.
+    pub fn start(
+        opts: DeliveryOptions,
+        trails: Arc<TrailStore>,
+        keys: Arc<KeyRing>,
+        feed: Arc<views::JournalFeed>,
+        set: Arc<views::ViewSet>,
+    ) -> Result<Arc<Delivery>, String> {
+        std::fs::create_dir_all(&opts.dir).map_err(|e| format!("cannot create {}: {e}", opts.dir.display()))?;
+        let shared = Arc::new(Shared {
+            dir: opts.dir,
+            trails,
+            keys,
+            interval: opts.interval,
+            digest_interval: opts.digest_interval,
+            clock: opts.clock,
+            runtime: opts.runtime,
+            buckets: Buckets { resolve: opts.resolve_bucket, open: Mutex::new(BTreeMap::new()) },
+            status: Mutex::new(BTreeMap::new()),
+            counters: Mutex::new(BTreeMap::new()),
+        });
+        // Statuses of trails not running now (stopped and finished) come from their state files.
+        if let Ok(entries) = std::fs::read_dir(&shared.dir) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if let Ok(Some(s)) = state::TrailState::load(&e.path()) {
+                    shared.publish(
+                        &name,
+                        TrailStatus { status: s.status, outbox: s.outbox.len(), idle: false, deleted: s.deleted },
+                    );
+                }
+            }
+        }
+        let d = Arc::new(Delivery {
+            shared,
+            feed,
+            set,
+            running: Mutex::new(BTreeMap::new()),
+            stop: Arc::new((Mutex::new(false), parking_lot::Condvar::new())),
+            thread: Mutex::new(None),
+        });
+        d.reconcile();
+        let weak = Arc::downgrade(&d);
+        let stop = d.stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("delivery".into())
+            .spawn(move || {
+                loop {
+                    {
+                        let mut stopped = stop.0.lock();
+                        if !*stopped {
+                            stop.1.wait_for(&mut stopped, RECONCILE_EVERY);
+                        }
+                        if *stopped {
+                            return;
+                        }
+                    }
+                    match weak.upgrade() {
+                        Some(d) => d.reconcile(),
+                        None => return,
+                    }
+                }
+            })
+            .map_err(|e| format!("cannot start the delivery thread: {e}"))?;
+        *d.thread.lock() = Some(thread);
+        Ok(d)
+    }
+
+    /// Starts the views of trails that have something to deliver and stops those that are done.
+    fn reconcile(&self) {
+        let trails = self.shared.trails.describe(&[]);
+        let mut running = self.running.lock();
+        // Views that finished: a stopped trail with nothing left, or a deleted one (its state goes too).
+        let statuses = self.shared.status.lock().clone();
+        let done: Vec<String> = running
+            .keys()
+            .filter(|name| statuses.get(*name).is_some_and(|s| s.idle))
+            .cloned()
+            .collect();
+        for name in done {
+            if let Some(h) = running.remove(&name) {
+                h.stop();
+            }
+            if statuses.get(&name).is_some_and(|s| s.deleted) {
+                let dir = self.shared.dir.join(&name);
+                if let Err(e) = std::fs::remove_dir_all(&dir) {
+                    tracing::warn!(trail = %name, error = %e, "cannot remove the delivery state of a deleted trail");
+                }
+                self.shared.status.lock().remove(&name);
+                tracing::info!(trail = %name, "deleted trail's delivery finished");
+            }
+        }
+        for t in trails {
+            if running.contains_key(&t.name) {
+                continue;
+            }
+            let status = self.shared.status.lock().get(&t.name).cloned();
+            // A trail that logs, or one whose delivery has not finished (a stop to close, files to upload).
+            let unfinished = self.shared.dir.join(&t.name).join(state::STATE_FILE).exists()
+                && status.as_ref().is_none_or(|s| !s.idle);
+            if !t.logging.is_logging && !unfinished {
+                continue;
+            }
+            let name = t.name.clone();
+            let view = match trail::TrailDelivery::open(self.shared.clone(), t) {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::error!(trail = %name, error = %e, "cannot open the trail's delivery");
+                    continue;
+                }
+            };
+            match views::spawn(view, self.feed.clone(), &self.set, views::RunOptions::default()) {
+                Ok(h) => {
+                    running.insert(name, h);
+                }
+                Err(e) => tracing::error!(trail = %name, error = %e, "cannot start the trail's delivery"),
+            }
+        }
+    }
+
+    /// The delivery status of a trail, for GetTrailStatus.
+    pub fn status(&self, trail: &str) -> Option<TrailStatus> {
+        self.shared.status.lock().get(trail).cloned()
+    }
+
+    /// `opentrail_delivery_*` families for /metrics.
+    pub fn render_metrics(&self, out: &mut String) {
+        let counters = self.shared.counters.lock().clone();
+        let statuses = self.shared.status.lock().clone();
+        type Pick = fn(&Counters) -> u64;
+        let families: [(&str, &str, &str, Pick); 4] = [
+            ("opentrail_delivery_log_files_total", "counter", "Log files delivered to a trail's bucket.", |c| {
+                c.log_files
+            }),
+            ("opentrail_delivery_digests_total", "counter", "Digest files delivered to a trail's bucket.", |c| c.digests),
+            ("opentrail_delivery_events_total", "counter", "Events delivered in a trail's log files.", |c| c.events),
+            ("opentrail_delivery_errors_total", "counter", "Failed uploads to a trail's bucket (each retried).", |c| {
+                c.errors
+            }),
+        ];
+        for (name, kind, help, pick) in families {
+            exposition::header(out, name, kind, help);
+            for (trail, c) in &counters {
+                exposition::sample(out, name, &[("trail", trail)], pick(c));
+            }
+        }
+        exposition::header(out, "opentrail_delivery_outbox_objects", "gauge", "Objects staged for a trail's bucket and not yet delivered.");
+        for (trail, s) in &statuses {
+            exposition::sample(out, "opentrail_delivery_outbox_objects", &[("trail", trail)], s.outbox as u64);
+        }
+    }
+
+    /// Stops every trail's view (each finishes its current batch; staged files stay in the outbox).
+    pub fn shutdown(&self) {
+        {
+            let mut stopped = self.stop.0.lock();
+            *stopped = true;
+            self.stop.1.notify_all();
+        }
+        if let Some(t) = self.thread.lock().take() {
+            let _ = t.join();
+        }
+        let running = std::mem::take(&mut *self.running.lock());
+        for (_, h) in running {
+            h.stop();
+        }
+    }
+}

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use integrity::logfile::LogFileBuilder;
 use model::{EventFacts, EventTime, Record, Seq};
-use rand::Rng;
 use service::trails::Trail;
 use views::{View, ViewError};
 
@@ -135,7 +134,7 @@ impl TrailDelivery {
     }
 
     fn save(&self) -> Result<(), ViewError> {
-        self.state.save(&self.dir).map_err(|e| ViewError::new(format!("cannot save delivery state: {e}")))?;
+        self.state.save(&self.dir).map_err(|e| fail(format!("cannot save delivery state: {e}")))?;
         self.publish();
         Ok(())
     }
@@ -186,19 +185,20 @@ impl TrailDelivery {
         let now = self.now();
         let mut staged = Vec::new();
         for ((account, region), builder) in std::mem::take(&mut self.open) {
-            let file = builder.finish().map_err(|e| ViewError::new(format!("log file: {e}")))?;
-            let key = integrity::layout::log_file_key(
-                trail.settings.s3_key_prefix.as_deref(),
-                &account,
-                &region,
-                now,
-                &unique_string(),
-            );
+            let file = builder.finish();
+            let key = integrity::layout::LogFileKey {
+                prefix: trail.settings.s3_key_prefix.clone(),
+                account,
+                region: region.clone(),
+                delivered: now,
+                unique: integrity::layout::unique_name(rand::random()),
+            }
+            .to_key();
             let name = format!("{:012}.json.gz", self.state.next_staged);
             self.state.next_staged += 1;
             let path = TrailState::outbox_path(&self.dir, &name);
             atomic_file::write_atomic(&path, &file.gzip, 0o600)
-                .map_err(|e| ViewError::new(format!("cannot stage {}: {}", path.display(), e.source)))?;
+                .map_err(|e| fail(format!("cannot stage {}: {}", path.display(), e.source)))?;
             staged.push(Staged {
                 kind: StagedKind::Log,
                 file: name,
@@ -207,9 +207,9 @@ impl TrailDelivery {
                 region,
                 size: file.gzip.len() as u64,
                 sha256: file.sha256_hex,
-                oldest: file.oldest,
-                newest: file.newest,
-                records: file.records,
+                oldest: file.oldest_event_time,
+                newest: file.newest_event_time,
+                records: file.record_count as u64,
                 metadata: Vec::new(),
             });
         }
@@ -340,30 +340,29 @@ impl TrailDelivery {
         for region in regions {
             let chain = self.state.regions.get(&region).cloned().unwrap_or_default();
             let start = chain.window_start.or(self.state.last_digest_end).unwrap_or(end);
-            let key = integrity::layout::digest_key(
-                trail.settings.s3_key_prefix.as_deref(),
-                &home.account,
-                &region,
-                &trail.name,
-                &trail.home_region,
+            let key = integrity::layout::DigestKey {
+                prefix: trail.settings.s3_key_prefix.clone(),
+                account: home.account.clone(),
+                region: region.clone(),
+                trail: trail.name.clone(),
+                home_region: trail.home_region.clone(),
                 end,
-            );
+            }
+            .to_key();
             let bucket = trail.settings.s3_bucket_name.clone();
-            let digest = integrity::digest::Digest {
-                aws_account_id: home.account.clone(),
-                digest_start_time: start,
-                digest_end_time: end,
-                digest_s3_bucket: bucket.clone(),
-                digest_s3_object: key.clone(),
-                digest_public_key_fingerprint: signing.fingerprint().to_string(),
-                newest_event_time: chain.pending.iter().filter_map(|l| l.newest).max(),
-                oldest_event_time: chain.pending.iter().filter_map(|l| l.oldest).min(),
-                previous: chain.previous.as_ref().map(|p| integrity::digest::PreviousDigest {
-                    s3_bucket: p.bucket.clone(),
-                    s3_object: p.key.clone(),
-                    hash_value: p.sha256.clone(),
-                    signature: p.signature.clone(),
-                }),
+            let previous = chain.previous.as_ref().map(|p| integrity::digest::ChainLink {
+                bucket: p.bucket.clone(),
+                key: p.key.clone(),
+                hash_hex: p.sha256.clone(),
+                signature_hex: p.signature.clone(),
+            });
+            let digest = integrity::digest::Digest::new(integrity::digest::DigestInput {
+                account: &home.account,
+                start,
+                end,
+                bucket: &bucket,
+                key: &key,
+                fingerprint: signing.fingerprint(),
                 log_files: chain
                     .pending
                     .iter()
@@ -371,18 +370,20 @@ impl TrailDelivery {
                         s3_bucket: l.bucket.clone(),
                         s3_object: l.key.clone(),
                         hash_value: l.sha256.clone(),
-                        newest_event_time: l.newest,
-                        oldest_event_time: l.oldest,
+                        hash_algorithm: integrity::digest::HASH_ALGORITHM.to_string(),
+                        newest_event_time: l.newest.map(integrity::time::iso_seconds),
+                        oldest_event_time: l.oldest.map(integrity::time::iso_seconds),
                     })
                     .collect(),
-            };
-            let signed = integrity::digest::sign(&digest, signing)
-                .map_err(|e| ViewError::new(format!("cannot sign digest {key}: {e}")))?;
+                previous: previous.as_ref(),
+            });
+            let signed =
+                digest.sign(signing).map_err(|e| fail(format!("cannot sign digest {key}: {e}")))?;
             let name = format!("{:012}.json.gz", self.state.next_staged);
             self.state.next_staged += 1;
             let path = TrailState::outbox_path(&self.dir, &name);
             atomic_file::write_atomic(&path, &signed.gzip, 0o600)
-                .map_err(|e| ViewError::new(format!("cannot stage {}: {}", path.display(), e.source)))?;
+                .map_err(|e| fail(format!("cannot stage {}: {}", path.display(), e.source)))?;
             self.state.outbox.push(Staged {
                 kind: StagedKind::Digest,
                 file: name,
@@ -391,13 +392,10 @@ impl TrailDelivery {
                 region: region.clone(),
                 size: signed.gzip.len() as u64,
                 sha256: signed.sha256_hex.clone(),
-                oldest: digest.oldest_event_time,
-                newest: digest.newest_event_time,
+                oldest: chain.pending.iter().filter_map(|l| l.oldest).min(),
+                newest: chain.pending.iter().filter_map(|l| l.newest).max(),
                 records: 0,
-                metadata: vec![
-                    ("signature".to_string(), signed.signature_hex.clone()),
-                    ("signature-algorithm".to_string(), "SHA256withRSA".to_string()),
-                ],
+                metadata: signed.metadata().iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
             });
             let chain = self.state.regions.entry(region).or_default();
             chain.pending.clear();
@@ -511,6 +509,36 @@ impl View for TrailDelivery {
     }
 
     fn apply(&mut self, items: Vec<(Seq, Record)>, through: Seq) -> Result<(), ViewError> {
+        let res = self.apply_inner(items, through);
+        if res.is_err() {
+            self.rewind();
+        }
+        res
+    }
+
+    fn tick(&mut self) -> Result<(), ViewError> {
+        let res = self.step();
+        if res.is_err() {
+            self.rewind();
+        }
+        res
+    }
+
+    fn tick_every(&self) -> Option<Duration> {
+        Some(TICK)
+    }
+}
+
+impl TrailDelivery {
+    /// After a failure: what was taken in since the durable checkpoint is dropped, and the runner feeds it
+    /// again from [`View::checkpoint`] (so nothing is lost and nothing is in two files).
+    fn rewind(&mut self) {
+        self.open.clear();
+        self.open_bytes = 0;
+        self.applied = self.state.checkpoint;
+    }
+
+    fn apply_inner(&mut self, items: Vec<(Seq, Record)>, through: Seq) -> Result<(), ViewError> {
         self.refresh_trail();
         if let Some(trail) = self.trail.clone() {
             for (seq, record) in items {
@@ -521,9 +549,9 @@ impl View for TrailDelivery {
                     continue;
                 };
                 let builder = self.open.entry(target).or_insert_with(LogFileBuilder::new);
-                let before = builder.uncompressed_len();
-                builder.push(record.json(), record.fields.event_time).map_err(|e| ViewError::new(format!("log file: {e}")))?;
-                self.open_bytes += builder.uncompressed_len() - before;
+                let before = builder.uncompressed_len() as usize;
+                builder.push(record.json().as_bytes(), record.fields.event_time);
+                self.open_bytes += builder.uncompressed_len() as usize - before;
                 if self.open_bytes >= MAX_FILE_BYTES {
                     self.cut(seq.0)?;
                 }
@@ -532,19 +560,13 @@ impl View for TrailDelivery {
         self.applied = self.applied.max(through.0);
         self.finish_if_stopped()
     }
-
-    fn tick(&mut self) -> Result<(), ViewError> {
-        self.step()
-    }
-
-    fn tick_every(&self) -> Option<Duration> {
-        Some(TICK)
-    }
 }
 
-/// CloudTrail's 16-character `[A-Za-z0-9]` file name suffix.
-fn unique_string() -> String {
-    const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::rng();
-    (0..16).map(|_| ALNUM[rng.random_range(0..ALNUM.len())] as char).collect()
+/// A delivery failure, as the view runner logs and counts it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct DeliveryError(String);
+
+fn fail(msg: String) -> ViewError {
+    ViewError::apply(DeliveryError(msg))
 }
