@@ -311,7 +311,9 @@ impl Report {
                 ),
             }
         }
-        let mut summary = format!(
+        // A blank line before the summary unless an error's trailing one was just written.
+        let mut summary = if out.last_double_space { String::new() } else { "\n".to_string() };
+        summary += &format!(
             "Results requested for {} to {}",
             iso_seconds(self.requested_start),
             iso_seconds(self.requested_end)
@@ -323,8 +325,8 @@ impl Report {
             return out.chunks;
         }
         match self.found {
-            Some((s, e)) => summary.push_str(&format!("\nResults found for {} to {}:", iso_seconds(s), iso_seconds(e))),
-            None => summary.push_str("\nNo valid digests found in range"),
+            Some((s, e)) => summary.push_str(&format!("\nResults found for {} to {}:\n", iso_seconds(s), iso_seconds(e))),
+            None => summary.push_str("\nNo valid digests found in range\n"),
         }
         ratio(&mut summary, c.digests_valid, c.digests_invalid, "digest");
         ratio(&mut summary, c.logs_valid, c.logs_invalid, "log");
