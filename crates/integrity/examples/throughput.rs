@@ -31,17 +31,18 @@ impl ObjectSource for Mem {
 fn main() {
     let validate_mb: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1000);
     let t0 = EventTime(1_795_564_800_000);
-    let records: Vec<(String, EventTime)> = eventgen::generate(&eventgen::GenOptions {
-        events: 60_000,
-        seed: 7,
-        start: t0,
-        span_ms: 3_600_000,
-    })
-    .enumerate()
-    .map(|(i, r)| (r, EventTime(t0.0 + i as i64)))
-    .collect();
+    let records: Vec<(String, EventTime)> =
+        eventgen::generate(&eventgen::GenOptions { events: 60_000, seed: 7, start: t0, span_ms: 3_600_000 })
+            .enumerate()
+            .map(|(i, r)| (r, EventTime(t0.0 + i as i64)))
+            .collect();
     let bytes: usize = records.iter().map(|(r, _)| r.len()).sum();
-    println!("{} records, {:.0} bytes on average, {:.1} MB", records.len(), bytes as f64 / records.len() as f64, bytes as f64 / 1e6);
+    println!(
+        "{} records, {:.0} bytes on average, {:.1} MB",
+        records.len(),
+        bytes as f64 / records.len() as f64,
+        bytes as f64 / 1e6
+    );
 
     // 1. Log file building: gzip level 1 vs 6, one core, files of 5,000 records.
     for level in [1, 2, 3, 4, 6] {
@@ -84,16 +85,42 @@ fn main() {
         let f = &distinct[i % distinct.len()];
         // Base-62 digits of i: distinct names (unique_name maps each byte modulo 62).
         let random: [u8; 16] = std::array::from_fn(|d| ((i / 62usize.pow(d.min(4) as u32)) % 62) as u8);
-        let k = LogFileKey { prefix: None, account: "123456789012".into(), region: "us-east-1".into(), delivered: EventTime(t0.0 + 60_000), unique: unique_name(random) }.to_key();
+        let k = LogFileKey {
+            prefix: None,
+            account: "123456789012".into(),
+            region: "us-east-1".into(),
+            delivered: EventTime(t0.0 + 60_000),
+            unique: unique_name(random),
+        }
+        .to_key();
         mem.0.lock().unwrap().insert(k.clone(), Object { bytes: f.gzip.clone(), metadata: BTreeMap::new() });
         entries.push(LogFileEntry::new("b", &k, f));
     }
-    let dkey = DigestKey { prefix: None, account: "123456789012".into(), region: "us-east-1".into(), trail: "t".into(), home_region: "us-east-1".into(), end }.to_key();
-    let digest = Digest::new(DigestInput { account: "123456789012", start: t0, end, bucket: "b", key: &dkey, fingerprint: key.fingerprint(), log_files: entries, previous: None });
+    let dkey = DigestKey {
+        prefix: None,
+        account: "123456789012".into(),
+        region: "us-east-1".into(),
+        trail: "t".into(),
+        home_region: "us-east-1".into(),
+        end,
+    }
+    .to_key();
+    let digest = Digest::new(DigestInput {
+        account: "123456789012",
+        start: t0,
+        end,
+        bucket: "b",
+        key: &dkey,
+        fingerprint: key.fingerprint(),
+        log_files: entries,
+        previous: None,
+    });
     let signed = digest.sign(&key).unwrap();
     let meta = signed.metadata().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     mem.0.lock().unwrap().insert(dkey, Object { bytes: signed.gzip, metadata: meta });
-    let params = ValidateParams::from_trail_arn("arn:aws:cloudtrail:us-east-1:123456789012:trail/t", "b", None, t0, end).unwrap();
+    let params =
+        ValidateParams::from_trail_arn("arn:aws:cloudtrail:us-east-1:123456789012:trail/t", "b", None, t0, end)
+            .unwrap();
     let keys = [key.public_key(EventTime(0), EventTime::MAX)];
     let start = Instant::now();
     let report = futures::executor::block_on(validate(&mem, &params, &keys, &|_| {})).unwrap();

@@ -148,7 +148,13 @@ impl Digest {
 
 /// The data-to-sign string of §7.3, exactly: four lines joined by LF, no trailing newline, and the literal
 /// `null` for a chain start ("to match the Java implementation", awscli validation.py).
-pub fn data_to_sign(end_time: &str, bucket: &str, key: &str, sha256_hex: &str, previous_signature: Option<&str>) -> String {
+pub fn data_to_sign(
+    end_time: &str,
+    bucket: &str,
+    key: &str,
+    sha256_hex: &str,
+    previous_signature: Option<&str>,
+) -> String {
     format!("{end_time}\n{bucket}/{key}\n{sha256_hex}\n{}", previous_signature.unwrap_or("null"))
 }
 

@@ -64,7 +64,10 @@ impl LogFileKey {
         let stem = stem.strip_prefix(&format!("{account}_CloudTrail_{region}_"))?;
         let (stamp, unique) = stem.split_once('_')?;
         let delivered = time::parse_compact_minutes(stamp)?;
-        if unique.len() != 16 || !unique.bytes().all(|b| b.is_ascii_alphanumeric()) || time::date_folders(delivered) != date {
+        if unique.len() != 16
+            || !unique.bytes().all(|b| b.is_ascii_alphanumeric())
+            || time::date_folders(delivered) != date
+        {
             return None;
         }
         Some(LogFileKey { prefix, account: account.into(), region: region.into(), delivered, unique: unique.into() })

@@ -137,7 +137,10 @@ mod tests {
         );
         assert_eq!(f.sha256_hex, crate::sha256_hex(&json));
         assert_eq!(f.uncompressed_len, json.len() as u64);
-        assert_eq!((f.record_count, f.oldest_event_time, f.newest_event_time), (2, Some(EventTime(1000)), Some(EventTime(2000))));
+        assert_eq!(
+            (f.record_count, f.oldest_event_time, f.newest_event_time),
+            (2, Some(EventTime(1000)), Some(EventTime(2000)))
+        );
         let parsed: serde_json::Value = serde_json::from_slice(&json).unwrap();
         assert_eq!(parsed["Records"].as_array().unwrap().len(), 2);
     }

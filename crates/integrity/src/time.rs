@@ -6,7 +6,11 @@ use model::EventTime;
 
 fn datetime(t: EventTime) -> DateTime<Utc> {
     // Out-of-range instants (beyond year 262 143) cannot come from a clock; clamp rather than panic.
-    DateTime::from_timestamp_millis(t.0).unwrap_or(if t.0 < 0 { DateTime::<Utc>::MIN_UTC } else { DateTime::<Utc>::MAX_UTC })
+    DateTime::from_timestamp_millis(t.0).unwrap_or(if t.0 < 0 {
+        DateTime::<Utc>::MIN_UTC
+    } else {
+        DateTime::<Utc>::MAX_UTC
+    })
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ`, truncated to the second (digest times, the CLI's summary dates).

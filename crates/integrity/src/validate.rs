@@ -46,8 +46,12 @@ pub struct SourceError {
 /// Where the validator reads objects: a local bucket folder, S3, or a test's map.
 pub trait ObjectSource: Sync {
     /// Every key under `prefix` in `bucket` after `start_after`, sorted.
-    fn list(&self, bucket: &str, prefix: &str, start_after: Option<&str>)
-    -> impl Future<Output = Result<Vec<String>, SourceError>> + Send;
+    fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<String>, SourceError>> + Send;
     /// The object, or `None` when there is no such key.
     fn get(&self, bucket: &str, key: &str) -> impl Future<Output = Result<Option<Object>, SourceError>> + Send;
 }
@@ -121,6 +125,22 @@ impl ValidateParams {
     }
 }
 
+/// A log file read in the hashing phase: `slot` is (digest, entry) for a listed file, `None` for a file
+/// in no digest.
+struct Fetched {
+    slot: Option<(usize, usize)>,
+    bucket: String,
+    key: String,
+    read: Read,
+}
+
+enum Read {
+    Hashed(String),
+    Missing,
+    NotGzip,
+    Failed(String),
+}
+
 /// The run could not be done at all (exit code 2).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ValidateError {
@@ -139,23 +159,39 @@ pub enum Problem {
     InvalidFormat,
     Moved,
     SignatureFailed,
-    PublicKeyNotFound { region: String, fingerprint: String },
-    KeyNotPkcs1 { fingerprint: String },
+    PublicKeyNotFound {
+        region: String,
+        fingerprint: String,
+    },
+    KeyNotPkcs1 {
+        fingerprint: String,
+    },
     /// Any other error reading the object.
-    Fetch { message: String },
+    Fetch {
+        message: String,
+    },
     // What the aws CLI cannot see.
     /// The newest digest the server delivered is gone.
     NewestDigestDeleted,
     /// A digest's chain field disagrees with the previous digest found at the key it names.
-    ChainMismatch { field: &'static str, previous: String },
+    ChainMismatch {
+        field: &'static str,
+        previous: String,
+    },
     /// A log file in the bucket, inside the time the valid digests cover, that no digest lists.
     NotInAnyDigest,
     /// A listed log file is not at its key, but its content is at `now_at` (a file in no digest).
-    MovedTo { now_at: String },
+    MovedTo {
+        now_at: String,
+    },
     /// A file in no digest whose content is that of a listed, missing log file.
-    MovedFrom { original: String },
+    MovedFrom {
+        original: String,
+    },
     /// A listed log file holds the content another listed log file should have (files swapped or reordered).
-    HoldsContentOf { other: String },
+    HoldsContentOf {
+        other: String,
+    },
 }
 
 impl std::fmt::Display for Problem {
@@ -169,7 +205,9 @@ impl std::fmt::Display for Problem {
             Problem::PublicKeyNotFound { region, fingerprint } => {
                 write!(f, "public key not found in region {region} for fingerprint {fingerprint}")
             }
-            Problem::KeyNotPkcs1 { fingerprint } => write!(f, "Unable to load PKCS #1 key with fingerprint {fingerprint}"),
+            Problem::KeyNotPkcs1 { fingerprint } => {
+                write!(f, "Unable to load PKCS #1 key with fingerprint {fingerprint}")
+            }
             Problem::Fetch { message } => f.write_str(message),
             Problem::NewestDigestDeleted => {
                 f.write_str("not found (the newest digest file the server delivered has been deleted)")
@@ -208,10 +246,16 @@ pub struct FileResult {
 pub enum Finding {
     File(FileResult),
     /// The aws CLI's notice for a chain restart (logging stopped and started again): not a problem.
-    NoDeliveries { from: EventTime, to: EventTime },
+    NoDeliveries {
+        from: EventTime,
+        to: EventTime,
+    },
     /// Digest files are missing for this stretch beyond the ones reported not found: the aws CLI cannot
     /// see this (two or more consecutive deleted digests).
-    MissingDigests { from: EventTime, to: EventTime },
+    MissingDigests {
+        from: EventTime,
+        to: EventTime,
+    },
 }
 
 /// Everything a run found.
@@ -325,7 +369,9 @@ impl Report {
             return out.chunks;
         }
         match self.found {
-            Some((s, e)) => summary.push_str(&format!("\nResults found for {} to {}:\n", iso_seconds(s), iso_seconds(e))),
+            Some((s, e)) => {
+                summary.push_str(&format!("\nResults found for {} to {}:\n", iso_seconds(s), iso_seconds(e)))
+            }
             None => summary.push_str("\nNo valid digests found in range\n"),
         }
         ratio(&mut summary, c.digests_valid, c.digests_invalid, "digest");
@@ -419,10 +465,11 @@ pub async fn validate<S: ObjectSource>(
     };
     let prefix = digest_list_prefix(params.prefix.as_deref(), &params.account, &params.source_region);
     let marker = digest_key(EventTime(params.start.0.saturating_sub(MINUTE_MS))).to_key();
-    let listed = source
-        .list(&params.bucket, &prefix, Some(&marker))
-        .await
-        .map_err(|source| ValidateError::List { bucket: params.bucket.clone(), prefix: prefix.clone(), source })?;
+    let listed = source.list(&params.bucket, &prefix, Some(&marker)).await.map_err(|source| ValidateError::List {
+        bucket: params.bucket.clone(),
+        prefix: prefix.clone(),
+        source,
+    })?;
     let upper = EventTime(params.end.0.saturating_add(HOUR_MS));
     let ours = |k: &DigestKey| {
         k.account == params.account
@@ -487,8 +534,11 @@ pub async fn validate<S: ObjectSource>(
             }
         };
         let Some(object) = object else {
-            let problem =
-                if expected_newest.as_deref() == Some(key.as_str()) { Problem::NewestDigestDeleted } else { Problem::NotFound };
+            let problem = if expected_newest.as_deref() == Some(key.as_str()) {
+                Problem::NewestDigestDeleted
+            } else {
+                Problem::NotFound
+            };
             findings.push(file(FileKind::Digest, &bucket, &key, Some(problem)));
             if let Some(end) = key_end {
                 let (first_end, n) = missing_since.unwrap_or((end, 0));
@@ -511,7 +561,8 @@ pub async fn validate<S: ObjectSource>(
                 continue;
             }
         };
-        let (Some(start), Some(end)) = (parse_time(&digest.digest_start_time), parse_time(&digest.digest_end_time)) else {
+        let (Some(start), Some(end)) = (parse_time(&digest.digest_start_time), parse_time(&digest.digest_end_time))
+        else {
             findings.push(file(FileKind::Digest, &bucket, &key, Some(Problem::InvalidFormat)));
             newer = None;
             continue;
@@ -611,7 +662,7 @@ pub async fn validate<S: ObjectSource>(
     }
     prog.log_files_total = jobs.len();
     progress(prog);
-    let mut outcomes: Vec<(Option<(usize, usize)>, String, String, Result<Option<String>, String>)> = Vec::new();
+    let mut outcomes: Vec<Fetched> = Vec::new();
     {
         let mut stream = futures::stream::iter(jobs)
             .map(|(slot, b, k)| {
@@ -619,18 +670,18 @@ pub async fn validate<S: ObjectSource>(
                 let bytes_hashed = bytes_hashed.clone();
                 async move {
                     let got = source.get(&b, &k).await;
-                    let result = match got {
-                        Err(e) => Err(e.message),
-                        Ok(None) => Ok(None),
+                    let read = match got {
+                        Err(e) => Read::Failed(e.message),
+                        Ok(None) => Read::Missing,
                         Ok(Some(o)) => match pool.run(move || gunzip_sha256(&o.bytes)).await {
                             Some((hash, n)) => {
                                 bytes_hashed.fetch_add(n, Ordering::Relaxed);
-                                Ok(Some(hash))
+                                Read::Hashed(hash)
                             }
-                            None => Err(String::new()),
+                            None => Read::NotGzip,
                         },
                     };
-                    (slot, b, k, result)
+                    Fetched { slot, bucket: b, key: k, read }
                 }
             })
             .buffer_unordered(params.fetch_concurrency.max(1));
@@ -650,50 +701,53 @@ pub async fn validate<S: ObjectSource>(
     let mut log_verdicts: Vec<Vec<Option<Problem>>> = walked.iter().map(|w| vec![None; w.log_files.len()]).collect();
     let extra_hash: HashMap<&str, &str> = outcomes
         .iter()
-        .filter(|(slot, ..)| slot.is_none())
-        .filter_map(|(_, _, k, r)| Some((r.as_ref().ok()?.as_deref()?, k.as_str())))
+        .filter_map(|f| match (&f.slot, &f.read) {
+            (None, Read::Hashed(h)) => Some((h.as_str(), f.key.as_str())),
+            _ => None,
+        })
         .collect();
     let mut extra_findings = Vec::new();
-    for (slot, b, k, result) in &outcomes {
+    for Fetched { slot, bucket: b, key: k, read } in &outcomes {
         match slot {
             Some((d, i)) => {
                 let entry = &walked[*d].log_files[*i];
-                let problem = match result {
-                    Ok(Some(h)) if *h == entry.hash_value => None,
-                    Ok(Some(h)) => Some(match expected_by_hash.get(h.as_str()) {
+                let problem = match read {
+                    Read::Hashed(h) if *h == entry.hash_value => None,
+                    Read::Hashed(h) => Some(match expected_by_hash.get(h.as_str()) {
                         Some((ob, ok)) => Problem::HoldsContentOf { other: format!("{ob}/{ok}") },
                         None => Problem::HashMismatch,
                     }),
-                    Ok(None) => Some(match extra_hash.get(entry.hash_value.as_str()) {
+                    Read::Missing => Some(match extra_hash.get(entry.hash_value.as_str()) {
                         Some(now_at) => Problem::MovedTo { now_at: format!("{}/{now_at}", params.bucket) },
                         None => Problem::NotFound,
                     }),
-                    Err(m) if m.is_empty() => Some(Problem::InvalidFormat),
-                    Err(m) => Some(Problem::Fetch { message: m.clone() }),
+                    Read::NotGzip => Some(Problem::InvalidFormat),
+                    Read::Failed(m) => Some(Problem::Fetch { message: m.clone() }),
                 };
                 log_verdicts[*d][*i] = problem;
             }
             None => {
-                let problem = match result {
+                let problem = match read {
                     // Deleted between listing and reading: nothing left to report.
-                    Ok(None) => continue,
-                    Ok(Some(h)) => match expected_by_hash.get(h.as_str()) {
+                    Read::Missing => continue,
+                    Read::Hashed(h) => match expected_by_hash.get(h.as_str()) {
                         Some((ob, ok)) if !known.contains(&(b.as_str(), k.as_str())) => {
                             Problem::MovedFrom { original: format!("{ob}/{ok}") }
                         }
                         _ => Problem::NotInAnyDigest,
                     },
-                    Err(_) => Problem::NotInAnyDigest,
+                    Read::NotGzip | Read::Failed(_) => Problem::NotInAnyDigest,
                 };
                 extra_findings.push(file(FileKind::LogFile, b, k, Some(problem)));
             }
         }
     }
     let valid = |w: &&WalkedDigest| matches!(&findings[w.finding], Finding::File(r) if r.problem.is_none());
-    let found = match (walked.iter().filter(valid).map(|w| w.start).min(), walked.iter().filter(valid).map(|w| w.end).max()) {
-        (Some(s), Some(e)) => Some((s, e)),
-        _ => None,
-    };
+    let found =
+        match (walked.iter().filter(valid).map(|w| w.start).min(), walked.iter().filter(valid).map(|w| w.end).max()) {
+            (Some(s), Some(e)) => Some((s, e)),
+            _ => None,
+        };
     // Each digest's log file lines follow its own line, as the aws CLI prints them.
     let mut ordered = Vec::with_capacity(findings.len() + outcomes.len());
     let mut by_finding: HashMap<usize, usize> = walked.iter().enumerate().map(|(d, w)| (w.finding, d)).collect();
@@ -750,7 +804,8 @@ fn check_digest(
 ) -> Result<(Digest, Vec<u8>), Problem> {
     let json = crate::digest::gunzip(&object.bytes, MAX_DIGEST_BYTES).ok_or(Problem::InvalidFormat)?;
     let value: Value = serde_json::from_slice(&json).map_err(|_| Problem::InvalidFormat)?;
-    let (Some(signature), Some(_)) = (object.metadata.get(META_SIGNATURE), object.metadata.get(META_SIGNATURE_ALGORITHM))
+    let (Some(signature), Some(_)) =
+        (object.metadata.get(META_SIGNATURE), object.metadata.get(META_SIGNATURE_ALGORITHM))
     else {
         return Err(Problem::SignatureFailed);
     };

@@ -28,7 +28,9 @@ fn aws_lc_and_rustcrypto_sign_byte_identically_with_an_aws_lc_key() {
     for data in [&b""[..], b"2026-11-25T01:00:00Z\nb/k\nab\nnull", &[0xffu8; 5000][..]] {
         let sig = ours.sign_sha256_rsa(data).unwrap();
         assert_eq!(signer.sign(data).to_vec(), sig);
-        let public = rsa::pkcs1v15::VerifyingKey::<Sha256>::new(rsa::RsaPublicKey::from_pkcs1_der(ours.public_key_pkcs1_der()).unwrap());
+        let public = rsa::pkcs1v15::VerifyingKey::<Sha256>::new(
+            rsa::RsaPublicKey::from_pkcs1_der(ours.public_key_pkcs1_der()).unwrap(),
+        );
         public.verify(data, &rsa::pkcs1v15::Signature::try_from(sig.as_slice()).unwrap()).unwrap();
     }
 }
@@ -45,16 +47,15 @@ fn a_rustcrypto_key_loads_and_signs_byte_identically() {
 }
 
 fn arb_entry() -> impl Strategy<Value = LogFileEntry> {
-    ("[a-z0-9.-]{3,20}", "[ -~]{1,60}", "[0-9a-f]{64}", proptest::option::of(0i64..4_000_000_000), 0i64..100_000).prop_map(
-        |(bucket, key, hash, newest, span)| LogFileEntry {
+    ("[a-z0-9.-]{3,20}", "[ -~]{1,60}", "[0-9a-f]{64}", proptest::option::of(0i64..4_000_000_000), 0i64..100_000)
+        .prop_map(|(bucket, key, hash, newest, span)| LogFileEntry {
             s3_bucket: bucket,
             s3_object: key,
             hash_value: hash,
             hash_algorithm: "SHA-256".into(),
             newest_event_time: newest.map(|s| integrity::time::iso_seconds(EventTime(s * 1000))),
             oldest_event_time: newest.map(|s| integrity::time::iso_seconds(EventTime((s - span) * 1000))),
-        },
-    )
+        })
 }
 
 proptest! {
@@ -114,9 +115,11 @@ proptest! {
     fn a_chain_links_each_digest_to_the_exact_bytes_and_signature_before_it(n in 1usize..6, gaps in proptest::collection::vec(any::<bool>(), 6)) {
         let mut link: Option<ChainLink> = None;
         let mut chain = Vec::new();
-        for i in 0..n {
+        for (i, &gap) in gaps.iter().enumerate().take(n) {
             // A gap restarts the chain (logging stopped and started again).
-            if gaps[i] { link = None; }
+            if gap {
+                link = None;
+            }
             let key_name = format!("d{i}");
             let digest = Digest::new(DigestInput {
                 account: "123456789012", start: EventTime(i as i64 * 3_600_000), end: EventTime((i as i64 + 1) * 3_600_000),

@@ -68,7 +68,14 @@ struct Trail {
 
 impl Trail {
     fn new() -> Trail {
-        Trail { mem: Mem::default(), keys: vec![SigningKey::generate().unwrap()], digests: vec![], logs: vec![], link: None, seq: 0 }
+        Trail {
+            mem: Mem::default(),
+            keys: vec![SigningKey::generate().unwrap()],
+            digests: vec![],
+            logs: vec![],
+            link: None,
+            seq: 0,
+        }
     }
 
     fn build(hours: i64) -> Trail {
@@ -83,7 +90,12 @@ impl Trail {
         let mut b = LogFileBuilder::new();
         for i in 0..records {
             let t = EventTime(delivered.0 - (i as i64 + 1) * 1000);
-            let rec = format!(r#"{{"eventVersion":"1.08","eventTime":"{}","eventID":"e-{}-{i}","x":"{}"}}"#, iso_seconds(t), self.seq, "y".repeat(500));
+            let rec = format!(
+                r#"{{"eventVersion":"1.08","eventTime":"{}","eventID":"e-{}-{i}","x":"{}"}}"#,
+                iso_seconds(t),
+                self.seq,
+                "y".repeat(500)
+            );
             b.push(rec.as_bytes(), t);
         }
         let file = b.finish();
@@ -188,7 +200,7 @@ fn a_clean_chain_is_valid_and_printed_like_the_aws_cli() {
     assert_eq!((c.digests_valid, c.logs_valid, c.digests_invalid, c.logs_invalid), (3, 4, 0, 0));
     assert_eq!(report.exit_code(), 0);
     assert_eq!(report.found, Some((T0, EventTime(T0.0 + 3 * HOUR))));
-    assert_eq!(report.log_bytes_hashed > 4 * 20 * 500, true);
+    assert!(report.log_bytes_hashed > 4 * 20 * 500);
     let out = stdout(&report, true);
     assert!(out.starts_with(&format!(
         "Validating log files for trail {ARN} between 2026-11-25T00:00:00Z and 2026-11-26T00:00:00Z\n\n"
@@ -258,7 +270,11 @@ fn two_consecutive_deleted_digests_are_reported_as_a_missing_stretch() {
     let report = t.run();
     // The aws CLI sees only the one the newest digest names; the other is in the stretch.
     assert_eq!(invalid(&report), vec![(FileKind::Digest, t.digests[3].clone(), Problem::NotFound)]);
-    assert!(report.findings.contains(&Finding::MissingDigests { from: EventTime(T0.0 + 2 * HOUR), to: EventTime(T0.0 + 4 * HOUR) }));
+    assert!(
+        report
+            .findings
+            .contains(&Finding::MissingDigests { from: EventTime(T0.0 + 2 * HOUR), to: EventTime(T0.0 + 4 * HOUR) })
+    );
     assert_eq!(report.exit_code(), 1);
     assert!(stderr(&report).contains(
         "Digest files\tbetween 2026-11-25T02:00:00Z and 2026-11-25T04:00:00Z\tINVALID: missing (more digest files were deleted than the ones reported not found)"
@@ -322,9 +338,15 @@ fn an_unknown_fingerprint_or_a_non_pkcs1_key_is_reported_with_the_cli_words() {
     let report = t.run_with(&t.params(), &[SigningKey::generate().unwrap().public_key(EventTime(0), EventTime::MAX)]);
     assert_eq!(
         invalid(&report),
-        vec![(FileKind::Digest, t.digests[0].clone(), Problem::PublicKeyNotFound { region: REGION.into(), fingerprint: fp.clone() })]
+        vec![(
+            FileKind::Digest,
+            t.digests[0].clone(),
+            Problem::PublicKeyNotFound { region: REGION.into(), fingerprint: fp.clone() }
+        )]
     );
-    assert!(stderr(&report).contains(&format!("INVALID: public key not found in region us-east-1 for fingerprint {fp}")));
+    assert!(
+        stderr(&report).contains(&format!("INVALID: public key not found in region us-east-1 for fingerprint {fp}"))
+    );
     // SubjectPublicKeyInfo instead of PKCS#1: prefix the AlgorithmIdentifier.
     let mut spki = t.public_keys();
     spki[0].der_pkcs1 = [&[0x30, 0x0d, 0x06, 0x09][..], &spki[0].der_pkcs1].concat();
@@ -361,10 +383,24 @@ fn a_log_file_in_no_digest_is_reported_and_a_moved_one_is_recognised_by_content(
     // An extra file planted inside hour 1.
     let mut b = LogFileBuilder::new();
     b.push(br#"{"eventTime":"2026-11-25T01:20:00Z"}"#, T0);
-    let planted = LogFileKey { prefix: None, account: ACCOUNT.into(), region: REGION.into(), delivered: EventTime(T0.0 + HOUR + 20 * MIN), unique: unique_name([200; 16]) }.to_key();
+    let planted = LogFileKey {
+        prefix: None,
+        account: ACCOUNT.into(),
+        region: REGION.into(),
+        delivered: EventTime(T0.0 + HOUR + 20 * MIN),
+        unique: unique_name([200; 16]),
+    }
+    .to_key();
     t.mem.put(&planted, b.finish().gzip, BTreeMap::new());
     // A listed file renamed.
-    let moved_to = LogFileKey { prefix: None, account: ACCOUNT.into(), region: REGION.into(), delivered: EventTime(T0.0 + 2 * HOUR + 5 * MIN), unique: unique_name([201; 16]) }.to_key();
+    let moved_to = LogFileKey {
+        prefix: None,
+        account: ACCOUNT.into(),
+        region: REGION.into(),
+        delivered: EventTime(T0.0 + 2 * HOUR + 5 * MIN),
+        unique: unique_name([201; 16]),
+    }
+    .to_key();
     let o = t.mem.take(&t.logs[2]);
     t.mem.put(&moved_to, o.bytes, o.metadata);
     // A file delivered after the newest digest is not yet due in any digest.
@@ -379,7 +415,10 @@ fn a_log_file_in_no_digest_is_reported_and_a_moved_one_is_recognised_by_content(
     ];
     want.sort_by(|a, b| a.1.cmp(&b.1));
     assert_eq!(got, want);
-    assert!(stderr(&report).contains(&format!("Log file\ts3://{BUCKET}/{planted}\tINVALID: not listed in any digest file\n")));
+    assert!(
+        stderr(&report)
+            .contains(&format!("Log file\ts3://{BUCKET}/{planted}\tINVALID: not listed in any digest file\n"))
+    );
 }
 
 #[test]
@@ -417,7 +456,11 @@ fn a_deleted_newest_digest_is_seen_only_with_the_server_s_newest_key() {
     // The two newest deleted: the stretch behind the expected one is missing too.
     t.mem.take(&t.digests[2]);
     let report = t.run_with(&p, &t.public_keys());
-    assert!(report.findings.contains(&Finding::MissingDigests { from: EventTime(T0.0 + 2 * HOUR), to: EventTime(T0.0 + 4 * HOUR) }));
+    assert!(
+        report
+            .findings
+            .contains(&Finding::MissingDigests { from: EventTime(T0.0 + 2 * HOUR), to: EventTime(T0.0 + 4 * HOUR) })
+    );
 }
 
 #[test]
@@ -428,7 +471,11 @@ fn logging_stopped_and_started_again_is_a_notice_not_a_problem() {
     t.hour(5, 1);
     let report = t.run();
     assert_eq!(invalid(&report), vec![]);
-    assert!(report.findings.contains(&Finding::NoDeliveries { from: EventTime(T0.0 + 2 * HOUR), to: EventTime(T0.0 + 5 * HOUR) }));
+    assert!(
+        report
+            .findings
+            .contains(&Finding::NoDeliveries { from: EventTime(T0.0 + 2 * HOUR), to: EventTime(T0.0 + 5 * HOUR) })
+    );
     assert_eq!(
         stderr(&report),
         "\nNo log files were delivered by CloudTrail between 2026-11-25T02:00:00Z and 2026-11-25T05:00:00Z\n\n"
@@ -466,7 +513,10 @@ fn an_empty_bucket_finds_no_digests_and_no_keys_cannot_run() {
     let t = Trail::new();
     let report = t.run();
     assert_eq!(report.exit_code(), 0);
-    assert!(stdout(&report, false).ends_with("\n\nResults requested for 2026-11-25T00:00:00Z to 2026-11-26T00:00:00Z\nNo digests found\n"));
+    assert!(
+        stdout(&report, false)
+            .ends_with("\n\nResults requested for 2026-11-25T00:00:00Z to 2026-11-26T00:00:00Z\nNo digests found\n")
+    );
     let err = futures::executor::block_on(validate(&t.mem, &t.params(), &[], &|_| {})).unwrap_err();
     assert!(err.to_string().starts_with("no public keys found between"));
 }
@@ -475,7 +525,8 @@ fn an_empty_bucket_finds_no_digests_and_no_keys_cannot_run() {
 fn progress_reaches_every_log_file() {
     let t = Trail::build(3);
     let last = Mutex::new(integrity::validate::Progress::default());
-    futures::executor::block_on(validate(&t.mem, &t.params(), &t.public_keys(), &|p| *last.lock().unwrap() = p)).unwrap();
+    futures::executor::block_on(validate(&t.mem, &t.params(), &t.public_keys(), &|p| *last.lock().unwrap() = p))
+        .unwrap();
     let p = *last.lock().unwrap();
     assert_eq!((p.digests_done, p.log_files_done, p.log_files_total), (3, 4, 4));
 }

@@ -162,7 +162,8 @@ impl KeyRing {
         let newest = keys[keys.len() - 1].validity_start;
         let start = if now > newest { now } else { EventTime(newest.0 + 1) };
         let key = Arc::new(write_new_key(&self.dir, start)?);
-        let mut all: Vec<(EventTime, Arc<SigningKey>)> = keys.iter().map(|k| (k.validity_start, k.key.clone())).collect();
+        let mut all: Vec<(EventTime, Arc<SigningKey>)> =
+            keys.iter().map(|k| (k.validity_start, k.key.clone())).collect();
         all.push((start, key));
         *keys = windows(all);
         tracing::info!(fingerprint = keys[keys.len() - 1].fingerprint(), start = %start, "rotated signing key");
@@ -261,14 +262,18 @@ mod tests {
         assert_eq!((all[0].validity_start(), all[0].validity_end()), (T0, t1));
         assert_eq!((all[1].validity_start(), all[1].validity_end()), (t1, EventTime(t1.0 + KEY_VALIDITY_MILLIS)));
         // Only the old key before the rotation, only the new one after, both at the instant itself.
-        let fps = |s: i64, e: i64| ring.valid_during(EventTime(s), EventTime(e)).map(|k| k.fingerprint().to_string()).collect::<Vec<_>>();
+        let fps = |s: i64, e: i64| {
+            ring.valid_during(EventTime(s), EventTime(e)).map(|k| k.fingerprint().to_string()).collect::<Vec<_>>()
+        };
         assert_eq!(fps(T0.0, t1.0 - 1), vec![old.fingerprint().to_string()]);
         assert_eq!(fps(t1.0 + 1, t1.0 + DAY), vec![new.fingerprint().to_string()]);
         assert_eq!(fps(t1.0, t1.0).len(), 2);
         // Keys survive reopen, with the same windows.
         let again = KeyRing::open(dir.path(), EventTime(t1.0 + DAY)).unwrap();
-        let reopened: Vec<_> = again.all().iter().map(|k| (k.fingerprint().to_string(), k.validity_start(), k.validity_end())).collect();
-        let before: Vec<_> = all.iter().map(|k| (k.fingerprint().to_string(), k.validity_start(), k.validity_end())).collect();
+        let reopened: Vec<_> =
+            again.all().iter().map(|k| (k.fingerprint().to_string(), k.validity_start(), k.validity_end())).collect();
+        let before: Vec<_> =
+            all.iter().map(|k| (k.fingerprint().to_string(), k.validity_start(), k.validity_end())).collect();
         assert_eq!(reopened, before);
         // A signature from the old key still verifies with its published key.
         let sig = old.sign_sha256_rsa(b"d").unwrap();
