@@ -554,6 +554,10 @@ pub async fn validate<S: ObjectSource>(
             Err(problem) => {
                 findings.push(file(FileKind::Digest, &bucket, &key, Some(problem)));
                 newer = None;
+                // An invalid digest still occupies its interval of a missing stretch.
+                if let Some((_, n)) = &mut missing_since {
+                    *n += 1;
+                }
                 if let Some(end) = key_end {
                     last_start = last_start.min(end);
                 }

@@ -530,3 +530,21 @@ fn progress_reaches_every_log_file() {
     let p = *last.lock().unwrap();
     assert_eq!((p.digests_done, p.log_files_done, p.log_files_total), (3, 4, 4));
 }
+
+#[test]
+fn a_deleted_digest_followed_by_a_tampered_one_is_not_a_missing_stretch() {
+    let t = Trail::build(5);
+    t.mem.take(&t.digests[3]);
+    let mut o = t.mem.object(&t.digests[2]);
+    o.metadata.insert("signature".into(), "00".repeat(256));
+    t.mem.put(&t.digests[2], o.bytes, o.metadata);
+    let report = t.run();
+    assert_eq!(
+        invalid(&report),
+        vec![
+            (FileKind::Digest, t.digests[3].clone(), Problem::NotFound),
+            (FileKind::Digest, t.digests[2].clone(), Problem::SignatureFailed),
+        ]
+    );
+    assert!(!report.findings.iter().any(|f| matches!(f, Finding::MissingDigests { .. })));
+}
