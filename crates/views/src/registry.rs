@@ -166,9 +166,12 @@ impl ViewSet {
             ("opentrail_view_applied_seq", "gauge", "Last journal seq a view applied (0: none).", |s| {
                 s.applied.map_or(0, |a| a.0)
             }),
-            ("opentrail_view_errors_total", "counter", "Failed applies, reads and ticks of a view (each retried).", |s| {
-                s.errors
-            }),
+            (
+                "opentrail_view_errors_total",
+                "counter",
+                "Failed applies, reads and ticks of a view (each retried).",
+                |s| s.errors,
+            ),
             (
                 "opentrail_view_skipped_records_total",
                 "counter",

@@ -273,7 +273,9 @@ fn the_journal_feed_decodes_records_with_provenance_and_moves_past_damage() {
     let dir = tempfile::tempdir().unwrap();
     let (journal, _) = journal::Journal::open(journal::JournalOptions::new(dir.path())).unwrap();
     let rec = |id: &str| {
-        format!(r#"{{"eventID":"{id}","eventTime":"2020-01-01T00:00:00Z","eventSource":"s3.amazonaws.com","eventName":"GetObject"}}"#)
+        format!(
+            r#"{{"eventID":"{id}","eventTime":"2020-01-01T00:00:00Z","eventSource":"s3.amazonaws.com","eventName":"GetObject"}}"#
+        )
     };
     let framed = model::Provenance::SelfAudit.frame(rec("a").as_bytes());
     journal.append(vec![framed, b"{not json".to_vec(), rec("c").into_bytes()]).unwrap();
