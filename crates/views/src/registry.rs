@@ -161,7 +161,7 @@ impl ViewSet {
     /// The views' metric families in the Prometheus text format, each header once.
     pub fn render(&self, out: &mut String) {
         let statuses = self.statuses();
-        let families: [(&str, &str, &str, fn(&ViewStatus) -> u64); 4] = [
+        let families: [Family; 4] = [
             ("opentrail_view_lag_events", "gauge", "Durable journal records a view has not applied yet.", |s| s.lag),
             ("opentrail_view_applied_seq", "gauge", "Last journal seq a view applied (0: none).", |s| {
                 s.applied.map_or(0, |a| a.0)
@@ -187,6 +187,9 @@ impl ViewSet {
         }
     }
 }
+
+/// A metric family of the views: name, type, help, and the figure of one view.
+type Family = (&'static str, &'static str, &'static str, fn(&ViewStatus) -> u64);
 
 /// A view's place in a [`ViewSet`]; dropping it removes the view from the set.
 pub struct Registration {
