@@ -4,11 +4,13 @@
 //! callers inject event ids and "now" where they are needed.
 
 pub mod cloudtrail;
+mod payload;
 mod provenance;
 mod query;
 mod record;
 mod time;
 
+pub use payload::PayloadError;
 pub use provenance::{MAX_PROVENANCE_DETAIL_BYTES, Provenance, ProvenanceError};
 pub use query::{AttributeKey, EventQuery, QueryCategory};
 pub use record::{EventCategory, IndexFields, MAX_RECORD_BYTES, Record, RecordError, Resource};
