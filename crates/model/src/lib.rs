@@ -5,12 +5,14 @@
 
 pub mod cloudtrail;
 mod facts;
+mod payload;
 mod provenance;
 mod query;
 mod record;
 mod time;
 
 pub use facts::EventFacts;
+pub use payload::PayloadError;
 pub use provenance::{MAX_PROVENANCE_DETAIL_BYTES, Provenance, ProvenanceError};
 pub use query::{AttributeKey, EventQuery, QueryCategory};
 pub use record::{EventCategory, IndexFields, MAX_RECORD_BYTES, Record, RecordError, Resource};

@@ -1,22 +1,22 @@
-//! The server's RSA-2048 signing keys (what `ListPublicKeys` publishes and digests will be signed with):
-//! generation, the key files in `<data-dir>/keys/`, and pure sign/verify/fingerprint helpers that an
-//! integrity crate can reuse without touching the disk.
+//! The server's RSA-2048 signing keys on disk and their validity windows: what `ListPublicKeys` publishes
+//! and digests are signed with. The keys themselves (generate, PKCS#8, sign, verify, fingerprint) are
+//! `integrity::keys`; this file owns the key files in `<data-dir>/keys/` and rotation.
 //!
 //! One file per key, `keys/rsa2048-<validity start, epoch ms>.pk8`, holding the PKCS#8 v1 DER private key
-//! (mode 0600, written atomically). The validity start lives in the name so the file stays plain DER
-//! and a later rotation only adds files. See docs/formats/state.md, "Keys".
+//! (mode 0600, written atomically). The validity start lives in the name so the file stays plain DER and a
+//! rotation only adds a file: a key's validity ends where the next key's starts, and the newest key's ends
+//! `KEY_VALIDITY_MILLIS` after its start. See docs/formats/state.md, "Keys".
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use atomic_file::write_atomic;
-use aws_lc_rs::encoding::AsDer;
-use aws_lc_rs::rsa::{KeyPair, KeySize};
-use aws_lc_rs::signature::{self, KeyPair as _, UnparsedPublicKey};
-use md5::{Digest, Md5};
+pub use integrity::keys::{SigningKey, fingerprint, verify_sha256_rsa};
 use model::EventTime;
+use parking_lot::RwLock;
 
-/// Hard-coded: how long a key is published as valid, from its creation. Keys are not rotated yet, so
-/// the end is far away (10 × 365 days); rotation will end a key's validity when the next one starts.
+/// Hard-coded: how long the newest key is published as valid, from its start (10 × 365 days). A rotation
+/// ends it where the next key starts.
 pub const KEY_VALIDITY_MILLIS: i64 = 10 * 365 * 86_400_000;
 
 const KEY_DIR: &str = "keys";
@@ -38,74 +38,42 @@ pub enum KeyError {
     Crypto { operation: &'static str },
 }
 
-/// One RSA-2048 key pair and the facts `ListPublicKeys` publishes about it.
-pub struct SigningKey {
-    pair: KeyPair,
-    public_der: Vec<u8>,
-    fingerprint: String,
+impl From<integrity::keys::KeyError> for KeyError {
+    fn from(e: integrity::keys::KeyError) -> Self {
+        match e {
+            integrity::keys::KeyError::Crypto { operation } => KeyError::Crypto { operation },
+            // Only loading reports `Invalid`, and `open` maps it with the file's path itself.
+            integrity::keys::KeyError::Invalid { .. } => KeyError::Crypto { operation: "key loading" },
+        }
+    }
+}
+
+/// One key of the ring with its validity window (what `ListPublicKeys` publishes about it). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct RingKey {
+    key: Arc<SigningKey>,
     validity_start: EventTime,
     validity_end: EventTime,
 }
 
-impl std::fmt::Debug for SigningKey {
-    // Never print key material.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey")
-            .field("fingerprint", &self.fingerprint)
-            .field("validity_start", &self.validity_start)
-            .field("validity_end", &self.validity_end)
-            .finish_non_exhaustive()
-    }
-}
-
-impl SigningKey {
-    /// A fresh key pair valid from `now`.
-    pub fn generate(now: EventTime) -> Result<SigningKey, KeyError> {
-        let pair = KeyPair::generate(KeySize::Rsa2048).map_err(|_| KeyError::Crypto { operation: "key generation" })?;
-        Ok(Self::from_pair(pair, now))
+impl RingKey {
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.key
     }
 
-    /// Loads a PKCS#8 DER private key that became valid at `validity_start`.
-    pub fn from_pkcs8(der: &[u8], validity_start: EventTime) -> Result<SigningKey, String> {
-        let pair = KeyPair::from_pkcs8(der).map_err(|e| e.to_string())?;
-        if pair.public_modulus_len() != 256 {
-            return Err(format!("expected a 2048-bit key, found {} bits", pair.public_modulus_len() * 8));
-        }
-        Ok(Self::from_pair(pair, validity_start))
-    }
-
-    fn from_pair(pair: KeyPair, validity_start: EventTime) -> SigningKey {
-        let public_der = pair.public_key().as_ref().to_vec();
-        let fingerprint = fingerprint(&public_der);
-        let validity_end = EventTime(validity_start.0.saturating_add(KEY_VALIDITY_MILLIS));
-        SigningKey { pair, public_der, fingerprint, validity_start, validity_end }
-    }
-
-    /// The private key as PKCS#8 v1 DER, the key file's content.
-    pub fn to_pkcs8(&self) -> Result<Vec<u8>, KeyError> {
-        let der = self.pair.as_der().map_err(|_| KeyError::Crypto { operation: "PKCS#8 export" })?;
-        Ok(der.as_ref().to_vec())
-    }
-
-    /// RSASSA-PKCS1-v1_5 with SHA-256 (Java's `SHA256withRSA`, what CloudTrail digests carry).
-    /// Fallible only on an internal crypto failure, which is reported rather than panicked on.
+    /// RSASSA-PKCS1-v1_5 with SHA-256 (see `integrity::keys::SigningKey::sign_sha256_rsa`).
     pub fn sign_sha256_rsa(&self, data: &[u8]) -> Result<Vec<u8>, KeyError> {
-        let mut sig = vec![0; self.pair.public_modulus_len()];
-        let rng = aws_lc_rs::rand::SystemRandom::new();
-        self.pair
-            .sign(&signature::RSA_PKCS1_SHA256, &rng, data, &mut sig)
-            .map_err(|_| KeyError::Crypto { operation: "signing" })?;
-        Ok(sig)
+        Ok(self.key.sign_sha256_rsa(data)?)
     }
 
-    /// The public key as DER PKCS#1 `RSAPublicKey` (not SubjectPublicKeyInfo), as ListPublicKeys returns it.
+    /// DER PKCS#1 `RSAPublicKey`, as ListPublicKeys returns it.
     pub fn public_key_pkcs1_der(&self) -> &[u8] {
-        &self.public_der
+        self.key.public_key_pkcs1_der()
     }
 
     /// Lower-case hex MD5 of the PKCS#1 DER public key (32 characters).
     pub fn fingerprint(&self) -> &str {
-        &self.fingerprint
+        self.key.fingerprint()
     }
 
     pub fn validity_start(&self) -> EventTime {
@@ -120,24 +88,20 @@ impl SigningKey {
     pub fn valid_during(&self, start: EventTime, end: EventTime) -> bool {
         self.validity_start <= end && start <= self.validity_end
     }
+
+    /// The key as `opentrail validate` receives it.
+    pub fn public_key(&self) -> integrity::keys::PublicKey {
+        self.key.public_key(self.validity_start, self.validity_end)
+    }
 }
 
-/// Lower-case hex MD5 of a DER public key. AWS does not document its fingerprint; clients only
-/// compare it for equality with a digest's `digestPublicKeyFingerprint`, and MD5 gives the same
-/// 32-hex-character shape AWS uses. It identifies, it does not protect.
-pub fn fingerprint(public_pkcs1_der: &[u8]) -> String {
-    Md5::digest(public_pkcs1_der).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Verifies a `SHA256withRSA` signature against a PKCS#1 DER public key.
-pub fn verify_sha256_rsa(public_pkcs1_der: &[u8], data: &[u8], sig: &[u8]) -> bool {
-    UnparsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, public_pkcs1_der).verify(data, sig).is_ok()
-}
-
-/// Every key the server has, oldest first; the last one signs.
+/// Every key the server has, oldest first; the last one signs. Shared by the API (ListPublicKeys) and
+/// delivery (signing), so rotation takes `&self`.
 #[derive(Debug)]
 pub struct KeyRing {
-    keys: Vec<SigningKey>,
+    dir: PathBuf,
+    /// Never empty; sorted by validity start; windows derived by [`windows`].
+    keys: RwLock<Vec<RingKey>>,
 }
 
 impl KeyRing {
@@ -157,35 +121,81 @@ impl KeyRing {
                     };
                     let path = entry.path();
                     let der = std::fs::read(&path).map_err(io("read", &path))?;
-                    let key = SigningKey::from_pkcs8(&der, start)
-                        .map_err(|reason| KeyError::Corrupt { path: path.clone(), reason })?;
-                    keys.push(key);
+                    let key = SigningKey::from_pkcs8(&der)
+                        .map_err(|e| KeyError::Corrupt { path: path.clone(), reason: e.to_string() })?;
+                    keys.push((start, Arc::new(key)));
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(KeyError::Io { action: "list", path: dir, source: e }),
         }
         if keys.is_empty() {
-            let key = SigningKey::generate(now)?;
-            let path = dir.join(key_file_name(now));
-            write_atomic(&path, &key.to_pkcs8()?, 0o600).map_err(|e| e.source).map_err(io("write", &path))?;
-            tracing::info!(fingerprint = key.fingerprint(), path = %path.display(), "generated signing key");
-            keys.push(key);
+            keys.push((now, Arc::new(write_new_key(&dir, now)?)));
         }
-        keys.sort_by_key(|k| k.validity_start);
-        Ok(KeyRing { keys })
+        keys.sort_by_key(|(start, _)| *start);
+        Ok(KeyRing { dir, keys: RwLock::new(windows(keys)) })
     }
 
-    /// The key that signs now.
-    pub fn current(&self) -> &SigningKey {
-        // `open` never builds an empty ring.
-        &self.keys[self.keys.len() - 1]
+    /// The key that signs now (the newest).
+    pub fn current(&self) -> RingKey {
+        // `open` never builds an empty ring and rotation only adds.
+        let keys = self.keys.read();
+        keys[keys.len() - 1].clone()
     }
 
     /// The keys whose validity overlaps `[start, end]`, oldest first.
-    pub fn valid_during(&self, start: EventTime, end: EventTime) -> impl Iterator<Item = &SigningKey> {
-        self.keys.iter().filter(move |k| k.valid_during(start, end))
+    pub fn valid_during(&self, start: EventTime, end: EventTime) -> impl Iterator<Item = RingKey> + use<> {
+        let keys: Vec<RingKey> = self.keys.read().iter().filter(|k| k.valid_during(start, end)).cloned().collect();
+        keys.into_iter()
     }
+
+    /// Every key, oldest first.
+    pub fn all(&self) -> Vec<RingKey> {
+        self.keys.read().clone()
+    }
+
+    /// Adds a new key valid from `now` (the previous one's validity ends there) and makes it the signer.
+    /// The file is durable before the key is used. A clock at or before the newest key's start (a clock
+    /// that went back) starts the new key one millisecond after it, so windows stay ordered and names unique.
+    pub fn rotate(&self, now: EventTime) -> Result<RingKey, KeyError> {
+        let mut keys = self.keys.write();
+        let newest = keys[keys.len() - 1].validity_start;
+        let start = if now > newest { now } else { EventTime(newest.0 + 1) };
+        let key = Arc::new(write_new_key(&self.dir, start)?);
+        let mut all: Vec<(EventTime, Arc<SigningKey>)> =
+            keys.iter().map(|k| (k.validity_start, k.key.clone())).collect();
+        all.push((start, key));
+        *keys = windows(all);
+        tracing::info!(fingerprint = keys[keys.len() - 1].fingerprint(), start = %start, "rotated signing key");
+        Ok(keys[keys.len() - 1].clone())
+    }
+
+    /// True when the newest key started `every_millis` or more before `now`: a schedule's "rotate now?".
+    pub fn due(&self, now: EventTime, every_millis: i64) -> bool {
+        now.0.saturating_sub(self.current().validity_start.0) >= every_millis
+    }
+}
+
+/// Validity windows from the keys' starts (sorted): each ends where the next starts, the last one
+/// `KEY_VALIDITY_MILLIS` after its start.
+fn windows(keys: Vec<(EventTime, Arc<SigningKey>)>) -> Vec<RingKey> {
+    let starts: Vec<EventTime> = keys.iter().map(|(s, _)| *s).collect();
+    keys.into_iter()
+        .enumerate()
+        .map(|(i, (start, key))| RingKey {
+            key,
+            validity_start: start,
+            validity_end: starts.get(i + 1).copied().unwrap_or(EventTime(start.0.saturating_add(KEY_VALIDITY_MILLIS))),
+        })
+        .collect()
+}
+
+fn write_new_key(dir: &Path, start: EventTime) -> Result<SigningKey, KeyError> {
+    let key = SigningKey::generate()?;
+    let path = dir.join(key_file_name(start));
+    write_atomic(&path, &key.to_pkcs8()?, 0o600).map_err(|e| e.source).map_err(io("write", &path))?;
+    tracing::info!(fingerprint = key.fingerprint(), path = %path.display(), "generated signing key");
+    Ok(key)
 }
 
 fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> KeyError + 'a {
@@ -206,6 +216,7 @@ mod tests {
     use super::*;
 
     const T0: EventTime = EventTime(1_700_000_000_000);
+    const DAY: i64 = 86_400_000;
 
     #[test]
     fn first_open_creates_a_private_key_file_and_reopen_loads_the_same_key() {
@@ -224,36 +235,58 @@ mod tests {
     }
 
     #[test]
-    fn public_key_is_pkcs1_der_with_an_md5_fingerprint() {
-        let key = SigningKey::generate(T0).unwrap();
-        let der = key.public_key_pkcs1_der();
-        // SEQUENCE (0x30) with a two-byte length (0x82 0x01 0x0a), then INTEGER n: "MIIBCgKCAQEA" in base64.
-        assert_eq!(&der[..4], &[0x30, 0x82, 0x01, 0x0a]);
-        assert_eq!(key.fingerprint().len(), 32);
-        assert!(key.fingerprint().bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
-        assert_eq!(fingerprint(b""), "d41d8cd98f00b204e9800998ecf8427e");
-    }
-
-    #[test]
-    fn signatures_verify_with_the_published_key_and_fail_when_tampered() {
-        let key = SigningKey::generate(T0).unwrap();
-        let sig = key.sign_sha256_rsa(b"digest data").unwrap();
-        assert_eq!(sig.len(), 256);
-        assert!(verify_sha256_rsa(key.public_key_pkcs1_der(), b"digest data", &sig));
-        assert!(!verify_sha256_rsa(key.public_key_pkcs1_der(), b"digest dat4", &sig));
-        // PKCS#1 v1.5 is deterministic: a reloaded key signs identically.
-        let reloaded = SigningKey::from_pkcs8(&key.to_pkcs8().unwrap(), T0).unwrap();
-        assert_eq!(reloaded.sign_sha256_rsa(b"digest data").unwrap(), sig);
-    }
-
-    #[test]
-    fn validity_overlap_is_inclusive_and_open_ended_for_ten_years() {
-        let key = SigningKey::generate(T0).unwrap();
+    fn a_lone_key_is_valid_for_ten_years_inclusive() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = KeyRing::open(dir.path(), T0).unwrap().current();
         assert!(key.valid_during(T0, T0));
         assert!(key.valid_during(EventTime(0), T0));
         assert!(!key.valid_during(EventTime(0), EventTime(T0.0 - 1)));
-        assert!(key.valid_during(key.validity_end(), EventTime::MAX));
+        assert_eq!(key.validity_end(), EventTime(T0.0 + KEY_VALIDITY_MILLIS));
         assert!(!key.valid_during(EventTime(key.validity_end().0 + 1), EventTime::MAX));
+    }
+
+    #[test]
+    fn rotation_signs_with_the_new_key_and_ends_the_old_one_where_the_new_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let ring = KeyRing::open(dir.path(), T0).unwrap();
+        let old = ring.current();
+        assert!(!ring.due(EventTime(T0.0 + 29 * DAY), 30 * DAY));
+        assert!(ring.due(EventTime(T0.0 + 30 * DAY), 30 * DAY));
+        let t1 = EventTime(T0.0 + 30 * DAY);
+        let new = ring.rotate(t1).unwrap();
+        assert_ne!(new.fingerprint(), old.fingerprint());
+        assert_eq!(ring.current().fingerprint(), new.fingerprint());
+        assert!(!ring.due(t1, 30 * DAY));
+        let all = ring.all();
+        assert_eq!(all.len(), 2);
+        assert_eq!((all[0].validity_start(), all[0].validity_end()), (T0, t1));
+        assert_eq!((all[1].validity_start(), all[1].validity_end()), (t1, EventTime(t1.0 + KEY_VALIDITY_MILLIS)));
+        // Only the old key before the rotation, only the new one after, both at the instant itself.
+        let fps = |s: i64, e: i64| {
+            ring.valid_during(EventTime(s), EventTime(e)).map(|k| k.fingerprint().to_string()).collect::<Vec<_>>()
+        };
+        assert_eq!(fps(T0.0, t1.0 - 1), vec![old.fingerprint().to_string()]);
+        assert_eq!(fps(t1.0 + 1, t1.0 + DAY), vec![new.fingerprint().to_string()]);
+        assert_eq!(fps(t1.0, t1.0).len(), 2);
+        // Keys survive reopen, with the same windows.
+        let again = KeyRing::open(dir.path(), EventTime(t1.0 + DAY)).unwrap();
+        let reopened: Vec<_> =
+            again.all().iter().map(|k| (k.fingerprint().to_string(), k.validity_start(), k.validity_end())).collect();
+        let before: Vec<_> =
+            all.iter().map(|k| (k.fingerprint().to_string(), k.validity_start(), k.validity_end())).collect();
+        assert_eq!(reopened, before);
+        // A signature from the old key still verifies with its published key.
+        let sig = old.sign_sha256_rsa(b"d").unwrap();
+        assert!(verify_sha256_rsa(&again.all()[0].public_key().der_pkcs1, b"d", &sig));
+    }
+
+    #[test]
+    fn a_clock_that_went_back_still_rotates_forward() {
+        let dir = tempfile::tempdir().unwrap();
+        let ring = KeyRing::open(dir.path(), T0).unwrap();
+        let new = ring.rotate(EventTime(T0.0 - DAY)).unwrap();
+        assert_eq!(new.validity_start(), EventTime(T0.0 + 1));
+        assert_eq!(ring.all()[0].validity_end(), EventTime(T0.0 + 1));
     }
 
     #[test]

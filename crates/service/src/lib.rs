@@ -7,6 +7,7 @@ pub mod audit_events;
 pub mod batch;
 pub mod channels;
 pub mod config;
+mod index_view;
 pub mod keys;
 pub mod metrics;
 pub mod policy;
@@ -17,6 +18,7 @@ pub mod trails;
 
 pub use batch::{BatchError, split_batch};
 pub use config::{AuditConfig, Config, ConfigError, PrincipalConfig, Role, ServerConfig};
+pub use index_view::INDEX_VIEW;
 pub use metrics::{AuditOutcome, Metrics};
 pub use policy::{Decision, Principal, Principals};
 pub use ratelimit::{RateLimiter, Throttled};

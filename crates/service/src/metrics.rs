@@ -1,11 +1,10 @@
 //! Counters and gauges of the service, rendered in the Prometheus text exposition format.
-//!
-//! Why no metrics crate: the exposition format needs four line shapes, and the journal already keeps
-//! its own fsync histogram; a registry would only add indirection.
+//! The line shapes are the `exposition` crate's, shared with the views' registry.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use exposition::{counter, escape, gauge, header};
 use parking_lot::Mutex;
 
 #[derive(Debug, Default)]
@@ -255,27 +254,6 @@ impl Metrics {
         self.front_door.render(out);
         buf
     }
-}
-
-/// The `# HELP` and `# TYPE` lines of a metric family.
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-/// A counter without labels: its header and its one sample.
-fn counter(out: &mut String, name: &str, help: &str, v: u64) {
-    header(out, name, "counter", help);
-    let _ = writeln!(out, "{name} {v}");
-}
-
-/// A gauge without labels: its header and its one sample.
-fn gauge(out: &mut String, name: &str, help: &str, v: impl std::fmt::Display) {
-    header(out, name, "gauge", help);
-    let _ = writeln!(out, "{name} {v}");
-}
-
-fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 #[cfg(test)]

@@ -1,27 +1,26 @@
-//! The event store: the journal (truth) plus the event-history index (a view), tied together by the
-//! indexer thread, with eventID dedupe and back-pressure on ingest.
+//! The event store: the journal (truth) plus the event-history index (a view, run by the `views` runner
+//! like every other view), with eventID dedupe and back-pressure on ingest, and the registry where the
+//! other views (trail delivery, Insights, a lake) are added.
 //!
 //! Flow: `ingest` validates nothing (callers pass parsed [`Record`]s), drops records whose eventID is
 //! already stored or in flight, hands the rest to the journal's group commit and returns after the fsync.
-//! The journal callback hands the parsed index fields to the indexer, which applies them in seq order;
-//! on replay (after a restart) the indexer re-reads the journal instead.
+//! The journal callback hands the parsed index fields to the index view's feed (`index_view.rs`), which
+//! the view applies in seq order; on replay (after a restart) the feed re-reads the journal instead.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::thread::JoinHandle;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use index::{EventIndex, Position};
 use journal::{Journal, JournalError, JournalOptions};
-use model::{EventQuery, IndexFields, Record, Seq};
-use parking_lot::{Condvar, Mutex};
+use model::{EventQuery, IndexFields, PayloadError, Record, Seq};
+use parking_lot::Mutex;
+use views::{JournalFeed, Progress, RunOptions, Runner, ViewError, ViewHandle, ViewSet};
 
+use crate::index_view::{Handoff, HandoffFeed, IndexView};
 use crate::metrics::{JournalFigures, Metrics};
-
-/// Hard-coded: the most records the indexer applies in one index batch.
-const INDEX_BATCH: usize = 8192;
 
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -29,9 +28,11 @@ pub struct StoreOptions {
     /// Back-pressure limit of the journal queue.
     pub max_queued_bytes: Option<usize>,
     /// Back-pressure from the index: ingest answers "busy" while more than this many durable records
-    /// wait to become visible to lookups (a slow view must slow capture down, not grow memory).
+    /// wait to become visible to lookups (a slow index must slow capture down, not grow memory). The only
+    /// view whose lag holds back ingest: the others catch up from the journal at their own pace.
     pub max_index_lag: u64,
-    /// Whether to start the indexer thread (off only in tests that need a lagging index).
+    /// Whether to run the index view on its own thread after the catch-up at open (off only in tests that
+    /// need a lagging index).
     pub run_indexer: bool,
 }
 
@@ -73,8 +74,15 @@ pub enum StoreError {
     Journal(#[source] JournalError),
     #[error("index: {0}")]
     Index(#[from] index::IndexError),
-    #[error("stored record {seq} is unreadable: {reason}")]
-    Unreadable { seq: Seq, reason: String },
+    #[error("stored record {seq} is unreadable: {source}")]
+    Unreadable {
+        seq: Seq,
+        #[source]
+        source: PayloadError,
+    },
+    /// A view could not be registered, started or brought up to date.
+    #[error("view: {0}")]
+    View(#[source] ViewError),
     #[error("the store is shutting down")]
     Closed,
     /// The index is too far behind the journal: retry after a moment.
@@ -93,6 +101,19 @@ impl StoreError {
                 | StoreError::Poisoned
                 | StoreError::Closed
         )
+    }
+}
+
+impl From<ViewError> for StoreError {
+    fn from(e: ViewError) -> Self {
+        match e {
+            ViewError::Journal(e) => e.into(),
+            ViewError::Apply(e) => match e.downcast::<index::IndexError>() {
+                Ok(e) => StoreError::Index(*e),
+                Err(e) => StoreError::View(ViewError::Apply(e)),
+            },
+            other => StoreError::View(other),
+        }
     }
 }
 
@@ -192,45 +213,36 @@ pub struct CheckReport {
 
 struct Inner {
     journal: Journal,
-    index: EventIndex,
+    index: Arc<EventIndex>,
     metrics: Arc<Metrics>,
     max_index_lag: u64,
-    /// eventIDs submitted to the journal and not yet indexed.
-    in_flight: Mutex<HashSet<String>>,
-    /// Index fields parsed at ingest, waiting for the indexer (saves re-parsing the journal), and the
-    /// hand-off watermark: every durable seq up to it is in the map or already indexed. The journal runs
-    /// its completion callbacks in seq order after each fsync, and each callback fills the map before it
-    /// moves the watermark, so the indexer never needs to guess whether a durable record's fields are
-    /// still on their way.
-    handoff: Arc<HandoffShared>,
-    /// Last seq applied to the index, with a condvar for waiters (tests, freshness probes).
-    indexed: Mutex<Option<Seq>>,
-    indexed_cv: Condvar,
-    stop: AtomicBool,
-}
-
-/// What the journal's completion callbacks touch. Its own `Arc`, so a callback never holds the store (and
-/// with it the journal) alive: the last handle on a store must not be dropped on the journal's own writer
-/// thread, which would leave the journal's lock held after the store's owner let go of it.
-struct HandoffShared {
-    state: Mutex<Handoff>,
-    cv: Condvar,
+    /// eventIDs submitted to the journal and not yet indexed (the index view empties it).
+    in_flight: Arc<Mutex<HashSet<String>>>,
+    /// Where the journal's completion callbacks hand the parsed index fields to the index view.
+    handoff: Arc<Handoff>,
     /// When a group commit last failed for a full disk: writes are refused at once for a moment after.
-    disk_full_at: Mutex<Option<Instant>>,
+    /// Its own `Arc` for the same reason as `handoff`: the callbacks touch it.
+    disk_full_at: Arc<Mutex<Option<Instant>>>,
+    /// Every running view (the index among them), for metrics and for adding more.
+    views: Arc<ViewSet>,
+    /// The journal as decoded records, for every view but the index.
+    record_feed: Arc<JournalFeed>,
+    /// The index view's progress: last seq applied to the index, waitable.
+    indexed: Arc<Progress>,
 }
 
-#[derive(Default)]
-struct Handoff {
-    fields: BTreeMap<u64, IndexFields>,
-    /// Highest seq handed off (or durable at open, whose records the indexer reads from the journal).
-    watermark: u64,
+/// The index view: on its thread, or held idle (`run_indexer: false`) so it stays registered.
+enum Indexer {
+    Running(ViewHandle),
+    Idle(#[allow(dead_code)] Runner<IndexView, HandoffFeed>),
 }
 
-/// Cheap to clone; the indexer thread stops when [`EventStore::shutdown`] is called.
+/// Cheap to clone; the index view's thread stops when [`EventStore::shutdown`] is called (or the last clone
+/// is dropped).
 #[derive(Clone)]
 pub struct EventStore {
     inner: Arc<Inner>,
-    indexer: Arc<Mutex<Option<JoinHandle<()>>>>,
+    indexer: Arc<Mutex<Option<Indexer>>>,
 }
 
 impl EventStore {
@@ -249,44 +261,47 @@ impl EventStore {
                 "journal recovery dropped a torn tail (never acknowledged)"
             );
         }
-        let index = EventIndex::open(&opts.data_dir.join("index"))?;
-        let checkpoint = index.checkpoint();
-        let durable_at_open = journal.durable_seq().map_or(0, |s| s.0);
+        let index = Arc::new(EventIndex::open(&opts.data_dir.join("index"))?);
+        let head = journal.clone();
+        let views = Arc::new(ViewSet::new(move || head.durable_seq()));
+        let handoff = Arc::new(Handoff::new(journal.durable_seq()));
+        let in_flight = Arc::new(Mutex::new(HashSet::new()));
+        let view = IndexView::new(index.clone(), in_flight.clone(), metrics.clone());
+        let feed = Arc::new(HandoffFeed::new(handoff.clone(), journal.clone(), metrics.clone()));
+        let mut runner = Runner::new(view, feed, &views, RunOptions::default())?;
+        // Catch up synchronously: until the index covers the journal, dedupe could miss a stored id.
+        let started = Instant::now();
+        let replayed = runner.catch_up()?;
+        if replayed > 0 {
+            tracing::info!(replayed, elapsed_ms = started.elapsed().as_millis() as u64, "index caught up with journal");
+        }
+        let indexed = runner.progress().clone();
+        let indexer = if opts.run_indexer { Indexer::Running(runner.spawn()?) } else { Indexer::Idle(runner) };
         let inner = Arc::new(Inner {
+            record_feed: Arc::new(JournalFeed::new(journal.clone())),
             journal,
             index,
             metrics,
             max_index_lag: opts.max_index_lag,
-            in_flight: Mutex::new(HashSet::new()),
-            handoff: Arc::new(HandoffShared {
-                state: Mutex::new(Handoff { fields: BTreeMap::new(), watermark: durable_at_open }),
-                cv: Condvar::new(),
-                disk_full_at: Mutex::new(None),
-            }),
-            indexed: Mutex::new(checkpoint),
-            indexed_cv: Condvar::new(),
-            stop: AtomicBool::new(false),
+            in_flight,
+            handoff,
+            disk_full_at: Arc::new(Mutex::new(None)),
+            views,
+            indexed,
         });
-        // Catch up synchronously: until the index covers the journal, dedupe could miss a stored id.
-        let started = Instant::now();
-        let mut replayed = 0;
-        while inner.index.checkpoint() < inner.journal.durable_seq() {
-            replayed += inner.index_step()?;
-        }
-        if replayed > 0 {
-            tracing::info!(replayed, elapsed_ms = started.elapsed().as_millis() as u64, "index caught up with journal");
-        }
-        let handle = if opts.run_indexer {
-            let worker = inner.clone();
-            let h = std::thread::Builder::new()
-                .name("indexer".into())
-                .spawn(move || worker.run_indexer())
-                .map_err(|e| StoreError::Unreadable { seq: Seq(0), reason: format!("cannot start indexer: {e}") })?;
-            Some(h)
-        } else {
-            None
-        };
-        Ok(EventStore { inner, indexer: Arc::new(Mutex::new(handle)) })
+        Ok(EventStore { inner, indexer: Arc::new(Mutex::new(Some(indexer))) })
+    }
+
+    /// The registry of running views: add one with `views::spawn(view, store.record_feed(), store.views(),
+    /// RunOptions::default())`; its lag, applied seq and errors then appear in [`EventStore::render_metrics`].
+    /// A view added here never holds back ingest (only the index's lag does).
+    pub fn views(&self) -> &Arc<ViewSet> {
+        &self.inner.views
+    }
+
+    /// The journal as a feed of decoded records (provenance included), for views other than the index.
+    pub fn record_feed(&self) -> Arc<JournalFeed> {
+        self.inner.record_feed.clone()
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -328,9 +343,10 @@ impl EventStore {
         let inner = &self.inner;
         let mut outcome = IngestOutcome { event_ids: Vec::with_capacity(items.len()), ..Default::default() };
         // Client-given ids already stored, probed without holding the in-flight lock (index reads may hit
-        // the disk). The indexer publishes `indexed` before it drops ids from the in-flight set, so if
-        // `indexed` has not moved by the time we hold the lock, an id absent from both was never stored.
-        let indexed_before = self.indexed_seq();
+        // the disk). The index view moves the index's checkpoint before it drops ids from the in-flight set
+        // (`IndexView::apply`), so if the checkpoint has not moved by the time we hold the lock, an id
+        // absent from both was never stored.
+        let indexed_before = inner.index.checkpoint();
         let mut seen_here = HashSet::new();
         let mut stored_already = vec![false; items.len()];
         for (i, item) in items.iter().enumerate() {
@@ -343,7 +359,7 @@ impl EventStore {
         let mut payloads = Vec::with_capacity(items.len());
         let mut fields = Vec::with_capacity(items.len());
         let mut in_flight = inner.in_flight.lock();
-        let recheck = self.indexed_seq() != indexed_before;
+        let recheck = inner.index.checkpoint() != indexed_before;
         let mut ids = Vec::new();
         for (item, already) in items.into_iter().zip(stored_already) {
             outcome.event_ids.push(item.record.fields.event_id.clone());
@@ -366,20 +382,12 @@ impl EventStore {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let stored = payloads.len();
         let handoff = inner.handoff.clone();
+        let disk_full_at = inner.disk_full_at.clone();
         let done = Box::new(move |res: Result<journal::SeqRange, JournalError>| {
             match &res {
-                Ok(range) => {
-                    let mut h = handoff.state.lock();
-                    for (i, f) in fields.into_iter().enumerate() {
-                        h.fields.insert(range.first.0 + i as u64, f);
-                    }
-                    // Callbacks run in seq order, so every durable seq up to here is now handed off.
-                    h.watermark = h.watermark.max(range.last.0);
-                    drop(h);
-                    handoff.cv.notify_all();
-                }
+                Ok(range) => handoff.hand_off(range.first, range.last, fields),
                 Err(JournalError::DiskFull { .. }) => {
-                    *handoff.disk_full_at.lock() = Some(Instant::now());
+                    *disk_full_at.lock() = Some(Instant::now());
                 }
                 Err(_) => {}
             }
@@ -405,7 +413,7 @@ impl EventStore {
         if inner.journal.is_poisoned() {
             return Err(StoreError::Poisoned);
         }
-        if inner.handoff.disk_full_at.lock().is_some_and(|at| at.elapsed() < DISK_FULL_BACKOFF) {
+        if inner.disk_full_at.lock().is_some_and(|at| at.elapsed() < DISK_FULL_BACKOFF) {
             inner.metrics.backpressure_rejections.fetch_add(1, Relaxed);
             return Err(StoreError::DiskFull);
         }
@@ -415,12 +423,13 @@ impl EventStore {
     /// Whether a group commit failed for a full disk within the last [`DEGRADED_WINDOW`]: while it did,
     /// callers that normally answer before their record is durable (reads) wait for it instead.
     pub fn degraded(&self) -> bool {
-        self.inner.handoff.disk_full_at.lock().is_some_and(|at| at.elapsed() < DEGRADED_WINDOW)
+        self.inner.disk_full_at.lock().is_some_and(|at| at.elapsed() < DEGRADED_WINDOW)
     }
 
     /// Whether a write would be refused right now, without queuing anything: the journal poisoned or
     /// closed, the disk found full within the last [`DISK_FULL_BACKOFF`], or the index too far behind.
-    /// The audit path asks before it lets a call change anything.
+    /// The audit path asks before it lets a call change anything. Only the index's lag counts: the other
+    /// views (trail delivery, …) read the journal at their own pace and never hold back ingest.
     pub fn admit(&self) -> Result<(), StoreError> {
         let inner = &self.inner;
         self.admit_audit()?;
@@ -473,14 +482,7 @@ impl EventStore {
 
     /// Blocks until every record up to `seq` is visible to lookups, or the timeout passes.
     pub fn wait_indexed(&self, seq: Seq, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut indexed = self.inner.indexed.lock();
-        while *indexed < Some(seq) {
-            if self.inner.indexed_cv.wait_until(&mut indexed, deadline).timed_out() {
-                return *indexed >= Some(seq);
-            }
-        }
-        true
+        self.inner.indexed.wait_for(seq, timeout)
     }
 
     pub fn durable_seq(&self) -> Option<Seq> {
@@ -495,7 +497,7 @@ impl EventStore {
     }
 
     pub fn indexed_seq(&self) -> Option<Seq> {
-        *self.inner.indexed.lock()
+        self.inner.indexed.applied()
     }
 
     pub fn journal_figures(&self) -> JournalFigures {
@@ -518,7 +520,9 @@ impl EventStore {
     pub fn render_metrics(&self) -> String {
         let lag = self.index_lag();
         self.inner.metrics.index_lag_events.store(lag, Relaxed);
-        self.inner.metrics.render(&self.journal_figures())
+        let mut text = self.inner.metrics.render(&self.journal_figures());
+        self.inner.views.render(&mut text);
+        text
     }
 
     /// Bytes on disk of the journal and the index.
@@ -573,114 +577,22 @@ impl EventStore {
         Ok(report)
     }
 
-    /// Stops the indexer and flushes the index.
+    /// Stops the index view and flushes the index. Views added by others through [`EventStore::views`]
+    /// are theirs to stop.
     pub fn shutdown(&self) {
-        self.inner.stop.store(true, Relaxed);
-        if let Some(h) = self.indexer.lock().take() {
-            let _ = h.join();
+        let indexer = self.indexer.lock().take();
+        if let Some(Indexer::Running(handle)) = &indexer {
+            handle.stop();
         }
+        drop(indexer);
         if let Err(e) = self.inner.index.persist() {
             tracing::error!(%e, "index flush at shutdown failed; it will be rebuilt from the journal");
         }
     }
 }
 
-fn decode(seq: Seq, body: Vec<u8>) -> Result<StoredEvent, StoreError> {
-    let record = parse_payload(body).map_err(|reason| StoreError::Unreadable { seq, reason })?;
+fn decode(seq: Seq, payload: Vec<u8>) -> Result<StoredEvent, StoreError> {
+    let record = Record::from_payload(payload).map_err(|source| StoreError::Unreadable { seq, source })?;
     let (json, fields) = record.into_parts();
     Ok(StoredEvent { seq, json, fields })
-}
-
-impl Inner {
-    fn run_indexer(self: Arc<Self>) {
-        while !self.stop.load(Relaxed) {
-            let checkpoint = self.index.checkpoint().map_or(0, |s| s.0);
-            {
-                let mut h = self.handoff.state.lock();
-                if h.watermark <= checkpoint {
-                    self.handoff.cv.wait_for(&mut h, Duration::from_millis(100));
-                    if h.watermark <= checkpoint {
-                        continue;
-                    }
-                }
-            }
-            if let Err(e) = self.index_step() {
-                tracing::error!(error = %e, "indexer step failed; retrying");
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        }
-    }
-
-    /// Applies the next batch of handed-off records to the index. Returns how many were applied.
-    fn index_step(&self) -> Result<usize, StoreError> {
-        let from = self.index.checkpoint().map_or(1, |s| s.0 + 1);
-        let mut batch: Vec<(Seq, IndexFields)> = Vec::new();
-        let to = {
-            let mut h = self.handoff.state.lock();
-            if h.watermark < from {
-                return Ok(0);
-            }
-            let to = h.watermark.min(from + INDEX_BATCH as u64 - 1);
-            batch.reserve((to - from + 1) as usize);
-            // Entries below `from` were indexed by a replay that read the journal: drop them.
-            while let Some(entry) = h.fields.first_entry() {
-                let seq = *entry.key();
-                if seq < from + batch.len() as u64 {
-                    entry.remove();
-                    continue;
-                }
-                if seq != from + batch.len() as u64 || seq > to {
-                    break;
-                }
-                batch.push((Seq(seq), entry.remove()));
-            }
-            to
-        };
-        // Records durable before this process started were never handed off: read them from the journal.
-        let next = from + batch.len() as u64;
-        if next <= to {
-            for item in self.journal.scan(Seq(next)) {
-                let (seq, body) = item?;
-                if seq.0 > to {
-                    break;
-                }
-                match parse_payload(body) {
-                    Ok(r) => batch.push((seq, r.fields)),
-                    Err(reason) => {
-                        // Every stored record was validated at ingest, so this is damage, not bad input.
-                        self.metrics.index_replay_parse_failures.fetch_add(1, Relaxed);
-                        tracing::error!(%seq, %reason, "stored record cannot be parsed; it stays in the journal but is not indexed");
-                    }
-                }
-            }
-        }
-        let refs: Vec<(Seq, &IndexFields)> = batch.iter().map(|(s, f)| (*s, f)).collect();
-        self.index.apply_through(&refs, Seq(to))?;
-        // Published before the ids leave the in-flight set: `EventStore::submit` relies on this order.
-        *self.indexed.lock() = Some(Seq(to));
-        self.indexed_cv.notify_all();
-        {
-            let mut in_flight = self.in_flight.lock();
-            for (_, f) in &batch {
-                in_flight.remove(&f.event_id);
-            }
-        }
-        let applied = batch.len();
-        self.metrics.index_applied_events.fetch_add(applied as u64, Relaxed);
-        Ok(applied)
-    }
-}
-
-/// A journal payload: the provenance frame, then the record's JSON as stored.
-fn parse_payload(mut body: Vec<u8>) -> Result<Record, String> {
-    let (provenance, json_len) = match model::Provenance::unframe(&body) {
-        Ok((p, json)) => (p, json.len()),
-        Err(e) => return Err(e.to_string()),
-    };
-    // The record's text is the tail of the payload: keep that buffer rather than copy it.
-    body.drain(..body.len() - json_len);
-    let json = String::from_utf8(body).map_err(|e| e.to_string())?;
-    let mut record = Record::from_stored(json).map_err(|e| e.to_string())?;
-    record.fields.provenance = provenance;
-    Ok(record)
 }

@@ -368,6 +368,10 @@ fn health_and_metrics_are_served() {
         "opentrail_events_rejected_total{code=\"MissingField\"} 1",
         "opentrail_journal_fsync_seconds_count",
         "opentrail_index_lag_events 0",
+        // Every view is measured: the index's lag and checkpoint (1 event + 2 audit records applied).
+        "opentrail_view_lag_events{view=\"index\"} 0",
+        "opentrail_view_applied_seq{view=\"index\"} 3",
+        "opentrail_view_errors_total{view=\"index\"} 0",
     ] {
         assert!(m.contains(needle), "metrics lack {needle}:\n{m}");
     }
