@@ -306,7 +306,7 @@ impl TrailDelivery {
             Ok(()) => Ok(()),
             Err(buckets::BucketError::Exists { .. }) => {
                 let existing = rt.block_on(bucket.get(&item.key, None)).map_err(|e| e.to_string())?;
-                if existing.bytes.as_ref() == bytes.as_slice() {
+                if existing.body.as_ref() == bytes.as_slice() {
                     Ok(())
                 } else {
                     Err(format!("s3://{}/{} exists with other content; it is never overwritten", item.bucket, item.key))
