@@ -128,7 +128,9 @@ async fn call(app: &Arc<App>, ctx: &CallContext, requested: &Requested, parts: &
             };
             audit_and_answer(app, ctx, requested, &params, result).await
         }
-        Effect::Refused => audit_and_answer(app, ctx, requested, &params, Err(ApiError::s3_write_once(op.name()))).await,
+        Effect::Refused => {
+            audit_and_answer(app, ctx, requested, &params, Err(ApiError::s3_write_once(op.name()))).await
+        }
         Effect::ControlPlane => control_plane(app, ctx, requested, op, &params).await,
         Effect::Records => {
             let prepared = match op {
@@ -326,8 +328,14 @@ async fn control_plane(
         Err(e) => return audit_and_answer(app, ctx, requested, params, Err(e)).await,
         Ok(v) => v,
     };
-    let facts =
-        Facts { surface: op.surface(), event_name: op.name(), read_only: false, request: params, result: Ok(&answer), s3: None };
+    let facts = Facts {
+        surface: op.surface(),
+        event_name: op.name(),
+        read_only: false,
+        request: params,
+        result: Ok(&answer),
+        s3: None,
+    };
     let metrics = app.store.metrics();
     let durable = match audit::build(app, ctx, &facts) {
         Ok((item, cut)) => {

@@ -113,7 +113,9 @@ impl ApiError {
         ApiError::new(
             StatusCode::FORBIDDEN,
             "AccessDenied",
-            format!("{op} is refused: objects in opentrail's buckets are written once by delivery and never changed or deleted"),
+            format!(
+                "{op} is refused: objects in opentrail's buckets are written once by delivery and never changed or deleted"
+            ),
         )
     }
 
@@ -249,7 +251,9 @@ impl From<buckets::BucketError> for ApiError {
     fn from(e: buckets::BucketError) -> Self {
         use buckets::BucketError as B;
         match &e {
-            B::NotFound { .. } => ApiError::new(StatusCode::NOT_FOUND, "NoSuchKey", "The specified key does not exist."),
+            B::NotFound { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, "NoSuchKey", "The specified key does not exist.")
+            }
             B::InvalidKey { .. } => ApiError::new(StatusCode::BAD_REQUEST, "InvalidArgument", e.to_string()),
             B::Denied { .. } => ApiError::new(StatusCode::FORBIDDEN, "AccessDenied", "Access Denied"),
             B::Exists { .. } | B::Unreachable { .. } | B::Other { .. } => ApiError::internal(&e),

@@ -191,8 +191,16 @@ impl Operation {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Requested {
     /// `event_id` for GetEvent, `s3` for the S3 read API (which bucket and key).
-    Known { op: Operation, event_id: Option<String>, s3: Option<S3Address> },
-    Unknown { surface: Surface, name: String, reason: UnknownReason },
+    Known {
+        op: Operation,
+        event_id: Option<String>,
+        s3: Option<S3Address>,
+    },
+    Unknown {
+        surface: Surface,
+        name: String,
+        reason: UnknownReason,
+    },
 }
 
 /// What an S3 request addresses: a bucket, and a key in it (percent-decoded) or none.
@@ -452,7 +460,10 @@ mod tests {
         assert_eq!(s3(Method::GET, "/logs", "location"), (Some(Operation::GetBucketLocation), addr("logs", None)));
         assert_eq!(s3(Method::GET, "/logs", "prefix=a&marker=b&encoding-type=url").0, Some(Operation::ListObjects));
         assert_eq!(s3(Method::GET, "/logs/", "list-type=2&prefix=a").0, Some(Operation::ListObjectsV2));
-        assert_eq!(s3(Method::GET, "/logs/a%20b/c.gz", ""), (Some(Operation::GetObject), addr("logs", Some("a b/c.gz"))));
+        assert_eq!(
+            s3(Method::GET, "/logs/a%20b/c.gz", ""),
+            (Some(Operation::GetObject), addr("logs", Some("a b/c.gz")))
+        );
         assert_eq!(s3(Method::HEAD, "/logs/k", "").0, Some(Operation::HeadObject));
         assert_eq!(s3(Method::PUT, "/logs/k", "").0, Some(Operation::PutObject));
         assert_eq!(s3(Method::DELETE, "/logs/k", "").0, Some(Operation::DeleteObject));

@@ -40,9 +40,10 @@ pub(crate) async fn read(
     let Some(addr) = addr else {
         return Err(ApiError::internal(&"an S3 operation without its bucket"));
     };
-    let bucket = app.buckets.local(&addr.bucket).ok_or_else(|| {
-        ApiError::new(StatusCode::NOT_FOUND, "NoSuchBucket", "The specified bucket does not exist")
-    })?;
+    let bucket = app
+        .buckets
+        .local(&addr.bucket)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "NoSuchBucket", "The specified bucket does not exist"))?;
     match op {
         Operation::GetBucketLocation => {
             // S3's rule: us-east-1 is the empty constraint.

@@ -11,8 +11,7 @@ use serde_json::json;
 
 use crate::support::*;
 
-const DIGEST_KEY: &str =
-    "AWSLogs/123456789012/CloudTrail-Digest/us-east-1/2026/01/02/123456789012_CloudTrail-Digest_us-east-1_t1_us-east-1_20260102T010000Z.json.gz";
+const DIGEST_KEY: &str = "AWSLogs/123456789012/CloudTrail-Digest/us-east-1/2026/01/02/123456789012_CloudTrail-Digest_us-east-1_t1_us-east-1_20260102T010000Z.json.gz";
 const LOG_A: &str = "AWSLogs/123456789012/CloudTrail/us-east-1/2026/01/02/a.json.gz";
 const LOG_B: &str = "AWSLogs/123456789012/CloudTrail/us-east-1/2026/01/02/b c.json.gz";
 
@@ -24,9 +23,13 @@ fn server_with_files() -> Server {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let b = Bucket::open("audit-logs", &BucketTarget::Local { root }).unwrap();
-        b.put_once(DIGEST_KEY, Bytes::from_static(b"digest-bytes"), &[("signature", "00ff"), ("signature-algorithm", "SHA256withRSA")])
-            .await
-            .unwrap();
+        b.put_once(
+            DIGEST_KEY,
+            Bytes::from_static(b"digest-bytes"),
+            &[("signature", "00ff"), ("signature-algorithm", "SHA256withRSA")],
+        )
+        .await
+        .unwrap();
         b.put_once(LOG_A, Bytes::from_static(b"0123456789"), &[]).await.unwrap();
         b.put_once(LOG_B, Bytes::from_static(b"log b"), &[]).await.unwrap();
         b.put_once("readme.txt", Bytes::from_static(b"hello"), &[]).await.unwrap();
@@ -35,7 +38,12 @@ fn server_with_files() -> Server {
 }
 
 fn ok(out: &Output) -> String {
-    assert!(out.status.success(), "stdout: {}\nstderr: {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -60,11 +68,20 @@ fn aws_s3_ls_and_cp_read_what_was_delivered() {
     // A writer ingests; it does not read the buckets.
     let denied = aws_s3(&s, WRITER_KEY, WRITER_SECRET, &["s3", "ls", "s3://audit-logs/"]);
     assert!(!denied.status.success());
-    assert!(String::from_utf8_lossy(&denied.stderr).contains("AccessDenied"), "{}", String::from_utf8_lossy(&denied.stderr));
+    assert!(
+        String::from_utf8_lossy(&denied.stderr).contains("AccessDenied"),
+        "{}",
+        String::from_utf8_lossy(&denied.stderr)
+    );
     // A refused upload changes nothing.
     let tmp = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(tmp.path(), "evil").unwrap();
-    let put = aws_s3(&s, ADMIN_KEY, ADMIN_SECRET, &["s3", "cp", tmp.path().to_str().unwrap(), &format!("s3://audit-logs/{LOG_A}")]);
+    let put = aws_s3(
+        &s,
+        ADMIN_KEY,
+        ADMIN_SECRET,
+        &["s3", "cp", tmp.path().to_str().unwrap(), &format!("s3://audit-logs/{LOG_A}")],
+    );
     assert!(!put.status.success());
     assert!(String::from_utf8_lossy(&put.stderr).contains("AccessDenied"), "{}", String::from_utf8_lossy(&put.stderr));
     let body = ok(&aws_s3(&s, ADMIN_KEY, ADMIN_SECRET, &["s3", "cp", &format!("s3://audit-logs/{LOG_A}"), "-"]));
@@ -147,7 +164,10 @@ print(json.dumps(out))
     assert_eq!(v["v2_top"], json!({"prefixes": ["AWSLogs/"], "keys": ["readme.txt"], "count": 2}));
     assert_eq!(v["v2_keys"], json!([DIGEST_KEY, LOG_A, LOG_B, "readme.txt"]));
     assert_eq!(v["range"], json!({"body": "234", "status": 206, "content_range": "bytes 2-4/10"}));
-    assert_eq!(v["head"], json!({"metadata": {"signature": "00ff", "signature-algorithm": "SHA256withRSA"}, "length": 12}));
+    assert_eq!(
+        v["head"],
+        json!({"metadata": {"signature": "00ff", "signature-algorithm": "SHA256withRSA"}, "length": 12})
+    );
     assert_eq!(v["no_key"], json!(["NoSuchKey", 404]));
     assert_eq!(v["no_bucket"], json!(["NoSuchBucket", 404]));
     assert_eq!(v["bad_range"], json!(["InvalidRange", 416]));
@@ -164,12 +184,17 @@ fn unsigned_requests_get_s3_errors_and_calls_are_audited_as_s3_events() {
     let r = s.raw("GET", &format!("/audit-logs/{LOG_A}"), &[], b"");
     assert_eq!(r.status, 403, "{}", r.text());
     let text = r.text();
-    assert!(text.contains("<Code>AccessDenied</Code>") && text.contains(&format!("<Resource>/audit-logs/{LOG_A}</Resource>")), "{text}");
+    assert!(
+        text.contains("<Code>AccessDenied</Code>")
+            && text.contains(&format!("<Resource>/audit-logs/{LOG_A}</Resource>")),
+        "{text}"
+    );
     assert!(text.contains("<RequestId>"), "{text}");
     // A read and a refused write, then their records.
     ok(&aws_s3(&s, AUDITOR_KEY, AUDITOR_SECRET, &["s3", "cp", &format!("s3://audit-logs/{LOG_A}"), "-"]));
     ok(&aws_s3(&s, AUDITOR_KEY, AUDITOR_SECRET, &["s3", "ls", "s3://audit-logs/"]));
-    let del = aws_s3(&s, ADMIN_KEY, ADMIN_SECRET, &["s3api", "delete-object", "--bucket", "audit-logs", "--key", LOG_A]);
+    let del =
+        aws_s3(&s, ADMIN_KEY, ADMIN_SECRET, &["s3api", "delete-object", "--bucket", "audit-logs", "--key", LOG_A]);
     assert!(!del.status.success());
     s.wait_caught_up();
     let events = s.lookup_all(&[("EventSource", "s3.amazonaws.com")]);
@@ -185,7 +210,10 @@ fn unsigned_requests_get_s3_errors_and_calls_are_audited_as_s3_events() {
     assert_eq!(get["requestParameters"]["bucketName"], "audit-logs");
     assert_eq!(get["requestParameters"]["key"], LOG_A);
     assert!(get["requestParameters"]["Host"].is_string(), "{get}");
-    assert_eq!(get["resources"][0], json!({"type": "AWS::S3::Object", "ARN": format!("arn:aws:s3:::audit-logs/{LOG_A}")}));
+    assert_eq!(
+        get["resources"][0],
+        json!({"type": "AWS::S3::Object", "ARN": format!("arn:aws:s3:::audit-logs/{LOG_A}")})
+    );
     assert_eq!(get["resources"][1]["ARN"], "arn:aws:s3:::audit-logs");
     assert_eq!(get["userIdentity"]["userName"], "Audrey");
     let del = record("DeleteObject");
@@ -193,6 +221,9 @@ fn unsigned_requests_get_s3_errors_and_calls_are_audited_as_s3_events() {
     assert_eq!(del["readOnly"], false);
     let list = record("ListObjectsV2");
     assert_eq!(list["eventCategory"], "Management");
-    assert_eq!(list["resources"], json!([{"type": "AWS::S3::Bucket", "ARN": "arn:aws:s3:::audit-logs", "accountId": ACCOUNT}]));
+    assert_eq!(
+        list["resources"],
+        json!([{"type": "AWS::S3::Bucket", "ARN": "arn:aws:s3:::audit-logs", "accountId": ACCOUNT}])
+    );
     s.assert_no_errors_logged();
 }
