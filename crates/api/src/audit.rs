@@ -3,7 +3,7 @@
 //! and whether it failed. Oversized members are cut to fit, never dropped whole, and what was cut is named
 //! in `additionalEventData`. Records carry the `SelfAudit` provenance, so no ingested copy can pass for one.
 
-use model::cloudtrail::{CloudTrailEvent, TlsDetails};
+use model::cloudtrail::{CloudTrailEvent, ResourceRef, TlsDetails};
 use model::{MAX_RECORD_BYTES, Provenance, Record};
 use serde_json::{Map, Value, json};
 use service::IngestItem;
@@ -31,13 +31,46 @@ pub(crate) struct Facts<'a> {
     pub request: &'a Value,
     /// `responseElements` on success (kept for calls that change something), or the error.
     pub result: Result<&'a Value, &'a ApiError>,
+    /// What an S3 call addressed: its `resources`, and whether it is a data event (an object call).
+    pub s3: Option<S3Facts>,
+}
+
+/// The S3 parts of a call's record, as CloudTrail writes its S3 events.
+pub(crate) struct S3Facts {
+    pub resources: Vec<ResourceRef>,
+    /// An object call: `eventCategory` `Data`, `managementEvent` false.
+    pub data_event: bool,
+}
+
+impl S3Facts {
+    /// `AWS::S3::Object` (when a key is named) and `AWS::S3::Bucket` ARNs, as CloudTrail lists them.
+    pub fn new(account: &str, addr: Option<&crate::operation::S3Address>, data_event: bool) -> S3Facts {
+        let mut resources = Vec::new();
+        if let Some(a) = addr {
+            if let Some(k) = &a.key {
+                resources.push(ResourceRef {
+                    arn: Some(format!("arn:aws:s3:::{}/{k}", a.bucket)),
+                    resource_type: Some("AWS::S3::Object".into()),
+                    ..Default::default()
+                });
+            }
+            resources.push(ResourceRef {
+                arn: Some(format!("arn:aws:s3:::{}", a.bucket)),
+                account_id: Some(account.to_string()),
+                resource_type: Some("AWS::S3::Bucket".into()),
+                ..Default::default()
+            });
+        }
+        S3Facts { resources, data_event }
+    }
 }
 
 /// Builds the call's record, cutting what does not fit. Returns the item to store and whether anything
 /// was cut.
 pub(crate) fn build(app: &App, ctx: &CallContext, facts: &Facts<'_>) -> Result<(IngestItem, bool), ApiError> {
     let mut cuts = Vec::new();
-    let params = lower_camel(facts.request);
+    // S3's records keep its own names (`bucketName`, `Host`, `list-type`).
+    let params = if facts.s3.is_some() { facts.request.clone() } else { lower_camel(facts.request) };
     let params = match params {
         Value::Object(m) if m.is_empty() => Value::Null,
         Value::Null => Value::Null,
@@ -67,6 +100,7 @@ pub(crate) fn build(app: &App, ctx: &CallContext, facts: &Facts<'_>) -> Result<(
             .collect();
         json!({"truncated": {"cut": listed, "cutCount": cuts.len(), "limitBytes": MAX_MEMBER_BYTES}})
     });
+    let data_event = facts.s3.as_ref().is_some_and(|s| s.data_event);
     let event = CloudTrailEvent {
         event_version: Some("1.11".into()),
         user_identity: Some(ctx.principal.user_identity()),
@@ -85,9 +119,10 @@ pub(crate) fn build(app: &App, ctx: &CallContext, facts: &Facts<'_>) -> Result<(
         event_id: Some(uuid::Uuid::new_v4().to_string()),
         read_only: Some(facts.read_only),
         event_type: Some("AwsApiCall".into()),
-        management_event: Some(true),
+        management_event: Some(!data_event),
         recipient_account_id: Some(app.config.account_id.clone()),
-        event_category: Some("Management".into()),
+        event_category: Some(if data_event { "Data" } else { "Management" }.into()),
+        resources: facts.s3.as_ref().map(|s| s.resources.clone()).filter(|r| !r.is_empty()),
         tls_details: ctx.tls.as_ref().map(|tls| TlsDetails {
             tls_version: Some(tls.version.clone()),
             cipher_suite: Some(tls.cipher_suite.clone()),

@@ -19,11 +19,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use service::{AuditOutcome, IngestItem, IngestOutcome};
 
-use crate::audit::{self, Facts};
+use crate::audit::{self, Facts, S3Facts};
 use crate::auth;
 use crate::error::ApiError;
 use crate::operation::{Effect, Operation, Requested, Surface};
-use crate::{App, CallContext, TlsInfo, blocking, cloudtrail, data, header_str, ingest};
+use crate::{App, CallContext, TlsInfo, blocking, cloudtrail, data, header_str, ingest, s3};
 
 /// A call's answer, before it is encoded for its surface.
 pub(crate) enum Reply {
@@ -31,13 +31,20 @@ pub(crate) enum Reply {
     Json(Value),
     /// An answer already encoded (the native API), with what the audit record says of it.
     Encoded { body: Vec<u8>, content_type: &'static str, headers: Vec<(&'static str, String)>, summary: Value },
+    /// A whole HTTP answer, its body possibly streamed (the S3 read API: objects, ranges, HEAD); reads only,
+    /// so the audit record says nothing of it.
+    Http { status: axum::http::StatusCode, headers: Vec<(String, String)>, body: Body },
 }
+
+/// The `responseElements` of an answer that has none.
+static NO_SUMMARY: Value = Value::Null;
 
 impl Reply {
     fn summary(&self) -> &Value {
         match self {
             Reply::Json(v) => v,
             Reply::Encoded { summary, .. } => summary,
+            Reply::Http { .. } => &NO_SUMMARY,
         }
     }
 }
@@ -59,11 +66,11 @@ pub(crate) async fn serve(
     parts: Parts,
     body: Body,
 ) -> Response {
-    let requested = Requested::parse(&parts.method, parts.uri.path(), &parts.headers);
+    let requested = Requested::parse(&parts.method, parts.uri.path(), parts.uri.query().unwrap_or(""), &parts.headers);
     let surface = requested.surface();
     let unaudited = |e: ApiError| {
         app.store.metrics().record_request("Authenticate", e.code);
-        encode(surface, Err(e))
+        encode(&requested, request_id, Err(e))
     };
     // 1. Authenticate from the headers: an unsigned or unknown caller never gets its body read.
     let mut pending = match auth::verify_head(app, &parts, surface) {
@@ -99,14 +106,14 @@ pub(crate) async fn serve(
 
 async fn call(app: &Arc<App>, ctx: &CallContext, requested: &Requested, parts: &Parts, body: Bytes) -> Response {
     let (op, event_id) = match requested {
-        Requested::Known { op, event_id } => (*op, event_id.clone()),
+        Requested::Known { op, event_id, .. } => (*op, event_id.clone()),
         Requested::Unknown { reason, .. } => {
             let e = ApiError::from(reason.clone());
             return audit_and_answer(app, ctx, requested, &Value::Null, Err(e)).await;
         }
     };
     // What the record says was asked; a body that is not JSON is itself the error.
-    let params = match request_parameters(op, parts, &body, event_id.as_deref()) {
+    let params = match request_parameters(op, requested, parts, &body, event_id.as_deref()) {
         Ok(p) => p,
         Err(e) => return audit_and_answer(app, ctx, requested, &Value::Null, Err(e)).await,
     };
@@ -117,9 +124,13 @@ async fn call(app: &Arc<App>, ctx: &CallContext, requested: &Requested, parts: &
         Effect::Read => {
             let result = match op {
                 Operation::GetEvent => ingest::get_event(app, event_id.unwrap_or_default()).await,
+                _ if op.surface() == Surface::S3 => s3::read(app, op, requested.s3_address(), parts).await,
                 _ => cloudtrail::read(app, ctx, op, &params).await,
             };
             audit_and_answer(app, ctx, requested, &params, result).await
+        }
+        Effect::Refused => {
+            audit_and_answer(app, ctx, requested, &params, Err(ApiError::s3_write_once(op.name()))).await
         }
         Effect::ControlPlane => control_plane(app, ctx, requested, op, &params).await,
         Effect::Records => {
@@ -157,8 +168,36 @@ pub(crate) fn authorize(ctx: &CallContext, action: &str) -> Result<(), ApiError>
 
 /// `requestParameters` of the call: the JSON body for the CloudTrail API, the query for cloudtrail-data
 /// (its events are stored, not copied into the record), the shape of the batch for the native API.
-fn request_parameters(op: Operation, parts: &Parts, body: &[u8], event_id: Option<&str>) -> Result<Value, ApiError> {
+fn request_parameters(
+    op: Operation,
+    requested: &Requested,
+    parts: &Parts,
+    body: &[u8],
+    event_id: Option<&str>,
+) -> Result<Value, ApiError> {
     match op.surface() {
+        // As CloudTrail records S3 calls: the bucket, the key, the Host, and the query's parameters.
+        Surface::S3 => {
+            let mut m = serde_json::Map::new();
+            let query: Vec<(String, String)> =
+                axum::extract::Query::try_from_uri(&parts.uri).map(|axum::extract::Query(q)| q).unwrap_or_default();
+            for (k, v) in query {
+                m.insert(k, Value::String(v));
+            }
+            if let Some(addr) = requested.s3_address() {
+                m.insert("bucketName".into(), json!(addr.bucket));
+                if let Some(k) = &addr.key {
+                    m.insert("key".into(), json!(k));
+                }
+            }
+            if let Some(h) = header_str(&parts.headers, "host") {
+                m.insert("Host".into(), json!(h));
+            }
+            if let Some(r) = header_str(&parts.headers, "range") {
+                m.insert("Range".into(), json!(r));
+            }
+            Ok(Value::Object(m))
+        }
         Surface::CloudTrail => {
             if body.trim_ascii().is_empty() {
                 return Ok(json!({}));
@@ -204,12 +243,17 @@ async fn audit_and_answer(
         Requested::Known { op, .. } => op.read_only(),
         Requested::Unknown { .. } => true,
     };
+    let s3 = (requested.surface() == Surface::S3).then(|| {
+        let object_call = matches!(requested, Requested::Known { op, .. } if op.is_s3_object_call());
+        S3Facts::new(&app.config.account_id, requested.s3_address(), object_call)
+    });
     let facts = Facts {
         surface: requested.surface(),
         event_name: requested.event_name(),
         read_only,
         request: params,
         result: result.as_ref().map(Reply::summary),
+        s3,
     };
     let queued = audit::build(app, ctx, &facts).and_then(|(item, cut)| {
         let pending = app.store.submit_audit(item).map_err(ApiError::from)?;
@@ -256,7 +300,7 @@ async fn audit_and_answer(
             Err(refusal(e))
         }
     };
-    finish(app, requested, result)
+    finish(app, ctx, requested, result)
 }
 
 /// The answer to a call refused because its audit record could not be written.
@@ -285,8 +329,14 @@ async fn control_plane(
         Err(e) => return audit_and_answer(app, ctx, requested, params, Err(e)).await,
         Ok(v) => v,
     };
-    let facts =
-        Facts { surface: op.surface(), event_name: op.name(), read_only: false, request: params, result: Ok(&answer) };
+    let facts = Facts {
+        surface: op.surface(),
+        event_name: op.name(),
+        read_only: false,
+        request: params,
+        result: Ok(&answer),
+        s3: None,
+    };
     let metrics = app.store.metrics();
     let durable = match audit::build(app, ctx, &facts) {
         Ok((item, cut)) => {
@@ -303,7 +353,7 @@ async fn control_plane(
     if let Err(e) = durable {
         metrics.record_audit(AuditOutcome::Refused);
         tracing::warn!(error = %e.message, operation = op.name(), "call refused: its audit record cannot be written");
-        return finish(app, requested, Err(refusal(e)));
+        return finish(app, ctx, requested, Err(refusal(e)));
     }
     metrics.record_audit(AuditOutcome::Durable);
     let cp = app.control_plane.clone();
@@ -312,9 +362,9 @@ async fn control_plane(
         // A rename needs no space; only a broken disk gets here.
         metrics.record_audit(AuditOutcome::EffectFailedAfterAudit);
         tracing::error!(operation = op.name(), error = %e.message, "call recorded as done, then failed to apply");
-        return finish(app, requested, Err(e));
+        return finish(app, ctx, requested, Err(e));
     }
-    finish(app, requested, Ok(Reply::Json(answer)))
+    finish(app, ctx, requested, Ok(Reply::Json(answer)))
 }
 
 /// Records and the call's own audit record, in one group commit.
@@ -332,6 +382,7 @@ async fn store_records(
         read_only: false,
         request: params,
         result: Ok(&prepared.summary),
+        s3: None,
     };
     let (audit_item, cut) = match audit::build(app, ctx, &facts) {
         Ok(x) => x,
@@ -349,7 +400,7 @@ async fn store_records(
             // The call's own record is the last item: it is not one of the caller's.
             outcome.event_ids.pop();
             outcome.stored = outcome.stored.saturating_sub(1);
-            finish(app, requested, (prepared.finish)(outcome))
+            finish(app, ctx, requested, (prepared.finish)(outcome))
         }
         // Nothing was stored, the call's record included: record the refusal on its own.
         Err(e) => audit_and_answer(app, ctx, requested, params, Err(ApiError::from(e))).await,
@@ -357,23 +408,45 @@ async fn store_records(
 }
 
 /// Metrics, then the answer in its surface's encoding.
-fn finish(app: &App, requested: &Requested, result: Result<Reply, ApiError>) -> Response {
+fn finish(app: &App, ctx: &CallContext, requested: &Requested, result: Result<Reply, ApiError>) -> Response {
     let code = match &result {
         Ok(_) => "200",
         Err(e) => e.code,
     };
     app.store.metrics().record_request(requested.metric_name(), code);
-    encode(requested.surface(), result)
+    encode(requested, &ctx.request_id, result)
 }
 
 /// The answer as the surface's clients read it: AWS JSON 1.1 for the CloudTrail API, plain JSON for
-/// cloudtrail-data and the native API; errors as `{"__type","message"}` plus `x-amzn-ErrorType`.
-pub(crate) fn encode(surface: Surface, result: Result<Reply, ApiError>) -> Response {
+/// cloudtrail-data and the native API; errors as `{"__type","message"}` plus `x-amzn-ErrorType`. The S3 read
+/// API answers XML, its errors `<Error>` documents naming the resource and the request id.
+pub(crate) fn encode(requested: &Requested, request_id: &str, result: Result<Reply, ApiError>) -> Response {
+    let surface = requested.surface();
     let json_type = match surface {
         Surface::CloudTrail => "application/x-amz-json-1.1",
-        Surface::CloudTrailData | Surface::Native => "application/json",
+        Surface::CloudTrailData | Surface::Native | Surface::S3 => "application/json",
     };
     match result {
+        Ok(Reply::Http { status, headers, body }) => {
+            let mut resp = Response::new(body);
+            *resp.status_mut() = status;
+            for (k, v) in headers {
+                if let (Ok(k), Ok(v)) = (axum::http::HeaderName::try_from(k), HeaderValue::from_str(&v)) {
+                    resp.headers_mut().insert(k, v);
+                }
+            }
+            resp
+        }
+        Err(e) if surface == Surface::S3 => {
+            let e = e.for_surface(surface);
+            let resource = requested.s3_address().map(|a| a.resource()).unwrap_or_else(|| "/".into());
+            let mut resp = with_type(e.s3_body(&resource, request_id).into_bytes(), "application/xml");
+            *resp.status_mut() = e.status;
+            if let Some(secs) = e.retry_after {
+                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            resp
+        }
         Ok(Reply::Json(v)) => with_type(v.to_string().into_bytes(), json_type),
         Ok(Reply::Encoded { body, content_type, headers, .. }) => {
             let mut resp = with_type(body, content_type);

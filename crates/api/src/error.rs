@@ -24,11 +24,14 @@ pub struct ApiError {
     pub message: String,
     /// Seconds to put in `Retry-After` (503s).
     pub retry_after: Option<u32>,
+    /// The name S3 gives this error when it is not [`ApiError::code`]'s S3 counterpart by code alone (the
+    /// SigV4 refusals, which the JSON protocols lump together).
+    pub s3_code: Option<&'static str>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), retry_after: None }
+        ApiError { status, code, message: message.into(), retry_after: None, s3_code: None }
     }
 
     /// A client fault: HTTP 400, as every CloudTrail error shape is.
@@ -73,8 +76,47 @@ impl ApiError {
                 ApiError { code: "ChannelNotFound", status: StatusCode::NOT_FOUND, ..self }
             }
             (Surface::CloudTrailData, "ChannelARNInvalidException") => ApiError { code: "InvalidChannelARN", ..self },
+            (Surface::S3, code) => {
+                use StatusCode as S;
+                let (status, code) = match (self.s3_code, code) {
+                    (Some(c), _) => (S::FORBIDDEN, c),
+                    (None, "AccessDeniedException" | "UnrecognizedClientException") => (S::FORBIDDEN, "AccessDenied"),
+                    (None, "ThrottlingException") => (S::SERVICE_UNAVAILABLE, "SlowDown"),
+                    (None, "ServiceUnavailableException") => (S::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
+                    (None, "InternalFailure") => (S::INTERNAL_SERVER_ERROR, "InternalError"),
+                    (None, "RequestEntityTooLargeException") => (S::BAD_REQUEST, "EntityTooLarge"),
+                    (None, "RequestTimeoutException") => (S::BAD_REQUEST, "RequestTimeout"),
+                    (None, "IncompleteBodyException") => (S::BAD_REQUEST, "IncompleteBody"),
+                    (None, "UnknownOperationException") => (S::NOT_IMPLEMENTED, "NotImplemented"),
+                    // Already S3's own (NoSuchKey, NoSuchBucket, InvalidRange, InvalidArgument, …).
+                    (None, c) => (self.status, c),
+                };
+                ApiError { status, code, ..self }
+            }
             _ => self,
         }
+    }
+
+    /// The S3 error body: `<Error><Code/><Message/><Resource/><RequestId/></Error>`.
+    pub fn s3_body(&self, resource: &str, request_id: &str) -> String {
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message><Resource>{}</Resource><RequestId>{}</RequestId></Error>",
+            xml_escape(self.code),
+            xml_escape(&self.message),
+            xml_escape(resource),
+            xml_escape(request_id)
+        )
+    }
+
+    /// A write to the S3 read API: refused, whoever asks.
+    pub fn s3_write_once(op: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            format!(
+                "{op} is refused: objects in opentrail's buckets are written once by delivery and never changed or deleted"
+            ),
+        )
     }
 
     /// A failed write of a state file: a full disk is transient (503), anything else a server fault.
@@ -190,8 +232,51 @@ impl From<Throttled> for ApiError {
 
 impl From<sigv4::SigV4Error> for ApiError {
     fn from(e: sigv4::SigV4Error) -> Self {
-        ApiError::new(StatusCode::FORBIDDEN, e.aws_code(), e.aws_message())
+        use sigv4::SigV4Error as E;
+        let s3_code = match &e {
+            E::Missing | E::PresignedNotAllowed | E::HeaderNotSigned { .. } => "AccessDenied",
+            E::Incomplete { .. } => "AuthorizationHeaderMalformed",
+            E::UnknownKey { .. } => "InvalidAccessKeyId",
+            E::Expired { .. } | E::PresignedExpired { .. } => "RequestTimeTooSkewed",
+            E::BodyHashMismatch => "XAmzContentSHA256Mismatch",
+            E::WrongRegion { .. } | E::WrongService { .. } => "AuthorizationHeaderMalformed",
+            _ => "SignatureDoesNotMatch",
+        };
+        ApiError { s3_code: Some(s3_code), ..ApiError::new(StatusCode::FORBIDDEN, e.aws_code(), e.aws_message()) }
     }
+}
+
+impl From<buckets::BucketError> for ApiError {
+    /// The S3 read API's errors: S3's names for a missing object, a bad key, a bucket it cannot read.
+    fn from(e: buckets::BucketError) -> Self {
+        use buckets::BucketError as B;
+        match &e {
+            B::NotFound { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, "NoSuchKey", "The specified key does not exist.")
+            }
+            B::InvalidKey { .. } => ApiError::new(StatusCode::BAD_REQUEST, "InvalidArgument", e.to_string()),
+            B::Denied { .. } => ApiError::new(StatusCode::FORBIDDEN, "AccessDenied", "Access Denied"),
+            B::Exists { .. } | B::Unreachable { .. } | B::Other { .. } => ApiError::internal(&e),
+        }
+    }
+}
+
+/// `text` with the five XML specials escaped.
+pub fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            // Characters XML 1.0 cannot carry at all.
+            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => out.push_str(&format!("&#x{:X};", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 impl From<TrailError> for ApiError {

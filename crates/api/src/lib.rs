@@ -1,6 +1,7 @@
 //! opentrail's HTTP surfaces on one listener: the CloudTrail JSON 1.1 API (`POST /` + `X-Amz-Target`),
 //! the cloudtrail-data API (`POST /PutAuditEvents`), the native API (`POST /v1/events`,
-//! `GET /v1/events/{eventId}`), `GET /healthz` and `GET /metrics`.
+//! `GET /v1/events/{eventId}`), the S3 read API over local-folder buckets (path-style `GET|HEAD /<bucket>…`),
+//! `GET /healthz` and `GET /metrics`.
 //!
 //! Architecture invariant: only this crate knows HTTP, SigV4 and AWS exception names. Every request but
 //! health and metrics goes through the one operation chain (`chain.rs`): authenticated from its headers
@@ -20,6 +21,7 @@ pub mod listener;
 pub mod lookup;
 pub mod operation;
 pub mod pages;
+mod s3;
 pub mod tls;
 mod trails;
 mod wire;
@@ -70,6 +72,63 @@ pub struct App {
     pub rate_limiter: RateLimiter,
     /// Request body bytes held in memory at once, across requests (`[server] body_memory_bytes`).
     pub body_budget: body::MemoryBudget,
+    /// Finds a bucket by name for the S3 read API (`[buckets]`, else `<data-dir>/buckets/<name>`).
+    pub buckets: BucketResolver,
+}
+
+/// The buckets the S3 read API serves: local folders only (an S3-configured bucket is served by its own S3).
+pub struct BucketResolver {
+    config: std::collections::BTreeMap<String, service::BucketConfig>,
+    data_dir: PathBuf,
+    resolve: Box<dyn Fn(&str) -> buckets::BucketTarget + Send + Sync>,
+}
+
+impl BucketResolver {
+    pub fn from_config(config: &Config, data_dir: &Path) -> BucketResolver {
+        let (cfg, dir) = (config.clone(), data_dir.to_path_buf());
+        BucketResolver {
+            config: config.buckets.clone(),
+            data_dir: data_dir.to_path_buf(),
+            resolve: Box::new(move |name| cfg.bucket_target(name, &dir)),
+        }
+    }
+
+    /// The local bucket `name`, if it exists (a folder that is missing is not created by a read).
+    pub fn local(&self, name: &str) -> Option<buckets::Bucket> {
+        match (self.resolve)(name) {
+            buckets::BucketTarget::Local { root } if root.is_dir() => {
+                buckets::Bucket::open(name, &buckets::BucketTarget::Local { root }).ok()
+            }
+            _ => None,
+        }
+    }
+
+    /// Names of the local buckets: configured folders and the folders under `<data-dir>/buckets`, with the
+    /// time each folder was last changed.
+    pub fn local_names(&self) -> Vec<(String, std::time::SystemTime)> {
+        let mut out = std::collections::BTreeMap::new();
+        let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        for (name, b) in &self.config {
+            if let Some(path) = &b.path
+                && let Some(t) = mtime(path)
+            {
+                out.insert(name.clone(), t);
+            }
+        }
+        if let Ok(entries) = std::fs::read_dir(self.data_dir.join("buckets")) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if service::trails::check_bucket_name(&name).is_ok()
+                    && !self.config.contains_key(&name)
+                    && e.path().is_dir()
+                    && let Some(t) = mtime(&e.path())
+                {
+                    out.insert(name, t);
+                }
+            }
+        }
+        out.into_iter().collect()
+    }
 }
 
 /// The control-plane state: trails and channels. Clones share the stores.
@@ -110,6 +169,7 @@ impl App {
         let home = service::trails::Home { account: config.account_id.clone(), region: config.region.clone() };
         let trails = TrailStore::open(data_dir, home).map_err(|e| state_error("trail state", &e))?;
         let event_id_key = EventIdKey::open(data_dir).map_err(|e| state_error("event id key", &e))?;
+        let config_for_buckets = config.clone();
         Ok(App {
             principals: Principals::from_config(&config),
             rate_limiter: RateLimiter::from_config(&config.rate_limits),
@@ -122,6 +182,7 @@ impl App {
             control_plane: ControlPlane { trails: Arc::new(trails), channels: Arc::new(channels) },
             control_plane_turn: tokio::sync::Mutex::new(()),
             event_id_key,
+            buckets: BucketResolver::from_config(&config_for_buckets, data_dir),
         })
     }
 }

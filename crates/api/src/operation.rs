@@ -14,6 +14,8 @@ pub enum Surface {
     CloudTrailData,
     /// opentrail's own API: `/v1/events`.
     Native,
+    /// The S3 read API over local-folder buckets: path-style `GET|HEAD /<bucket>[/<key>]` (REST-XML).
+    S3,
 }
 
 impl Surface {
@@ -23,6 +25,7 @@ impl Surface {
             Surface::CloudTrail => &["cloudtrail"],
             Surface::CloudTrailData => &["cloudtrail-data"],
             Surface::Native => &["opentrail"],
+            Surface::S3 => &["s3"],
         }
     }
 
@@ -32,6 +35,7 @@ impl Surface {
             Surface::CloudTrail => "cloudtrail.amazonaws.com",
             Surface::CloudTrailData => "cloudtrail-data.amazonaws.com",
             Surface::Native => "opentrail",
+            Surface::S3 => "s3.amazonaws.com",
         }
     }
 }
@@ -47,6 +51,9 @@ pub enum Effect {
     ControlPlane,
     /// Stores records: the records and the call's audit record go to the journal in one group commit.
     Records,
+    /// A write this server refuses whatever the caller may do (the S3 read API's PUT/POST/DELETE: the files
+    /// are write-once): answered with an error, audited as a failed write, changes nothing.
+    Refused,
 }
 
 macro_rules! operations {
@@ -100,6 +107,18 @@ operations! {
     PutAuditEvents => CloudTrailData, Records;
     PutEvents => Native, Records;
     GetEvent => Native, Read;
+    ListBuckets => S3, Read;
+    GetBucketLocation => S3, Read;
+    HeadBucket => S3, Read;
+    ListObjects => S3, Read;
+    ListObjectsV2 => S3, Read;
+    GetObject => S3, Read;
+    HeadObject => S3, Read;
+    PutObject => S3, Refused;
+    DeleteObject => S3, Refused;
+    DeleteObjects => S3, Refused;
+    CreateBucket => S3, Refused;
+    DeleteBucket => S3, Refused;
 }
 
 /// Hard-coded: the largest body of a CloudTrail API request (their inputs are small).
@@ -118,15 +137,32 @@ impl Operation {
             Surface::CloudTrail => "cloudtrail",
             Surface::CloudTrailData => "cloudtrail-data",
             Surface::Native => "opentrail",
+            // S3's IAM actions are not all named as its operations.
+            Surface::S3 => {
+                let action = match self {
+                    Operation::ListBuckets => "ListAllMyBuckets",
+                    Operation::HeadBucket | Operation::ListObjects | Operation::ListObjectsV2 => "ListBucket",
+                    Operation::GetObject | Operation::HeadObject => "GetObject",
+                    Operation::DeleteObjects => "DeleteObject",
+                    other => other.name(),
+                };
+                return format!("s3:{action}");
+            }
         };
         format!("{service}:{}", self.name())
+    }
+
+    /// An S3 call on an object (a data event in CloudTrail's terms) rather than on a bucket or the account.
+    pub fn is_s3_object_call(self) -> bool {
+        matches!(self, Operation::GetObject | Operation::HeadObject | Operation::PutObject | Operation::DeleteObject)
     }
 
     pub fn read_only(self) -> bool {
         self.effect() == Effect::Read
     }
 
-    /// Per-key rate limits (`[rate_limits]`) apply to the CloudTrail APIs, as AWS throttles them.
+    /// Per-key rate limits (`[rate_limits]`) apply to the CloudTrail APIs and the S3 read API, as AWS
+    /// throttles them.
     pub fn rate_limited(self) -> bool {
         self.surface() != Surface::Native
     }
@@ -138,6 +174,9 @@ impl Operation {
             Operation::PutEvents => server.max_request_bytes,
             Operation::PutAuditEvents => service::audit_events::MAX_REQUEST_BYTES,
             Operation::GetEvent => 0,
+            // S3 reads carry no body; a refused write's body is read (within the API limit) only to check
+            // its signature.
+            op if op.surface() == Surface::S3 && op.read_only() => 0,
             _ => MAX_API_BODY_BYTES,
         }
     }
@@ -151,8 +190,34 @@ impl Operation {
 /// its audit record).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Requested {
-    Known { op: Operation, event_id: Option<String> },
-    Unknown { surface: Surface, name: String, reason: UnknownReason },
+    /// `event_id` for GetEvent, `s3` for the S3 read API (which bucket and key).
+    Known {
+        op: Operation,
+        event_id: Option<String>,
+        s3: Option<S3Address>,
+    },
+    Unknown {
+        surface: Surface,
+        name: String,
+        reason: UnknownReason,
+    },
+}
+
+/// What an S3 request addresses: a bucket, and a key in it (percent-decoded) or none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Address {
+    pub bucket: String,
+    pub key: Option<String>,
+}
+
+impl S3Address {
+    /// `/bucket` or `/bucket/key`: the `Resource` of S3 errors.
+    pub fn resource(&self) -> String {
+        match &self.key {
+            Some(k) => format!("/{}/{k}", self.bucket),
+            None => format!("/{}", self.bucket),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,8 +229,8 @@ pub enum UnknownReason {
 
 impl Requested {
     /// Parses the request line and headers. Never fails: what is not an operation is `Unknown`.
-    pub fn parse(method: &Method, path: &str, headers: &HeaderMap) -> Requested {
-        let known = |op| Requested::Known { op, event_id: None };
+    pub fn parse(method: &Method, path: &str, query: &str, headers: &HeaderMap) -> Requested {
+        let known = |op| Requested::Known { op, event_id: None, s3: None };
         if method == Method::POST && path == "/" {
             let Some(target) = headers.get("x-amz-target").map(|v| String::from_utf8_lossy(v.as_bytes())) else {
                 return Requested::Unknown {
@@ -193,13 +258,89 @@ impl Requested {
         if method == Method::GET
             && let Some(id) = path.strip_prefix("/v1/events/")
         {
-            return Requested::Known { op: Operation::GetEvent, event_id: Some(percent_decode(id)) };
+            return Requested::Known { op: Operation::GetEvent, event_id: Some(percent_decode(id)), s3: None };
+        }
+        if let Some(s3) = Requested::parse_s3(method, path, query) {
+            return s3;
         }
         let surface = if path.starts_with("/v1/") { Surface::Native } else { Surface::CloudTrail };
         Requested::Unknown {
             surface,
             name: String::new(),
             reason: UnknownReason::NoRoute { method: method.to_string(), path: clip(path) },
+        }
+    }
+
+    /// The S3 read API: `GET|HEAD /` (ListBuckets) and path-style `/<bucket>[/<key>]` whose first segment is a
+    /// valid bucket name (so `/healthz`-like words are buckets only on other methods than theirs, and `/v1/…`
+    /// or `/PutAuditEvents` never are). PUT/POST/DELETE are parsed as the writes they are, to be refused.
+    fn parse_s3(method: &Method, path: &str, query: &str) -> Option<Requested> {
+        let rest = path.strip_prefix('/')?;
+        let s3 = |op, s3: Option<S3Address>| Some(Requested::Known { op, event_id: None, s3 });
+        if rest.is_empty() {
+            return match *method {
+                Method::GET | Method::HEAD => s3(Operation::ListBuckets, None),
+                _ => None,
+            };
+        }
+        let (bucket, key) = match rest.split_once('/') {
+            Some((b, k)) => (b, (!k.is_empty()).then(|| percent_decode(k))),
+            None => (rest, None),
+        };
+        service::trails::check_bucket_name(bucket).ok()?;
+        let addr = Some(S3Address { bucket: bucket.to_string(), key: key.clone() });
+        let has = |name: &str| query.split('&').any(|p| p.split('=').next() == Some(name));
+        let unknown_sub = || {
+            query.split('&').filter(|p| !p.is_empty()).map(|p| p.split('=').next().unwrap_or("")).find(|name| {
+                !matches!(
+                    *name,
+                    "location"
+                        | "list-type"
+                        | "prefix"
+                        | "delimiter"
+                        | "marker"
+                        | "max-keys"
+                        | "continuation-token"
+                        | "start-after"
+                        | "encoding-type"
+                        | "fetch-owner"
+                        | "x-id"
+                        | "response-content-type"
+                )
+            })
+        };
+        let no_route = |name: &str| {
+            Some(Requested::Unknown {
+                surface: Surface::S3,
+                name: clip(name),
+                reason: UnknownReason::NoRoute { method: method.to_string(), path: clip(path) },
+            })
+        };
+        let op = match (method, key.is_some()) {
+            (&Method::GET, false) if has("location") => Operation::GetBucketLocation,
+            (&Method::GET, false) => match unknown_sub() {
+                Some(sub) => return no_route(sub),
+                None if query.split('&').any(|p| p == "list-type=2") => Operation::ListObjectsV2,
+                None => Operation::ListObjects,
+            },
+            (&Method::HEAD, false) => Operation::HeadBucket,
+            (&Method::GET, true) => Operation::GetObject,
+            (&Method::HEAD, true) => Operation::HeadObject,
+            (&Method::PUT, true) | (&Method::POST, true) => Operation::PutObject,
+            (&Method::DELETE, true) => Operation::DeleteObject,
+            (&Method::PUT, false) => Operation::CreateBucket,
+            (&Method::DELETE, false) => Operation::DeleteBucket,
+            (&Method::POST, false) => Operation::DeleteObjects,
+            _ => return no_route(""),
+        };
+        s3(op, addr)
+    }
+
+    /// The bucket and key of an S3 call.
+    pub fn s3_address(&self) -> Option<&S3Address> {
+        match self {
+            Requested::Known { s3, .. } => s3.as_ref(),
+            Requested::Unknown { .. } => None,
         }
     }
 
@@ -271,14 +412,14 @@ mod tests {
     fn target(t: &str) -> Requested {
         let mut h = HeaderMap::new();
         h.insert("x-amz-target", HeaderValue::from_str(t).unwrap());
-        Requested::parse(&Method::POST, "/", &h)
+        Requested::parse(&Method::POST, "/", "", &h)
     }
 
     #[test]
     fn both_target_spellings_name_the_same_operation() {
         let long = target("com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents");
         let short = target("CloudTrail_20131101.LookupEvents");
-        assert_eq!(long, Requested::Known { op: Operation::LookupEvents, event_id: None });
+        assert_eq!(long, Requested::Known { op: Operation::LookupEvents, event_id: None, s3: None });
         assert_eq!(short, long);
         assert!(matches!(target("CloudTrail_20131101.PutAuditEvents"), Requested::Unknown { .. }));
         assert!(matches!(target("Foo.LookupEvents"), Requested::Unknown { .. }));
@@ -299,9 +440,45 @@ mod tests {
 
     #[test]
     fn event_ids_in_paths_are_percent_decoded() {
-        let r = Requested::parse(&Method::GET, "/v1/events/a%20b%25c%2Fd", &HeaderMap::new());
-        assert_eq!(r, Requested::Known { op: Operation::GetEvent, event_id: Some("a b%c/d".into()) });
+        let r = Requested::parse(&Method::GET, "/v1/events/a%20b%25c%2Fd", "", &HeaderMap::new());
+        assert_eq!(r, Requested::Known { op: Operation::GetEvent, event_id: Some("a b%c/d".into()), s3: None });
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%zz%41"), "%zzA");
+    }
+
+    fn s3(method: Method, path: &str, query: &str) -> (Option<Operation>, Option<S3Address>) {
+        match Requested::parse(&method, path, query, &HeaderMap::new()) {
+            Requested::Known { op, s3, .. } => (Some(op), s3),
+            Requested::Unknown { .. } => (None, None),
+        }
+    }
+
+    #[test]
+    fn s3_paths_name_buckets_keys_and_operations() {
+        let addr = |b: &str, k: Option<&str>| Some(S3Address { bucket: b.into(), key: k.map(str::to_string) });
+        assert_eq!(s3(Method::GET, "/", ""), (Some(Operation::ListBuckets), None));
+        assert_eq!(s3(Method::GET, "/logs", "location"), (Some(Operation::GetBucketLocation), addr("logs", None)));
+        assert_eq!(s3(Method::GET, "/logs", "prefix=a&marker=b&encoding-type=url").0, Some(Operation::ListObjects));
+        assert_eq!(s3(Method::GET, "/logs/", "list-type=2&prefix=a").0, Some(Operation::ListObjectsV2));
+        assert_eq!(
+            s3(Method::GET, "/logs/a%20b/c.gz", ""),
+            (Some(Operation::GetObject), addr("logs", Some("a b/c.gz")))
+        );
+        assert_eq!(s3(Method::HEAD, "/logs/k", "").0, Some(Operation::HeadObject));
+        assert_eq!(s3(Method::PUT, "/logs/k", "").0, Some(Operation::PutObject));
+        assert_eq!(s3(Method::DELETE, "/logs/k", "").0, Some(Operation::DeleteObject));
+        assert_eq!(s3(Method::POST, "/logs", "delete").0, Some(Operation::DeleteObjects));
+        assert_eq!(s3(Method::GET, "/logs", "acl"), (None, None));
+        // The other surfaces keep their paths.
+        assert_eq!(s3(Method::POST, "/v1/events", "").0, Some(Operation::PutEvents));
+        assert_eq!(s3(Method::POST, "/PutAuditEvents", "channelArn=x").0, Some(Operation::PutAuditEvents));
+        assert!(matches!(
+            Requested::parse(&Method::GET, "/PutAuditEvents", "", &HeaderMap::new()),
+            Requested::Unknown { surface: Surface::CloudTrail, .. }
+        ));
+        assert_eq!(Operation::HeadObject.action(), "s3:GetObject");
+        assert_eq!(Operation::ListObjectsV2.action(), "s3:ListBucket");
+        assert_eq!(Operation::ListBuckets.action(), "s3:ListAllMyBuckets");
+        assert!(Operation::GetObject.read_only() && !Operation::PutObject.read_only());
     }
 }

@@ -1,10 +1,14 @@
 //! The real `opentrail serve` process, for the black-box tests and the benchmark: started (port 0 by default)
 //! and waited for until it listens, its stderr kept in a log file next to its data dir, stopped (SIGTERM) or
 //! killed (SIGKILL, as a crash would), and read from outside: the ERROR lines it logged, its pid and memory.
+//! Also a real S3 server for delivery tests: moto's, on loopback ([`MotoServer`]).
 
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+
+mod moto;
+pub use moto::MotoServer;
 
 /// How to start `opentrail serve`.
 #[derive(Debug, Clone)]
@@ -39,6 +43,8 @@ pub enum HarnessError {
     ExitedBeforeListening { log: String },
     #[error("expected the https listening line, got {line:?}")]
     NoHttpsLine { line: Option<String> },
+    #[error("moto server: {reason}")]
+    Moto { reason: String },
     #[error("no {field} in /proc/{pid}/status")]
     ProcStatus { pid: u32, field: &'static str },
 }

@@ -1,5 +1,6 @@
 //! The server's TOML configuration: account, region, principals with their keys, roles and policies,
-//! and the optional policies (lookup window, rate limits, TLS, trusted proxies).
+//! and the optional policies (lookup window, rate limits, TLS, trusted proxies), the delivery cadences and
+//! the buckets trails deliver to.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -205,6 +206,140 @@ pub struct Config {
     pub audit: AuditConfig,
     #[serde(default)]
     pub principals: Vec<PrincipalConfig>,
+    /// How often trails deliver log files and digests.
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
+    /// Buckets a trail may name, by bucket name; any other bucket is `<data-dir>/buckets/<name>`.
+    #[serde(default)]
+    pub buckets: std::collections::BTreeMap<String, BucketConfig>,
+}
+
+/// Default of [`DeliveryConfig::interval`]: CloudTrail delivers a trail's log files about every 5 minutes.
+pub const DEFAULT_DELIVERY_INTERVAL: Duration = Duration::from_secs(5 * 60);
+/// Default of [`DeliveryConfig::digest_interval`]: CloudTrail delivers digests hourly.
+pub const DEFAULT_DIGEST_INTERVAL: Duration = Duration::from_secs(3600);
+/// Hard-coded bounds of both delivery cadences.
+const MIN_INTERVAL: Duration = Duration::from_secs(1);
+const MAX_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// `[delivery]`: the cadences of log files and digests, each `"<n>s"`, `"<n>m"` or `"<n>h"` in 1s..=1h.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    #[serde(deserialize_with = "interval")]
+    pub interval: Duration,
+    #[serde(deserialize_with = "interval")]
+    pub digest_interval: Duration,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig { interval: DEFAULT_DELIVERY_INTERVAL, digest_interval: DEFAULT_DIGEST_INTERVAL }
+    }
+}
+
+/// Parses `"30s"`, `"5m"`, `"1h"`: a whole number and one unit, within 1s..=1h.
+pub fn parse_interval(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n.parse().map_err(|_| format!("{text:?} is not a duration like \"30s\", \"5m\" or \"1h\""))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        _ => return Err(format!("{text:?} is not a duration like \"30s\", \"5m\" or \"1h\"")),
+    };
+    let d = Duration::from_secs(secs);
+    if !(MIN_INTERVAL..=MAX_INTERVAL).contains(&d) {
+        return Err(format!("{text:?} is outside 1s to 1h"));
+    }
+    Ok(d)
+}
+
+fn interval<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_interval(&text).map_err(serde::de::Error::custom)
+}
+
+/// `[buckets.<name>]`: a local folder (`path`) or an S3 bucket (`endpoint`, `region`, keys, and optionally
+/// `object_lock`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BucketConfig {
+    pub path: Option<PathBuf>,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub object_lock: Option<ObjectLockConfig>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectLockConfig {
+    pub mode: buckets::LockMode,
+    pub days: u32,
+}
+
+impl BucketConfig {
+    /// Where the bucket is; checks the combination of keys (`field` names the table in errors).
+    fn target(&self, field: &str) -> Result<buckets::BucketTarget, ConfigError> {
+        let invalid = |key: &str, reason: String| ConfigError::Invalid { field: format!("{field}.{key}"), reason };
+        let s3_keys = [
+            ("endpoint", self.endpoint.is_some()),
+            ("region", self.region.is_some()),
+            ("access_key_id", self.access_key_id.is_some()),
+            ("secret_access_key", self.secret_access_key.is_some()),
+            ("object_lock", self.object_lock.is_some()),
+        ];
+        if let Some(path) = &self.path {
+            if let Some((key, _)) = s3_keys.iter().find(|(_, set)| *set) {
+                return Err(invalid(
+                    key,
+                    "a bucket is a local folder (path) or an S3 bucket (endpoint), not both".into(),
+                ));
+            }
+            if path.as_os_str().is_empty() {
+                return Err(invalid("path", "must not be empty".into()));
+            }
+            return Ok(buckets::BucketTarget::Local { root: path.clone() });
+        }
+        let (Some(endpoint), Some(region), Some(key), Some(secret)) =
+            (&self.endpoint, &self.region, &self.access_key_id, &self.secret_access_key)
+        else {
+            let missing = s3_keys[..4].iter().find(|(_, set)| !*set).map_or("path", |(k, _)| *k);
+            return Err(invalid(
+                missing,
+                "is required: a bucket needs path, or endpoint + region + access_key_id + secret_access_key".into(),
+            ));
+        };
+        match buckets::endpoint_host(endpoint) {
+            None => return Err(invalid("endpoint", format!("{endpoint:?} is not an http:// or https:// URL"))),
+            Some(("http", host)) if !buckets::is_loopback_host(host) => {
+                return Err(invalid(
+                    "endpoint",
+                    format!("plain http is allowed only to loopback, not {host}; use https"),
+                ));
+            }
+            Some(_) => {}
+        }
+        if region.is_empty() {
+            return Err(invalid("region", "must not be empty".into()));
+        }
+        if let Some(lock) = &self.object_lock
+            && !(1..=36_500).contains(&lock.days)
+        {
+            return Err(invalid("object_lock.days", "must be 1 to 36500".into()));
+        }
+        Ok(buckets::BucketTarget::S3(buckets::S3Target {
+            endpoint: endpoint.clone(),
+            region: region.clone(),
+            access_key_id: key.clone(),
+            secret_access_key: secret.clone(),
+            object_lock: self.object_lock.map(|l| buckets::ObjectLock { mode: l.mode, days: l.days }),
+        }))
+    }
 }
 
 /// The self-audit policy. Fail-closed by default: a call whose audit record cannot be written is refused.
@@ -233,6 +368,8 @@ impl Default for Config {
             rate_limits: RateLimitConfig::default(),
             audit: AuditConfig::default(),
             principals: Vec::new(),
+            delivery: DeliveryConfig::default(),
+            buckets: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -264,6 +401,15 @@ impl Config {
         })
     }
 
+    /// Where bucket `name` is: its `[buckets.<name>]` table, or the folder `<data_dir>/buckets/<name>`.
+    pub fn bucket_target(&self, name: &str, data_dir: &Path) -> buckets::BucketTarget {
+        match self.buckets.get(name).map(|b| b.target("")) {
+            Some(Ok(t)) => t,
+            // Checked when the config was loaded; a config built in code falls back to the folder.
+            _ => buckets::BucketTarget::Local { root: data_dir.join("buckets").join(name) },
+        }
+    }
+
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
         let cfg: Config =
             toml::from_str(text).map_err(|e| ConfigError::Parse { path: PathBuf::new(), message: e.to_string() })?;
@@ -285,6 +431,14 @@ impl Config {
             if !rate.is_finite() || rate < 0.0 {
                 return invalid(field, "must be a number of requests per second, 0 or more");
             }
+        }
+        for (name, bucket) in &self.buckets {
+            let field = format!("buckets.{name}");
+            crate::trails::check_bucket_name(name).map_err(|reason| ConfigError::Invalid {
+                field: field.clone(),
+                reason: format!("bad bucket name: {reason}"),
+            })?;
+            bucket.target(&field)?;
         }
         let mut seen = std::collections::HashSet::new();
         for (i, p) in self.principals.iter().enumerate() {
@@ -370,5 +524,98 @@ role = "admin"
             .unwrap();
         let err = Config::parse("[server]\nidle_timeout = 5\n").unwrap_err();
         assert!(err.to_string().contains("idle_timeout"), "{err}");
+    }
+
+    #[test]
+    fn delivery_cadences_parse_and_are_bounded() {
+        let cfg = Config::parse("").unwrap();
+        assert_eq!(cfg.delivery.interval, Duration::from_secs(300));
+        assert_eq!(cfg.delivery.digest_interval, Duration::from_secs(3600));
+        let cfg = Config::parse("[delivery]\ninterval = \"1s\"\ndigest_interval = \"30s\"\n").unwrap();
+        assert_eq!(cfg.delivery.interval, Duration::from_secs(1));
+        assert_eq!(cfg.delivery.digest_interval, Duration::from_secs(30));
+        assert_eq!(parse_interval("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_interval("60m"), Ok(Duration::from_secs(3600)));
+        for bad in ["0s", "61m", "2h", "5", "5 min", "-1s", "1.5m", "", "99999999999999999999h"] {
+            let err = Config::parse(&format!("[delivery]\ninterval = {bad:?}\n")).unwrap_err();
+            assert!(err.to_string().contains("interval"), "{bad}: {err}");
+        }
+        let err = Config::parse("[delivery]\ndigest_interval = \"2h\"\n").unwrap_err();
+        assert!(err.to_string().contains("digest_interval"), "{err}");
+        let err = Config::parse("[delivery]\nevery = \"1s\"\n").unwrap_err();
+        assert!(err.to_string().contains("every"), "{err}");
+    }
+
+    #[test]
+    fn buckets_are_folders_or_s3_and_unnamed_ones_live_in_the_data_dir() {
+        let cfg = Config::parse(
+            r#"
+[buckets.audit-logs]
+path = "/var/lib/opentrail/buckets/audit-logs"
+[buckets.s3-logs]
+endpoint = "http://127.0.0.1:9000"
+region = "us-east-1"
+access_key_id = "AKIAEXAMPLE"
+secret_access_key = "secret"
+object_lock = { mode = "GOVERNANCE", days = 365 }
+"#,
+        )
+        .unwrap();
+        let data = Path::new("/data");
+        assert_eq!(
+            cfg.bucket_target("audit-logs", data),
+            buckets::BucketTarget::Local { root: "/var/lib/opentrail/buckets/audit-logs".into() }
+        );
+        assert!(matches!(
+            cfg.bucket_target("s3-logs", data),
+            buckets::BucketTarget::S3(buckets::S3Target {
+                object_lock: Some(buckets::ObjectLock { days: 365, .. }),
+                ..
+            })
+        ));
+        assert_eq!(
+            cfg.bucket_target("other", data),
+            buckets::BucketTarget::Local { root: "/data/buckets/other".into() }
+        );
+    }
+
+    #[test]
+    fn bad_buckets_are_named() {
+        let cases = [
+            ("[buckets.Bad_Name]\npath = \"/x\"\n", "buckets.Bad_Name"),
+            ("[buckets.b1x]\n", "buckets.b1x.endpoint"),
+            ("[buckets.b1x]\npath = \"/x\"\nregion = \"us-east-1\"\n", "buckets.b1x.region"),
+            (
+                "[buckets.b1x]\npath = \"/x\"\nobject_lock = { mode = \"GOVERNANCE\", days = 1 }\n",
+                "buckets.b1x.object_lock",
+            ),
+            (
+                "[buckets.b1x]\nendpoint = \"http://s3.example.com\"\nregion = \"r\"\naccess_key_id = \"k\"\nsecret_access_key = \"s\"\n",
+                "loopback",
+            ),
+            (
+                "[buckets.b1x]\nendpoint = \"ftp://x\"\nregion = \"r\"\naccess_key_id = \"k\"\nsecret_access_key = \"s\"\n",
+                "buckets.b1x.endpoint",
+            ),
+            (
+                "[buckets.b1x]\nendpoint = \"https://s3.example.com\"\nregion = \"r\"\naccess_key_id = \"k\"\n",
+                "buckets.b1x.secret_access_key",
+            ),
+            (
+                "[buckets.b1x]\nendpoint = \"https://s3.example.com\"\nregion = \"r\"\naccess_key_id = \"k\"\nsecret_access_key = \"s\"\nobject_lock = { mode = \"FOREVER\", days = 1 }\n",
+                "FOREVER",
+            ),
+            (
+                "[buckets.b1x]\nendpoint = \"https://s3.example.com\"\nregion = \"r\"\naccess_key_id = \"k\"\nsecret_access_key = \"s\"\nobject_lock = { mode = \"COMPLIANCE\", days = 0 }\n",
+                "buckets.b1x.object_lock.days",
+            ),
+            ("[buckets.b1x]\npath = \"/x\"\nbogus = 1\n", "bogus"),
+        ];
+        for (text, want) in cases {
+            let err = Config::parse(text).unwrap_err();
+            assert!(err.to_string().contains(want), "{text}: {err}");
+        }
+        Config::parse("[buckets.b1x]\nendpoint = \"https://s3.example.com\"\nregion = \"r\"\naccess_key_id = \"k\"\nsecret_access_key = \"s\"\n")
+            .unwrap();
     }
 }

@@ -120,7 +120,9 @@ fn role_name(r: Role) -> &'static str {
     }
 }
 
-/// Hard-coded role ceilings: writers ingest, auditors read.
+/// Hard-coded role ceilings: writers ingest, auditors read (the event history and, through the S3 read API,
+/// the delivered log files and digests). Writers may not read the buckets: a delivered log file holds every
+/// event of its trail, which a writer cannot look up either.
 fn role_allows(role: Role, action: &str) -> bool {
     match role {
         Role::Admin => true,
@@ -130,10 +132,17 @@ fn role_allows(role: Role, action: &str) -> bool {
         }
         Role::Auditor => {
             let Some((service, op)) = action.split_once(':') else { return false };
-            matches!(service, "cloudtrail" | "opentrail") && is_read_only_operation(op)
+            match service {
+                "cloudtrail" | "opentrail" => is_read_only_operation(op),
+                "s3" => S3_READ_ACTIONS.iter().any(|a| a.eq_ignore_ascii_case(op)),
+                _ => false,
+            }
         }
     }
 }
+
+/// The S3 read API's actions (`s3:<action>`): what an auditor may do to the buckets.
+pub const S3_READ_ACTIONS: [&str; 4] = ["GetObject", "ListBucket", "GetBucketLocation", "ListAllMyBuckets"];
 
 /// CloudTrail's read-only calls: what auditors may do, and what `readOnly` says in audit records.
 pub fn is_read_only_operation(op: &str) -> bool {
@@ -329,6 +338,12 @@ mod tests {
             "User: arn:aws:iam::123456789012:user/John is not authorized to perform: cloudtrail:CreateTrail"
         ));
         assert!(matches!(auditor.authorize("opentrail:PutEvents"), Decision::Deny { .. }));
+        for a in ["s3:GetObject", "s3:ListBucket", "s3:GetBucketLocation", "s3:ListAllMyBuckets"] {
+            assert_eq!(auditor.authorize(a), Decision::Allow, "{a}");
+            assert!(matches!(writer.authorize(a), Decision::Deny { .. }), "{a}");
+        }
+        assert!(matches!(auditor.authorize("s3:PutObject"), Decision::Deny { .. }));
+        assert!(matches!(auditor.authorize("s3:DeleteObject"), Decision::Deny { .. }));
     }
 
     #[test]

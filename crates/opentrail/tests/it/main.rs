@@ -8,6 +8,7 @@ mod crash;
 mod data_plane;
 mod front_door;
 mod lookup_events;
+mod s3_api;
 mod sdk_js;
 mod signatures;
 mod support;

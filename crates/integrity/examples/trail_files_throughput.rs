@@ -2,7 +2,7 @@
 //! level 1 vs 6 (one core), and the validator's gunzip + SHA-256 over many log files (all cores, through
 //! the real engine and an in-memory bucket).
 //!
-//! Run optimized: `cargo run --release -p integrity --example throughput [uncompressed MB to validate]`.
+//! Run optimized: `cargo run --release -p integrity --example trail_files_throughput [uncompressed MB to validate]`.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
