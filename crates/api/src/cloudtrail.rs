@@ -20,6 +20,7 @@ pub(crate) async fn read(app: &Arc<App>, ctx: &CallContext, op: Operation, param
         Operation::ListPublicKeys => keys::list_public_keys(app, ctx, params),
         Operation::GetChannel => channels::get(&cp.channels, params),
         Operation::ListChannels => channels::list(&cp.channels, params),
+        Operation::GetTrailStatus => trails::status(app, params).await,
         _ => trails::call(&cp.trails, ctx, op, params).await,
     };
     answer.map(Reply::Json)

@@ -74,6 +74,8 @@ pub struct App {
     pub body_budget: body::MemoryBudget,
     /// Finds a bucket by name for the S3 read API (`[buckets]`, else `<data-dir>/buckets/<name>`).
     pub buckets: BucketResolver,
+    /// Every trail's delivery, once started ([`App::start_delivery`]); GetTrailStatus and /metrics read it.
+    pub delivery: std::sync::OnceLock<Arc<delivery::Delivery>>,
 }
 
 /// The buckets the S3 read API serves: local folders only (an S3-configured bucket is served by its own S3).
@@ -183,7 +185,41 @@ impl App {
             control_plane_turn: tokio::sync::Mutex::new(()),
             event_id_key,
             buckets: BucketResolver::from_config(&config_for_buckets, data_dir),
+            delivery: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Starts every trail's delivery (a view of the journal per trail; `crates/delivery`), its object-store
+    /// calls on `runtime`.
+    pub fn start_delivery(&self, runtime: tokio::runtime::Handle) -> Result<(), AppError> {
+        let (cfg, dir) = (self.config.clone(), self.data_dir.clone());
+        let opts = delivery::DeliveryOptions {
+            dir: self.data_dir.join("delivery"),
+            interval: self.config.delivery.interval,
+            digest_interval: self.config.delivery.digest_interval,
+            clock: self.clock.clone(),
+            runtime,
+            resolve_bucket: Box::new(move |name| {
+                buckets::Bucket::open(name, &cfg.bucket_target(name, &dir)).map_err(|e| e.to_string())
+            }),
+        };
+        let d = delivery::Delivery::start(
+            opts,
+            self.control_plane.trails.clone(),
+            self.keys.clone(),
+            self.store.record_feed(),
+            self.store.views().clone(),
+        )
+        .map_err(|reason| AppError::State { what: "trail delivery", path: self.data_dir.join("delivery"), reason })?;
+        let _ = self.delivery.set(d);
+        Ok(())
+    }
+
+    /// Stops every trail's delivery (staged files stay in their outbox for the next start).
+    pub fn stop_delivery(&self) {
+        if let Some(d) = self.delivery.get() {
+            d.shutdown();
+        }
     }
 }
 
@@ -230,7 +266,13 @@ async fn handle(State(app): State<Arc<App>>, ConnectInfo(peer): ConnectInfo<Sock
     let mut resp = match (&parts.method, parts.uri.path()) {
         (&Method::GET, "/healthz") => health(&app),
         (&Method::GET, "/metrics") => {
-            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.store.render_metrics()).into_response()
+            {
+                let mut text = app.store.render_metrics();
+                if let Some(d) = app.delivery.get() {
+                    d.render_metrics(&mut text);
+                }
+                ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+            }
         }
         _ => chain::serve(&app, peer, tls, &request_id, parts, body).await,
     };

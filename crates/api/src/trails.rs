@@ -90,10 +90,6 @@ pub(crate) async fn call(
             let seq = ctx.durable_seq.map_or(0, |s| s.0);
             run(Box::new(move |s| s.set_logging(&r, on, now, seq).map(|()| json!({})).map_err(ApiError::from))).await?
         }
-        Operation::GetTrailStatus => {
-            let r = wire::parse::<NameRequest>(p)?.resolve(&home)?;
-            run(Box::new(move |s| value(TrailStatus::of(&s.get(&r)?)))).await?
-        }
         Operation::PutEventSelectors => {
             let (r, selectors) = wire::parse::<PutEventSelectorsRequest>(p)?.resolve(&home)?;
             run(Box::new(move |s| value(EventSelectorsShape::of(&s.put_event_selectors(&r, selectors)?)))).await?
@@ -250,11 +246,31 @@ struct TrailInfo<'a> {
     home_region: &'a str,
 }
 
-/// GetTrailStatus: epoch-second numbers, plus the deprecated string members as moto and AWS send them.
+/// GetTrailStatus: the trail's logging state and its delivery's (crates/delivery). Timestamps are
+/// epoch-second numbers; the `…Attempt…` members are ISO strings (empty before the first attempt) and the
+/// deprecated `TimeLogging…` strings are sent as moto and AWS send them. `LatestDigestS3Bucket` /
+/// `LatestDigestS3Object` are opentrail's own members (clients ignore them): the newest digest delivered,
+/// which `opentrail validate` checks the bucket against.
+pub(crate) async fn status(app: &Arc<crate::App>, p: &Value) -> Result<Value, ApiError> {
+    let store = app.control_plane.trails.clone();
+    let r = wire::parse::<NameRequest>(p)?.resolve(store.home())?;
+    let trail = blocking(move || store.get(&r)).await??;
+    let delivery = app.delivery.get().and_then(|d| d.status(&trail.name)).map(|s| s.status).unwrap_or_default();
+    value(TrailStatus::of(&trail, &delivery))
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 struct TrailStatus {
     is_logging: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latest_delivery_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latest_delivery_time: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latest_digest_delivery_time: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latest_digest_delivery_error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     start_logging_time: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -263,27 +279,37 @@ struct TrailStatus {
     stop_logging_time: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     time_logging_stopped: Option<String>,
-    // No delivery yet (a later issue): the attempt members are the empty strings CloudTrail sends then.
-    latest_delivery_attempt_time: &'static str,
+    latest_delivery_attempt_time: String,
     latest_notification_attempt_time: &'static str,
     latest_notification_attempt_succeeded: &'static str,
-    latest_delivery_attempt_succeeded: &'static str,
+    latest_delivery_attempt_succeeded: String,
+    #[serde(rename = "LatestDigestS3Bucket", skip_serializing_if = "Option::is_none")]
+    latest_digest_s3_bucket: Option<String>,
+    #[serde(rename = "LatestDigestS3Object", skip_serializing_if = "Option::is_none")]
+    latest_digest_s3_object: Option<String>,
 }
 
 impl TrailStatus {
-    fn of(t: &Trail) -> TrailStatus {
+    fn of(t: &Trail, d: &delivery::Status) -> TrailStatus {
         let l = &t.logging;
         let iso = |e: model::EventTime| e.to_datetime().map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+        let iso_or_empty = |e: Option<model::EventTime>| e.and_then(iso).unwrap_or_default();
         TrailStatus {
             is_logging: l.is_logging,
+            latest_delivery_error: d.latest_delivery_error.clone(),
+            latest_delivery_time: d.latest_delivery_time.map(|t| t.epoch_seconds_f64()),
+            latest_digest_delivery_time: d.latest_digest_delivery_time.map(|t| t.epoch_seconds_f64()),
+            latest_digest_delivery_error: d.latest_digest_delivery_error.clone(),
             start_logging_time: l.start_logging_time.map(|t| t.epoch_seconds_f64()),
             time_logging_started: l.start_logging_time.map(|t| iso(t).unwrap_or_default()),
             stop_logging_time: l.stop_logging_time.map(|t| t.epoch_seconds_f64()),
             time_logging_stopped: l.stop_logging_time.map(|t| iso(t).unwrap_or_default()),
-            latest_delivery_attempt_time: "",
+            latest_delivery_attempt_time: iso_or_empty(d.latest_delivery_attempt_time),
             latest_notification_attempt_time: "",
             latest_notification_attempt_succeeded: "",
-            latest_delivery_attempt_succeeded: "",
+            latest_delivery_attempt_succeeded: iso_or_empty(d.latest_delivery_attempt_succeeded),
+            latest_digest_s3_bucket: d.latest_digest.as_ref().map(|(b, _)| b.clone()),
+            latest_digest_s3_object: d.latest_digest.as_ref().map(|(_, k)| k.clone()),
         }
     }
 }
@@ -493,6 +519,7 @@ mod tests {
                 is_logging: true,
                 start_logging_time: Some(EventTime(1_577_869_200_500)),
                 stop_logging_time: Some(EventTime(1_577_869_100_000)),
+                intervals: Vec::new(),
             },
         }
     }
@@ -524,12 +551,25 @@ mod tests {
             r#"{"CloudWatchLogsLogGroupArn":"arn:lg","CloudWatchLogsRoleArn":"arn:role","HasCustomEventSelectors":true,"HasInsightSelectors":false,"HomeRegion":"eu-west-1","IncludeGlobalServiceEvents":true,"IsMultiRegionTrail":false,"IsOrganizationTrail":false,"LogFileValidationEnabled":true,"Name":"t1","S3BucketName":"bucket","SnsTopicARN":"arn:aws:sns:us-east-1:123456789012:other","SnsTopicName":"other","TrailARN":"arn:aws:cloudtrail:eu-west-1:123456789012:trail/t1"}"#,
         );
         check(
-            value(TrailStatus::of(&t)).unwrap(),
+            value(TrailStatus::of(&t, &delivery::Status::default())).unwrap(),
             r#"{"IsLogging":true,"LatestDeliveryAttemptSucceeded":"","LatestDeliveryAttemptTime":"","LatestNotificationAttemptSucceeded":"","LatestNotificationAttemptTime":"","StartLoggingTime":1577869200.5,"StopLoggingTime":1577869100.0,"TimeLoggingStarted":"2020-01-01T09:00:00Z","TimeLoggingStopped":"2020-01-01T08:58:20Z"}"#,
         );
         check(
-            value(TrailStatus::of(&plain)).unwrap(),
+            value(TrailStatus::of(&plain, &delivery::Status::default())).unwrap(),
             r#"{"IsLogging":false,"LatestDeliveryAttemptSucceeded":"","LatestDeliveryAttemptTime":"","LatestNotificationAttemptSucceeded":"","LatestNotificationAttemptTime":""}"#,
+        );
+        let delivered = delivery::Status {
+            latest_delivery_time: Some(model::EventTime(1_577_869_260_000)),
+            latest_delivery_attempt_time: Some(model::EventTime(1_577_869_320_000)),
+            latest_delivery_attempt_succeeded: Some(model::EventTime(1_577_869_260_000)),
+            latest_delivery_error: Some("bucket audit-logs: unreachable: connection refused".into()),
+            latest_digest_delivery_time: Some(model::EventTime(1_577_869_300_000)),
+            latest_digest: Some(("audit-logs".into(), "AWSLogs/d.json.gz".into())),
+            ..Default::default()
+        };
+        check(
+            value(TrailStatus::of(&plain, &delivered)).unwrap(),
+            r#"{"IsLogging":false,"LatestDeliveryAttemptSucceeded":"2020-01-01T09:01:00Z","LatestDeliveryAttemptTime":"2020-01-01T09:02:00Z","LatestDeliveryError":"bucket audit-logs: unreachable: connection refused","LatestDeliveryTime":1577869260.0,"LatestDigestDeliveryTime":1577869300.0,"LatestDigestS3Bucket":"audit-logs","LatestDigestS3Object":"AWSLogs/d.json.gz","LatestNotificationAttemptSucceeded":"","LatestNotificationAttemptTime":""}"#,
         );
     }
 

@@ -378,7 +378,7 @@ impl TrailDelivery {
                 previous: previous.as_ref(),
             });
             let signed =
-                digest.sign(signing).map_err(|e| fail(format!("cannot sign digest {key}: {e}")))?;
+                digest.sign(signing.signing_key()).map_err(|e| fail(format!("cannot sign digest {key}: {e}")))?;
             let name = format!("{:012}.json.gz", self.state.next_staged);
             self.state.next_staged += 1;
             let path = TrailState::outbox_path(&self.dir, &name);

@@ -70,6 +70,8 @@ pub fn run(
     }
     let door = api::FrontDoor::new(limits, store.metrics().clone());
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    app.start_delivery(rt.handle().clone())?;
+    let app_for_stop = app.clone();
     rt.block_on(async move {
         let listener = api::listener::bind(&listen).await.with_context(|| format!("listen on {listen}"))?;
         let addr = listener.local_addr()?;
@@ -108,6 +110,7 @@ pub fn run(
         }
         Ok::<_, anyhow::Error>(())
     })?;
+    app_for_stop.stop_delivery();
     store.shutdown();
     tracing::info!("stopped");
     Ok(std::process::ExitCode::SUCCESS)

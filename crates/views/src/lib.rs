@@ -50,8 +50,9 @@ pub trait View: Send + 'static {
     fn apply(&mut self, items: Vec<(Seq, Self::Item)>, through: Seq) -> Result<(), ViewError>;
 
     /// Time-driven work (a trail cutting its log file every interval, retries of a delivery); called at
-    /// least every [`View::tick_every`] even when no records arrive. An `Err` is logged and counted, and
-    /// the next tick comes after the interval again.
+    /// least every [`View::tick_every`] even when no records arrive. An `Err` is logged and counted, the
+    /// runner feeds again from [`View::checkpoint`] (as after a failed apply), and the next tick comes after
+    /// the interval again.
     fn tick(&mut self) -> Result<(), ViewError> {
         Ok(())
     }

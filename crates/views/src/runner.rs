@@ -121,7 +121,12 @@ where
             return;
         }
         if let Err(e) = self.view.tick() {
-            self.registration.progress().count_error();
+            let progress = self.registration.progress();
+            progress.count_error();
+            // A failed tick may have dropped work taken in since the checkpoint (a trail's log file that could
+            // not be staged): feed again from the view's checkpoint, as after a failed apply.
+            self.position = self.view.checkpoint();
+            progress.reset(self.position);
             tracing::warn!(view = self.view.name(), error = %e, "view tick failed; the next tick retries");
         }
         self.next_tick = self.view.tick_every().map(|d| Instant::now() + d.max(MIN_TICK));
