@@ -210,7 +210,11 @@ impl App {
             self.store.record_feed(),
             self.store.views().clone(),
         )
-        .map_err(|reason| AppError::State { what: "trail delivery", path: self.data_dir.join("delivery"), reason })?;
+        .map_err(|reason| AppError::State {
+            what: "trail delivery",
+            path: self.data_dir.join("delivery"),
+            reason,
+        })?;
         let _ = self.delivery.set(d);
         Ok(())
     }
@@ -266,13 +270,11 @@ async fn handle(State(app): State<Arc<App>>, ConnectInfo(peer): ConnectInfo<Sock
     let mut resp = match (&parts.method, parts.uri.path()) {
         (&Method::GET, "/healthz") => health(&app),
         (&Method::GET, "/metrics") => {
-            {
-                let mut text = app.store.render_metrics();
-                if let Some(d) = app.delivery.get() {
-                    d.render_metrics(&mut text);
-                }
-                ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+            let mut text = app.store.render_metrics();
+            if let Some(d) = app.delivery.get() {
+                d.render_metrics(&mut text);
             }
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
         }
         _ => chain::serve(&app, peer, tls, &request_id, parts, body).await,
     };

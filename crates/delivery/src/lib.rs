@@ -24,6 +24,9 @@ pub use state::Status;
 /// The server's clock, injected (tests move it; delivery times and digest windows come from it).
 pub type Clock = Arc<dyn Fn() -> EventTime + Send + Sync>;
 
+/// Opens the bucket of a name: configured in `[buckets]`, or the local folder `<data-dir>/buckets/<name>`.
+pub type ResolveBucket = Box<dyn Fn(&str) -> Result<buckets::Bucket, String> + Send + Sync>;
+
 /// What every trail's delivery shares.
 pub struct Shared {
     /// `<data-dir>/delivery`.
@@ -62,7 +65,7 @@ struct Counters {
 
 /// Buckets by name, opened once.
 struct Buckets {
-    resolve: Box<dyn Fn(&str) -> Result<buckets::Bucket, String> + Send + Sync>,
+    resolve: ResolveBucket,
     open: Mutex<BTreeMap<String, Arc<buckets::Bucket>>>,
 }
 
@@ -106,7 +109,7 @@ pub struct DeliveryOptions {
     pub clock: Clock,
     pub runtime: tokio::runtime::Handle,
     /// Opens the bucket of a name (configured, or the local folder under the data dir).
-    pub resolve_bucket: Box<dyn Fn(&str) -> Result<buckets::Bucket, String> + Send + Sync>,
+    pub resolve_bucket: ResolveBucket,
 }
 
 /// Hard-coded: how often the manager looks for trails that started or stopped logging or were deleted.
@@ -198,11 +201,8 @@ impl Delivery {
         let mut running = self.running.lock();
         // Views that finished: a stopped trail with nothing left, or a deleted one (its state goes too).
         let statuses = self.shared.status.lock().clone();
-        let done: Vec<String> = running
-            .keys()
-            .filter(|name| statuses.get(*name).is_some_and(|s| s.idle))
-            .cloned()
-            .collect();
+        let done: Vec<String> =
+            running.keys().filter(|name| statuses.get(*name).is_some_and(|s| s.idle)).cloned().collect();
         for name in done {
             if let Some(h) = running.remove(&name) {
                 h.stop();
@@ -258,7 +258,9 @@ impl Delivery {
             ("opentrail_delivery_log_files_total", "counter", "Log files delivered to a trail's bucket.", |c| {
                 c.log_files
             }),
-            ("opentrail_delivery_digests_total", "counter", "Digest files delivered to a trail's bucket.", |c| c.digests),
+            ("opentrail_delivery_digests_total", "counter", "Digest files delivered to a trail's bucket.", |c| {
+                c.digests
+            }),
             ("opentrail_delivery_events_total", "counter", "Events delivered in a trail's log files.", |c| c.events),
             ("opentrail_delivery_errors_total", "counter", "Failed uploads to a trail's bucket (each retried).", |c| {
                 c.errors
@@ -270,7 +272,12 @@ impl Delivery {
                 exposition::sample(out, name, &[("trail", trail)], pick(c));
             }
         }
-        exposition::header(out, "opentrail_delivery_outbox_objects", "gauge", "Objects staged for a trail's bucket and not yet delivered.");
+        exposition::header(
+            out,
+            "opentrail_delivery_outbox_objects",
+            "gauge",
+            "Objects staged for a trail's bucket and not yet delivered.",
+        );
         for (trail, s) in &statuses {
             exposition::sample(out, "opentrail_delivery_outbox_objects", &[("trail", trail)], s.outbox as u64);
         }

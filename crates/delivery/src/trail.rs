@@ -121,12 +121,12 @@ impl TrailDelivery {
             Some(t) => self.trail = Some(t),
             None => {
                 self.gone = true;
-                if let Some(t) = &mut self.trail {
-                    if t.logging.is_logging {
-                        t.logging.is_logging = false;
-                        if let Some(last) = t.logging.intervals.last_mut() {
-                            last.through = Some(self.applied.max(last.after));
-                        }
+                if let Some(t) = &mut self.trail
+                    && t.logging.is_logging
+                {
+                    t.logging.is_logging = false;
+                    if let Some(last) = t.logging.intervals.last_mut() {
+                        last.through = Some(self.applied.max(last.after));
                     }
                 }
             }
@@ -146,7 +146,12 @@ impl TrailDelivery {
             && self.trail.as_ref().is_none_or(|t| !t.logging.is_logging);
         self.shared.publish(
             &self.trail_name,
-            TrailStatus { status: self.state.status.clone(), outbox: self.state.outbox.len(), idle, deleted: self.state.deleted },
+            TrailStatus {
+                status: self.state.status.clone(),
+                outbox: self.state.outbox.len(),
+                idle,
+                deleted: self.state.deleted,
+            },
         );
     }
 
@@ -548,7 +553,7 @@ impl TrailDelivery {
                     }
                     continue;
                 };
-                let builder = self.open.entry(target).or_insert_with(LogFileBuilder::new);
+                let builder = self.open.entry(target).or_default();
                 let before = builder.uncompressed_len() as usize;
                 builder.push(record.json().as_bytes(), record.fields.event_time);
                 self.open_bytes += builder.uncompressed_len() as usize - before;

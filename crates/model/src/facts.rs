@@ -9,6 +9,9 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
+/// `(type, ARN)` of one `resources[]` entry.
+pub type ResourceFacts<'a> = (Option<Cow<'a, str>>, Option<Cow<'a, str>>);
+
 /// What selectors decide on. Strings borrow from the record text unless they contain escapes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventFacts<'a> {
@@ -27,7 +30,7 @@ pub struct EventFacts<'a> {
     pub session_credential_from_console: Option<String>,
     pub vpc_endpoint_id: Option<Cow<'a, str>>,
     /// `(type, ARN)` of each `resources[]` entry.
-    pub resources: Vec<(Option<Cow<'a, str>>, Option<Cow<'a, str>>)>,
+    pub resources: Vec<ResourceFacts<'a>>,
     pub aws_region: Option<Cow<'a, str>>,
     pub recipient_account_id: Option<Cow<'a, str>>,
 }
