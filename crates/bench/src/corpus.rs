@@ -63,15 +63,21 @@ impl Write for CountingSink {
 impl Corpus {
     /// The main corpus: records, batches, value statistics and the gzip -6 comparison size.
     pub fn generate(path: &Path, events: u64, seed: u64, batch: usize) -> Result<Corpus> {
-        Self::build(path, events, seed, batch, true)
+        Self::build(path, events, seed, batch, true, None)
     }
 
     /// A second, disjoint set of records (other seed, so other eventIDs) for the freshness phase.
     pub fn generate_fresh(path: &Path, events: u64, seed: u64, batch: usize) -> Result<Corpus> {
-        Self::build(path, events, seed, batch, false)
+        Self::build(path, events, seed, batch, false, None)
     }
 
-    fn build(path: &Path, events: u64, seed: u64, batch: usize, analyse: bool) -> Result<Corpus> {
+    /// A disjoint set of records (as [`Corpus::generate_fresh`]) whose `awsRegion` is `region` in every record,
+    /// so a trail files them all under one Region (the delivery benchmark's validate phase).
+    pub fn generate_in_region(path: &Path, events: u64, seed: u64, batch: usize, region: &str) -> Result<Corpus> {
+        Self::build(path, events, seed, batch, false, Some(region))
+    }
+
+    fn build(path: &Path, events: u64, seed: u64, batch: usize, analyse: bool, region: Option<&str>) -> Result<Corpus> {
         let opts = eventgen::GenOptions {
             events,
             seed,
@@ -87,6 +93,12 @@ impl Corpus {
         let (mut batches, mut offset, mut cur) = (Vec::new(), 0u64, Batch { offset: 0, len: 0, records: 0 });
         for (i, rec) in eventgen::generate(&opts).enumerate() {
             let i = i as u64;
+            let rec = match region {
+                Some(r) => set_top_level_region(&rec, r)
+                    .with_context(|| format!("generated record {i} has no awsRegion string"))?
+                    .into(),
+                None => std::borrow::Cow::Borrowed(&*rec),
+            };
             out.write_all(rec.as_bytes())?;
             out.write_all(b"\n")?;
             let n = rec.len() + 1;
@@ -158,6 +170,15 @@ impl Corpus {
         self.file.read_exact_at(&mut buf, b.offset).context("read corpus batch")?;
         Ok(buf)
     }
+}
+
+/// `rec` with the value of its first `"awsRegion":"…"` member (eventgen writes it at the top level, before
+/// any nested object that could hold one) replaced by `region`. None when the record has no such member.
+fn set_top_level_region(rec: &str, region: &str) -> Option<String> {
+    const KEY: &str = "\"awsRegion\":\"";
+    let at = rec.find(KEY)? + KEY.len();
+    let end = at + rec[at..].find('"')?;
+    Some(format!("{}{region}{}", &rec[..at], &rec[end..]))
 }
 
 /// The header line of the columns file; `baselines/harness.py` checks it.
@@ -242,6 +263,20 @@ mod tests {
         assert_eq!(fields[0], "1");
         assert_eq!(fields[2], parsed.fields.event_id);
         assert_eq!(*fields.last().unwrap(), rec);
+    }
+
+    #[test]
+    fn region_rewrite_changes_only_the_top_level_region() {
+        let rec = first_generated();
+        let out = set_top_level_region(&rec, "xx-test-9").unwrap();
+        let (a, b): (serde_json::Value, serde_json::Value) =
+            (serde_json::from_str(&rec).unwrap(), serde_json::from_str(&out).unwrap());
+        assert_eq!(b["awsRegion"], "xx-test-9");
+        let (mut a, mut b) = (a, b);
+        a.as_object_mut().unwrap().remove("awsRegion");
+        b.as_object_mut().unwrap().remove("awsRegion");
+        assert_eq!(a, b);
+        assert_eq!(set_top_level_region("{\"eventName\":\"X\"}", "r"), None);
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub struct Freshness {
 }
 
 /// Sends one body, retrying 503 as a well-behaved client does; returns the answer and the retries.
-fn send(client: &Client, body: &[u8], gzip: bool, records: usize) -> Result<(Value, u64)> {
+pub(crate) fn send(client: &Client, body: &[u8], gzip: bool, records: usize) -> Result<(Value, u64)> {
     let mut headers = vec![("content-type", "application/x-ndjson")];
     if gzip {
         headers.push(("content-encoding", "gzip"));

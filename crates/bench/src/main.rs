@@ -10,6 +10,7 @@
 
 mod baselines;
 mod corpus;
+mod delivery;
 mod ingest;
 mod lookups;
 mod report;
@@ -101,6 +102,33 @@ struct Args {
     /// Keep the scratch directory.
     #[arg(long)]
     keep: bool,
+    /// Issue 8's delivery benchmark instead of the main one: trail throughput (local folder and moto S3) at
+    /// full ingest speed with `--events`, delivery delay, and `opentrail validate` vs `aws cloudtrail
+    /// validate-logs` on the same files. Uses --events, --seed, --batch, --ingest-threads, --encoding.
+    #[arg(long)]
+    delivery: bool,
+    /// Delivery benchmark: events of the moto S3 throughput run (moto is a Python server; 0 skips it).
+    #[arg(long, default_value_t = 200_000)]
+    moto_events: u64,
+    /// Delivery benchmark: steady ingest rate of the delay phase, events/s (0 skips the phase).
+    #[arg(long, default_value_t = 2000)]
+    delay_rate: u64,
+    /// Delivery benchmark: length of the delay phase.
+    #[arg(long, default_value_t = 20)]
+    delay_secs: u64,
+    /// Delivery benchmark: records per request in the delay phase.
+    #[arg(long, default_value_t = 100)]
+    delay_batch: usize,
+    /// Delivery benchmark: events delivered for the validate phase (750 k ≈ 1.1 GB of uncompressed log data;
+    /// 0 skips the phase).
+    #[arg(long, default_value_t = 750_000)]
+    validate_events: u64,
+    /// Delivery benchmark: skip the local-folder and moto throughput runs.
+    #[arg(long)]
+    no_throughput: bool,
+    /// The aws CLI (v1) that runs `cloudtrail validate-logs`.
+    #[arg(long, default_value = "aws")]
+    aws: PathBuf,
 }
 
 fn main() -> std::process::ExitCode {
@@ -123,6 +151,13 @@ fn run() -> Result<()> {
         .tempdir_in(&args.scratch)
         .with_context(|| format!("scratch dir in {}", args.scratch.display()))?;
     let dir = scratch.path().to_path_buf();
+    if args.delivery {
+        run_delivery(&args, &bin, &dir)?;
+        if args.keep {
+            eprintln!("kept {}", scratch.keep().display());
+        }
+        return Ok(());
+    }
 
     let mut engines = match &args.baselines {
         Some(list) => baselines::parse_list(list)?,
@@ -300,6 +335,88 @@ fn run() -> Result<()> {
         let kept = scratch.keep();
         eprintln!("kept {}", kept.display());
     }
+    Ok(())
+}
+
+/// `--delivery`: issue 8's benchmark (module `delivery`), its own report section.
+fn run_delivery(args: &Args, bin: &std::path::Path, dir: &std::path::Path) -> Result<()> {
+    let encoding = match args.encoding {
+        // The main benchmark's comparison picks gzip on this machine; the delivery runs do not repeat it.
+        Encoding::Auto => Encoding::Gzip,
+        e => e,
+    };
+    let o = delivery::Options {
+        bin,
+        dir,
+        seed: args.seed,
+        batch: args.batch,
+        threads: args.ingest_threads,
+        encoding,
+        events: args.events,
+        moto_events: args.moto_events,
+        delay_rate: args.delay_rate,
+        delay_secs: args.delay_secs,
+        delay_batch: args.delay_batch,
+        validate_events: args.validate_events,
+        aws: &args.aws,
+    };
+    let mut fig = report::DeliveryFigures { header: report::header(dir, bin), ..Default::default() };
+    println!("{}", fig.header);
+    let mut phase = Phase::start("delivery benchmark");
+    let mut figs = Figures::default();
+    if !args.no_throughput {
+        phase.next(&mut figs, &format!("generating {} events (seed {})", o.events, o.seed));
+        let corpus = corpus::Corpus::generate_fresh(&dir.join("delivery.ndjson"), o.events, o.seed, o.batch)?;
+        phase.next(&mut figs, &format!("throughput to a local folder: {} events, {encoding:?}", o.events));
+        let t = delivery::throughput_local(&o, &corpus)?;
+        step(&format!(
+            "  ingest {:.0} ev/s, delivery {:.0} ev/s, catch-up {:.2} s",
+            t.ingest_eps(),
+            t.delivery_eps(),
+            t.catch_up().as_secs_f64()
+        ));
+        fig.throughput.push(t);
+        drop(corpus);
+        let _ = std::fs::remove_file(dir.join("delivery.ndjson"));
+        if o.moto_events > 0 {
+            phase.next(&mut figs, &format!("throughput to moto S3: {} events", o.moto_events));
+            let corpus =
+                corpus::Corpus::generate_fresh(&dir.join("moto.ndjson"), o.moto_events, o.seed + 1_000_033, o.batch)?;
+            match delivery::throughput_moto(&o, &corpus) {
+                Ok(t) => {
+                    step(&format!(
+                        "  ingest {:.0} ev/s, delivery {:.0} ev/s, catch-up {:.2} s",
+                        t.ingest_eps(),
+                        t.delivery_eps(),
+                        t.catch_up().as_secs_f64()
+                    ));
+                    fig.throughput.push(t);
+                }
+                Err(e) => {
+                    step(&format!("  moto run failed: {e:#}"));
+                    fig.failed.push(("throughput to moto S3".into(), format!("{e:#}")));
+                }
+            }
+            drop(corpus);
+            let _ = std::fs::remove_file(dir.join("moto.ndjson"));
+        }
+    }
+    if o.delay_rate > 0 && o.delay_secs > 0 {
+        phase.next(&mut figs, &format!("delay: {} events/s for {} s", o.delay_rate, o.delay_secs));
+        let d = delivery::delay(&o)?;
+        step(&format!("  p50 {:?}, p99 {:?}", d.delay.p(50.0), d.delay.p(99.0)));
+        fig.delay = Some(d);
+    }
+    if o.validate_events > 0 {
+        phase.next(
+            &mut figs,
+            &format!("validate: {} events into a local bucket, then both validators", o.validate_events),
+        );
+        fig.validate = Some(delivery::validate(&o)?);
+    }
+    phase.finish(&mut figs);
+    fig.phases = figs.phases.into_iter().filter(|(n, _)| n != "delivery benchmark").collect();
+    println!("{}", report::render_delivery(&fig));
     Ok(())
 }
 

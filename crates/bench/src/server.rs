@@ -10,15 +10,20 @@ pub use harness::{Rss, rss};
 use serde_json::{Value, json};
 
 pub const ADMIN_KEY: &str = "AKIABENCHADMIN000001";
-const ADMIN_SECRET: &str = "bench-admin-secret-000000000000000000001";
+pub const ADMIN_SECRET: &str = "bench-admin-secret-000000000000000000001";
 const REGION: &str = "us-east-1";
 
 /// Writes the server config (one admin principal) into `dir`.
 pub fn write_config(dir: &Path) -> Result<PathBuf> {
+    write_config_with(dir, "")
+}
+
+/// [`write_config`] with `extra` TOML tables (e.g. `[delivery]`, `[buckets.<b>]`) after the principal.
+pub fn write_config_with(dir: &Path, extra: &str) -> Result<PathBuf> {
     let path = dir.join("opentrail.toml");
     let text = format!(
         "account_id = \"123456789012\"\nregion = \"{REGION}\"\n\n[[principals]]\naccess_key_id = \"{ADMIN_KEY}\"\n\
-         secret_access_key = \"{ADMIN_SECRET}\"\nuser_name = \"bench\"\nrole = \"admin\"\n"
+         secret_access_key = \"{ADMIN_SECRET}\"\nuser_name = \"bench\"\nrole = \"admin\"\n{extra}"
     );
     std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
     Ok(path)
@@ -115,6 +120,21 @@ impl Client {
         let page: LookupPage<'_> = serde_json::from_slice(&r.body).context("LookupEvents answer is not JSON")?;
         let ids = page.events.into_iter().map(|e| e.event_id.into_owned()).collect();
         Ok(crate::lookups::Page { ids, server: r.header("server-timing").and_then(parse_server_timing) })
+    }
+
+    /// A CloudTrail JSON 1.1 call (retried on 503 and throttling); a non-2xx answer is an error.
+    pub fn cloudtrail(&self, operation: &str, params: &Value) -> Result<Value> {
+        self.0.cloudtrail(operation, params).with_context(|| format!("{operation} {params}"))
+    }
+
+    /// `GET /metrics`, unsigned (it is not an audited call, so it adds no records to what a trail delivers).
+    pub fn metrics(&self) -> Result<String> {
+        let c = client::Client::unsigned(self.0.endpoint())?;
+        let r = c.send("GET", "/metrics", &[], b"")?;
+        if r.status != 200 {
+            bail!("GET /metrics answered {}", r.status);
+        }
+        Ok(r.text())
     }
 
     /// `GET /healthz`: (status, durableSeq, indexedSeq).
