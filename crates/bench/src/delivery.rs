@@ -590,10 +590,23 @@ pub fn parse_summary(text: &str) -> Option<((u64, u64), (u64, u64))> {
     Some((find("digest")?, find("log")?))
 }
 
+/// A command as one would type it: the S3 endpoint variable (the one that matters, reference §8), program and
+/// arguments; the credentials and the other variables set for it are left out.
+fn shell_form(cmd: &Command) -> String {
+    let mut parts: Vec<String> = cmd
+        .get_envs()
+        .filter(|(k, _)| *k == "AWS_ENDPOINT_URL_S3")
+        .filter_map(|(k, v)| Some(format!("{}={}", k.to_string_lossy(), v?.to_string_lossy())))
+        .collect();
+    parts.push(cmd.get_program().to_string_lossy().into_owned());
+    parts.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
+    parts.join(" ")
+}
+
 /// Runs one validator and insists on an all-valid result: exit 0, a summary with every digest and log file
 /// valid and none INVALID.
 fn run_validator(tool: &str, mut cmd: Command) -> Result<ValidatorRun> {
-    let shown = format!("{cmd:?}");
+    let shown = shell_form(&cmd);
     step(&format!("  {tool}: {shown}"));
     let start = Instant::now();
     let out = cmd.output().with_context(|| format!("start {tool}"))?;
