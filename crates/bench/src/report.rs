@@ -468,7 +468,7 @@ pub fn render_delivery(f: &DeliveryFigures) -> String {
         let _ = writeln!(s, "\n### Delay details\n");
         let _ = writeln!(
             s,
-            "- {} events sent open-loop in requests of {} from 2 clients; each event's ack time (by eventID) against the first time the bench's folder poller (every 20 ms) saw a log file holding it: {} events in {} log files; p50 {}, p90 {}, p99 {}, max {}. With a 1 s cut interval the floor is ~0.5 s on average (an event waits for the next cut) plus the cut, gzip, fsync and rename.",
+            "- {} events sent open-loop in requests of {} from 2 clients; each event's ack time (by eventID) against the first time the bench's folder poller (every 20 ms) saw a log file holding it: {} events in {} log files; p50 {}, p90 {}, p99 {}, max {}. The trail cuts every 1 s, so an event waits 0–1 s for its cut, then its file is staged (fsync) and uploaded after the files before it in that cut.",
             num(d.events as f64),
             d.batch,
             num(d.selected as f64),
