@@ -155,21 +155,15 @@ impl TrailDelivery {
         );
     }
 
-    /// Whether this trail delivers the record at `seq`.
-    fn selects(&self, trail: &Trail, seq: Seq, record: &Record) -> Option<(String, String)> {
-        if !trail.logging.logged(seq.0) {
-            return None;
-        }
-        let facts = match EventFacts::parse(record.json()) {
-            Ok(f) => f,
-            Err(_) => return None,
-        };
+    /// Where this trail delivers a record it logs, `(account, Region)`, or `None` when its Region or
+    /// selectors leave it out.
+    fn target(&self, trail: &Trail, facts: &EventFacts<'_>) -> Option<(String, String)> {
         let home = self.shared.trails.home();
         let region = facts.aws_region.as_deref().unwrap_or(&home.region);
         if !trail.settings.is_multi_region_trail && region != home.region {
             return None;
         }
-        if !trail.selectors.matches(&facts) {
+        if !trail.selectors.matches(facts) {
             return None;
         }
         let account = facts.recipient_account_id.as_deref().unwrap_or(&home.account);
@@ -547,12 +541,19 @@ impl TrailDelivery {
         self.refresh_trail();
         if let Some(trail) = self.trail.clone() {
             for (seq, record) in items {
-                let Some(target) = self.selects(&trail, seq, &record) else {
-                    if EventFacts::parse(record.json()).is_err() {
-                        self.unparsable += 1;
-                    }
+                if !trail.logging.logged(seq.0) {
                     continue;
+                }
+                let facts = match EventFacts::parse(record.json()) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        // Stored records were validated at ingest: this is damage, and it is skipped, not fatal.
+                        self.unparsable += 1;
+                        tracing::error!(trail = %self.trail_name, %seq, error = %e, "stored record is not a JSON object; not delivered");
+                        continue;
+                    }
                 };
+                let Some(target) = self.target(&trail, &facts) else { continue };
                 let builder = self.open.entry(target).or_default();
                 let before = builder.uncompressed_len() as usize;
                 builder.push(record.json().as_bytes(), record.fields.event_time);
