@@ -6,6 +6,8 @@ mod audit;
 mod core;
 mod crash;
 mod data_plane;
+mod delivered;
+mod delivery_s3;
 mod front_door;
 mod lookup_events;
 mod s3_api;
