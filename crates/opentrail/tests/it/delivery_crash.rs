@@ -16,6 +16,9 @@ use serde_json::{Value, json};
 use crate::delivered::*;
 use crate::support::*;
 
+/// A batch's eventIDs and its NDJSON body.
+type Batch = (Vec<String>, String);
+
 /// Hard-coded: kill/restart cycles of the random test (each a second or two of ingest and delivery).
 const CYCLES: usize = 6;
 
@@ -117,7 +120,7 @@ fn trail_delivery_survives_sigkill_again_and_again_without_losing_or_doubling_an
     let bucket = data.join("buckets").join("crash-logs");
     let trail = "crashy";
     let acked: Arc<Mutex<BTreeSet<String>>> = Arc::default();
-    let mut unanswered: Vec<(Vec<String>, String)> = Vec::new();
+    let mut unanswered: Vec<Batch> = Vec::new();
     let (mut uploaded_unrecorded, mut orphans) = (0, 0);
 
     for cycle in 0..CYCLES {
@@ -135,7 +138,7 @@ fn trail_delivery_survives_sigkill_again_and_again_without_losing_or_doubling_an
             acked.lock().unwrap().extend(ids);
         }
         let addr = server.addr.clone();
-        let pending: Arc<Mutex<Option<(Vec<String>, String)>>> = Arc::default();
+        let pending: Arc<Mutex<Option<Batch>>> = Arc::default();
         let ingester = {
             let (acked, pending) = (acked.clone(), pending.clone());
             std::thread::spawn(move || {
