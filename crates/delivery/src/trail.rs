@@ -265,10 +265,19 @@ impl TrailDelivery {
                 }
                 Err(e) => {
                     tracing::warn!(trail = %self.trail_name, bucket = %item.bucket, key = %item.key, error = %e, retry_in_ms = self.backoff.as_millis() as u64, "delivery failed; will retry");
+                    // The outbox goes in order: the objects queued behind this one wait for it, so a log file
+                    // stuck behind an undeliverable digest (or the other way round) fails with its error too.
                     let msg = e.to_string();
-                    match item.kind {
-                        StagedKind::Log => self.state.status.latest_delivery_error = Some(msg),
-                        StagedKind::Digest => self.state.status.latest_digest_delivery_error = Some(msg),
+                    let kinds = self.state.outbox.iter().map(|s| s.kind);
+                    let (logs, digests) = kinds
+                        .fold((false, false), |(l, d), k| (l || k == StagedKind::Log, d || k == StagedKind::Digest));
+                    if logs {
+                        self.state.status.latest_delivery_attempt_time = Some(now);
+                        self.state.status.latest_delivery_error = Some(msg.clone());
+                    }
+                    if digests {
+                        self.state.status.latest_digest_attempt_time = Some(now);
+                        self.state.status.latest_digest_delivery_error = Some(msg);
                     }
                     self.shared.count_error(&self.trail_name);
                     self.retry_at = Some(Instant::now() + self.backoff);
