@@ -6,6 +6,7 @@ mod audit;
 mod core;
 mod crash;
 mod data_plane;
+mod delivery;
 mod front_door;
 mod lookup_events;
 mod s3_api;
