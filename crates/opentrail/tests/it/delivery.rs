@@ -723,11 +723,16 @@ fn trails_deliver_selected_events_verbatim_and_validate_logs_proves_and_catches_
     let out = cp.output().unwrap();
     assert!(out.status.success(), "{}", text(&out).1);
     assert!(out.stdout == std::fs::read(root.join(&victim.key)).unwrap(), "aws s3 cp returned other bytes");
+    // A stopped trail's delivery is finished; deleting it removes its delivery state too.
+    let nokms_state = s.data_dir.join("delivery").join("nokms");
+    assert!(nokms_state.exists());
+    call(&s, "DeleteTrail", json!({"Name": "nokms"}));
+    wait_for("a stopped trail's delivery state to go", Duration::from_secs(10), || !nokms_state.exists());
     s.assert_no_errors_logged();
 }
 
 #[test]
-fn a_restart_loses_and_doubles_nothing_and_keeps_the_chain_valid() {
+fn a_restart_or_a_crash_loses_and_doubles_nothing_and_keeps_the_chain_valid() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("opentrail.toml");
     std::fs::write(&cfg, config_toml(FAST)).unwrap();
@@ -754,10 +759,22 @@ fn a_restart_loses_and_doubles_nothing_and_keeps_the_chain_valid() {
     s.stop();
     s.assert_no_errors_logged();
 
-    let s = Server::spawn(&data, Some(&cfg), "127.0.0.1:0");
+    let mut s = Server::spawn(&data, Some(&cfg), "127.0.0.1:0");
     let after = events("r3", 150);
     ingest(&s, &after);
-    let all: Vec<Value> = before.iter().chain(&in_flight).chain(&after).cloned().collect();
+    wait_delivered(&s, &t, &selected_ids(&t, &after));
+    // And a crash (SIGKILL) with records acknowledged and not yet delivered.
+    let crashed = events("r4", 150);
+    ingest(&s, &crashed);
+    std::thread::sleep(Duration::from_millis(600)); // somewhere inside the next cut or upload, or not yet
+    s.kill();
+
+    let s = Server::spawn(&data, Some(&cfg), "127.0.0.1:0");
+    let last = events("r5", 30);
+    ingest(&s, &last);
+    let status = call(&s, "GetTrailStatus", json!({"Name": "audit"}));
+    assert!(status["LatestDeliveryTime"].as_f64().is_some(), "delivery status survives restarts: {status}");
+    let all: Vec<Value> = before.iter().chain(&in_flight).chain(&after).chain(&crashed).chain(&last).cloned().collect();
     let expected = selected_ids(&t, &all);
     wait_delivered(&s, &t, &expected);
     let digests_now = delivered(&s, &t).digests["us-east-1"].len();
