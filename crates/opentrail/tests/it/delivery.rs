@@ -144,7 +144,9 @@ fn trail_cases() -> Vec<TrailCase> {
             bucket: "multi-logs",
             prefix: None,
             multi_region: true,
-            selectors: Some(json!({"EventSelectors": [{"ReadWriteType": "WriteOnly", "IncludeManagementEvents": true}]})),
+            selectors: Some(
+                json!({"EventSelectors": [{"ReadWriteType": "WriteOnly", "IncludeManagementEvents": true}]}),
+            ),
             selects: |e| category(e) == "Management" && !read_only(e),
         },
         // Basic, ExcludeManagementEventSources, with a key prefix, into a bucket shared with another trail.
@@ -617,7 +619,8 @@ fn trails_deliver_selected_events_verbatim_and_validate_logs_proves_and_catches_
             let expected_starts = if matches!(t.name, "audit" | "writes") { 2 } else { 1 };
             assert_eq!(starts, expected_starts, "{} {region}: chain starts", t.name);
             listed.sort();
-            let mut on_disk: Vec<String> = d.logs.iter().filter(|f| &f.region == region).map(|f| f.key.clone()).collect();
+            let mut on_disk: Vec<String> =
+                d.logs.iter().filter(|f| &f.region == region).map(|f| f.key.clone()).collect();
             on_disk.sort();
             assert_eq!(listed, on_disk, "{} {region}: every log file in exactly one digest", t.name);
         }
@@ -673,7 +676,7 @@ fn trails_deliver_selected_events_verbatim_and_validate_logs_proves_and_catches_
     let meta_path = sidecar(&root, &newest);
     let mut meta: Value = serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap();
     let sig = meta["metadata"]["signature"].as_str().unwrap().to_string();
-    let flipped = if sig.starts_with('0') { format!("1{}", &sig[1..]) } else { format!("0{}", &sig[1..]) };
+    let flipped = format!("{}{}", if sig.starts_with('0') { '1' } else { '0' }, &sig[1..]);
     meta["metadata"]["signature"] = flipped.into();
     let old = overwrite(&meta_path, meta.to_string().as_bytes());
     let stderr = assert_invalid(&validate_logs(&s, &arn("audit"), &begun, &[]), "signature verification failed");
@@ -703,11 +706,7 @@ fn trails_deliver_selected_events_verbatim_and_validate_logs_proves_and_catches_
     assert_eq!(status["LatestDigestS3Object"], json!(newest), "{status}");
     let m = metrics(&s);
     let delivered_events: usize = audit.logs.iter().map(|f| f.records.len()).sum();
-    assert_eq!(
-        metric(&m, "opentrail_delivery_events_total{trail=\"audit\"}"),
-        Some(delivered_events as f64),
-        "{m}"
-    );
+    assert_eq!(metric(&m, "opentrail_delivery_events_total{trail=\"audit\"}"), Some(delivered_events as f64), "{m}");
 
     // The S3 read API lists what was delivered and returns the same bytes.
     let mut ls = s.aws(AUDITOR_KEY, AUDITOR_SECRET);
