@@ -534,11 +534,19 @@ fn trails_deliver_selected_events_verbatim_and_validate_logs_proves_and_catches_
     wait_for("three audit digests", Duration::from_secs(30), || {
         delivered(&s, by_name("audit")).digests.get("us-east-1").is_some_and(|d| d.len() >= 3)
     });
+    let stopped_at = now_ms() / 1000 * 1000;
     for t in &cases {
         call(&s, "StopLogging", json!({"Name": t.name}));
     }
     for t in &cases {
         wait_finished(&s, t.name);
+        // A final digest in each Region, written after the stop, closes each chain.
+        let d = delivered(&s, t);
+        for (region, keys) in &d.digests {
+            let last = read_digest(&bucket_root(&s, t.bucket), keys.last().unwrap());
+            let end = chrono::DateTime::parse_from_rfc3339(last["digestEndTime"].as_str().unwrap()).unwrap();
+            assert!(end.timestamp_millis() >= stopped_at, "{} {region}: no digest after StopLogging: {last}", t.name);
+        }
     }
     let stopped: BTreeMap<&str, usize> =
         cases.iter().map(|t| (t.name, delivered(&s, t).digests.values().map(Vec::len).sum())).collect();
@@ -609,7 +617,13 @@ fn trails_deliver_selected_events_verbatim_and_validate_logs_proves_and_catches_
                 let dg = read_digest(&root, key);
                 assert_eq!(dg["digestS3Object"], json!(key));
                 match dg["previousDigestS3Object"].as_str() {
-                    None => starts += 1,
+                    None => {
+                        // A chain start: every previousDigest* field is null.
+                        for f in ["S3Bucket", "HashValue", "HashAlgorithm", "Signature"] {
+                            assert!(dg[format!("previousDigest{f}")].is_null(), "{key}: {dg}");
+                        }
+                        starts += 1
+                    }
                     Some(prev) => assert_eq!(Some(prev), i.checked_sub(1).map(|j| keys[j].as_str()), "{key}"),
                 }
                 for lf in dg["logFiles"].as_array().unwrap() {
