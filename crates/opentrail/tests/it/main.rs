@@ -7,6 +7,7 @@ mod core;
 mod crash;
 mod data_plane;
 mod delivered;
+mod delivery;
 mod delivery_crash;
 mod delivery_s3;
 mod front_door;
