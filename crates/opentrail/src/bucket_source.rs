@@ -27,7 +27,10 @@ impl BucketSource {
         }
         let Some(target) = &self.s3 else {
             return Err(SourceError {
-                message: format!("bucket {name} is not available offline (only --bucket-dir, bucket {})", self.primary.name()),
+                message: format!(
+                    "bucket {name} is not available offline (only --bucket-dir, bucket {})",
+                    self.primary.name()
+                ),
             });
         };
         let mut others = self.others.lock().unwrap_or_else(|p| p.into_inner());

@@ -147,11 +147,11 @@ fn offline(args: &ValidateArgs, dir: &Path, start: EventTime, end: EventTime) ->
     }
     let name = match &args.s3_bucket {
         Some(b) => b.clone(),
-        None => dir
-            .canonicalize()
-            .ok()
-            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .ok_or_else(|| anyhow!("--bucket-dir {}: cannot tell the bucket's name; give --s3-bucket", dir.display()))?,
+        None => {
+            dir.canonicalize().ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).ok_or_else(
+                || anyhow!("--bucket-dir {}: cannot tell the bucket's name; give --s3-bucket", dir.display()),
+            )?
+        }
     };
     let mut keys = Vec::new();
     for path in &args.public_key {
@@ -188,10 +188,8 @@ fn online(args: &ValidateArgs, start: EventTime, end: EventTime) -> Result<Input
                 .flatten()
                 .find(|t| t["TrailARN"].as_str() == Some(arn.as_str()))
                 .ok_or_else(|| anyhow!("trail {arn} not found at {endpoint}"))?;
-            let bucket = trail["S3BucketName"]
-                .as_str()
-                .ok_or_else(|| anyhow!("trail {arn} has no S3BucketName"))?
-                .to_string();
+            let bucket =
+                trail["S3BucketName"].as_str().ok_or_else(|| anyhow!("trail {arn} has no S3BucketName"))?.to_string();
             let prefix = trail["S3KeyPrefix"].as_str().filter(|p| !p.is_empty()).map(str::to_string);
             (bucket, prefix)
         }
@@ -234,9 +232,8 @@ fn published_keys(answer: &Value) -> Result<Vec<PublicKey>> {
     for (i, k) in answer["PublicKeyList"].as_array().into_iter().flatten().enumerate() {
         let bad = |what: &str| anyhow!("ListPublicKeys: PublicKeyList[{i}].{what} is missing or invalid");
         let der = k["Value"].as_str().and_then(|v| BASE64.decode(v).ok()).ok_or_else(|| bad("Value"))?;
-        let time = |field: &str| {
-            k[field].as_f64().and_then(EventTime::from_epoch_seconds_f64).ok_or_else(|| bad(field))
-        };
+        let time =
+            |field: &str| k[field].as_f64().and_then(EventTime::from_epoch_seconds_f64).ok_or_else(|| bad(field));
         keys.push(PublicKey {
             fingerprint: k["Fingerprint"].as_str().ok_or_else(|| bad("Fingerprint"))?.to_string(),
             der_pkcs1: der,
@@ -284,7 +281,9 @@ pub fn parse_key_file(text: &str) -> Result<Vec<Vec<u8>>> {
             }
             let der = BASE64.decode(line).map_err(|e| anyhow!("line {}: not base64: {e}", n + 1))?;
             let key = if is_pkcs1_public_key(&der) { Some(der) } else { pkcs1_from_spki(&der) };
-            keys.push(key.ok_or_else(|| anyhow!("line {}: not a PKCS#1 or SubjectPublicKeyInfo RSA public key", n + 1))?);
+            keys.push(
+                key.ok_or_else(|| anyhow!("line {}: not a PKCS#1 or SubjectPublicKeyInfo RSA public key", n + 1))?,
+            );
         }
     }
     if keys.is_empty() {
@@ -381,8 +380,7 @@ mod tests {
         let der = key.public_key_pkcs1_der().to_vec();
         let b64 = BASE64.encode(&der);
         assert_eq!(parse_key_file(&format!("{b64}\n\n{b64}\n")).unwrap(), vec![der.clone(), der.clone()]);
-        let wrapped: Vec<String> =
-            b64.as_bytes().chunks(64).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
+        let wrapped: Vec<String> = b64.as_bytes().chunks(64).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
         let pem = format!("-----BEGIN RSA PUBLIC KEY-----\n{}\n-----END RSA PUBLIC KEY-----\n", wrapped.join("\n"));
         assert_eq!(parse_key_file(&pem).unwrap(), vec![der.clone()]);
         let err = parse_key_file("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").unwrap_err();
