@@ -320,6 +320,8 @@ fn validate_finds_every_kind_of_tampering_online_offline_and_with_the_aws_cli() 
 fn rotation_on_command_keeps_both_keys_published_and_every_digest_valid() {
     let s = delivered_trail("", 3, |s, round| {
         if round == 1 {
+            // A digest signed by the first key before the rotation.
+            wait_until("a first digest", Duration::from_secs(20), || !digests(&bucket_root(s)).is_empty());
             let auditor = s.cli_as(AUDITOR_KEY, AUDITOR_SECRET).args(["keys", "rotate"]).output().unwrap();
             assert!(!auditor.status.success() && text(&auditor).contains("AccessDenied"), "{}", text(&auditor));
             let o = s.cli().args(["keys", "rotate"]).output().unwrap();
@@ -369,7 +371,27 @@ fn rotation_on_command_keeps_both_keys_published_and_every_digest_valid() {
 
 #[test]
 fn scheduled_rotation_signs_with_each_new_key_and_everything_validates() {
-    let s = delivered_trail("[keys]\nrotate_every = \"2s\"\n", 3, |_, _| {});
+    // The first digest's key, then a key the schedule made after it: the digest delivered after the last
+    // round is signed by a newer key than the first one.
+    let mut first: Option<(String, f64)> = None;
+    let s = delivered_trail("[keys]\nrotate_every = \"2s\"\n", 3, |s, round| {
+        if round == 0 {
+            wait_until("a first digest", Duration::from_secs(20), || !digests(&bucket_root(s)).is_empty());
+            let fp = digests(&bucket_root(s))[0].1["digestPublicKeyFingerprint"].as_str().unwrap().to_string();
+            first = Some((fp, chrono::Utc::now().timestamp_millis() as f64 / 1000.0));
+        }
+        if round == 1 {
+            let after = first.as_ref().unwrap().1;
+            wait_until("a scheduled rotation", Duration::from_secs(20), || {
+                call(s, "ListPublicKeys", json!({"StartTime": 0, "EndTime": 4_000_000_000u64}))["PublicKeyList"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|k| k["ValidityStartTime"].as_f64().is_some_and(|t| t > after))
+            });
+        }
+    });
+    let (first_fp, _) = first.unwrap();
     let keys = call(&s, "ListPublicKeys", json!({"StartTime": 0, "EndTime": 4_000_000_000u64}))["PublicKeyList"]
         .as_array()
         .unwrap()
@@ -379,7 +401,7 @@ fn scheduled_rotation_signs_with_each_new_key_and_everything_validates() {
         .iter()
         .map(|(_, d)| d["digestPublicKeyFingerprint"].as_str().unwrap().to_string())
         .collect();
-    assert!(used.len() >= 2, "digests signed by {used:?}");
+    assert!(used.len() >= 2 && used.contains(&first_fp), "digests signed by {used:?}");
     let o = online(&s, &start_time(), &[]);
     assert_exit(&o, 0);
     s.assert_no_errors_logged();
