@@ -17,3 +17,4 @@ mod sdk_js;
 mod signatures;
 mod support;
 mod trails;
+mod validate;
