@@ -132,6 +132,9 @@ async fn call(app: &Arc<App>, ctx: &CallContext, requested: &Requested, parts: &
         Effect::Refused => {
             audit_and_answer(app, ctx, requested, &params, Err(ApiError::s3_write_once(op.name()))).await
         }
+        Effect::ControlPlane if op == Operation::RotateSigningKey => {
+            rotate_signing_key(app, ctx, requested, op, &params).await
+        }
         Effect::ControlPlane => control_plane(app, ctx, requested, op, &params).await,
         Effect::Records => {
             let prepared = match op {
@@ -220,6 +223,7 @@ fn request_parameters(
         }
         Surface::Native => Ok(match op {
             Operation::GetEvent => json!({"eventID": event_id.unwrap_or_default()}),
+            Operation::RotateSigningKey => json!({}),
             _ => json!({
                 "bodyBytes": body.len(),
                 "contentType": header_str(&parts.headers, "content-type"),
@@ -329,12 +333,73 @@ async fn control_plane(
         Err(e) => return audit_and_answer(app, ctx, requested, params, Err(e)).await,
         Ok(v) => v,
     };
+    if let Err(refused) = record_durably(app, ctx, requested, op, params, &answer).await {
+        return refused;
+    }
+    let metrics = app.store.metrics();
+    let cp = app.control_plane.clone();
+    let committed = blocking(move || cp.commit(staged)).await.and_then(|r| r.map_err(|e| ApiError::internal(&e)));
+    if let Err(e) = committed {
+        // A rename needs no space; only a broken disk gets here.
+        metrics.record_audit(AuditOutcome::EffectFailedAfterAudit);
+        tracing::error!(operation = op.name(), error = %e.message, "call recorded as done, then failed to apply");
+        return finish(app, ctx, requested, Err(e));
+    }
+    finish(app, ctx, requested, Ok(Reply::Json(answer)))
+}
+
+/// `RotateSigningKey`: a fresh key is generated (nothing changed yet), the call recorded durably with the
+/// new key's fingerprint and start, and only then the key written and made the signer — the control-plane
+/// order, with the key ring standing for the state files. Serialized with the other control-plane calls.
+async fn rotate_signing_key(
+    app: &Arc<App>,
+    ctx: &CallContext,
+    requested: &Requested,
+    op: Operation,
+    params: &Value,
+) -> Response {
+    let _turn = app.control_plane_turn.lock().await;
+    let (keys, now) = (app.keys.clone(), ctx.now);
+    let pending = match blocking(move || keys.prepare_rotation(now)).await {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => return audit_and_answer(app, ctx, requested, params, Err(ApiError::internal(&e))).await,
+        Err(e) => return audit_and_answer(app, ctx, requested, params, Err(e)).await,
+    };
+    let answer = crate::keys::rotation_answer(pending.fingerprint(), pending.validity_start());
+    if let Err(refused) = record_durably(app, ctx, requested, op, params, &answer).await {
+        return refused;
+    }
+    let keys = app.keys.clone();
+    let installed = blocking(move || keys.install(pending)).await.and_then(|r| r.map_err(|e| ApiError::internal(&e)));
+    match installed {
+        Ok(key) => {
+            let answer = crate::keys::rotation_answer(key.fingerprint(), key.validity_start());
+            finish(app, ctx, requested, Ok(Reply::Json(answer)))
+        }
+        Err(e) => {
+            app.store.metrics().record_audit(AuditOutcome::EffectFailedAfterAudit);
+            tracing::error!(operation = op.name(), error = %e.message, "call recorded as done, then failed to apply");
+            finish(app, ctx, requested, Err(e))
+        }
+    }
+}
+
+/// Makes the audit record of a call that changes state durable before its effect is applied; `Err` is the
+/// refusal to send when it cannot be written (nothing was changed).
+async fn record_durably(
+    app: &Arc<App>,
+    ctx: &CallContext,
+    requested: &Requested,
+    op: Operation,
+    params: &Value,
+    answer: &Value,
+) -> Result<(), Response> {
     let facts = Facts {
         surface: op.surface(),
         event_name: op.name(),
         read_only: false,
         request: params,
-        result: Ok(&answer),
+        result: Ok(answer),
         s3: None,
     };
     let metrics = app.store.metrics();
@@ -353,18 +418,10 @@ async fn control_plane(
     if let Err(e) = durable {
         metrics.record_audit(AuditOutcome::Refused);
         tracing::warn!(error = %e.message, operation = op.name(), "call refused: its audit record cannot be written");
-        return finish(app, ctx, requested, Err(refusal(e)));
+        return Err(finish(app, ctx, requested, Err(refusal(e))));
     }
     metrics.record_audit(AuditOutcome::Durable);
-    let cp = app.control_plane.clone();
-    let committed = blocking(move || cp.commit(staged)).await.and_then(|r| r.map_err(|e| ApiError::internal(&e)));
-    if let Err(e) = committed {
-        // A rename needs no space; only a broken disk gets here.
-        metrics.record_audit(AuditOutcome::EffectFailedAfterAudit);
-        tracing::error!(operation = op.name(), error = %e.message, "call recorded as done, then failed to apply");
-        return finish(app, ctx, requested, Err(e));
-    }
-    finish(app, ctx, requested, Ok(Reply::Json(answer)))
+    Ok(())
 }
 
 /// Records and the call's own audit record, in one group commit.

@@ -219,6 +219,12 @@ impl App {
         Ok(())
     }
 
+    /// Starts the signing keys' rotation schedule (`[keys] rotate_every`; nothing when it is not set), its
+    /// timer on `runtime`.
+    pub fn start_key_schedule(self: &Arc<Self>, runtime: &tokio::runtime::Handle) {
+        keys::spawn_schedule(self, runtime);
+    }
+
     /// Stops every trail's delivery (staged files stay in their outbox for the next start).
     pub fn stop_delivery(&self) {
         if let Some(d) = self.delivery.get() {

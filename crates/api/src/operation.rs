@@ -12,7 +12,7 @@ pub enum Surface {
     CloudTrail,
     /// `POST /PutAuditEvents?channelArn=…` (REST-JSON).
     CloudTrailData,
-    /// opentrail's own API: `/v1/events`.
+    /// opentrail's own API: `/v1/events`, `/v1/keys/rotate`.
     Native,
     /// The S3 read API over local-folder buckets: path-style `GET|HEAD /<bucket>[/<key>]` (REST-XML).
     S3,
@@ -107,6 +107,7 @@ operations! {
     PutAuditEvents => CloudTrailData, Records;
     PutEvents => Native, Records;
     GetEvent => Native, Read;
+    RotateSigningKey => Native, ControlPlane;
     ListBuckets => S3, Read;
     GetBucketLocation => S3, Read;
     HeadBucket => S3, Read;
@@ -254,6 +255,9 @@ impl Requested {
         }
         if method == Method::POST && path == "/v1/events" {
             return known(Operation::PutEvents);
+        }
+        if method == Method::POST && path == "/v1/keys/rotate" {
+            return known(Operation::RotateSigningKey);
         }
         if method == Method::GET
             && let Some(id) = path.strip_prefix("/v1/events/")
@@ -435,6 +439,12 @@ mod tests {
         assert_eq!(Operation::CreateTrail.action(), "cloudtrail:CreateTrail");
         assert_eq!(Operation::PutAuditEvents.action(), "cloudtrail-data:PutAuditEvents");
         assert_eq!(Operation::GetEvent.action(), "opentrail:GetEvent");
+        assert_eq!(Operation::RotateSigningKey.action(), "opentrail:RotateSigningKey");
+        assert!(!Operation::RotateSigningKey.read_only());
+        assert_eq!(
+            Requested::parse(&Method::POST, "/v1/keys/rotate", "", &HeaderMap::new()),
+            Requested::Known { op: Operation::RotateSigningKey, event_id: None, s3: None }
+        );
         assert!(Operation::GetTrailStatus.read_only() && !Operation::StartLogging.read_only());
     }
 

@@ -232,6 +232,9 @@ impl Bucket {
                 // The sidecar first: an object is never visible without its metadata. A crash between the
                 // two leaves a sidecar with no object, which the retried put replaces.
                 if let Some(existing) = self.existing_size(&path).await? {
+                    // A crash between the link into place and the seal leaves the object writable and maybe
+                    // not durable; the retry that finds it (and counts it delivered) finishes the seal.
+                    self.seal_local(&path, key).await?;
                     return Err(self.exists(key, existing));
                 }
                 if !metadata.is_empty() {
@@ -274,12 +277,18 @@ impl Bucket {
             }
             Err(e) => return Err(self.error("put", key, e)),
         }
-        if let Kind::Local { fs, .. } = &self.kind {
-            let file = fs.path_to_filesystem(&path).map_err(|e| self.error("put", key, e))?;
-            let root = std::fs::canonicalize(self.local_root().unwrap_or(Path::new("."))).unwrap_or_default();
-            blocking(move || seal(&file, &root)).await.map_err(|e| self.other("fsync", key, e))?;
+        if let Kind::Local { .. } = &self.kind {
+            self.seal_local(&path, key).await?;
         }
         Ok(())
+    }
+
+    /// Makes a local object durable with its folders and read-only (idempotent).
+    async fn seal_local(&self, path: &StorePath, key: &str) -> Result<(), BucketError> {
+        let Kind::Local { fs, .. } = &self.kind else { return Ok(()) };
+        let file = fs.path_to_filesystem(path).map_err(|e| self.error("put", key, e))?;
+        let root = std::fs::canonicalize(self.local_root().unwrap_or(Path::new("."))).unwrap_or_default();
+        blocking(move || seal(&file, &root)).await.map_err(|e| self.other("fsync", key, e))
     }
 
     /// The object, or `range` of it (clamped to its end; a range starting at or past the end is an error).

@@ -111,6 +111,23 @@ async fn a_crash_between_sidecar_and_object_is_repaired_by_the_retried_put() {
     assert_eq!(b.head("k").await.unwrap().metadata["signature"], "fresh");
 }
 
+#[tokio::test]
+async fn a_crash_between_link_and_seal_is_sealed_by_the_retried_put() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("b1");
+    let b = Bucket::open("b1", &BucketTarget::Local { root: root.clone() }).unwrap();
+    // What a crash after the object is linked into place and before it is made read-only leaves behind.
+    let file = root.join("AWSLogs/k.json.gz");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, b"v").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // The retry finds it (the caller compares and counts it delivered) and finishes the seal.
+    let err = b.put_once("AWSLogs/k.json.gz", Bytes::from_static(b"v"), &[]).await.unwrap_err();
+    assert!(matches!(err, BucketError::Exists { size: 1, .. }), "{err}");
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o444);
+    assert_eq!(std::fs::read(&file).unwrap(), b"v");
+}
+
 fn s3(moto: &MotoServer, object_lock: Option<ObjectLock>) -> BucketTarget {
     BucketTarget::S3(S3Target {
         endpoint: moto.endpoint.clone(),

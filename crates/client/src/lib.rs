@@ -153,6 +153,17 @@ impl Client {
         &self.endpoint
     }
 
+    /// The credential requests are signed with (`None` for an unsigned client): `opentrail validate` reads
+    /// the server's S3 API with the same one.
+    pub fn credential(&self) -> Option<&Credential> {
+        self.cred.as_ref()
+    }
+
+    /// The Region requests are signed for.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
     /// Sends one request, signed now for the surface at its path ([`signing_name`]), once. Any status is an answer; an error
     /// means no whole answer arrived (the server is not there, or the connection broke).
     pub fn send(

@@ -216,6 +216,33 @@ impl Delivery {
                 tracing::info!(trail = %name, "deleted trail's delivery finished");
             }
         }
+        // A trail deleted after its delivery had finished (stopped, final digests written) has no view to
+        // notice the deletion: its state goes here. One whose delivery is unfinished keeps a running view,
+        // which finishes it and is removed above.
+        if let Ok(entries) = std::fs::read_dir(&self.shared.dir) {
+            let names: std::collections::BTreeSet<&str> = trails.iter().map(|t| t.name.as_str()).collect();
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if names.contains(name.as_str()) || running.contains_key(&name) {
+                    continue;
+                }
+                let finished = match state::TrailState::load(&e.path()) {
+                    Ok(Some(s)) => s.finalized && s.outbox.is_empty(),
+                    // Never saved: nothing was staged.
+                    Ok(None) => true,
+                    Err(_) => false,
+                };
+                if !finished {
+                    continue;
+                }
+                if let Err(err) = std::fs::remove_dir_all(e.path()) {
+                    tracing::warn!(trail = %name, error = %err, "cannot remove the delivery state of a deleted trail");
+                    continue;
+                }
+                self.shared.status.lock().remove(&name);
+                tracing::info!(trail = %name, "deleted trail's delivery state removed");
+            }
+        }
         for t in trails {
             if running.contains_key(&t.name) {
                 continue;

@@ -155,21 +155,15 @@ impl TrailDelivery {
         );
     }
 
-    /// Whether this trail delivers the record at `seq`.
-    fn selects(&self, trail: &Trail, seq: Seq, record: &Record) -> Option<(String, String)> {
-        if !trail.logging.logged(seq.0) {
-            return None;
-        }
-        let facts = match EventFacts::parse(record.json()) {
-            Ok(f) => f,
-            Err(_) => return None,
-        };
+    /// Where this trail delivers a record it logs, `(account, Region)`, or `None` when its Region or
+    /// selectors leave it out.
+    fn target(&self, trail: &Trail, facts: &EventFacts<'_>) -> Option<(String, String)> {
         let home = self.shared.trails.home();
         let region = facts.aws_region.as_deref().unwrap_or(&home.region);
         if !trail.settings.is_multi_region_trail && region != home.region {
             return None;
         }
-        if !trail.selectors.matches(&facts) {
+        if !trail.selectors.matches(facts) {
             return None;
         }
         let account = facts.recipient_account_id.as_deref().unwrap_or(&home.account);
@@ -271,10 +265,19 @@ impl TrailDelivery {
                 }
                 Err(e) => {
                     tracing::warn!(trail = %self.trail_name, bucket = %item.bucket, key = %item.key, error = %e, retry_in_ms = self.backoff.as_millis() as u64, "delivery failed; will retry");
+                    // The outbox goes in order: the objects queued behind this one wait for it, so a log file
+                    // stuck behind an undeliverable digest (or the other way round) fails with its error too.
                     let msg = e.to_string();
-                    match item.kind {
-                        StagedKind::Log => self.state.status.latest_delivery_error = Some(msg),
-                        StagedKind::Digest => self.state.status.latest_digest_delivery_error = Some(msg),
+                    let kinds = self.state.outbox.iter().map(|s| s.kind);
+                    let (logs, digests) = kinds
+                        .fold((false, false), |(l, d), k| (l || k == StagedKind::Log, d || k == StagedKind::Digest));
+                    if logs {
+                        self.state.status.latest_delivery_attempt_time = Some(now);
+                        self.state.status.latest_delivery_error = Some(msg.clone());
+                    }
+                    if digests {
+                        self.state.status.latest_digest_attempt_time = Some(now);
+                        self.state.status.latest_digest_delivery_error = Some(msg);
                     }
                     self.shared.count_error(&self.trail_name);
                     self.retry_at = Some(Instant::now() + self.backoff);
@@ -547,12 +550,19 @@ impl TrailDelivery {
         self.refresh_trail();
         if let Some(trail) = self.trail.clone() {
             for (seq, record) in items {
-                let Some(target) = self.selects(&trail, seq, &record) else {
-                    if EventFacts::parse(record.json()).is_err() {
-                        self.unparsable += 1;
-                    }
+                if !trail.logging.logged(seq.0) {
                     continue;
+                }
+                let facts = match EventFacts::parse(record.json()) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        // Stored records were validated at ingest: this is damage, and it is skipped, not fatal.
+                        self.unparsable += 1;
+                        tracing::error!(trail = %self.trail_name, %seq, error = %e, "stored record is not a JSON object; not delivered");
+                        continue;
+                    }
                 };
+                let Some(target) = self.target(&trail, &facts) else { continue };
                 let builder = self.open.entry(target).or_default();
                 let before = builder.uncompressed_len() as usize;
                 builder.push(record.json().as_bytes(), record.fields.event_time);

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 mod moto;
-pub use moto::MotoServer;
+pub use moto::{MotoServer, free_port};
 
 /// How to start `opentrail serve`.
 #[derive(Debug, Clone)]

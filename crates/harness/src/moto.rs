@@ -23,11 +23,12 @@ pub struct MotoServer {
 impl MotoServer {
     /// Starts moto on a free loopback port and waits until it answers.
     pub fn start() -> Result<MotoServer, HarnessError> {
-        // A port the kernel just handed out and we released: free unless another process races for it.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|source| HarnessError::Moto { reason: format!("pick a free port: {source}") })?
-            .port();
+        MotoServer::start_on(free_port()?)
+    }
+
+    /// Starts moto on `127.0.0.1:port` (a destination that comes back where it was: the port of a stopped
+    /// moto, or one from [`free_port`] a server was pointed at before) and waits until it answers.
+    pub fn start_on(port: u16) -> Result<MotoServer, HarnessError> {
         let child = Command::new("python3")
             .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
@@ -83,6 +84,15 @@ impl MotoServer {
         let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
         Ok((status, body))
     }
+}
+
+/// A loopback port the kernel just handed out and we released: free (nothing listens there) unless another
+/// process races for it.
+pub fn free_port() -> Result<u16, HarnessError> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|source| HarnessError::Moto { reason: format!("pick a free port: {source}") })
 }
 
 impl Drop for MotoServer {

@@ -121,27 +121,43 @@ pub fn is_pkcs1_public_key(der: &[u8]) -> bool {
     parse_pkcs1_shape(der)
 }
 
+/// The PKCS#1 `RSAPublicKey` inside a DER SubjectPublicKeyInfo (`SEQUENCE { SEQUENCE { OID rsaEncryption,
+/// NULL }, BIT STRING { 0 unused bits, RSAPublicKey } }`, PEM "PUBLIC KEY"), or `None` when `der` is not an
+/// RSA SubjectPublicKeyInfo.
+pub fn pkcs1_from_spki(der: &[u8]) -> Option<Vec<u8>> {
+    /// DER of OID 1.2.840.113549.1.1.1 (rsaEncryption).
+    const RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+    let (0x30, body, []) = tlv(der)? else { return None };
+    let (0x30, algorithm, rest) = tlv(body)? else { return None };
+    let (0x06, oid, _) = tlv(algorithm)? else { return None };
+    let (0x03, bits, []) = tlv(rest)? else { return None };
+    let (&0, key) = bits.split_first()? else { return None };
+    (oid == RSA_ENCRYPTION && parse_pkcs1_shape(key)).then(|| key.to_vec())
+}
+
+/// One DER tag-length-value: (tag, value, what follows).
+fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = b.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (first as usize, rest)
+    } else {
+        let n = (first & 0x7f) as usize;
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n].iter().fold(0usize, |acc, &b| (acc << 8) | b as usize);
+        (len, &rest[n..])
+    };
+    if rest.len() < len {
+        return None;
+    }
+    Some((tag, &rest[..len], &rest[len..]))
+}
+
 /// A structural check of `SEQUENCE { INTEGER n, INTEGER e }` (DER, definite lengths): enough to tell PKCS#1
 /// from SubjectPublicKeyInfo (whose first element is a SEQUENCE) and from garbage.
 fn parse_pkcs1_shape(der: &[u8]) -> bool {
-    fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-        let (&tag, rest) = b.split_first()?;
-        let (&first, rest) = rest.split_first()?;
-        let (len, rest) = if first < 0x80 {
-            (first as usize, rest)
-        } else {
-            let n = (first & 0x7f) as usize;
-            if n == 0 || n > 4 || rest.len() < n {
-                return None;
-            }
-            let len = rest[..n].iter().fold(0usize, |acc, &b| (acc << 8) | b as usize);
-            (len, &rest[n..])
-        };
-        if rest.len() < len {
-            return None;
-        }
-        Some((tag, &rest[..len], &rest[len..]))
-    }
     let Some((0x30, body, [])) = tlv(der) else { return false };
     let Some((0x02, n, rest)) = tlv(body) else { return false };
     let Some((0x02, e, [])) = tlv(rest) else { return false };
@@ -173,6 +189,24 @@ mod tests {
         assert!(!verify_sha256_rsa(key.public_key_pkcs1_der(), b"digest dat4", &sig));
         let reloaded = SigningKey::from_pkcs8(&key.to_pkcs8().unwrap()).unwrap();
         assert_eq!(reloaded.sign_sha256_rsa(b"digest data").unwrap(), sig);
+    }
+
+    #[test]
+    fn the_pkcs1_key_inside_a_subject_public_key_info_is_found() {
+        let key = SigningKey::generate().unwrap();
+        let pkcs1 = key.public_key_pkcs1_der();
+        // SEQUENCE { SEQUENCE { rsaEncryption, NULL }, BIT STRING { 0, pkcs1 } }, lengths > 255.
+        let mut bits = vec![0x03, 0x82, 0, 0, 0x00];
+        bits[2..4].copy_from_slice(&((pkcs1.len() + 1) as u16).to_be_bytes());
+        bits.extend_from_slice(pkcs1);
+        let alg = [0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00];
+        let mut spki = vec![0x30, 0x82, 0, 0];
+        spki[2..4].copy_from_slice(&((alg.len() + bits.len()) as u16).to_be_bytes());
+        spki.extend_from_slice(&alg);
+        spki.extend_from_slice(&bits);
+        assert_eq!(pkcs1_from_spki(&spki).as_deref(), Some(pkcs1));
+        assert_eq!(pkcs1_from_spki(pkcs1), None);
+        assert_eq!(pkcs1_from_spki(&spki[..spki.len() - 1]), None);
     }
 
     #[test]

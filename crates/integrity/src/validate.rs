@@ -591,8 +591,12 @@ pub async fn validate<S: ObjectSource>(
         }
         // Stretches more digests would have covered than the ones reported not found.
         if let Some((first_missing_end, n)) = missing_since.take() {
-            let interval = (end.0 - start.0).max(MINUTE_MS);
-            if first_missing_end.0 - end.0 > n as i64 * interval + MINUTE_MS {
+            // The cadence: the longest digest seen (a chain's first digest may be short), and half of it
+            // as slack for delivery jitter. A fixed minute of slack hid two deleted digests of a trail
+            // whose digests are a minute or less apart.
+            let interval =
+                walked.iter().map(|w| w.end.0 - w.start.0).chain([end.0 - start.0]).max().unwrap_or(0).max(1000);
+            if first_missing_end.0 - end.0 > n as i64 * interval + (interval / 2).max(1000) {
                 findings.push(Finding::MissingDigests { from: end, to: first_missing_end });
             }
         }
@@ -645,6 +649,17 @@ pub async fn validate<S: ObjectSource>(
     // Log files in the bucket that no digest lists, within the stretches the valid digests cover.
     let known: BTreeSet<(&str, &str)> =
         walked.iter().flat_map(|w| w.log_files.iter().map(|f| (f.s3_bucket.as_str(), f.s3_object.as_str()))).collect();
+    // The time the valid digests cover, adjacent digests joined: a minute that straddles two digests of one
+    // chain is covered by neither alone.
+    let mut spans: Vec<(EventTime, EventTime)> = walked.iter().map(|w| (w.start, w.end)).collect();
+    spans.sort();
+    let mut stretches: Vec<(EventTime, EventTime)> = Vec::new();
+    for (s, e) in spans {
+        match stretches.last_mut() {
+            Some((_, last_end)) if s <= *last_end => *last_end = (*last_end).max(e),
+            _ => stretches.push((s, e)),
+        }
+    }
     let mut extras = Vec::new();
     if let Some(oldest) = walked.iter().map(|w| w.start).min() {
         let log_prefix = log_list_prefix(params.prefix.as_deref(), &params.account, &params.source_region);
@@ -655,7 +670,7 @@ pub async fn validate<S: ObjectSource>(
         for key in keys {
             let Some(k) = LogFileKey::parse(&key) else { continue };
             // Delivered somewhere in [minute, minute + 1 min): only a stretch that holds all of it must list it.
-            let covered = walked.iter().any(|w| k.delivered >= w.start && k.delivered.0 + MINUTE_MS <= w.end.0);
+            let covered = stretches.iter().any(|(s, e)| k.delivered >= *s && k.delivered.0 + MINUTE_MS <= e.0);
             if covered && k.prefix == params.prefix && !known.contains(&(params.bucket.as_str(), key.as_str())) {
                 extras.push(key);
             }

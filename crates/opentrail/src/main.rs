@@ -1,7 +1,9 @@
 //! The `opentrail` binary: subcommands, config loading and wiring. Glue only.
 
+mod bucket_source;
 mod commands;
 mod serve;
+mod validate;
 
 use std::path::PathBuf;
 
@@ -78,6 +80,15 @@ enum Command {
         #[arg(long, env = "OPENTRAIL_DATA_DIR", default_value = "opentrail-data")]
         data_dir: PathBuf,
     },
+    /// Check a trail's log files and digests, like `aws cloudtrail validate-logs` and more: online against a
+    /// server (--endpoint), or offline from a copy of the bucket and the public keys (--bucket-dir,
+    /// --public-key). Exit code 0 valid, 1 invalid, 2 could not run.
+    Validate(validate::ValidateArgs),
+    /// The digest signing keys: list them (with their validity windows) or rotate.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Print deterministic, realistic CloudTrail traffic as NDJSON.
     Gen {
         #[arg(long)]
@@ -93,6 +104,30 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// ListPublicKeys: every key (or those valid in [--start-time, --end-time]) with its validity window;
+    /// `--output value` or `pem` writes a key file for `opentrail validate --public-key`.
+    List {
+        #[arg(long, env = "OPENTRAIL_ENDPOINT", default_value_t = format!("http://{DEFAULT_LISTEN}"))]
+        endpoint: String,
+        #[arg(long)]
+        start_time: Option<String>,
+        #[arg(long)]
+        end_time: Option<String>,
+        /// Only the key with this fingerprint.
+        #[arg(long)]
+        fingerprint: Option<String>,
+        #[arg(long, value_enum, default_value_t = validate::KeyOutput::Table)]
+        output: validate::KeyOutput,
+    },
+    /// Start signing digests with a new key now (admins only); the old keys stay published.
+    Rotate {
+        #[arg(long, env = "OPENTRAIL_ENDPOINT", default_value_t = format!("http://{DEFAULT_LISTEN}"))]
+        endpoint: String,
+    },
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -102,6 +137,11 @@ fn main() -> std::process::ExitCode {
             commands::lookup(&endpoint, &attrs, start.as_deref(), end.as_deref(), max, insights, output)
         }
         Command::Check { data_dir } => serve::check(&data_dir),
+        Command::Validate(args) => return validate::run(&args),
+        Command::Keys { command: KeysCommand::List { endpoint, start_time, end_time, fingerprint, output } } => {
+            validate::keys_list(&endpoint, start_time.as_deref(), end_time.as_deref(), fingerprint.as_deref(), output)
+        }
+        Command::Keys { command: KeysCommand::Rotate { endpoint } } => validate::keys_rotate(&endpoint),
         Command::Gen { events, seed, start, span } => {
             commands::gen_events(events, seed, start.as_deref(), span.as_deref())
         }

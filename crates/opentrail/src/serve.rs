@@ -71,6 +71,7 @@ pub fn run(
     let door = api::FrontDoor::new(limits, store.metrics().clone());
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     app.start_delivery(rt.handle().clone())?;
+    app.start_key_schedule(rt.handle());
     let app_for_stop = app.clone();
     rt.block_on(async move {
         let listener = api::listener::bind(&listen).await.with_context(|| format!("listen on {listen}"))?;

@@ -212,6 +212,44 @@ pub struct Config {
     /// Buckets a trail may name, by bucket name; any other bucket is `<data-dir>/buckets/<name>`.
     #[serde(default)]
     pub buckets: std::collections::BTreeMap<String, BucketConfig>,
+    /// The digest signing keys' rotation schedule.
+    #[serde(default)]
+    pub keys: KeysConfig,
+}
+
+/// `[keys]`: `rotate_every = "90d"` rotates the digest signing key when the current one is that old
+/// (`"<n>s"`, `"<n>m"`, `"<n>h"` or `"<n>d"`, at least 1s). Default: no scheduled rotation; keys are still
+/// rotated on command (`opentrail keys rotate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    #[serde(deserialize_with = "rotation_period")]
+    pub rotate_every: Option<Duration>,
+}
+
+/// Parses a rotation period: a whole number and one unit of `s`, `m`, `h` or `d`, at least one second.
+pub fn parse_rotation_period(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let bad = || format!("{text:?} is not a period like \"90d\", \"12h\", \"30m\" or \"10s\"");
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86_400),
+        _ => return Err(bad()),
+    };
+    if secs == 0 {
+        return Err(format!("{text:?}: a rotation period is at least 1s"));
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+fn rotation_period<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_rotation_period(&text).map(Some).map_err(serde::de::Error::custom)
 }
 
 /// Default of [`DeliveryConfig::interval`]: CloudTrail delivers a trail's log files about every 5 minutes.
@@ -370,6 +408,7 @@ impl Default for Config {
             principals: Vec::new(),
             delivery: DeliveryConfig::default(),
             buckets: std::collections::BTreeMap::new(),
+            keys: KeysConfig::default(),
         }
     }
 }
@@ -524,6 +563,20 @@ role = "admin"
             .unwrap();
         let err = Config::parse("[server]\nidle_timeout = 5\n").unwrap_err();
         assert!(err.to_string().contains("idle_timeout"), "{err}");
+    }
+
+    #[test]
+    fn key_rotation_periods_parse_in_days_hours_minutes_seconds() {
+        assert_eq!(Config::parse("").unwrap().keys.rotate_every, None);
+        let cfg = Config::parse("[keys]\nrotate_every = \"90d\"\n").unwrap();
+        assert_eq!(cfg.keys.rotate_every, Some(Duration::from_secs(90 * 86_400)));
+        assert_eq!(parse_rotation_period("12h").unwrap(), Duration::from_secs(43_200));
+        assert_eq!(parse_rotation_period("2s").unwrap(), Duration::from_secs(2));
+        for bad in ["0d", "90", "1y", "d", "-1d"] {
+            let err = Config::parse(&format!("[keys]\nrotate_every = {bad:?}\n")).unwrap_err();
+            assert!(err.to_string().contains("rotate_every") || err.to_string().contains(bad), "{bad}: {err}");
+        }
+        assert!(Config::parse("[keys]\nevery = \"1d\"\n").is_err());
     }
 
     #[test]

@@ -95,6 +95,24 @@ impl RingKey {
     }
 }
 
+/// A generated key not yet in the ring ([`KeyRing::prepare_rotation`] → [`KeyRing::install`]).
+#[derive(Debug)]
+pub struct PendingKey {
+    key: SigningKey,
+    start: EventTime,
+}
+
+impl PendingKey {
+    pub fn fingerprint(&self) -> &str {
+        self.key.fingerprint()
+    }
+
+    /// The validity start it will get unless another rotation is installed first.
+    pub fn validity_start(&self) -> EventTime {
+        self.start
+    }
+}
+
 /// Every key the server has, oldest first; the last one signs. Shared by the API (ListPublicKeys) and
 /// delivery (signing), so rotation takes `&self`.
 #[derive(Debug)]
@@ -158,16 +176,39 @@ impl KeyRing {
     /// The file is durable before the key is used. A clock at or before the newest key's start (a clock
     /// that went back) starts the new key one millisecond after it, so windows stay ordered and names unique.
     pub fn rotate(&self, now: EventTime) -> Result<RingKey, KeyError> {
+        let pending = self.prepare_rotation(now)?;
+        self.install(pending)
+    }
+
+    /// The first half of a rotation, for a caller that must record it before it takes effect (the
+    /// `RotateSigningKey` call): a fresh key and the start it will get, nothing written, nothing changed.
+    pub fn prepare_rotation(&self, now: EventTime) -> Result<PendingKey, KeyError> {
+        let key = SigningKey::generate()?;
+        Ok(PendingKey { start: self.next_start(now), key })
+    }
+
+    /// The second half: writes the prepared key's file and makes it the signer. Its start is the prepared
+    /// one unless another rotation came in between (then 1 ms after that one's).
+    pub fn install(&self, pending: PendingKey) -> Result<RingKey, KeyError> {
         let mut keys = self.keys.write();
         let newest = keys[keys.len() - 1].validity_start;
-        let start = if now > newest { now } else { EventTime(newest.0 + 1) };
-        let key = Arc::new(write_new_key(&self.dir, start)?);
+        let start = if pending.start > newest { pending.start } else { EventTime(newest.0 + 1) };
+        let path = self.dir.join(key_file_name(start));
+        write_atomic(&path, &pending.key.to_pkcs8()?, 0o600).map_err(|e| e.source).map_err(io("write", &path))?;
+        let key = Arc::new(pending.key);
         let mut all: Vec<(EventTime, Arc<SigningKey>)> =
             keys.iter().map(|k| (k.validity_start, k.key.clone())).collect();
         all.push((start, key));
         *keys = windows(all);
         tracing::info!(fingerprint = keys[keys.len() - 1].fingerprint(), start = %start, "rotated signing key");
         Ok(keys[keys.len() - 1].clone())
+    }
+
+    /// When a key added at `now` would start: `now`, or 1 ms after the newest key's start when the clock
+    /// is at or before it.
+    fn next_start(&self, now: EventTime) -> EventTime {
+        let newest = self.current().validity_start;
+        if now > newest { now } else { EventTime(newest.0 + 1) }
     }
 
     /// True when the newest key started `every_millis` or more before `now`: a schedule's "rotate now?".
@@ -278,6 +319,25 @@ mod tests {
         // A signature from the old key still verifies with its published key.
         let sig = old.sign_sha256_rsa(b"d").unwrap();
         assert!(verify_sha256_rsa(&again.all()[0].public_key().der_pkcs1, b"d", &sig));
+    }
+
+    #[test]
+    fn a_prepared_rotation_changes_nothing_until_installed() {
+        let dir = tempfile::tempdir().unwrap();
+        let ring = KeyRing::open(dir.path(), T0).unwrap();
+        let old = ring.current().fingerprint().to_string();
+        let pending = ring.prepare_rotation(EventTime(T0.0 + DAY)).unwrap();
+        assert_eq!(pending.validity_start(), EventTime(T0.0 + DAY));
+        assert_eq!(ring.current().fingerprint(), old);
+        assert_eq!(std::fs::read_dir(dir.path().join("keys")).unwrap().count(), 1);
+        // Another rotation in between: the prepared key starts after it.
+        let between = ring.rotate(EventTime(T0.0 + 2 * DAY)).unwrap();
+        let fp = pending.fingerprint().to_string();
+        let installed = ring.install(pending).unwrap();
+        assert_eq!(installed.fingerprint(), fp);
+        assert_eq!(installed.validity_start(), EventTime(between.validity_start().0 + 1));
+        assert_eq!(ring.current().fingerprint(), fp);
+        assert_eq!(KeyRing::open(dir.path(), T0).unwrap().all().len(), 3);
     }
 
     #[test]

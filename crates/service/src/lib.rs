@@ -17,7 +17,9 @@ pub mod store;
 pub mod trails;
 
 pub use batch::{BatchError, split_batch};
-pub use config::{AuditConfig, BucketConfig, Config, ConfigError, DeliveryConfig, PrincipalConfig, Role, ServerConfig};
+pub use config::{
+    AuditConfig, BucketConfig, Config, ConfigError, DeliveryConfig, KeysConfig, PrincipalConfig, Role, ServerConfig,
+};
 pub use index_view::INDEX_VIEW;
 pub use metrics::{AuditOutcome, Metrics};
 pub use policy::{Decision, Principal, Principals};
