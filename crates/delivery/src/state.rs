@@ -65,8 +65,11 @@ pub enum StagedKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Staged {
     pub kind: StagedKind,
-    /// Outbox file name.
+    /// Outbox file name, and where this object's bytes start in it (a cut stages all its log files in one
+    /// file, one fsync for all of them).
     pub file: String,
+    #[serde(default)]
+    pub offset: u64,
     pub bucket: String,
     pub key: String,
     pub region: String,

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use integrity::logfile::LogFileBuilder;
 use model::{EventFacts, EventTime, Record, Seq};
 use service::trails::Trail;
@@ -183,6 +184,11 @@ impl TrailDelivery {
         let Some(trail) = self.trail.clone() else { return Ok(()) };
         let now = self.now();
         let mut staged = Vec::new();
+        // Every file of the cut goes into one outbox file: one write and one fsync however many (account,
+        // Region) files the cut has.
+        let name = format!("{:012}.cut", self.state.next_staged);
+        self.state.next_staged += 1;
+        let mut blob: Vec<u8> = Vec::new();
         for ((account, region), builder) in std::mem::take(&mut self.open) {
             let file = builder.finish();
             let key = integrity::layout::LogFileKey {
@@ -193,14 +199,12 @@ impl TrailDelivery {
                 unique: integrity::layout::unique_name(rand::random()),
             }
             .to_key();
-            let name = format!("{:012}.json.gz", self.state.next_staged);
-            self.state.next_staged += 1;
-            let path = TrailState::outbox_path(&self.dir, &name);
-            atomic_file::write_atomic(&path, &file.gzip, 0o600)
-                .map_err(|e| fail(format!("cannot stage {}: {}", path.display(), e.source)))?;
+            let offset = blob.len() as u64;
+            blob.extend_from_slice(&file.gzip);
             staged.push(Staged {
                 kind: StagedKind::Log,
-                file: name,
+                file: name.clone(),
+                offset,
                 bucket: trail.settings.s3_bucket_name.clone(),
                 key,
                 region,
@@ -212,6 +216,9 @@ impl TrailDelivery {
                 metadata: Vec::new(),
             });
         }
+        let path = TrailState::outbox_path(&self.dir, &name);
+        atomic_file::write_atomic(&path, &blob, 0o600)
+            .map_err(|e| fail(format!("cannot stage {}: {}", path.display(), e.source)))?;
         self.open_bytes = 0;
         self.state.outbox.extend(staged);
         self.state.checkpoint = through;
@@ -219,28 +226,33 @@ impl TrailDelivery {
         self.save()
     }
 
-    /// Uploads the outbox in order until it is empty or an upload fails (then backs off).
+    /// Uploads the outbox: every staged object at once (at most [`UPLOADS_IN_FLIGHT`] in flight), each result
+    /// taken in outbox order. Order in the bucket does not matter: a digest lists only log files already
+    /// delivered, and names its predecessor by key. Failed objects stay in the outbox for the next try, after
+    /// a back-off.
     fn upload(&mut self) -> Result<(), ViewError> {
         if self.state.outbox.is_empty() || self.retry_at.is_some_and(|t| Instant::now() < t) {
             return Ok(());
         }
-        let mut changed = false;
-        while let Some(item) = self.state.outbox.first().cloned() {
-            let now = self.now();
-            match item.kind {
-                StagedKind::Log => self.state.status.latest_delivery_attempt_time = Some(now),
-                StagedKind::Digest => self.state.status.latest_digest_attempt_time = Some(now),
-            }
-            match self.put(&item) {
+        let items = self.state.outbox.clone();
+        let now = self.now();
+        if items.iter().any(|i| i.kind == StagedKind::Log) {
+            self.state.status.latest_delivery_attempt_time = Some(now);
+        }
+        if items.iter().any(|i| i.kind == StagedKind::Digest) {
+            self.state.status.latest_digest_attempt_time = Some(now);
+        }
+        let results = self.put_all(&items);
+        let mut kept = Vec::new();
+        let mut failure: Option<String> = None;
+        for (item, result) in items.into_iter().zip(results) {
+            match result {
                 Ok(()) => {
-                    self.retry_at = None;
-                    self.backoff = FIRST_BACKOFF;
                     let s = &mut self.state.status;
                     match item.kind {
                         StagedKind::Log => {
                             s.latest_delivery_time = Some(now);
                             s.latest_delivery_attempt_succeeded = Some(now);
-                            s.latest_delivery_error = None;
                             s.delivered_log_files += 1;
                             s.delivered_events += item.records;
                             self.state.regions.entry(item.region.clone()).or_default().pending.push(DeliveredLog {
@@ -254,74 +266,90 @@ impl TrailDelivery {
                         StagedKind::Digest => {
                             s.latest_digest_delivery_time = Some(now);
                             s.latest_digest_attempt_succeeded = Some(now);
-                            s.latest_digest_delivery_error = None;
                             s.delivered_digests += 1;
                             s.latest_digest = Some((item.bucket.clone(), item.key.clone()));
                         }
                     }
-                    self.state.outbox.remove(0);
-                    changed = true;
                     self.shared.count_delivered(&self.trail_name, item.kind, item.records);
                 }
                 Err(e) => {
-                    tracing::warn!(trail = %self.trail_name, bucket = %item.bucket, key = %item.key, error = %e, retry_in_ms = self.backoff.as_millis() as u64, "delivery failed; will retry");
-                    // The outbox goes in order: the objects queued behind this one wait for it, so a log file
-                    // stuck behind an undeliverable digest (or the other way round) fails with its error too.
-                    let msg = e.to_string();
-                    let kinds = self.state.outbox.iter().map(|s| s.kind);
-                    let (logs, digests) = kinds
-                        .fold((false, false), |(l, d), k| (l || k == StagedKind::Log, d || k == StagedKind::Digest));
-                    if logs {
-                        self.state.status.latest_delivery_attempt_time = Some(now);
-                        self.state.status.latest_delivery_error = Some(msg.clone());
-                    }
-                    if digests {
-                        self.state.status.latest_digest_attempt_time = Some(now);
-                        self.state.status.latest_digest_delivery_error = Some(msg);
+                    if failure.is_none() {
+                        tracing::warn!(trail = %self.trail_name, bucket = %item.bucket, key = %item.key, error = %e, retry_in_ms = self.backoff.as_millis() as u64, "delivery failed; will retry");
+                        failure = Some(e);
                     }
                     self.shared.count_error(&self.trail_name);
-                    self.retry_at = Some(Instant::now() + self.backoff);
-                    self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-                    changed = true;
-                    break;
+                    kept.push(item);
                 }
             }
         }
-        if changed {
-            self.save()?;
-            // Outbox files of delivered objects go once the state no longer names them.
-            if let Ok(entries) = std::fs::read_dir(self.dir.join(crate::state::OUTBOX_DIR)) {
-                for e in entries.flatten() {
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    if !self.state.outbox.iter().any(|s| s.file == name) {
-                        let _ = std::fs::remove_file(e.path());
-                    }
+        // An error stays in the status while objects of its kind wait in the outbox.
+        let (logs_left, digests_left) = kept
+            .iter()
+            .fold((false, false), |(l, d), k| (l || k.kind == StagedKind::Log, d || k.kind == StagedKind::Digest));
+        let s = &mut self.state.status;
+        match &failure {
+            Some(msg) => {
+                if logs_left {
+                    s.latest_delivery_error = Some(msg.clone());
+                }
+                if digests_left {
+                    s.latest_digest_delivery_error = Some(msg.clone());
+                }
+                self.retry_at = Some(Instant::now() + self.backoff);
+                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+            }
+            None => {
+                self.retry_at = None;
+                self.backoff = FIRST_BACKOFF;
+            }
+        }
+        if !logs_left {
+            s.latest_delivery_error = None;
+        }
+        if !digests_left {
+            s.latest_digest_delivery_error = None;
+        }
+        self.state.outbox = kept;
+        self.save()?;
+        // Outbox files go once the state no longer names them.
+        if let Ok(entries) = std::fs::read_dir(self.dir.join(crate::state::OUTBOX_DIR)) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if !self.state.outbox.iter().any(|s| s.file == name) {
+                    let _ = std::fs::remove_file(e.path());
                 }
             }
         }
         Ok(())
     }
 
-    /// Writes one staged object to its bucket. An object already there (a crash fell between the upload and
-    /// the state write) counts as delivered if it is the same bytes.
-    fn put(&self, item: &Staged) -> Result<(), String> {
-        let bucket = self.shared.bucket(&item.bucket)?;
-        let path = TrailState::outbox_path(&self.dir, &item.file);
-        let bytes = std::fs::read(&path).map_err(|e| format!("cannot read staged {}: {e}", path.display()))?;
-        let meta: Vec<(&str, &str)> = item.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let rt = &self.shared.runtime;
-        match rt.block_on(bucket.put_once(&item.key, bytes.clone().into(), &meta)) {
-            Ok(()) => Ok(()),
-            Err(buckets::BucketError::Exists { .. }) => {
-                let existing = rt.block_on(bucket.get(&item.key, None)).map_err(|e| e.to_string())?;
-                if existing.body.as_ref() == bytes.as_slice() {
-                    Ok(())
-                } else {
-                    Err(format!("s3://{}/{} exists with other content; it is never overwritten", item.bucket, item.key))
-                }
-            }
-            Err(e) => Err(e.to_string()),
+    /// Writes staged objects to their buckets concurrently; one result per item, in order.
+    fn put_all(&self, items: &[Staged]) -> Vec<Result<(), String>> {
+        // Each outbox file is read once, and objects are slices of it.
+        let mut files: BTreeMap<String, Result<bytes::Bytes, String>> = BTreeMap::new();
+        for item in items {
+            files.entry(item.file.clone()).or_insert_with(|| {
+                let path = TrailState::outbox_path(&self.dir, &item.file);
+                std::fs::read(&path)
+                    .map(bytes::Bytes::from)
+                    .map_err(|e| format!("cannot read staged {}: {e}", path.display()))
+            });
         }
+        let jobs: Vec<_> = items
+            .iter()
+            .map(|item| {
+                let body = files[&item.file].clone().and_then(|blob| {
+                    let (from, to) = (item.offset as usize, (item.offset + item.size) as usize);
+                    if to > blob.len() {
+                        return Err(format!("staged {} is shorter than its objects", item.file));
+                    }
+                    Ok(blob.slice(from..to))
+                });
+                let bucket = self.shared.bucket(&item.bucket);
+                async move { put_one(bucket?, item, body?).await }
+            })
+            .collect();
+        self.shared.runtime.block_on(futures::stream::iter(jobs).buffered(UPLOADS_IN_FLIGHT).collect())
     }
 
     /// Whether the trail wants digests now.
@@ -395,6 +423,7 @@ impl TrailDelivery {
             self.state.outbox.push(Staged {
                 kind: StagedKind::Digest,
                 file: name,
+                offset: 0,
                 bucket: bucket.clone(),
                 key: key.clone(),
                 region: region.clone(),
@@ -584,4 +613,26 @@ struct DeliveryError(String);
 
 fn fail(msg: String) -> ViewError {
     ViewError::apply(DeliveryError(msg))
+}
+
+/// Hard-coded: objects uploaded at once (a cut has one log file per account and Region; on a local folder each
+/// costs a few fsyncs, which the filesystem commits together when they come together).
+const UPLOADS_IN_FLIGHT: usize = 32;
+
+/// Writes one staged object. An object already there (a crash fell between the upload and the state write)
+/// counts as delivered if it is the same bytes; it is never overwritten.
+async fn put_one(bucket: Arc<buckets::Bucket>, item: &Staged, body: bytes::Bytes) -> Result<(), String> {
+    let meta: Vec<(&str, &str)> = item.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    match bucket.put_once(&item.key, body.clone(), &meta).await {
+        Ok(()) => Ok(()),
+        Err(buckets::BucketError::Exists { .. }) => {
+            let existing = bucket.get(&item.key, None).await.map_err(|e| e.to_string())?;
+            if existing.body == body {
+                Ok(())
+            } else {
+                Err(format!("s3://{}/{} exists with other content; it is never overwritten", item.bucket, item.key))
+            }
+        }
+        Err(e) => Err(e.to_string()),
+    }
 }
