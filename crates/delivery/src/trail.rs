@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use integrity::logfile::LogFileBuilder;
+use integrity::logfile::RecordBuffer;
 use model::{EventFacts, EventTime, Record, Seq};
 use service::trails::Trail;
 use views::{View, ViewError};
@@ -43,8 +43,8 @@ pub struct TrailDelivery {
     trail: Option<Trail>,
     /// The trail was deleted: finish like a stop, then the state goes.
     gone: bool,
-    /// Open log files by (account, Region).
-    open: BTreeMap<(String, String), LogFileBuilder>,
+    /// Open log files by (account, Region), uncompressed until the cut compresses them in parallel.
+    open: BTreeMap<(String, String), RecordBuffer>,
     open_bytes: usize,
     /// Position applied in memory (≥ the durable checkpoint).
     applied: u64,
@@ -189,8 +189,7 @@ impl TrailDelivery {
         let name = format!("{:012}.cut", self.state.next_staged);
         self.state.next_staged += 1;
         let mut blob: Vec<u8> = Vec::new();
-        for ((account, region), builder) in std::mem::take(&mut self.open) {
-            let file = builder.finish();
+        for ((account, region), file) in finish_all(std::mem::take(&mut self.open)) {
             let key = integrity::layout::LogFileKey {
                 prefix: trail.settings.s3_key_prefix.clone(),
                 account,
@@ -635,4 +634,28 @@ async fn put_one(bucket: Arc<buckets::Bucket>, item: &Staged, body: bytes::Bytes
         }
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// Compresses and hashes a cut's files on as many threads as there are cores (gzip is most of a trail's CPU).
+fn finish_all(open: BTreeMap<(String, String), RecordBuffer>) -> Vec<((String, String), integrity::logfile::LogFile)> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(open.len()).max(1);
+    let mut shares: Vec<Vec<((String, String), RecordBuffer)>> = (0..threads).map(|_| Vec::new()).collect();
+    // Largest first, each to the least loaded thread.
+    let mut files: Vec<_> = open.into_iter().collect();
+    files.sort_by_key(|(_, b)| std::cmp::Reverse(b.uncompressed_len()));
+    let mut load = vec![0u64; threads];
+    for f in files {
+        let i = (0..threads).min_by_key(|i| load[*i]).unwrap_or(0);
+        load[i] += f.1.uncompressed_len();
+        shares[i].push(f);
+    }
+    let mut out: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = shares
+            .into_iter()
+            .map(|share| scope.spawn(move || share.into_iter().map(|(k, b)| (k, b.finish())).collect::<Vec<_>>()))
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("compressing a log file cannot panic")).collect()
+    });
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
 }

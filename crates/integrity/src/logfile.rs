@@ -2,7 +2,9 @@
 //! (no re-encoding, no added spaces), plus what its digest entry needs: the hex SHA-256 of the
 //! uncompressed bytes, the oldest and newest `eventTime`, and the record count.
 //!
-//! Records are compressed and hashed as they are appended, so a file never exists twice in memory.
+//! [`LogFileBuilder`] compresses and hashes records as they are appended, so a file never exists twice in
+//! memory; [`RecordBuffer`] only gathers them, and is compressed and hashed when it is finished — so a caller
+//! cutting several files at once can finish them on several threads.
 
 use std::io::Write as _;
 
@@ -150,5 +152,78 @@ mod tests {
         let f = LogFileBuilder::new().finish();
         assert_eq!(gunzip(&f.gzip), br#"{"Records":[]}"#);
         assert_eq!((f.record_count, f.oldest_event_time), (0, None));
+    }
+}
+
+/// Records gathered uncompressed for one log file, compressed and hashed only by [`RecordBuffer::finish`]
+/// (which a caller may run on another thread). Appending is a copy, nothing more.
+#[derive(Debug, Default)]
+pub struct RecordBuffer {
+    /// The records joined by `,`: the file's bytes between `{"Records":[` and `]}`.
+    body: Vec<u8>,
+    count: usize,
+    oldest: Option<EventTime>,
+    newest: Option<EventTime>,
+}
+
+impl RecordBuffer {
+    /// Appends one record's JSON text verbatim (one JSON object, as [`LogFileBuilder::push`]).
+    pub fn push(&mut self, record_json: &[u8], event_time: EventTime) {
+        if self.count > 0 {
+            self.body.push(b',');
+        }
+        self.body.extend_from_slice(record_json);
+        self.count += 1;
+        self.oldest = Some(self.oldest.map_or(event_time, |t| t.min(event_time)));
+        self.newest = Some(self.newest.map_or(event_time, |t| t.max(event_time)));
+    }
+
+    pub fn record_count(&self) -> usize {
+        self.count
+    }
+
+    /// The bytes of the finished file, uncompressed.
+    pub fn uncompressed_len(&self) -> u64 {
+        (HEAD.len() + self.body.len() + TAIL.len()) as u64
+    }
+
+    /// The log file: the same bytes, hash and times as a [`LogFileBuilder`] fed the same records.
+    pub fn finish(self) -> LogFile {
+        let mut b = LogFileBuilder::new();
+        b.write(&self.body);
+        b.count = self.count;
+        b.oldest = self.oldest;
+        b.newest = self.newest;
+        b.finish()
+    }
+}
+
+#[cfg(test)]
+mod buffer_tests {
+    use super::*;
+
+    #[test]
+    fn a_record_buffer_finishes_to_the_same_file_as_the_streaming_builder() {
+        let records: Vec<(String, EventTime)> = (0..50)
+            .map(|i| {
+                (format!(r#"{{"eventID":"e{i}","eventTime":"x","n":{}}}"#, i * 7), EventTime(1_000 + (i * 37) % 11))
+            })
+            .collect();
+        let mut streaming = LogFileBuilder::new();
+        let mut buffered = RecordBuffer::default();
+        for (json, t) in &records {
+            streaming.push(json.as_bytes(), *t);
+            buffered.push(json.as_bytes(), *t);
+        }
+        assert_eq!(buffered.record_count(), 50);
+        let promised = buffered.uncompressed_len();
+        let (a, b) = (streaming.finish(), buffered.finish());
+        assert_eq!((promised, b.uncompressed_len), (a.uncompressed_len, a.uncompressed_len));
+        assert_eq!(a.sha256_hex, b.sha256_hex);
+        assert_eq!((a.oldest_event_time, a.newest_event_time), (b.oldest_event_time, b.newest_event_time));
+        assert_eq!(a.record_count, b.record_count);
+        assert_eq!(crate::digest::gunzip(&a.gzip, 1 << 20), crate::digest::gunzip(&b.gzip, 1 << 20));
+        let empty = RecordBuffer::default().finish();
+        assert_eq!(crate::digest::gunzip(&empty.gzip, 64).unwrap(), b"{\"Records\":[]}");
     }
 }
