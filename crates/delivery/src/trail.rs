@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use integrity::logfile::RecordBuffer;
-use model::{EventFacts, EventTime, Record, Seq};
+use model::{EventFacts, EventTime, Seq, StoredRecord};
 use service::trails::Trail;
 use views::{View, ViewError};
 
@@ -534,7 +534,7 @@ impl TrailDelivery {
 }
 
 impl View for TrailDelivery {
-    type Item = Record;
+    type Item = StoredRecord;
 
     fn name(&self) -> &str {
         &self.view_name
@@ -544,7 +544,7 @@ impl View for TrailDelivery {
         (self.state.checkpoint > 0).then_some(Seq(self.state.checkpoint))
     }
 
-    fn apply(&mut self, items: Vec<(Seq, Record)>, through: Seq) -> Result<(), ViewError> {
+    fn apply(&mut self, items: Vec<(Seq, StoredRecord)>, through: Seq) -> Result<(), ViewError> {
         let res = self.apply_inner(items, through);
         if res.is_err() {
             self.rewind();
@@ -574,7 +574,7 @@ impl TrailDelivery {
         self.applied = self.state.checkpoint;
     }
 
-    fn apply_inner(&mut self, items: Vec<(Seq, Record)>, through: Seq) -> Result<(), ViewError> {
+    fn apply_inner(&mut self, items: Vec<(Seq, StoredRecord)>, through: Seq) -> Result<(), ViewError> {
         self.refresh_trail();
         if let Some(trail) = self.trail.clone() {
             for (seq, record) in items {
@@ -593,7 +593,8 @@ impl TrailDelivery {
                 let Some(target) = self.target(&trail, &facts) else { continue };
                 let builder = self.open.entry(target).or_default();
                 let before = builder.uncompressed_len() as usize;
-                builder.push(record.json().as_bytes(), record.fields.event_time);
+                // Every stored record has an eventTime (it was validated at ingest).
+                builder.push(record.json().as_bytes(), facts.event_time.unwrap_or(EventTime(0)));
                 self.open_bytes += builder.uncompressed_len() as usize - before;
                 if self.open_bytes >= MAX_FILE_BYTES {
                     self.cut(seq.0)?;

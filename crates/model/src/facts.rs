@@ -33,6 +33,8 @@ pub struct EventFacts<'a> {
     pub resources: Vec<ResourceFacts<'a>>,
     pub aws_region: Option<Cow<'a, str>>,
     pub recipient_account_id: Option<Cow<'a, str>>,
+    /// `eventTime`, when present and readable.
+    pub event_time: Option<crate::EventTime>,
 }
 
 #[derive(Deserialize)]
@@ -64,6 +66,8 @@ struct Raw<'a> {
     aws_region: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "opt_str")]
     recipient_account_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "opt_str")]
+    event_time: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -131,6 +135,7 @@ impl<'a> EventFacts<'a> {
             resources: raw.resources.unwrap_or_default().into_iter().map(|r| (r.resource_type, r.arn)).collect(),
             aws_region: raw.aws_region,
             recipient_account_id: raw.recipient_account_id,
+            event_time: raw.event_time.and_then(|t| crate::EventTime::parse(&t).ok()),
         })
     }
 }
@@ -157,6 +162,9 @@ mod tests {
         assert_eq!(f.vpc_endpoint_id.as_deref(), Some("vpce-1"));
         assert_eq!(f.aws_region.as_deref(), Some("eu-west-1"));
         assert_eq!(f.recipient_account_id.as_deref(), Some("111122223333"));
+        assert_eq!(f.event_time, None);
+        let timed = EventFacts::parse(r#"{"eventTime":"2020-01-01T09:00:00Z"}"#).unwrap();
+        assert_eq!(timed.event_time, crate::EventTime::parse("2020-01-01T09:00:00Z").ok());
     }
 
     #[test]

@@ -12,7 +12,7 @@ mod record;
 mod time;
 
 pub use facts::EventFacts;
-pub use payload::PayloadError;
+pub use payload::{PayloadError, StoredRecord};
 pub use provenance::{MAX_PROVENANCE_DETAIL_BYTES, Provenance, ProvenanceError};
 pub use query::{AttributeKey, EventQuery, QueryCategory};
 pub use record::{EventCategory, IndexFields, MAX_RECORD_BYTES, Record, RecordError, Resource};

@@ -36,7 +36,7 @@ struct Keep {
 struct Down;
 
 impl View for Keep {
-    type Item = Record;
+    type Item = model::StoredRecord;
 
     fn name(&self) -> &str {
         self.name
@@ -46,13 +46,13 @@ impl View for Keep {
         self.checkpoint
     }
 
-    fn apply(&mut self, items: Vec<(Seq, Record)>, through: Seq) -> Result<(), ViewError> {
+    fn apply(&mut self, items: Vec<(Seq, model::StoredRecord)>, through: Seq) -> Result<(), ViewError> {
         if self.fail {
             return Err(ViewError::apply(Down));
         }
         let mut seen = self.seen.lock();
         for (seq, r) in items {
-            let (json, fields) = r.into_parts();
+            let (json, fields) = r.into_record().unwrap().into_parts();
             assert!(json.contains(&fields.event_id));
             seen.push((seq, fields.event_id, fields.provenance));
         }
