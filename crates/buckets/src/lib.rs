@@ -231,6 +231,7 @@ impl Bucket {
             Kind::Local { .. } => {
                 // The sidecar first: an object is never visible without its metadata. A crash between the
                 // two leaves a sidecar with no object, which the retried put replaces.
+                self.remove_staging_leftovers(&path, key).await?;
                 if let Some(existing) = self.existing_size(&path).await? {
                     // A crash between the link into place and the seal leaves the object writable and maybe
                     // not durable; the retry that finds it (and counts it delivered) finishes the seal.
@@ -281,6 +282,33 @@ impl Bucket {
             self.seal_local(&path, key).await?;
         }
         Ok(())
+    }
+
+    /// Removes `<key>#<n>` files beside a local object: what `LocalFileSystem` was writing when a crash
+    /// stopped a put of this key (the put that finds them is the retry; keys are written by one writer).
+    async fn remove_staging_leftovers(&self, path: &StorePath, key: &str) -> Result<(), BucketError> {
+        let Kind::Local { fs, .. } = &self.kind else { return Ok(()) };
+        let file = fs.path_to_filesystem(path).map_err(|e| self.error("put", key, e))?;
+        blocking(move || {
+            let (Some(dir), Some(name)) = (file.parent(), file.file_name().and_then(|n| n.to_str())) else {
+                return Ok(());
+            };
+            let entries = match std::fs::read_dir(dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e.to_string()),
+            };
+            for entry in entries.flatten() {
+                let other = entry.file_name();
+                let Some(other) = other.to_str() else { continue };
+                if other.strip_prefix(name).and_then(|r| r.strip_prefix('#')).is_some_and(all_digits) {
+                    std::fs::remove_file(entry.path()).map_err(|e| e.to_string())?;
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| self.other("clean up before a put of", key, e))
     }
 
     /// Makes a local object durable with its folders and read-only (idempotent).
@@ -363,6 +391,11 @@ impl Bucket {
         while let Some(meta) = stream.try_next().await.map_err(|e| self.error("list", prefix, e))? {
             let key = meta.location.as_ref();
             if key.starts_with(META_DIR) && key[META_DIR.len()..].starts_with('/') {
+                continue;
+            }
+            if matches!(self.kind, Kind::Local { .. }) && is_staging_leftover(key) {
+                // `LocalFileSystem` writes `<key>#<n>` and renames it into place: one left by a crash is
+                // not an object (the next put of its key removes it).
                 continue;
             }
             if !key.starts_with(prefix) || start_after.is_some_and(|a| key <= a) {
@@ -604,3 +637,12 @@ trait BoxStreamExt<T>: futures::Stream<Item = T> + Sized + Send + 'static {
 }
 
 impl<T, S: futures::Stream<Item = T> + Send + 'static> BoxStreamExt<T> for S {}
+
+fn all_digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Whether a local key is a staging file of `LocalFileSystem` (`<key>#<n>`) rather than an object.
+fn is_staging_leftover(key: &str) -> bool {
+    key.rsplit_once('#').is_some_and(|(_, n)| all_digits(n))
+}

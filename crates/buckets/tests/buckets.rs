@@ -128,6 +128,22 @@ async fn a_crash_between_link_and_seal_is_sealed_by_the_retried_put() {
     assert_eq!(std::fs::read(&file).unwrap(), b"v");
 }
 
+#[tokio::test]
+async fn a_crash_during_the_write_leaves_a_staging_file_no_listing_shows_and_the_retry_removes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("b1");
+    let b = Bucket::open("b1", &BucketTarget::Local { root: root.clone() }).unwrap();
+    // What `LocalFileSystem` was writing when the process was killed: `<key>#<n>` beside the object's place.
+    let staging = root.join("AWSLogs/k.json.gz#1");
+    std::fs::create_dir_all(staging.parent().unwrap()).unwrap();
+    std::fs::write(&staging, b"half").unwrap();
+    assert!(b.list(Some("AWSLogs/"), None, 100).await.unwrap().is_empty(), "a staging file is not an object");
+    b.put_once("AWSLogs/k.json.gz", Bytes::from_static(b"whole"), &[]).await.unwrap();
+    assert!(!staging.exists(), "the retried put removes what the crashed one left");
+    let keys: Vec<String> = b.list(Some("AWSLogs/"), None, 100).await.unwrap().into_iter().map(|o| o.key).collect();
+    assert_eq!(keys, ["AWSLogs/k.json.gz"]);
+}
+
 fn s3(moto: &MotoServer, object_lock: Option<ObjectLock>) -> BucketTarget {
     BucketTarget::S3(S3Target {
         endpoint: moto.endpoint.clone(),

@@ -78,7 +78,19 @@ where
         let from = self.position.map_or(1, |s| s.0 + 1);
         let Some(head) = self.feed.durable().filter(|h| h.0 >= from) else { return Ok(0) };
         let to = head.0.min(from + self.opts.batch.max(1) - 1);
-        let applied = self.feed.read(Seq(from), Seq(to)).and_then(|items| {
+        let read = self.feed.read(Seq(from), Seq(to));
+        self.apply_batch(from, to, read)
+    }
+
+    /// Applies one batch read for `[from, to]` (or counts its read failure) and publishes the progress;
+    /// on `Err` the position goes back to the view's checkpoint.
+    fn apply_batch(
+        &mut self,
+        from: u64,
+        to: u64,
+        read: Result<Vec<(Seq, V::Item)>, ViewError>,
+    ) -> Result<u64, ViewError> {
+        let applied = read.and_then(|items| {
             let n = items.len() as u64;
             self.view.apply(items, Seq(to)).map(|()| n)
         });
@@ -145,21 +157,40 @@ where
         Ok(ViewHandle { name, progress, stop, thread: Mutex::new(Some(thread)) })
     }
 
+    /// The view's own thread: a reader thread reads the next batch from the feed while this one applies the
+    /// last (decoding and applying overlap); a failure drops the reader and starts a new one from the view's
+    /// checkpoint after a back-off.
     fn run(mut self, stop: &Stop) {
         let mut backoff: Option<Duration> = None;
+        let mut reader: Option<Reader<V::Item>> = None;
         while !stop.is_set() {
+            let before = self.position;
             self.tick_if_due();
-            match self.step() {
-                Ok(0) => {
-                    backoff = None;
-                    let mut timeout = self.opts.poll;
-                    if let Some(at) = self.next_tick {
-                        timeout = timeout.min(at.saturating_duration_since(Instant::now()));
-                    }
-                    self.feed.wait_beyond(self.position, timeout);
+            if self.position != before {
+                // A failed tick sent the view back to its checkpoint: read again from there.
+                reader = None;
+            }
+            let r = reader.get_or_insert_with(|| {
+                Reader::start(self.view.name(), self.feed.clone(), self.position, self.opts.clone())
+            });
+            let mut timeout = self.opts.poll;
+            if let Some(at) = self.next_tick {
+                timeout = timeout.min(at.saturating_duration_since(Instant::now()));
+            }
+            let (from, to, read) = match r.recv(timeout) {
+                Some(Some(batch)) => batch,
+                Some(None) => continue,
+                None => {
+                    // The reader could not start or ended: start another.
+                    reader = None;
+                    stop.sleep(MIN_BACKOFF);
+                    continue;
                 }
+            };
+            match self.apply_batch(from, to, read) {
                 Ok(_) => backoff = None,
                 Err(e) => {
+                    reader = None;
                     let wait = backoff.map_or(MIN_BACKOFF, |b| (b * 2).min(self.opts.max_backoff));
                     let retry_in_ms = wait.as_millis() as u64;
                     if backoff.is_none() {
@@ -172,8 +203,80 @@ where
                 }
             }
         }
+        drop(reader);
         if let Err(e) = self.view.close() {
             tracing::error!(view = self.view.name(), error = %e, "view failed to close");
+        }
+    }
+}
+
+/// Hard-coded: batches a view's reader may have read ahead of what the view applied (bounds its memory).
+const READ_AHEAD: usize = 2;
+
+type Batch<T> = (u64, u64, Result<Vec<(Seq, T)>, ViewError>);
+
+/// A view's reader thread: reads batches from the feed, in seq order from where it was started, into a
+/// bounded channel. Dropped (the view applied a batch it could not, or stops): it is told to stop and joined.
+struct Reader<T> {
+    rx: Option<std::sync::mpsc::Receiver<Batch<T>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl<T: Send + 'static> Reader<T> {
+    fn start<F: Feed<Item = T> + ?Sized + 'static>(
+        name: &str,
+        feed: Arc<F>,
+        position: Option<Seq>,
+        opts: RunOptions,
+    ) -> Reader<T> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Batch<T>>(READ_AHEAD);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new().name(format!("read-{name}").replace('\0', "")).spawn(move || {
+            let mut pos = position.map_or(0, |s| s.0);
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                let head = feed.durable().map_or(0, |s| s.0);
+                if head <= pos {
+                    feed.wait_beyond((pos > 0).then_some(Seq(pos)), opts.poll);
+                    continue;
+                }
+                let (from, to) = (pos + 1, head.min(pos + opts.batch.max(1)));
+                let read = feed.read(Seq(from), Seq(to));
+                let failed = read.is_err();
+                if tx.send((from, to, read)).is_err() || failed {
+                    return;
+                }
+                pos = to;
+            }
+        });
+        match thread {
+            Ok(t) => Reader { rx: Some(rx), stop, thread: Some(t) },
+            Err(e) => {
+                tracing::error!(view = name, error = %e, "cannot start the view's reader thread");
+                Reader { rx: None, stop, thread: None }
+            }
+        }
+    }
+
+    /// The next batch: `Some(Some(_))`; `Some(None)` when none came within `timeout`; `None` when the reader
+    /// has ended (after a read error it sent) or never started.
+    fn recv(&self, timeout: Duration) -> Option<Option<Batch<T>>> {
+        match self.rx.as_ref()?.recv_timeout(timeout) {
+            Ok(b) => Some(Some(b)),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Some(None),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => None,
+        }
+    }
+}
+
+impl<T> Drop for Reader<T> {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        // Dropping the receiver wakes a reader blocked on a full channel (its send fails).
+        self.rx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
     }
 }
