@@ -142,24 +142,37 @@ fn gunzip_json(bytes: &[u8], key: &str) -> serde_json::Value {
     serde_json::from_slice(&text).unwrap_or_else(|e| panic!("{key}: not JSON: {e}"))
 }
 
-/// What a local bucket folder holds (metadata from the `.opentrail-meta/` sidecars).
-pub fn read_folder(root: &Path, trail: &str, bucket: &str) -> Delivered {
-    fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+/// Every key in a local bucket folder, sorted: not the metadata sidecars (`.opentrail-meta/`), and not the
+/// `<key>#<n>` file an upload in progress writes before it links the object into place (docs/formats/buckets.md).
+pub fn local_keys(root: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
         let Ok(entries) = std::fs::read_dir(dir) else { return };
         for e in entries.flatten() {
             let p = e.path();
+            if e.file_name() == ".opentrail-meta" {
+                continue;
+            }
             if p.is_dir() {
-                if e.file_name() != ".opentrail-meta" {
-                    walk(&p, out);
+                walk(root, &p, out);
+            } else if let Ok(rel) = p.strip_prefix(root) {
+                let key = rel.to_string_lossy().into_owned();
+                let staging =
+                    key.rsplit_once('#').is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+                if !staging {
+                    out.push(key);
                 }
-            } else {
-                out.push(p);
             }
         }
     }
-    let mut files = Vec::new();
-    walk(root, &mut files);
-    files.sort();
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
+
+/// What a local bucket folder holds (metadata from the `.opentrail-meta/` sidecars).
+pub fn read_folder(root: &Path, trail: &str, bucket: &str) -> Delivered {
+    let files: Vec<std::path::PathBuf> = local_keys(root).into_iter().map(|k| root.join(k)).collect();
     let mut d = Delivered::default();
     for f in files {
         let key = f.strip_prefix(root).unwrap().to_string_lossy().into_owned();

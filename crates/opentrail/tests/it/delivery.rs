@@ -227,26 +227,9 @@ fn bucket_root(s: &Server, bucket: &str) -> PathBuf {
     s.data_dir.join("buckets").join(bucket)
 }
 
-/// Every key in a local bucket (metadata sidecars are not keys), sorted.
+/// Every key in a local bucket, sorted (see `delivered::local_keys`).
 fn keys(root: &Path) -> Vec<String> {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.file_name().is_some_and(|n| n == ".opentrail-meta") {
-                continue;
-            }
-            if p.is_dir() {
-                walk(root, &p, out);
-            } else {
-                out.push(p.strip_prefix(root).unwrap().to_string_lossy().into_owned());
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(root, root, &mut out);
-    out.sort();
-    out
+    crate::delivered::local_keys(root)
 }
 
 fn is_digits(s: &str, n: usize) -> bool {

@@ -39,21 +39,7 @@ fn bucket_root(s: &Server) -> PathBuf {
 
 /// Every delivered file under `root` whose key contains `part`, by key.
 fn files(root: &Path, part: &str) -> Vec<String> {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
-        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.file_name().is_some_and(|n| n == ".opentrail-meta") {
-                continue;
-            }
-            if p.is_dir() {
-                walk(root, &p, out);
-            } else if let Ok(rel) = p.strip_prefix(root) {
-                out.push(rel.to_string_lossy().into_owned());
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(root, root, &mut out);
+    let mut out = crate::delivered::local_keys(root);
     out.retain(|k| k.contains(part) && k.ends_with(".json.gz"));
     out
 }
