@@ -226,13 +226,20 @@ impl Delivery {
                 if names.contains(name.as_str()) || running.contains_key(&name) {
                     continue;
                 }
-                let finished = match state::TrailState::load(&e.path()) {
-                    Ok(Some(s)) => s.finalized && s.outbox.is_empty(),
+                let (finished, snapshot) = match state::TrailState::load(&e.path()) {
+                    Ok(Some(s)) => {
+                        (s.finalized && s.outbox.is_empty(), s.trail.filter(|t| t.created == s.trail_created))
+                    }
                     // Never saved: nothing was staged.
-                    Ok(None) => true,
-                    Err(_) => false,
+                    Ok(None) => (true, None),
+                    Err(_) => (false, None),
                 };
                 if !finished {
+                    // Deleted while the server was down, its delivery unfinished: finish it (upload the outbox,
+                    // write the final digests) with the settings it last had, then its state goes.
+                    if let Some(trail) = snapshot {
+                        self.spawn(&mut running, trail);
+                    }
                     continue;
                 }
                 if let Err(err) = std::fs::remove_dir_all(e.path()) {
@@ -254,20 +261,25 @@ impl Delivery {
             if !t.logging.is_logging && !unfinished {
                 continue;
             }
-            let name = t.name.clone();
-            let view = match trail::TrailDelivery::open(self.shared.clone(), t) {
-                Ok(v) => v,
-                Err(e) => {
-                    tracing::error!(trail = %name, error = %e, "cannot open the trail's delivery");
-                    continue;
-                }
-            };
-            match views::spawn(view, self.feed.clone(), &self.set, views::RunOptions::default()) {
-                Ok(h) => {
-                    running.insert(name, h);
-                }
-                Err(e) => tracing::error!(trail = %name, error = %e, "cannot start the trail's delivery"),
+            self.spawn(&mut running, t);
+        }
+    }
+
+    /// Opens a trail's delivery and runs it as a view.
+    fn spawn(&self, running: &mut BTreeMap<String, views::ViewHandle>, t: service::trails::Trail) {
+        let name = t.name.clone();
+        let view = match trail::TrailDelivery::open(self.shared.clone(), t) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(trail = %name, error = %e, "cannot open the trail's delivery");
+                return;
             }
+        };
+        match views::spawn(view, self.feed.clone(), &self.set, views::RunOptions::default()) {
+            Ok(h) => {
+                running.insert(name, h);
+            }
+            Err(e) => tracing::error!(trail = %name, error = %e, "cannot start the trail's delivery"),
         }
     }
 

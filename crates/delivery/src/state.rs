@@ -34,6 +34,10 @@ pub struct TrailState {
     pub status: Status,
     /// A number for the next outbox file.
     pub next_staged: u64,
+    /// The trail's settings as last seen: what a delivery needs to finish (outbox, final digest) when the
+    /// trail was deleted while the server was down.
+    #[serde(default)]
+    pub trail: Option<service::trails::Trail>,
 }
 
 /// What GetTrailStatus reports about delivery (and the metrics), kept with the state so it survives restarts.
@@ -126,6 +130,7 @@ impl TrailState {
             deleted: false,
             status: Status::default(),
             next_staged: 1,
+            trail: None,
         }
     }
 

@@ -119,7 +119,12 @@ impl TrailDelivery {
     /// keeps its last settings, stopped at what was applied when it went: its delivery finishes like a stop.
     fn refresh_trail(&mut self) {
         match self.shared.trails.by_name(&self.trail_name).filter(|t| t.created == self.state.trail_created) {
-            Some(t) => self.trail = Some(t),
+            Some(t) => {
+                if self.state.trail.as_ref() != Some(&t) {
+                    self.state.trail = Some(t.clone());
+                }
+                self.trail = Some(t);
+            }
             None => {
                 self.gone = true;
                 if let Some(t) = &mut self.trail

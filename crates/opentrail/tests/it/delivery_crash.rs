@@ -36,24 +36,9 @@ fn state(data: &Path, trail: &str) -> Value {
     std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(Value::Null)
 }
 
-/// Keys of the objects in a local bucket (no metadata sidecars).
+/// Keys of the objects in a local bucket (see `delivered::local_keys`).
 fn keys_in(root: &Path) -> BTreeSet<String> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<String>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                if e.file_name() != ".opentrail-meta" {
-                    walk(root, &p, out);
-                }
-            } else {
-                out.insert(p.strip_prefix(root).unwrap().to_string_lossy().into_owned());
-            }
-        }
-    }
-    let mut out = BTreeSet::new();
-    walk(root, root, &mut out);
-    out
+    local_keys(root).into_iter().collect()
 }
 
 /// What the last crash left, from the state file and the folders: objects in the bucket the state still
@@ -317,4 +302,74 @@ fn a_crash_after_the_upload_or_before_the_cut_is_recorded_delivers_each_file_onc
     let mut server = server;
     server.stop();
     check_offline(&data);
+}
+
+#[test]
+fn a_trail_deleted_while_its_files_wait_is_finished_after_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let held: PathBuf = tmp.path().join("held");
+    // The bucket's folder cannot be created while a file is in its place: every upload fails.
+    std::fs::write(&held, b"not a folder").unwrap();
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        config_toml(&format!(
+            "[delivery]\ninterval = \"1s\"\ndigest_interval = \"2s\"\n[buckets.gone-logs]\npath = {:?}\n",
+            held.display().to_string()
+        )),
+    )
+    .unwrap();
+    let data = tmp.path().join("data");
+    let trail = "gone";
+    let mut server = Server::spawn(&data, Some(&cfg), "127.0.0.1:0");
+    call(&server, "CreateTrail", json!({"Name": trail, "S3BucketName": "gone-logs", "EnableLogFileValidation": true}));
+    call(&server, "StartLogging", json!({"Name": trail}));
+    let (ids, body) = events("gone", 25);
+    server.ingest(&body);
+    wait_until("the events staged and their upload failing", Duration::from_secs(30), || {
+        let st = state(&data, trail);
+        let staged: usize = st["outbox"].as_array().map_or(0, |o| {
+            o.iter().filter(|i| i["kind"] == "Log").map(|i| i["records"].as_u64().unwrap() as usize).sum()
+        });
+        let failing = st["status"]["latest_delivery_error"].as_str().is_some_and(|e| e.contains("gone-logs"));
+        if staged >= ids.len() && failing { Ok(()) } else { Err(format!("outbox {}", st["outbox"])) }
+    });
+    // Deleted while its files wait; the server stops before the bucket comes back.
+    call(&server, "DeleteTrail", json!({"Name": trail}));
+    std::thread::sleep(Duration::from_millis(500));
+    server.stop();
+    assert!(data.join("delivery").join(trail).join("state.json").exists(), "unfinished: the state stays");
+
+    // The bucket works again and the server starts without the trail: its delivery finishes all the same.
+    std::fs::remove_file(&held).unwrap();
+    let server = Server::spawn(&data, Some(&cfg), "127.0.0.1:0");
+    wait_until("the deleted trail's delivery finished and its state gone", Duration::from_secs(30), || {
+        if data.join("delivery").join(trail).exists() { Err(format!("state {}", state(&data, trail))) } else { Ok(()) }
+    });
+    let d = read_folder(&held, trail, "gone-logs");
+    d.assert_layout(trail);
+    let got: BTreeSet<String> = d.event_counts().into_iter().filter(|(_, n)| *n == 1).map(|(id, _)| id).collect();
+    for id in &ids {
+        assert!(got.contains(id), "{id} not delivered exactly once: {:?}", d.event_counts().get(id));
+    }
+    assert!(!d.digests.is_empty(), "a final digest closes the chain");
+    let start = chrono::Utc::now() - chrono::Duration::hours(1);
+    let out = server
+        .aws(ADMIN_KEY, ADMIN_SECRET)
+        .env("AWS_ENDPOINT_URL_S3", &server.endpoint)
+        .args([
+            "cloudtrail",
+            "validate-logs",
+            "--trail-arn",
+            &format!("arn:aws:cloudtrail:us-east-1:{ACCOUNT}:trail/{trail}"),
+            "--start-time",
+            &start.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            "--s3-bucket",
+            "gone-logs",
+            "--verbose",
+        ])
+        .output()
+        .unwrap();
+    assert_all_valid(&out, 1);
+    server.assert_no_errors_logged();
 }
