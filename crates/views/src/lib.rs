@@ -11,7 +11,8 @@
 //!   ([`Runner::spawn`] / [`spawn`] → [`ViewHandle`], stopped and joined on request or drop).
 //! * [`ViewSet`] — the registry of running views (added and removed at runtime), each with its applied seq,
 //!   lag behind the journal and error count, rendered for `/metrics`.
-//! * [`JournalFeed`] — the journal as a feed of decoded [`model::Record`]s, for every view but the index.
+//! * [`JournalFeed`] — the journal as a feed of [`model::StoredRecord`]s (text as stored + provenance, not parsed),
+//!   for every view but the index.
 //!
 //! Architecture invariant: a view never holds back ingest. The runner only reads; back-pressure on capture is
 //! the store's decision (today only for the index, whose lag makes lookups stale), never this crate's.
