@@ -161,21 +161,6 @@ impl TrailDelivery {
         );
     }
 
-    /// Where this trail delivers a record it logs, `(account, Region)`, or `None` when its Region or
-    /// selectors leave it out.
-    fn target(&self, trail: &Trail, facts: &EventFacts<'_>) -> Option<(String, String)> {
-        let home = self.shared.trails.home();
-        let region = facts.aws_region.as_deref().unwrap_or(&home.region);
-        if !trail.settings.is_multi_region_trail && region != home.region {
-            return None;
-        }
-        if !trail.selectors.matches(facts) {
-            return None;
-        }
-        let account = facts.recipient_account_id.as_deref().unwrap_or(&home.account);
-        Some((account.to_string(), region.to_string()))
-    }
-
     /// Stages every open log file and moves the durable checkpoint to `through`, in one state write.
     fn cut(&mut self, through: u64) -> Result<(), ViewError> {
         self.last_cut = Instant::now();
@@ -582,24 +567,22 @@ impl TrailDelivery {
     fn apply_inner(&mut self, items: Vec<(Seq, StoredRecord)>, through: Seq) -> Result<(), ViewError> {
         self.refresh_trail();
         if let Some(trail) = self.trail.clone() {
-            for (seq, record) in items {
-                if !trail.logging.logged(seq.0) {
-                    continue;
-                }
-                let facts = match EventFacts::parse(record.json()) {
-                    Ok(f) => f,
-                    Err(e) => {
+            let home = self.shared.trails.home().clone();
+            let decided = decide_all(&trail, &home, &items);
+            for ((seq, record), decision) in items.iter().zip(decided) {
+                let (target, event_time) = match decision {
+                    Decision::Skip => continue,
+                    Decision::Damaged(e) => {
                         // Stored records were validated at ingest: this is damage, and it is skipped, not fatal.
                         self.unparsable += 1;
                         tracing::error!(trail = %self.trail_name, %seq, error = %e, "stored record is not a JSON object; not delivered");
                         continue;
                     }
+                    Decision::Deliver(target, time) => (target, time),
                 };
-                let Some(target) = self.target(&trail, &facts) else { continue };
                 let builder = self.open.entry(target).or_default();
                 let before = builder.uncompressed_len() as usize;
-                // Every stored record has an eventTime (it was validated at ingest).
-                builder.push(record.json().as_bytes(), facts.event_time.unwrap_or(EventTime(0)));
+                builder.push(record.json().as_bytes(), event_time);
                 self.open_bytes += builder.uncompressed_len() as usize - before;
                 if self.open_bytes >= MAX_FILE_BYTES {
                     self.cut(seq.0)?;
@@ -609,6 +592,59 @@ impl TrailDelivery {
         self.applied = self.applied.max(through.0);
         self.finish_if_stopped()
     }
+}
+
+/// What a trail does with one record.
+enum Decision {
+    Skip,
+    Damaged(String),
+    /// Into the open file of (account, Region), with its eventTime.
+    Deliver((String, String), EventTime),
+}
+
+/// Hard-coded: below this many records a batch is decided on the view's own thread.
+const PARALLEL_FROM: usize = 1024;
+
+/// Decides every record of a batch — parsing its selector facts is most of a trail's work per record — on
+/// as many threads as there are cores; the answers come back in batch order.
+fn decide_all(trail: &Trail, home: &service::trails::Home, items: &[(Seq, StoredRecord)]) -> Vec<Decision> {
+    let decide = |(seq, record): &(Seq, StoredRecord)| -> Decision {
+        if !trail.logging.logged(seq.0) {
+            return Decision::Skip;
+        }
+        match EventFacts::parse(record.json()) {
+            Err(e) => Decision::Damaged(e.to_string()),
+            // Every stored record has an eventTime (it was validated at ingest).
+            Ok(facts) => match target_of(trail, home, &facts) {
+                Some(target) => Decision::Deliver(target, facts.event_time.unwrap_or(EventTime(0))),
+                None => Decision::Skip,
+            },
+        }
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads < 2 || items.len() < PARALLEL_FROM {
+        return items.iter().map(decide).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> =
+            items.chunks(chunk).map(|part| scope.spawn(move || part.iter().map(decide).collect::<Vec<_>>())).collect();
+        handles.into_iter().flat_map(|h| h.join().expect("deciding a record cannot panic")).collect()
+    })
+}
+
+/// Where a trail delivers a record it logs, `(account, Region)`, or `None` when its Region or selectors leave
+/// it out.
+fn target_of(trail: &Trail, home: &service::trails::Home, facts: &EventFacts<'_>) -> Option<(String, String)> {
+    let region = facts.aws_region.as_deref().unwrap_or(&home.region);
+    if !trail.settings.is_multi_region_trail && region != home.region {
+        return None;
+    }
+    if !trail.selectors.matches(facts) {
+        return None;
+    }
+    let account = facts.recipient_account_id.as_deref().unwrap_or(&home.account);
+    Some((account.to_string(), region.to_string()))
 }
 
 /// A delivery failure, as the view runner logs and counts it.
