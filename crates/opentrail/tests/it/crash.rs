@@ -13,17 +13,6 @@ use crate::support::*;
 /// Hard-coded: kill/restart cycles per run (each takes well under a second of ingest).
 const CYCLES: usize = 12;
 
-/// A batch's eventIDs and its NDJSON body.
-type Batch = (Vec<String>, String);
-
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
-}
-
 fn batch(cycle: usize, n: usize, size: usize) -> Batch {
     let ids: Vec<String> = (0..size).map(|i| format!("crash-{cycle}-{n}-{i}")).collect();
     let body = ids
@@ -45,9 +34,7 @@ fn batch(cycle: usize, n: usize, size: usize) -> Batch {
 
 #[test]
 fn every_acknowledged_event_survives_sigkill_exactly_once() {
-    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
-    eprintln!("crash test seed {seed}");
-    let mut rng = Lcg(seed);
+    let mut rng = Lcg::from_clock("crash test");
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("c.toml");
     std::fs::write(&cfg, config_toml("")).unwrap();
@@ -135,11 +122,5 @@ fn every_acknowledged_event_survives_sigkill_exactly_once() {
     assert!(acked.is_subset(&unique), "every acknowledged event found");
     assert!(acked.len() > 100, "the test ingested something: {}", acked.len());
     server.stop();
-    let out = std::process::Command::new(bin()).args(["check", "--data-dir"]).arg(&data).output().unwrap();
-    assert!(
-        out.status.success(),
-        "check failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    check_offline(&data);
 }

@@ -257,6 +257,11 @@ pub fn wait_until<T>(what: &str, limit: Duration, mut probe: impl FnMut() -> Res
 /// `aws cloudtrail validate-logs` over the trail, its CloudTrail calls to opentrail and its S3 calls to
 /// `s3_endpoint` (opentrail's own S3 API or another server), from an hour ago.
 pub fn validate_logs(s: &Server, trail: &str, s3_endpoint: &str) -> Output {
+    validate_logs_with(s, trail, s3_endpoint, &[])
+}
+
+/// [`validate_logs`] with more arguments (`--s3-bucket` for a trail DescribeTrails no longer knows).
+pub fn validate_logs_with(s: &Server, trail: &str, s3_endpoint: &str, extra: &[&str]) -> Output {
     let start = chrono::Utc::now() - chrono::Duration::hours(1);
     s.aws(ADMIN_KEY, ADMIN_SECRET)
         .env("AWS_ENDPOINT_URL_S3", s3_endpoint)
@@ -269,6 +274,7 @@ pub fn validate_logs(s: &Server, trail: &str, s3_endpoint: &str) -> Output {
             &start.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
             "--verbose",
         ])
+        .args(extra)
         .output()
         .expect("run aws")
 }

@@ -16,19 +16,8 @@ use serde_json::{Value, json};
 use crate::delivered::*;
 use crate::support::*;
 
-/// A batch's eventIDs and its NDJSON body.
-type Batch = (Vec<String>, String);
-
 /// Hard-coded: kill/restart cycles of the random test (each a second or two of ingest and delivery).
 const CYCLES: usize = 6;
-
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
-}
 
 /// The trail's delivery state as the server last wrote it.
 fn state(data: &Path, trail: &str) -> Value {
@@ -83,21 +72,9 @@ fn assert_delivered_exactly_once(s: &Server, bucket: &Path, trail: &str, must: &
     d
 }
 
-fn check_offline(data: &Path) {
-    let out = std::process::Command::new(bin()).args(["check", "--data-dir"]).arg(data).output().unwrap();
-    assert!(
-        out.status.success(),
-        "check failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn trail_delivery_survives_sigkill_again_and_again_without_losing_or_doubling_an_event() {
-    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
-    eprintln!("delivery crash test seed {seed}");
-    let mut rng = Lcg(seed);
+    let mut rng = Lcg::from_clock("delivery crash test");
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("c.toml");
     std::fs::write(&cfg, config_toml("[delivery]\ninterval = \"1s\"\ndigest_interval = \"2s\"\n")).unwrap();
@@ -212,18 +189,7 @@ fn copy_tree(from: &Path, to: &Path) {
 #[test]
 fn a_crash_after_the_upload_or_before_the_cut_is_recorded_delivers_each_file_once() {
     let tmp = tempfile::tempdir().unwrap();
-    let held: PathBuf = tmp.path().join("held");
-    // The bucket's folder cannot be created while a file is in its place: every upload fails.
-    std::fs::write(&held, b"not a folder").unwrap();
-    let cfg = tmp.path().join("c.toml");
-    std::fs::write(
-        &cfg,
-        config_toml(&format!(
-            "[delivery]\ninterval = \"1s\"\n[buckets.crash-logs]\npath = {:?}\n",
-            held.display().to_string()
-        )),
-    )
-    .unwrap();
+    let (held, cfg) = held_bucket(tmp.path(), "crash-logs", "interval = \"1s\"\n");
     let data = tmp.path().join("data");
     let trail = "held-back";
     let trail_dir = data.join("delivery").join(trail);
@@ -307,18 +273,7 @@ fn a_crash_after_the_upload_or_before_the_cut_is_recorded_delivers_each_file_onc
 #[test]
 fn a_trail_deleted_while_its_files_wait_is_finished_after_a_restart() {
     let tmp = tempfile::tempdir().unwrap();
-    let held: PathBuf = tmp.path().join("held");
-    // The bucket's folder cannot be created while a file is in its place: every upload fails.
-    std::fs::write(&held, b"not a folder").unwrap();
-    let cfg = tmp.path().join("c.toml");
-    std::fs::write(
-        &cfg,
-        config_toml(&format!(
-            "[delivery]\ninterval = \"1s\"\ndigest_interval = \"2s\"\n[buckets.gone-logs]\npath = {:?}\n",
-            held.display().to_string()
-        )),
-    )
-    .unwrap();
+    let (held, cfg) = held_bucket(tmp.path(), "gone-logs", "interval = \"1s\"\ndigest_interval = \"2s\"\n");
     let data = tmp.path().join("data");
     let trail = "gone";
     let mut server = Server::spawn(&data, Some(&cfg), "127.0.0.1:0");
@@ -353,23 +308,20 @@ fn a_trail_deleted_while_its_files_wait_is_finished_after_a_restart() {
         assert!(got.contains(id), "{id} not delivered exactly once: {:?}", d.event_counts().get(id));
     }
     assert!(!d.digests.is_empty(), "a final digest closes the chain");
-    let start = chrono::Utc::now() - chrono::Duration::hours(1);
-    let out = server
-        .aws(ADMIN_KEY, ADMIN_SECRET)
-        .env("AWS_ENDPOINT_URL_S3", &server.endpoint)
-        .args([
-            "cloudtrail",
-            "validate-logs",
-            "--trail-arn",
-            &format!("arn:aws:cloudtrail:us-east-1:{ACCOUNT}:trail/{trail}"),
-            "--start-time",
-            &start.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-            "--s3-bucket",
-            "gone-logs",
-            "--verbose",
-        ])
-        .output()
-        .unwrap();
+    // The trail is gone from DescribeTrails: the aws CLI is told its bucket.
+    let out = validate_logs_with(&server, trail, &server.endpoint, &["--s3-bucket", "gone-logs"]);
     assert_all_valid(&out, 1);
     server.assert_no_errors_logged();
+}
+
+/// A local bucket `name` whose folder cannot be created while a file `<dir>/held` is in its place, so every
+/// upload fails until the test removes that file; and a config naming it, with `delivery` as the
+/// `[delivery]` section's lines. Returns (the file in the folder's place, the config file).
+fn held_bucket(dir: &Path, name: &str, delivery: &str) -> (PathBuf, PathBuf) {
+    let held = dir.join("held");
+    std::fs::write(&held, b"not a folder").unwrap();
+    let cfg = dir.join("c.toml");
+    let toml = format!("[delivery]\n{delivery}[buckets.{name}]\npath = {:?}\n", held.display().to_string());
+    std::fs::write(&cfg, config_toml(&toml)).unwrap();
+    (held, cfg)
 }

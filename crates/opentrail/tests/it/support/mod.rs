@@ -328,3 +328,35 @@ pub fn api_call(id: &str, time: &str, name: &str, user: &str) -> String {
 
 /// The seed case: on 2020-01-01T09:00:00Z IAM user John created IAM user Mary through the console.
 pub const SEED: &str = r#"{"eventVersion":"1.11","userIdentity":{"type":"IAMUser","principalId":"AIDAJOHNEXAMPLE00001","arn":"arn:aws:iam::123456789012:user/John","accountId":"123456789012","accessKeyId":"ASIAJOHNCONSOLE00001","userName":"John","sessionContext":{"sessionIssuer":{},"webIdFederationData":{},"attributes":{"creationDate":"2020-01-01T08:55:12Z","mfaAuthenticated":"true"}}},"eventTime":"2020-01-01T09:00:00Z","eventSource":"iam.amazonaws.com","eventName":"CreateUser","awsRegion":"us-east-1","sourceIPAddress":"198.51.100.23","userAgent":"AWS Internal","requestParameters":{"userName":"Mary"},"responseElements":{"user":{"path":"/","userName":"Mary","userId":"AIDAMARYEXAMPLE00001","arn":"arn:aws:iam::123456789012:user/Mary","createDate":"Jan 1, 2020 9:00:00 AM"}},"requestID":"6e2c4c7a-1f0b-4d67-9a6e-3c1f2b0d9e11","eventID":"3b5f2f5e-8c1d-4f7e-9a2b-1c2d3e4f5a6b","readOnly":false,"resources":[{"ARN":"arn:aws:iam::123456789012:user/Mary","accountId":"123456789012","type":"AWS::IAM::User"}],"eventType":"AwsApiCall","managementEvent":true,"recipientAccountId":"123456789012","eventCategory":"Management","sessionCredentialFromConsole":"true","tlsDetails":{"tlsVersion":"TLSv1.3","cipherSuite":"TLS_AES_128_GCM_SHA256","clientProvidedHostHeader":"iam.amazonaws.com"}}"#;
+
+/// A batch's eventIDs and its NDJSON body (the crash tests' unit of ingest).
+pub type Batch = (Vec<String>, String);
+
+/// The crash tests' random moments: a small LCG seeded from the clock, its seed printed so a failing run can
+/// be read back.
+pub struct Lcg(u64);
+
+impl Lcg {
+    pub fn from_clock(test: &str) -> Lcg {
+        let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+        eprintln!("{test} seed {seed}");
+        Lcg(seed)
+    }
+
+    /// A number in `0..n`.
+    pub fn next(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+/// `opentrail check` on a stopped server's data dir: the index agrees with the journal.
+pub fn check_offline(data: &Path) {
+    let out = Command::new(bin()).args(["check", "--data-dir"]).arg(data).output().unwrap();
+    assert!(
+        out.status.success(),
+        "check failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
