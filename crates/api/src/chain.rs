@@ -336,16 +336,29 @@ async fn control_plane(
     if let Err(refused) = record_durably(app, ctx, requested, op, params, &answer).await {
         return refused;
     }
-    let metrics = app.store.metrics();
     let cp = app.control_plane.clone();
+    // A rename needs no space; only a broken disk fails here.
     let committed = blocking(move || cp.commit(staged)).await.and_then(|r| r.map_err(|e| ApiError::internal(&e)));
-    if let Err(e) = committed {
-        // A rename needs no space; only a broken disk gets here.
-        metrics.record_audit(AuditOutcome::EffectFailedAfterAudit);
-        tracing::error!(operation = op.name(), error = %e.message, "call recorded as done, then failed to apply");
-        return finish(app, ctx, requested, Err(e));
+    applied_after_audit(app, ctx, requested, op, committed.map(|()| answer))
+}
+
+/// The answer to a call whose audit record is durable, once its effect was applied (`Ok`: the answer) or
+/// failed to apply (counted and logged: the record says done, the state did not change).
+fn applied_after_audit(
+    app: &Arc<App>,
+    ctx: &CallContext,
+    requested: &Requested,
+    op: Operation,
+    applied: Result<Value, ApiError>,
+) -> Response {
+    match applied {
+        Ok(answer) => finish(app, ctx, requested, Ok(Reply::Json(answer))),
+        Err(e) => {
+            app.store.metrics().record_audit(AuditOutcome::EffectFailedAfterAudit);
+            tracing::error!(operation = op.name(), error = %e.message, "call recorded as done, then failed to apply");
+            finish(app, ctx, requested, Err(e))
+        }
     }
-    finish(app, ctx, requested, Ok(Reply::Json(answer)))
 }
 
 /// `RotateSigningKey`: a fresh key is generated (nothing changed yet), the call recorded durably with the
@@ -371,17 +384,8 @@ async fn rotate_signing_key(
     }
     let keys = app.keys.clone();
     let installed = blocking(move || keys.install(pending)).await.and_then(|r| r.map_err(|e| ApiError::internal(&e)));
-    match installed {
-        Ok(key) => {
-            let answer = crate::keys::rotation_answer(key.fingerprint(), key.validity_start());
-            finish(app, ctx, requested, Ok(Reply::Json(answer)))
-        }
-        Err(e) => {
-            app.store.metrics().record_audit(AuditOutcome::EffectFailedAfterAudit);
-            tracing::error!(operation = op.name(), error = %e.message, "call recorded as done, then failed to apply");
-            finish(app, ctx, requested, Err(e))
-        }
-    }
+    let answer = installed.map(|key| crate::keys::rotation_answer(key.fingerprint(), key.validity_start()));
+    applied_after_audit(app, ctx, requested, op, answer)
 }
 
 /// Makes the audit record of a call that changes state durable before its effect is applied; `Err` is the
