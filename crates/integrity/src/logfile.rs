@@ -24,14 +24,28 @@ pub const GZIP_LEVEL: u32 = 1;
 const HEAD: &[u8] = b"{\"Records\":[";
 const TAIL: &[u8] = b"]}";
 
+/// How many records a file holds and the range of their event times.
+#[derive(Debug, Default, Clone, Copy)]
+struct Span {
+    count: usize,
+    oldest: Option<EventTime>,
+    newest: Option<EventTime>,
+}
+
+impl Span {
+    fn add(&mut self, t: EventTime) {
+        self.count += 1;
+        self.oldest = Some(self.oldest.map_or(t, |o| o.min(t)));
+        self.newest = Some(self.newest.map_or(t, |n| n.max(t)));
+    }
+}
+
 /// Builds one log file.
 pub struct LogFileBuilder {
     gzip: GzEncoder<Vec<u8>>,
     sha: Context,
     uncompressed_len: u64,
-    count: usize,
-    oldest: Option<EventTime>,
-    newest: Option<EventTime>,
+    span: Span,
 }
 
 /// A finished log file and its digest entry facts.
@@ -65,9 +79,7 @@ impl LogFileBuilder {
             gzip: GzEncoder::new(Vec::new(), Compression::new(level.min(9))),
             sha: Context::new(&SHA256),
             uncompressed_len: 0,
-            count: 0,
-            oldest: None,
-            newest: None,
+            span: Span::default(),
         };
         b.write(HEAD);
         b
@@ -83,17 +95,15 @@ impl LogFileBuilder {
     /// Appends one record's JSON text verbatim. The caller guarantees it is one JSON object (the journal
     /// stores only records that parsed); `event_time` is its `eventTime`.
     pub fn push(&mut self, record_json: &[u8], event_time: EventTime) {
-        if self.count > 0 {
+        if self.span.count > 0 {
             self.write(b",");
         }
         self.write(record_json);
-        self.count += 1;
-        self.oldest = Some(self.oldest.map_or(event_time, |t| t.min(event_time)));
-        self.newest = Some(self.newest.map_or(event_time, |t| t.max(event_time)));
+        self.span.add(event_time);
     }
 
     pub fn record_count(&self) -> usize {
-        self.count
+        self.span.count
     }
 
     /// Uncompressed bytes so far (for size-based cuts).
@@ -108,9 +118,9 @@ impl LogFileBuilder {
             gzip,
             sha256_hex: hex::encode(self.sha.finish()),
             uncompressed_len: self.uncompressed_len,
-            record_count: self.count,
-            oldest_event_time: self.oldest,
-            newest_event_time: self.newest,
+            record_count: self.span.count,
+            oldest_event_time: self.span.oldest,
+            newest_event_time: self.span.newest,
         }
     }
 }
@@ -161,25 +171,21 @@ mod tests {
 pub struct RecordBuffer {
     /// The records joined by `,`: the file's bytes between `{"Records":[` and `]}`.
     body: Vec<u8>,
-    count: usize,
-    oldest: Option<EventTime>,
-    newest: Option<EventTime>,
+    span: Span,
 }
 
 impl RecordBuffer {
     /// Appends one record's JSON text verbatim (one JSON object, as [`LogFileBuilder::push`]).
     pub fn push(&mut self, record_json: &[u8], event_time: EventTime) {
-        if self.count > 0 {
+        if self.span.count > 0 {
             self.body.push(b',');
         }
         self.body.extend_from_slice(record_json);
-        self.count += 1;
-        self.oldest = Some(self.oldest.map_or(event_time, |t| t.min(event_time)));
-        self.newest = Some(self.newest.map_or(event_time, |t| t.max(event_time)));
+        self.span.add(event_time);
     }
 
     pub fn record_count(&self) -> usize {
-        self.count
+        self.span.count
     }
 
     /// The bytes of the finished file, uncompressed.
@@ -191,9 +197,7 @@ impl RecordBuffer {
     pub fn finish(self) -> LogFile {
         let mut b = LogFileBuilder::new();
         b.write(&self.body);
-        b.count = self.count;
-        b.oldest = self.oldest;
-        b.newest = self.newest;
+        b.span = self.span;
         b.finish()
     }
 }
