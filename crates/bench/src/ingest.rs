@@ -180,6 +180,24 @@ pub fn compare_encodings(bin: &Path, dir: &Path, corpus: &Corpus, threads: usize
     Ok((rates[0], rates[1]))
 }
 
+/// The next batch of an open-loop sender shared by several threads: batch i is due at `start + i ×
+/// interval`; sleeps until then and returns its index, the batch and its body (`None`: the corpus is sent).
+pub fn next_paced<'c>(
+    corpus: &'c Corpus,
+    next: &AtomicUsize,
+    start: Instant,
+    interval: Duration,
+) -> Result<Option<(usize, &'c crate::corpus::Batch, Vec<u8>)>> {
+    let i = next.fetch_add(1, Ordering::Relaxed);
+    let Some(b) = corpus.batches.get(i) else { return Ok(None) };
+    let body = corpus.read(b)?;
+    let due = start + interval * i as u32;
+    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+        std::thread::sleep(wait);
+    }
+    Ok(Some((i, b, body)))
+}
+
 /// Ingests `corpus` at `rate` events/s (open loop: batch i is due at i × batch / rate) from two clients while
 /// probe threads poll LookupEvents by EventId for sampled events until they are visible.
 pub fn freshness(client: &Client, corpus: &Corpus, rate: u64) -> Result<Freshness> {
@@ -199,14 +217,7 @@ pub fn freshness(client: &Client, corpus: &Corpus, rate: u64) -> Result<Freshnes
                 let tx = tx.clone();
                 let (next, acks, last_ack) = (&next, &acks, &last_ack);
                 s.spawn(move || -> Result<()> {
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(b) = corpus.batches.get(i) else { return Ok(()) };
-                        let body = corpus.read(b)?;
-                        let due = start + interval * i as u32;
-                        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                            std::thread::sleep(wait);
-                        }
+                    while let Some((i, b, body)) = next_paced(corpus, next, start, interval)? {
                         let t = Instant::now();
                         let (answer, _) = send(client, &body, false, b.records)?;
                         let acked = Instant::now();
@@ -218,6 +229,7 @@ pub fn freshness(client: &Client, corpus: &Corpus, rate: u64) -> Result<Freshnes
                             let _ = tx.send((id.to_string(), acked));
                         }
                     }
+                    Ok(())
                 })
             })
             .collect();

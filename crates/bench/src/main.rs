@@ -369,12 +369,7 @@ fn run_delivery(args: &Args, bin: &std::path::Path, dir: &std::path::Path) -> Re
         let corpus = corpus::Corpus::generate_fresh(&dir.join("delivery.ndjson"), o.events, o.seed, o.batch)?;
         phase.next(&mut figs, &format!("throughput to a local folder: {} events, {encoding:?}", o.events));
         let t = delivery::throughput_local(&o, &corpus)?;
-        step(&format!(
-            "  ingest {:.0} ev/s, delivery {:.0} ev/s, catch-up {:.2} s",
-            t.ingest_eps(),
-            t.delivery_eps(),
-            t.catch_up().as_secs_f64()
-        ));
+        step(&t.progress_line());
         fig.throughput.push(t);
         drop(corpus);
         let _ = std::fs::remove_file(dir.join("delivery.ndjson"));
@@ -384,12 +379,7 @@ fn run_delivery(args: &Args, bin: &std::path::Path, dir: &std::path::Path) -> Re
                 corpus::Corpus::generate_fresh(&dir.join("moto.ndjson"), o.moto_events, o.seed + 1_000_033, o.batch)?;
             match delivery::throughput_moto(&o, &corpus) {
                 Ok(t) => {
-                    step(&format!(
-                        "  ingest {:.0} ev/s, delivery {:.0} ev/s, catch-up {:.2} s",
-                        t.ingest_eps(),
-                        t.delivery_eps(),
-                        t.catch_up().as_secs_f64()
-                    ));
+                    step(&t.progress_line());
                     fig.throughput.push(t);
                 }
                 Err(e) => {
