@@ -70,35 +70,9 @@ fn every_acknowledged_event_survives_sigkill_exactly_once() {
         let addr = server.addr.clone();
         let kill_after = Duration::from_millis(50 + rng.next(400));
         let pending: Arc<Mutex<Option<Batch>>> = Arc::default();
-        let ingester = {
-            let acked = acked.clone();
-            let pending = pending.clone();
-            std::thread::spawn(move || {
-                for n in 0.. {
-                    let b = batch(cycle, n, 1 + (n % 40));
-                    *pending.lock().unwrap() = Some(b.clone());
-                    // Acknowledged only once the whole answer arrived (`try_signed` reads it all).
-                    let status = try_signed(
-                        &addr,
-                        ADMIN_KEY,
-                        ADMIN_SECRET,
-                        "POST",
-                        "/v1/events",
-                        &[],
-                        b.1.as_bytes(),
-                        now_secs(),
-                    )
-                    .map(|r| r.status);
-                    match status {
-                        Some(200) => {
-                            acked.lock().unwrap().extend(b.0);
-                            *pending.lock().unwrap() = None;
-                        }
-                        _ => return,
-                    }
-                }
-            })
-        };
+        let ingester = spawn_ingester(addr, acked.clone(), pending.clone(), Duration::ZERO, move |n| {
+            batch(cycle, n, 1 + (n % 40))
+        });
         std::thread::sleep(kill_after);
         server.kill();
         ingester.join().unwrap();

@@ -101,33 +101,9 @@ fn trail_delivery_survives_sigkill_again_and_again_without_losing_or_doubling_an
         }
         let addr = server.addr.clone();
         let pending: Arc<Mutex<Option<Batch>>> = Arc::default();
-        let ingester = {
-            let (acked, pending) = (acked.clone(), pending.clone());
-            std::thread::spawn(move || {
-                for n in 0.. {
-                    let b = events(&format!("dc-{cycle}-{n}"), 1 + n % 20);
-                    *pending.lock().unwrap() = Some(b.clone());
-                    let r = try_signed(
-                        &addr,
-                        ADMIN_KEY,
-                        ADMIN_SECRET,
-                        "POST",
-                        "/v1/events",
-                        &[],
-                        b.1.as_bytes(),
-                        now_secs(),
-                    );
-                    match r.map(|r| r.status) {
-                        Some(200) => {
-                            acked.lock().unwrap().extend(b.0);
-                            *pending.lock().unwrap() = None;
-                        }
-                        _ => return,
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            })
-        };
+        let ingester = spawn_ingester(addr, acked.clone(), pending.clone(), Duration::from_millis(20), move |n| {
+            events(&format!("dc-{cycle}-{n}"), 1 + n % 20)
+        });
         if cycle % 2 == 0 {
             // A random moment: mid-cut, mid-upload, mid-digest or in between.
             std::thread::sleep(Duration::from_millis(300 + rng.next(2200)));

@@ -360,3 +360,30 @@ pub fn check_offline(data: &Path) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The crash tests' client: sends `make(0)`, `make(1)`, … to `/v1/events` one after the other, `pause` apart,
+/// until a request gets no 200 (the server was killed). An acknowledged batch's ids go to `acked` — only once
+/// the whole answer arrived (`try_signed` reads it all); the batch in flight is in `pending` until answered.
+pub fn spawn_ingester(
+    addr: String,
+    acked: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+    pending: std::sync::Arc<std::sync::Mutex<Option<Batch>>>,
+    pause: Duration,
+    make: impl Fn(usize) -> Batch + Send + 'static,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        for n in 0.. {
+            let b = make(n);
+            *pending.lock().unwrap() = Some(b.clone());
+            let status =
+                try_signed(&addr, ADMIN_KEY, ADMIN_SECRET, "POST", "/v1/events", &[], b.1.as_bytes(), now_secs())
+                    .map(|r| r.status);
+            if status != Some(200) {
+                return;
+            }
+            acked.lock().unwrap().extend(b.0);
+            *pending.lock().unwrap() = None;
+            std::thread::sleep(pause);
+        }
+    })
+}
