@@ -415,6 +415,9 @@ struct InsightSelectorShape {
     insight_type: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     event_categories: Option<Vec<&'static str>>,
+    /// opentrail's extension, only when set (SDKs drop members their model lacks).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sensitivity: Option<f64>,
 }
 
 impl<'a> InsightSelectorsShape<'a> {
@@ -423,6 +426,7 @@ impl<'a> InsightSelectorsShape<'a> {
             .map(|s| InsightSelectorShape {
                 insight_type: s.insight_type.as_str(),
                 event_categories: s.event_categories.as_ref().map(|c| c.iter().map(|c| c.as_str()).collect()),
+                sensitivity: s.sensitivity,
             })
             .collect();
         InsightSelectorsShape { trail_arn, insight_selectors }
@@ -508,10 +512,15 @@ mod tests {
             selectors,
             has_custom_event_selectors: true,
             insight_selectors: vec![
-                InsightSelector { insight_type: InsightType::ApiCallRateInsight, event_categories: None },
+                InsightSelector {
+                    insight_type: InsightType::ApiCallRateInsight,
+                    event_categories: None,
+                    sensitivity: None,
+                },
                 InsightSelector {
                     insight_type: InsightType::ApiErrorRateInsight,
                     event_categories: Some(vec![SourceEventCategory::Management]),
+                    sensitivity: Some(0.5),
                 },
             ],
             tags: [("a".to_string(), Some("1".to_string())), ("b".to_string(), None)].into_iter().collect(),
@@ -587,7 +596,7 @@ mod tests {
         let insights = value(InsightSelectorsShape::of(&t.arn, &t.insight_selectors)).unwrap();
         check(
             insights["InsightSelectors"].clone(),
-            r#"[{"InsightType":"ApiCallRateInsight"},{"EventCategories":["Management"],"InsightType":"ApiErrorRateInsight"}]"#,
+            r#"[{"InsightType":"ApiCallRateInsight"},{"EventCategories":["Management"],"InsightType":"ApiErrorRateInsight","Sensitivity":0.5}]"#,
         );
         check(
             value(ResourceTag::of(&t.arn, &t.tags)).unwrap()["TagsList"].clone(),

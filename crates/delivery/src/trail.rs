@@ -15,8 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use integrity::layout::LogKind;
 use integrity::logfile::RecordBuffer;
-use model::{EventFacts, EventTime, Seq, StoredRecord};
+use model::{EventFacts, EventTime, Provenance, Seq, StoredRecord};
 use service::trails::Trail;
 use views::{View, ViewError};
 
@@ -43,8 +44,8 @@ pub struct TrailDelivery {
     trail: Option<Trail>,
     /// The trail was deleted: finish like a stop, then the state goes.
     gone: bool,
-    /// Open log files by (account, Region), uncompressed until the cut compresses them in parallel.
-    open: BTreeMap<(String, String), RecordBuffer>,
+    /// Open log files by (kind, account, Region), uncompressed until the cut compresses them in parallel.
+    open: BTreeMap<Target, RecordBuffer>,
     open_bytes: usize,
     /// Position applied in memory (≥ the durable checkpoint).
     applied: u64,
@@ -179,8 +180,9 @@ impl TrailDelivery {
         let name = format!("{:012}.cut", self.state.next_staged);
         self.state.next_staged += 1;
         let mut blob: Vec<u8> = Vec::new();
-        for ((account, region), file) in finish_all(std::mem::take(&mut self.open)) {
+        for (Target { kind, account, region }, file) in finish_all(std::mem::take(&mut self.open)) {
             let key = integrity::layout::LogFileKey {
+                kind,
                 prefix: trail.settings.s3_key_prefix.clone(),
                 account,
                 region: region.clone(),
@@ -594,12 +596,20 @@ impl TrailDelivery {
     }
 }
 
+/// Which log file a record goes into: its kind (events or Insights), account and Region.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Target {
+    kind: LogKind,
+    account: String,
+    region: String,
+}
+
 /// What a trail does with one record.
 enum Decision {
     Skip,
     Damaged(String),
-    /// Into the open file of (account, Region), with its eventTime.
-    Deliver((String, String), EventTime),
+    /// Into the open file of its target, with its eventTime.
+    Deliver(Target, EventTime),
 }
 
 /// Hard-coded: below this many records a batch is decided on the view's own thread.
@@ -615,7 +625,7 @@ fn decide_all(trail: &Trail, home: &service::trails::Home, items: &[(Seq, Stored
         match EventFacts::parse(record.json()) {
             Err(e) => Decision::Damaged(e.to_string()),
             // Every stored record has an eventTime (it was validated at ingest).
-            Ok(facts) => match target_of(trail, home, &facts) {
+            Ok(facts) => match target_of(trail, home, &facts, &record.provenance) {
                 Some(target) => Decision::Deliver(target, facts.event_time.unwrap_or(EventTime(0))),
                 None => Decision::Skip,
             },
@@ -633,18 +643,33 @@ fn decide_all(trail: &Trail, home: &service::trails::Home, items: &[(Seq, Stored
     })
 }
 
-/// Where a trail delivers a record it logs, `(account, Region)`, or `None` when its Region or selectors leave
-/// it out.
-fn target_of(trail: &Trail, home: &service::trails::Home, facts: &EventFacts<'_>) -> Option<(String, String)> {
+/// Where a trail delivers a record it logs, or `None` when its Region or selectors leave it out. Insights
+/// events go only to the trail whose detector raised them (their provenance names it), while it still has
+/// Insights selectors, into `CloudTrail-Insight/`; no event selector selects them.
+fn target_of(
+    trail: &Trail,
+    home: &service::trails::Home,
+    facts: &EventFacts<'_>,
+    provenance: &Provenance,
+) -> Option<Target> {
     let region = facts.aws_region.as_deref().unwrap_or(&home.region);
     if !trail.settings.is_multi_region_trail && region != home.region {
         return None;
     }
-    if !trail.selectors.matches(facts) {
-        return None;
-    }
+    let kind = if facts.category == "Insight" {
+        let ours = matches!(provenance, Provenance::Insights { trail: arn } if *arn == trail.arn);
+        if !ours || trail.insight_selectors.is_empty() {
+            return None;
+        }
+        LogKind::Insights
+    } else {
+        if !trail.selectors.matches(facts) {
+            return None;
+        }
+        LogKind::Events
+    };
     let account = facts.recipient_account_id.as_deref().unwrap_or(&home.account);
-    Some((account.to_string(), region.to_string()))
+    Some(Target { kind, account: account.to_string(), region: region.to_string() })
 }
 
 /// A delivery failure, as the view runner logs and counts it.
@@ -679,9 +704,9 @@ async fn put_one(bucket: Arc<buckets::Bucket>, item: &Staged, body: bytes::Bytes
 }
 
 /// Compresses and hashes a cut's files on as many threads as there are cores (gzip is most of a trail's CPU).
-fn finish_all(open: BTreeMap<(String, String), RecordBuffer>) -> Vec<((String, String), integrity::logfile::LogFile)> {
+fn finish_all(open: BTreeMap<Target, RecordBuffer>) -> Vec<(Target, integrity::logfile::LogFile)> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(open.len()).max(1);
-    let mut shares: Vec<Vec<((String, String), RecordBuffer)>> = (0..threads).map(|_| Vec::new()).collect();
+    let mut shares: Vec<Vec<(Target, RecordBuffer)>> = (0..threads).map(|_| Vec::new()).collect();
     // Largest first, each to the least loaded thread.
     let mut files: Vec<_> = open.into_iter().collect();
     files.sort_by_key(|(_, b)| std::cmp::Reverse(b.uncompressed_len()));

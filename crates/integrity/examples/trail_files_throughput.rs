@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use integrity::digest::{Digest, DigestInput, LogFileEntry};
 use integrity::keys::SigningKey;
-use integrity::layout::{DigestKey, LogFileKey, unique_name};
+use integrity::layout::{DigestKey, LogFileKey, LogKind, unique_name};
 use integrity::logfile::LogFileBuilder;
 use integrity::validate::{Object, ObjectSource, SourceError, ValidateParams, validate};
 use model::EventTime;
@@ -86,6 +86,7 @@ fn main() {
         // Base-62 digits of i: distinct names (unique_name maps each byte modulo 62).
         let random: [u8; 16] = std::array::from_fn(|d| ((i / 62usize.pow(d.min(4) as u32)) % 62) as u8);
         let k = LogFileKey {
+            kind: LogKind::Events,
             prefix: None,
             account: "123456789012".into(),
             region: "us-east-1".into(),

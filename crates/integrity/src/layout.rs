@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! [<prefix>/]AWSLogs/<account>/CloudTrail/<region>/<YYYY>/<MM>/<DD>/<account>_CloudTrail_<region>_<YYYYMMDDTHHmmZ>_<16 alnum>.json.gz
+//! [<prefix>/]AWSLogs/<account>/CloudTrail-Insight/<region>/<YYYY>/<MM>/<DD>/<account>_CloudTrail-Insight_<region>_<YYYYMMDDTHHmmZ>_<16 alnum>.json.gz
 //! [<prefix>/]AWSLogs/<account>/CloudTrail-Digest/<region>/<YYYY>/<MM>/<DD>/<account>_CloudTrail-Digest_<region>_<trail>_<home-region>_<YYYYMMDDTHHMMSSZ>.json.gz
 //! ```
 //! Log file times are the delivery minute; digest times are the digest's end, to the second.
@@ -32,9 +33,29 @@ pub fn digest_list_prefix(prefix: Option<&str>, account: &str, region: &str) -> 
     format!("{}AWSLogs/{account}/CloudTrail-Digest/{region}", prefix_part(prefix))
 }
 
+/// Which records a log file holds: everything a trail logs, or its Insights events (reference §5: a folder of
+/// their own, `CloudTrail-Insight/`, and by analogy the same word in the file name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum LogKind {
+    #[default]
+    Events,
+    Insights,
+}
+
+impl LogKind {
+    /// The folder and file-name word: `CloudTrail` or `CloudTrail-Insight`.
+    pub fn word(self) -> &'static str {
+        match self {
+            LogKind::Events => "CloudTrail",
+            LogKind::Insights => "CloudTrail-Insight",
+        }
+    }
+}
+
 /// A log file's name parts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogFileKey {
+    pub kind: LogKind,
     pub prefix: Option<String>,
     pub account: String,
     pub region: String,
@@ -46,9 +67,9 @@ pub struct LogFileKey {
 
 impl LogFileKey {
     pub fn to_key(&self) -> String {
-        let (region, account) = (&self.region, &self.account);
+        let (region, account, word) = (&self.region, &self.account, self.kind.word());
         format!(
-            "{}AWSLogs/{account}/CloudTrail/{region}/{}/{account}_CloudTrail_{region}_{}_{}{SUFFIX}",
+            "{}AWSLogs/{account}/{word}/{region}/{}/{account}_{word}_{region}_{}_{}{SUFFIX}",
             prefix_part(self.prefix.as_deref()),
             time::date_folders(self.delivered),
             time::compact_minutes(self.delivered),
@@ -56,12 +77,17 @@ impl LogFileKey {
         )
     }
 
-    /// Parses a log file key (any prefix); `delivered` comes back truncated to the minute.
+    /// Parses a log file key of either kind (any prefix); `delivered` comes back truncated to the minute.
     pub fn parse(key: &str) -> Option<LogFileKey> {
-        let (prefix, rest) = split_prefix(key, "/CloudTrail/")?;
-        let (account, region, date, name) = split_folders(rest, "CloudTrail")?;
+        [LogKind::Events, LogKind::Insights].into_iter().find_map(|kind| Self::parse_kind(key, kind))
+    }
+
+    fn parse_kind(key: &str, kind: LogKind) -> Option<LogFileKey> {
+        let word = kind.word();
+        let (prefix, rest) = split_prefix(key, &format!("/{word}/"))?;
+        let (account, region, date, name) = split_folders(rest, word)?;
         let stem = name.strip_suffix(SUFFIX)?;
-        let stem = stem.strip_prefix(&format!("{account}_CloudTrail_{region}_"))?;
+        let stem = stem.strip_prefix(&format!("{account}_{word}_{region}_"))?;
         let (stamp, unique) = stem.split_once('_')?;
         let delivered = time::parse_compact_minutes(stamp)?;
         if unique.len() != 16
@@ -70,7 +96,14 @@ impl LogFileKey {
         {
             return None;
         }
-        Some(LogFileKey { prefix, account: account.into(), region: region.into(), delivered, unique: unique.into() })
+        Some(LogFileKey {
+            kind,
+            prefix,
+            account: account.into(),
+            region: region.into(),
+            delivered,
+            unique: unique.into(),
+        })
     }
 }
 
@@ -165,6 +198,7 @@ mod tests {
     #[test]
     fn log_file_key_matches_the_documented_example() {
         let key = LogFileKey {
+            kind: LogKind::Events,
             prefix: None,
             account: "111122223333".into(),
             region: "us-east-2".into(),
@@ -176,7 +210,14 @@ mod tests {
             s,
             "AWSLogs/111122223333/CloudTrail/us-east-2/2015/08/01/111122223333_CloudTrail_us-east-2_20150801T0210Z_Mu0KsOhtH1ar15ZZ.json.gz"
         );
-        assert_eq!(LogFileKey::parse(&s), Some(key));
+        assert_eq!(LogFileKey::parse(&s), Some(key.clone()));
+        let insight = LogFileKey { kind: LogKind::Insights, ..key };
+        let s = insight.to_key();
+        assert_eq!(
+            s,
+            "AWSLogs/111122223333/CloudTrail-Insight/us-east-2/2015/08/01/111122223333_CloudTrail-Insight_us-east-2_20150801T0210Z_Mu0KsOhtH1ar15ZZ.json.gz"
+        );
+        assert_eq!(LogFileKey::parse(&s), Some(insight));
     }
 
     #[test]
@@ -227,8 +268,10 @@ mod tests {
             trail in "[A-Za-z0-9][A-Za-z0-9._-]{1,20}[A-Za-z0-9]",
             secs in 0i64..4_102_444_800,
             random in any::<[u8; 16]>(),
+            insights in any::<bool>(),
         ) {
             let log = LogFileKey {
+                kind: if insights { LogKind::Insights } else { LogKind::Events },
                 prefix: prefix.clone(), account: account.clone(), region: region.clone(),
                 delivered: EventTime(secs / 60 * 60_000), unique: unique_name(random),
             };

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use integrity::digest::{ChainLink, Digest, DigestInput, LogFileEntry};
 use integrity::keys::{PublicKey, SigningKey};
-use integrity::layout::{DigestKey, LogFileKey, unique_name};
+use integrity::layout::{DigestKey, LogFileKey, LogKind, unique_name};
 use integrity::logfile::LogFileBuilder;
 use integrity::time::iso_seconds;
 use integrity::validate::{
@@ -101,6 +101,7 @@ impl Trail {
         let file = b.finish();
         self.seq += 1;
         let key = LogFileKey {
+            kind: LogKind::Events,
             prefix: None,
             account: ACCOUNT.into(),
             region: REGION.into(),
@@ -384,6 +385,7 @@ fn a_log_file_in_no_digest_is_reported_and_a_moved_one_is_recognised_by_content(
     let mut b = LogFileBuilder::new();
     b.push(br#"{"eventTime":"2026-11-25T01:20:00Z"}"#, T0);
     let planted = LogFileKey {
+        kind: LogKind::Events,
         prefix: None,
         account: ACCOUNT.into(),
         region: REGION.into(),
@@ -394,6 +396,7 @@ fn a_log_file_in_no_digest_is_reported_and_a_moved_one_is_recognised_by_content(
     t.mem.put(&planted, b.finish().gzip, BTreeMap::new());
     // A listed file renamed.
     let moved_to = LogFileKey {
+        kind: LogKind::Events,
         prefix: None,
         account: ACCOUNT.into(),
         region: REGION.into(),

@@ -1,9 +1,10 @@
-//! The facts of a record that trail selectors (and, later, event data store selectors) decide on, read from
-//! the record's JSON without copying what needs no unescaping.
+//! The facts of a record that trail selectors and Insights (and, later, event data store selectors) decide
+//! on, read from the record's JSON without copying what needs no unescaping.
 //!
-//! Selectors look at more of a record than the event-history index does (`eventCategory`, `eventType`,
-//! `userIdentity.arn`, `resources[].type`, `sessionCredentialFromConsole`, `vpcEndpointId`, `awsRegion`,
-//! `recipientAccountId`), so this is its own small parse rather than more [`crate::IndexFields`].
+//! Selectors (and Insights) look at more of a record than the event-history index does (`eventCategory`,
+//! `eventType`, `userIdentity.arn`, `userAgent`, `resources[].type`, `sessionCredentialFromConsole`,
+//! `vpcEndpointId`, `awsRegion`, `recipientAccountId`), so this is its own small parse rather than more
+//! [`crate::IndexFields`].
 
 use std::borrow::Cow;
 
@@ -26,6 +27,8 @@ pub struct EventFacts<'a> {
     pub read_only: Option<bool>,
     pub error_code: Option<Cow<'a, str>>,
     pub user_identity_arn: Option<Cow<'a, str>>,
+    /// `userAgent` (Insights attribute the calls of an unusual minute to it).
+    pub user_agent: Option<Cow<'a, str>>,
     /// `sessionCredentialFromConsole` as a string ("true"), whatever JSON type it came as.
     pub session_credential_from_console: Option<String>,
     pub vpc_endpoint_id: Option<Cow<'a, str>>,
@@ -56,6 +59,8 @@ struct Raw<'a> {
     error_code: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     user_identity: Option<RawIdentity<'a>>,
+    #[serde(borrow, default, deserialize_with = "opt_str")]
+    user_agent: Option<Cow<'a, str>>,
     #[serde(default)]
     session_credential_from_console: Option<serde_json::Value>,
     #[serde(borrow, default, deserialize_with = "opt_str")]
@@ -126,6 +131,7 @@ impl<'a> EventFacts<'a> {
             read_only: raw.read_only.as_ref().and_then(as_bool),
             error_code: raw.error_code,
             user_identity_arn: raw.user_identity.and_then(|u| u.arn),
+            user_agent: raw.user_agent,
             session_credential_from_console: raw.session_credential_from_console.and_then(|v| match v {
                 serde_json::Value::String(s) => Some(s),
                 serde_json::Value::Bool(b) => Some(b.to_string()),

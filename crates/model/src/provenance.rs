@@ -18,6 +18,8 @@ pub enum Provenance {
     Gateway { name: String },
     /// Imported from existing CloudTrail log files; `source` names them (a bucket URL or a folder).
     Import { source: String },
+    /// An Insights event raised by opentrail's detector for this trail (its ARN); only that trail delivers it.
+    Insights { trail: String },
 }
 
 /// The kinds, as written in the text form and matched by `Provenance=<kind>` lookups.
@@ -27,12 +29,13 @@ const INGEST: &str = "ingest";
 const CHANNEL: &str = "channel";
 const GATEWAY: &str = "gateway";
 const IMPORT: &str = "import";
+const INSIGHTS: &str = "insights";
 
 /// Hard-coded: the longest detail (ARN, name, source) kept; longer ones are cut at a char boundary.
 pub const MAX_PROVENANCE_DETAIL_BYTES: usize = 2048;
 
 impl Provenance {
-    /// The kind alone: `self-audit`, `ingest`, `channel`, `gateway`, `import` or `unknown`.
+    /// The kind alone: `self-audit`, `ingest`, `channel`, `gateway`, `import`, `insights` or `unknown`.
     pub fn kind(&self) -> &'static str {
         match self {
             Provenance::Unknown => UNKNOWN,
@@ -41,6 +44,7 @@ impl Provenance {
             Provenance::Channel { .. } => CHANNEL,
             Provenance::Gateway { .. } => GATEWAY,
             Provenance::Import { .. } => IMPORT,
+            Provenance::Insights { .. } => INSIGHTS,
         }
     }
 
@@ -51,7 +55,8 @@ impl Provenance {
             Provenance::Ingest { principal: d }
             | Provenance::Channel { channel: d }
             | Provenance::Gateway { name: d }
-            | Provenance::Import { source: d } => Some(d),
+            | Provenance::Import { source: d }
+            | Provenance::Insights { trail: d } => Some(d),
         }
     }
 
@@ -78,6 +83,7 @@ impl Provenance {
             (CHANNEL, Some(channel)) => Provenance::Channel { channel },
             (GATEWAY, Some(name)) => Provenance::Gateway { name },
             (IMPORT, Some(source)) => Provenance::Import { source },
+            (INSIGHTS, Some(trail)) => Provenance::Insights { trail },
             _ => return None,
         })
     }
@@ -89,7 +95,7 @@ impl Provenance {
             return Some([Some(p.kind()), p.detail()].into_iter().flatten().map(str::to_string).collect());
         }
         // A kind that needs a detail, given alone.
-        [INGEST, CHANNEL, GATEWAY, IMPORT].contains(&value).then(|| vec![value.to_string()])
+        [INGEST, CHANNEL, GATEWAY, IMPORT, INSIGHTS].contains(&value).then(|| vec![value.to_string()])
     }
 
     /// Prepends the provenance to a record's bytes for the journal: a tag byte that no JSON text starts
@@ -167,6 +173,7 @@ mod tests {
             Provenance::Channel { channel: "arn:aws:cloudtrail:us-east-1:123456789012:channel/x".into() },
             Provenance::Gateway { name: "iam-gw".into() },
             Provenance::Import { source: "s3://bucket/AWSLogs/".into() },
+            Provenance::Insights { trail: "arn:aws:cloudtrail:us-east-1:123456789012:trail/audit".into() },
         ]
     }
 

@@ -18,10 +18,10 @@ pub enum Output {
 }
 
 /// One request's worth of records from one file.
-struct Chunk {
-    file: String,
-    first_index: usize,
-    records: Vec<Vec<u8>>,
+pub(crate) struct Chunk {
+    pub file: String,
+    pub first_index: usize,
+    pub records: Vec<Vec<u8>>,
 }
 
 #[derive(Default)]
@@ -133,7 +133,7 @@ fn send_chunk(client: &Client, chunk: &Chunk) -> Result<Value> {
 }
 
 /// Reads one input (a path or `-`), gunzipping when it is gzip, and queues its records in chunks.
-fn read_chunks(file: &str, batch: usize, tx: &mpsc::SyncSender<Chunk>) -> Result<()> {
+pub(crate) fn read_chunks(file: &str, batch: usize, tx: &mpsc::SyncSender<Chunk>) -> Result<()> {
     let raw: Box<dyn Read> = if file == "-" {
         Box::new(std::io::stdin().lock())
     } else {

@@ -546,13 +546,22 @@ impl SourceEventCategory {
 pub struct InsightSelectorInput {
     pub insight_type: Option<String>,
     pub event_categories: Option<Vec<String>>,
+    pub sensitivity: Option<f64>,
 }
+
+/// The range of an Insights selector's `Sensitivity` extension: expected false Insights per API per week
+/// (docs/insights.md).
+pub const SENSITIVITY_RANGE: std::ops::RangeInclusive<f64> = 0.001..=100.0;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InsightSelector {
     pub insight_type: InsightType,
     /// As given; absent means Management.
     pub event_categories: Option<Vec<SourceEventCategory>>,
+    /// opentrail's extension: the false-alarm budget this selector's detector is set from (expected false
+    /// Insights per API per week); absent means the default (docs/insights.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensitivity: Option<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -1242,7 +1251,19 @@ pub fn insight_selectors(input: &[InsightSelectorInput]) -> Result<Vec<InsightSe
                 Some(parsed)
             }
         };
-        out.push(InsightSelector { insight_type, event_categories });
+        if let Some(v) = s.sensitivity
+            && !SENSITIVITY_RANGE.contains(&v)
+        {
+            return Err(invalid(
+                format!("InsightSelectors[{i}].Sensitivity"),
+                format!(
+                    "{v} is out of range: give the false Insights per API per week the thresholds allow, from {} to {}",
+                    SENSITIVITY_RANGE.start(),
+                    SENSITIVITY_RANGE.end()
+                ),
+            ));
+        }
+        out.push(InsightSelector { insight_type, event_categories, sensitivity: s.sensitivity });
     }
     Ok(out)
 }
@@ -1447,14 +1468,25 @@ mod tests {
         let call_rate = insight_selectors(&[InsightSelectorInput {
             insight_type: Some("ApiCallRateInsight".into()),
             event_categories: None,
+            sensitivity: None,
         }])
         .unwrap();
         assert!(matches!(store.put_insight_selectors(&r, call_rate), Err(TrailError::InvalidInsightSelectors { .. })));
         let error_rate = insight_selectors(&[InsightSelectorInput {
             insight_type: Some("ApiErrorRateInsight".into()),
             event_categories: None,
+            sensitivity: Some(2.0),
         }])
         .unwrap();
         assert!(store.put_insight_selectors(&r, error_rate).is_ok());
+        let out_of_range = insight_selectors(&[InsightSelectorInput {
+            insight_type: Some("ApiErrorRateInsight".into()),
+            event_categories: None,
+            sensitivity: Some(0.0),
+        }]);
+        assert!(
+            matches!(&out_of_range, Err(TrailError::InvalidInsightSelectors { field, .. }) if field == "InsightSelectors[0].Sensitivity"),
+            "{out_of_range:?}"
+        );
     }
 }

@@ -290,6 +290,8 @@ pub(crate) struct InsightSelectorsRequest {
 struct InsightSelectorShape {
     insight_type: Option<String>,
     event_categories: Option<Vec<String>>,
+    /// opentrail's extension (docs/insights.md).
+    sensitivity: Option<f64>,
 }
 
 impl InsightSelectorsRequest {
@@ -313,7 +315,11 @@ impl InsightSelectorsRequest {
         let r = self.trail(home)?;
         let input: Vec<InsightSelectorInput> = required(self.insight_selectors, "InsightSelectors")?
             .into_iter()
-            .map(|s| InsightSelectorInput { insight_type: s.insight_type, event_categories: s.event_categories })
+            .map(|s| InsightSelectorInput {
+                insight_type: s.insight_type,
+                event_categories: s.event_categories,
+                sensitivity: s.sensitivity,
+            })
             .collect();
         Ok((r, service::trails::insight_selectors(&input)?))
     }
