@@ -76,6 +76,8 @@ pub struct App {
     pub buckets: BucketResolver,
     /// Every trail's delivery, once started ([`App::start_delivery`]); GetTrailStatus and /metrics read it.
     pub delivery: std::sync::OnceLock<Arc<delivery::Delivery>>,
+    /// Every trail's Insights, once started ([`App::start_insights`]).
+    pub insights: std::sync::OnceLock<Arc<service::insights::Insights>>,
 }
 
 /// The buckets the S3 read API serves: local folders only (an S3-configured bucket is served by its own S3).
@@ -186,6 +188,7 @@ impl App {
             event_id_key,
             buckets: BucketResolver::from_config(&config_for_buckets, data_dir),
             delivery: std::sync::OnceLock::new(),
+            insights: std::sync::OnceLock::new(),
         })
     }
 
@@ -225,8 +228,26 @@ impl App {
         keys::spawn_schedule(self, runtime);
     }
 
-    /// Stops every trail's delivery (staged files stay in their outbox for the next start).
-    pub fn stop_delivery(&self) {
+    /// Starts the Insights detector of every trail with Insights selectors (docs/insights.md).
+    pub fn start_insights(&self) -> Result<(), AppError> {
+        let dir = self.data_dir.join("insights");
+        let i = service::insights::Insights::start(
+            dir.clone(),
+            self.store.clone(),
+            self.control_plane.trails.clone(),
+            self.clock.clone(),
+        )
+        .map_err(|reason| AppError::State { what: "insights", path: dir, reason })?;
+        let _ = self.insights.set(i);
+        Ok(())
+    }
+
+    /// Stops the Insights detectors (each saves its state) and every trail's delivery (staged files stay in
+    /// their outbox for the next start).
+    pub fn stop_background(&self) {
+        if let Some(i) = self.insights.get() {
+            i.shutdown();
+        }
         if let Some(d) = self.delivery.get() {
             d.shutdown();
         }

@@ -2,6 +2,7 @@
 
 mod bucket_source;
 mod commands;
+mod insights_cmd;
 mod serve;
 mod validate;
 
@@ -89,6 +90,11 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// The Insights detector with no server: over historical events, or over one numeric series.
+    Insights {
+        #[command(subcommand)]
+        command: InsightsCommand,
+    },
     /// Print deterministic, realistic CloudTrail traffic as NDJSON.
     Gen {
         #[arg(long)]
@@ -102,6 +108,65 @@ enum Command {
         #[arg(long)]
         span: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum InsightsCommand {
+    /// Run the detector over historical events (NDJSON or CloudTrail log files, gzip'd or not; `-` is stdin)
+    /// in eventTime order and print the Insights it would have raised.
+    Replay {
+        #[arg(required = true)]
+        files: Vec<String>,
+        #[command(flatten)]
+        detector: DetectorArgs,
+        /// Analyse data events too (by default management events only, as CloudTrail does).
+        #[arg(long)]
+        data_events: bool,
+        #[arg(long, value_enum, default_value_t = insights_cmd::ReplayOutput::Table)]
+        output: insights_cmd::ReplayOutput,
+    },
+    /// Run the detector core on one series: `timestamp,value` rows at a regular interval (ISO-8601 or epoch
+    /// seconds/milliseconds; a header row is allowed) → `timestamp,value,anomaly_score,alarm` per row,
+    /// strictly streaming (a row's output depends only on the rows up to it).
+    Series {
+        /// The CSV file, or `-` for stdin.
+        file: String,
+        #[command(flatten)]
+        detector: DetectorArgs,
+    },
+}
+
+/// The detector's settings (docs/insights.md).
+#[derive(clap::Args)]
+struct DetectorArgs {
+    /// Expected false Insights per API per week the thresholds allow (the Insights selector's `Sensitivity`).
+    #[arg(long)]
+    sensitivity: Option<f64>,
+    /// Only call-rate Insights.
+    #[arg(long, conflicts_with = "error_rate_only")]
+    call_rate_only: bool,
+    /// Only error-rate Insights.
+    #[arg(long)]
+    error_rate_only: bool,
+}
+
+impl DetectorArgs {
+    fn settings(&self) -> anyhow::Result<insights::Settings> {
+        let mut s = insights::Settings::default();
+        if let Some(v) = self.sensitivity {
+            if !service::trails::SENSITIVITY_RANGE.contains(&v) {
+                anyhow::bail!(
+                    "--sensitivity {v} is out of range: give the false Insights per API per week, from {} to {}",
+                    service::trails::SENSITIVITY_RANGE.start(),
+                    service::trails::SENSITIVITY_RANGE.end()
+                );
+            }
+            s.false_alarms_per_week = v;
+        }
+        s.call_rate = !self.error_rate_only;
+        s.error_rate = !self.call_rate_only;
+        Ok(s)
+    }
 }
 
 #[derive(Subcommand)]
@@ -142,6 +207,12 @@ fn main() -> std::process::ExitCode {
             validate::keys_list(&endpoint, start_time.as_deref(), end_time.as_deref(), fingerprint.as_deref(), output)
         }
         Command::Keys { command: KeysCommand::Rotate { endpoint } } => validate::keys_rotate(&endpoint),
+        Command::Insights { command: InsightsCommand::Replay { files, detector, data_events, output } } => {
+            detector.settings().and_then(|s| insights_cmd::replay(&files, s, data_events, output))
+        }
+        Command::Insights { command: InsightsCommand::Series { file, detector } } => {
+            detector.settings().and_then(|s| insights_cmd::series(&file, s))
+        }
         Command::Gen { events, seed, start, span } => {
             commands::gen_events(events, seed, start.as_deref(), span.as_deref())
         }

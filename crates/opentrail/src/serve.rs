@@ -71,6 +71,7 @@ pub fn run(
     let door = api::FrontDoor::new(limits, store.metrics().clone());
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     app.start_delivery(rt.handle().clone())?;
+    app.start_insights()?;
     app.start_key_schedule(rt.handle());
     let app_for_stop = app.clone();
     rt.block_on(async move {
@@ -111,7 +112,7 @@ pub fn run(
         }
         Ok::<_, anyhow::Error>(())
     })?;
-    app_for_stop.stop_delivery();
+    app_for_stop.stop_background();
     store.shutdown();
     tracing::info!("stopped");
     Ok(std::process::ExitCode::SUCCESS)

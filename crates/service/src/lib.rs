@@ -8,6 +8,7 @@ pub mod batch;
 pub mod channels;
 pub mod config;
 mod index_view;
+pub mod insights;
 pub mod keys;
 pub mod metrics;
 pub mod policy;

@@ -11,6 +11,7 @@ mod delivery;
 mod delivery_crash;
 mod delivery_s3;
 mod front_door;
+mod insights;
 mod lookup_events;
 mod s3_api;
 mod sdk_js;
