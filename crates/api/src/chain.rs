@@ -73,11 +73,11 @@ pub(crate) async fn serve(
     let (resp, principal) = authenticate_and_call(app, peer, tls, request_id, &requested, parts, body).await;
     tracing::info!(
         method = %method,
-        operation = requested.metric_name(),
-        principal = principal.as_deref().unwrap_or("-"),
+        operation = %requested.metric_name(),
+        principal = %principal.as_deref().unwrap_or("-"),
         status = resp.status().as_u16(),
         latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-        request_id,
+        %request_id,
         "request"
     );
     resp

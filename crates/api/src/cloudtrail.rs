@@ -58,7 +58,6 @@ async fn lookup_events(
         encode_page(&page, &req.query).map_err(|e| ApiError::internal(&e))
     })
     .await??;
-    let content_type =
-        if max_results == MAX_RESULTS { "application/x-amz-json-1.1" } else { "application/json" };
+    let content_type = if max_results == MAX_RESULTS { "application/x-amz-json-1.1" } else { "application/json" };
     Ok(Reply::Encoded { body, content_type, headers: Vec::new(), summary: Value::Null })
 }

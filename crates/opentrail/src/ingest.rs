@@ -264,7 +264,12 @@ fn send_chunk(client: &Client, chunk: &Chunk) -> Result<Value> {
 
 /// Reads one input (a path or `-`), gunzipping when it is gzip, and queues its records in chunks; the bytes
 /// read from the file move `progress`.
-fn read_chunks(file: &str, batch: usize, tx: &mpsc::SyncSender<Chunk>, progress: &indicatif::ProgressBar) -> Result<()> {
+fn read_chunks(
+    file: &str,
+    batch: usize,
+    tx: &mpsc::SyncSender<Chunk>,
+    progress: &indicatif::ProgressBar,
+) -> Result<()> {
     let raw: Box<dyn Read> = if file == "-" {
         Box::new(std::io::stdin().lock())
     } else {

@@ -116,7 +116,7 @@ struct Csv<W: Write> {
 impl<W: Write> Printer for Csv<W> {
     fn page(&mut self, events: &[Event]) -> std::io::Result<()> {
         if !self.header_written {
-            self.out.write_record(CSV_HEADER)?;
+            self.out.write_record(CSV_HEADER).map_err(csv_io)?;
             self.header_written = true;
         }
         for e in events {
@@ -125,32 +125,42 @@ impl<W: Write> Printer for Csv<W> {
                 Value::Null => String::new(),
                 v => v.to_string(),
             };
-            self.out.write_record([
-                e.time(),
-                text(&el["EventSource"]),
-                text(&el["EventName"]),
-                text(&el["Username"]),
-                text(&r["userIdentity"]["arn"]),
-                text(&el["AccessKeyId"]),
-                text(&r["sourceIPAddress"]),
-                text(&r["userAgent"]),
-                text(&r["errorCode"]),
-                text(&el["ReadOnly"]),
-                text(&el["Provenance"]),
-                text(&el["EventId"]),
-                text(&r["awsRegion"]),
-                request,
-            ])?;
+            self.out
+                .write_record([
+                    e.time(),
+                    text(&el["EventSource"]),
+                    text(&el["EventName"]),
+                    text(&el["Username"]),
+                    text(&r["userIdentity"]["arn"]),
+                    text(&el["AccessKeyId"]),
+                    text(&r["sourceIPAddress"]),
+                    text(&r["userAgent"]),
+                    text(&r["errorCode"]),
+                    text(&el["ReadOnly"]),
+                    text(&el["Provenance"]),
+                    text(&el["EventId"]),
+                    text(&r["awsRegion"]),
+                    request,
+                ])
+                .map_err(csv_io)?;
         }
         self.out.flush()
     }
 
     fn finish(&mut self, _shown: usize) -> std::io::Result<()> {
         if !self.header_written {
-            self.out.write_record(CSV_HEADER)?;
+            self.out.write_record(CSV_HEADER).map_err(csv_io)?;
             self.header_written = true;
         }
         self.out.flush()
+    }
+}
+
+/// The I/O error inside a CSV error as it is (a closed pipe stays a closed pipe).
+fn csv_io(e: csv::Error) -> std::io::Error {
+    match e.into_kind() {
+        csv::ErrorKind::Io(io) => io,
+        other => std::io::Error::other(format!("csv: {other:?}")),
     }
 }
 
