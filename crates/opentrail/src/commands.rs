@@ -85,10 +85,10 @@ pub fn lookup(endpoint: &str, args: &LookupArgs) -> Result<std::process::ExitCod
     printer.finish(shown as usize)?;
     drop(printer);
     if truncated {
-        eprintln!("showing the first {shown} events; more match: use --max N to see more, or --all to see every one");
+        note!("showing the first {shown} events; more match: use --max N to see more, or --all to see every one");
     }
     if hidden > 0 {
-        eprintln!("left out {hidden} of opentrail's own LookupEvents reads (--include-own-reads shows them)");
+        note!("left out {hidden} of opentrail's own LookupEvents reads (--include-own-reads shows them)");
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -126,7 +126,7 @@ pub fn ingest(endpoint: &str, batch: usize, inputs: &[String]) -> Result<std::pr
     let plan = Plan::gather(inputs)?;
     let client = std::sync::Arc::new(Client::new(endpoint)?);
     if plan.digests + plan.other > 0 {
-        eprintln!(
+        note!(
             "{} log files to send; skipping {} digest files and {} other files",
             plan.files.len(),
             plan.digests,
@@ -168,7 +168,7 @@ pub fn ingest(endpoint: &str, batch: usize, inputs: &[String]) -> Result<std::pr
                             tally.failed += 1;
                             let index = chunk.first_index as u64 + f["index"].as_u64().unwrap_or(0);
                             progress.suspend(|| {
-                                eprintln!(
+                                note!(
                                     "{}: record {}: {}: {}",
                                     chunk.file,
                                     index + 1,
@@ -200,7 +200,7 @@ pub fn ingest(endpoint: &str, batch: usize, inputs: &[String]) -> Result<std::pr
                 break;
             }
             unreadable += 1;
-            progress.suspend(|| eprintln!("{name}: {e:#}"));
+            progress.suspend(|| note!("{name}: {e:#}"));
         }
     }
     drop(tx);
@@ -209,7 +209,7 @@ pub fn ingest(endpoint: &str, batch: usize, inputs: &[String]) -> Result<std::pr
     }
     let (tally, send_error) = reporter.join().map_err(|_| anyhow!("reporter thread panicked"))?;
     progress.finish_and_clear();
-    eprintln!(
+    note!(
         "{} new, {} already stored, {} failed ({} records from {} files)",
         tally.stored,
         tally.duplicates,
@@ -221,7 +221,7 @@ pub fn ingest(endpoint: &str, batch: usize, inputs: &[String]) -> Result<std::pr
         return Err(e);
     }
     if unreadable > 0 {
-        eprintln!("{unreadable} files could not be read");
+        note!("{unreadable} files could not be read");
     }
     Ok(if tally.failed > 0 || unreadable > 0 {
         std::process::ExitCode::from(1)

@@ -1,5 +1,14 @@
 //! The `opentrail` binary: subcommands, config loading and wiring. Glue only.
 
+/// `eprintln!` that never panics: a closed stderr (`opentrail ingest DIR 2>&1 | head`) loses the message,
+/// nothing more.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod bucket_source;
 mod commands;
 mod ingest;
@@ -251,7 +260,7 @@ fn main() -> std::process::ExitCode {
         // `opentrail … | head` closed the pipe: not an error.
         Err(e) if output::is_broken_pipe(&e) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", error_text(&e));
+            note!("error: {}", error_text(&e));
             std::process::ExitCode::FAILURE
         }
     }

@@ -264,12 +264,13 @@ pub fn check(data_dir: &Path) -> Result<std::process::ExitCode> {
         EventStore::open(StoreOptions::new(data_dir), Arc::new(Metrics::default())).context("open event store")?;
     let report = store.check().context("check")?;
     store.shutdown();
-    println!("journal records: {}\nindexed events:  {}", report.journal_records, report.indexed);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "journal records: {}\nindexed events:  {}", report.journal_records, report.indexed)?;
     for p in &report.problems {
-        println!("PROBLEM: {p}");
+        writeln!(out, "PROBLEM: {p}")?;
     }
     if report.problems.is_empty() {
-        println!("ok: the index agrees with the journal");
+        writeln!(out, "ok: the index agrees with the journal")?;
         Ok(std::process::ExitCode::SUCCESS)
     } else {
         Ok(std::process::ExitCode::FAILURE)
