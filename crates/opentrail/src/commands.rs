@@ -54,7 +54,7 @@ pub fn lookup(endpoint: &str, args: &LookupArgs) -> Result<std::process::ExitCod
     loop {
         // One more than still wanted: an event left over says the limit cut the result.
         let want = match args.max {
-            Some(max) => (max - shown + 1).min(PAGE_SIZE),
+            Some(max) => (max - shown).saturating_add(1).min(PAGE_SIZE),
             None => PAGE_SIZE,
         };
         params["MaxResults"] = json!(want);

@@ -53,6 +53,8 @@ fn lookup_says_when_max_cuts_the_result_and_how_to_see_more() {
     assert!(!err.contains("showing the first"), "nothing was cut: {err}");
     let (ok, out, err) = run(s.cli().args(attr).arg("--all"));
     assert!(ok && ids(&out).len() == 5 && !err.contains("showing"), "{err}");
+    let (ok, out, err) = run(s.cli().args(attr).args(["--max", &u64::MAX.to_string()]));
+    assert!(ok && ids(&out).len() == 5, "{err}");
     let (ok, _, err) = run(s.cli().args(attr).args(["--max", "0"]));
     assert!(!ok && err.contains("--max"), "{err}");
     let (ok, _, err) = run(s.cli().args(attr).args(["--all", "--max", "2"]));
