@@ -57,7 +57,8 @@ pub(crate) struct Prepared {
     pub finish: Box<dyn FnOnce(IngestOutcome) -> Result<Reply, ApiError> + Send>,
 }
 
-/// Serves one request that is not `/healthz` or `/metrics`.
+/// Serves one request that is not `/healthz` or `/metrics`, and logs it in one line at info: method,
+/// operation, principal (`-` before authentication), status, latency.
 pub(crate) async fn serve(
     app: &Arc<App>,
     peer: SocketAddr,
@@ -66,11 +67,36 @@ pub(crate) async fn serve(
     parts: Parts,
     body: Body,
 ) -> Response {
+    let started = std::time::Instant::now();
+    let method = parts.method.clone();
     let requested = Requested::parse(&parts.method, parts.uri.path(), parts.uri.query().unwrap_or(""), &parts.headers);
+    let (resp, principal) = authenticate_and_call(app, peer, tls, request_id, &requested, parts, body).await;
+    tracing::info!(
+        method = %method,
+        operation = %requested.metric_name(),
+        principal = %principal.as_deref().unwrap_or("-"),
+        status = resp.status().as_u16(),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        %request_id,
+        "request"
+    );
+    resp
+}
+
+/// The chain, from authentication to the answer; also the caller's ARN once authenticated.
+async fn authenticate_and_call(
+    app: &Arc<App>,
+    peer: SocketAddr,
+    tls: Option<TlsInfo>,
+    request_id: &str,
+    requested: &Requested,
+    parts: Parts,
+    body: Body,
+) -> (Response, Option<String>) {
     let surface = requested.surface();
     let unaudited = |e: ApiError| {
         app.store.metrics().record_request("Authenticate", e.code);
-        encode(&requested, request_id, Err(e))
+        (encode(requested, request_id, Err(e)), None)
     };
     // 1. Authenticate from the headers: an unsigned or unknown caller never gets its body read.
     let mut pending = match auth::verify_head(app, &parts, surface) {
@@ -101,7 +127,8 @@ pub(crate) async fn serve(
         durable_seq: app.store.durable_seq(),
     };
     // 4. From here on every call is audited.
-    call(app, &ctx, &requested, &parts, body).await
+    let resp = call(app, &ctx, requested, &parts, body).await;
+    (resp, Some(ctx.principal.arn))
 }
 
 async fn call(app: &Arc<App>, ctx: &CallContext, requested: &Requested, parts: &Parts, body: Bytes) -> Response {
@@ -201,16 +228,7 @@ fn request_parameters(
             }
             Ok(Value::Object(m))
         }
-        Surface::CloudTrail => {
-            if body.trim_ascii().is_empty() {
-                return Ok(json!({}));
-            }
-            match serde_json::from_slice::<Value>(body) {
-                Ok(v @ Value::Object(_)) => Ok(v),
-                Ok(_) => Err(ApiError::serialization("request body must be a JSON object")),
-                Err(e) => Err(ApiError::serialization(format!("request body is not valid JSON: {e}"))),
-            }
-        }
+        Surface::CloudTrail => json_object(body),
         Surface::CloudTrailData => {
             let query: Vec<(String, String)> =
                 axum::extract::Query::try_from_uri(&parts.uri).map(|axum::extract::Query(q)| q).unwrap_or_default();
@@ -222,6 +240,8 @@ fn request_parameters(
             Ok(Value::Object(m))
         }
         Surface::Native => Ok(match op {
+            // The native LookupEvents takes LookupEvents' JSON body.
+            Operation::NativeLookupEvents => return json_object(body),
             Operation::GetEvent => json!({"eventID": event_id.unwrap_or_default()}),
             Operation::RotateSigningKey => json!({}),
             _ => json!({
@@ -230,6 +250,18 @@ fn request_parameters(
                 "contentEncoding": header_str(&parts.headers, "content-encoding"),
             }),
         }),
+    }
+}
+
+/// A JSON object body (empty means `{}`): the parameters of a CloudTrail API call.
+fn json_object(body: &[u8]) -> Result<Value, ApiError> {
+    if body.trim_ascii().is_empty() {
+        return Ok(json!({}));
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        Ok(_) => Err(ApiError::serialization("request body must be a JSON object")),
+        Err(e) => Err(ApiError::serialization(format!("request body is not valid JSON: {e}"))),
     }
 }
 

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::chain::Reply;
 use crate::error::ApiError;
-use crate::lookup::{encode_page, parse_lookup_request};
+use crate::lookup::{MAX_RESULTS, NATIVE_MAX_RESULTS, encode_page, parse_lookup_request};
 use crate::operation::Operation;
 use crate::{App, CallContext, ControlPlane, blocking, channels, keys, trails};
 
@@ -16,7 +16,8 @@ use crate::{App, CallContext, ControlPlane, blocking, channels, keys, trails};
 pub(crate) async fn read(app: &Arc<App>, ctx: &CallContext, op: Operation, params: &Value) -> Result<Reply, ApiError> {
     let cp = &app.control_plane;
     let answer = match op {
-        Operation::LookupEvents => return lookup_events(app, ctx, params).await,
+        Operation::LookupEvents => return lookup_events(app, ctx, params, MAX_RESULTS).await,
+        Operation::NativeLookupEvents => return lookup_events(app, ctx, params, NATIVE_MAX_RESULTS).await,
         Operation::ListPublicKeys => keys::list_public_keys(app, ctx, params),
         Operation::GetChannel => channels::get(&cp.channels, params),
         Operation::ListChannels => channels::list(&cp.channels, params),
@@ -41,15 +42,22 @@ pub(crate) async fn control(
     }
 }
 
-/// LookupEvents, its answer written straight from the page (the hot path of event history).
-async fn lookup_events(app: &Arc<App>, ctx: &CallContext, params: &Value) -> Result<Reply, ApiError> {
+/// LookupEvents (pages of up to `max_results`: the CloudTrail API's 50 or the native API's more), its
+/// answer written straight from the page (the hot path of event history).
+async fn lookup_events(
+    app: &Arc<App>,
+    ctx: &CallContext,
+    params: &Value,
+    max_results: usize,
+) -> Result<Reply, ApiError> {
     let window_start = app.config.lookup_window_days.map(|d| model::EventTime(ctx.now.0 - i64::from(d) * 86_400_000));
-    let req = parse_lookup_request(params, window_start)?;
+    let req = parse_lookup_request(params, window_start, max_results)?;
     let store = app.store.clone();
     let body = blocking(move || {
         let page = store.lookup(&req.query, req.max_results, req.after)?;
         encode_page(&page, &req.query).map_err(|e| ApiError::internal(&e))
     })
     .await??;
-    Ok(Reply::Encoded { body, content_type: "application/x-amz-json-1.1", headers: Vec::new(), summary: Value::Null })
+    let content_type = if max_results == MAX_RESULTS { "application/x-amz-json-1.1" } else { "application/json" };
+    Ok(Reply::Encoded { body, content_type, headers: Vec::new(), summary: Value::Null })
 }

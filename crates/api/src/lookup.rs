@@ -13,6 +13,11 @@ use crate::wire::{self, WireError, lookup::LookupEventsRequest};
 /// Hard-coded by the CloudTrail API model: `MaxResults` is 1..50, default 50.
 pub const MAX_RESULTS: usize = 50;
 
+/// Hard-coded: the largest page of the native LookupEvents (`POST /v1/lookup`, default 50 as well).
+/// `opentrail lookup` pages with it, so reading a long history writes one audit record per 1000 events
+/// rather than per 50; a page of 1000 records is ~1.5 MB.
+pub const NATIVE_MAX_RESULTS: usize = 1000;
+
 /// A validated LookupEvents request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LookupRequest {
@@ -22,9 +27,13 @@ pub struct LookupRequest {
 }
 
 /// Reads and validates a LookupEvents request; `window_start` (the `lookup_window_days` policy) clamps
-/// its start.
-pub fn parse_lookup_request(body: &Value, window_start: Option<EventTime>) -> Result<LookupRequest, ApiError> {
-    Ok(wire::parse::<LookupEventsRequest>(body)?.into_lookup(window_start)?)
+/// its start; `MaxResults` may be 1..=`max_results` ([`MAX_RESULTS`] or [`NATIVE_MAX_RESULTS`]).
+pub fn parse_lookup_request(
+    body: &Value,
+    window_start: Option<EventTime>,
+    max_results: usize,
+) -> Result<LookupRequest, ApiError> {
+    Ok(wire::parse::<LookupEventsRequest>(body)?.into_lookup(window_start, max_results)?)
 }
 
 /// A stable fingerprint of the parameters a token is tied to (FNV-1a; not a security boundary, a
@@ -154,7 +163,7 @@ mod tests {
     use serde_json::json;
 
     fn err(body: Value) -> ApiError {
-        parse_lookup_request(&body, None).unwrap_err()
+        parse_lookup_request(&body, None, MAX_RESULTS).unwrap_err()
     }
 
     #[test]
@@ -162,6 +171,7 @@ mod tests {
         let r = parse_lookup_request(
             &json!({"LookupAttributes":[{"AttributeKey":"EventName","AttributeValue":"CreateUser"},{"AttributeKey":"SourceIPAddress","AttributeValue":"1.2.3.4"}],"StartTime":1577869200,"EndTime":"2020-01-02T00:00:00Z"}),
             None,
+            MAX_RESULTS,
         )
         .unwrap();
         assert_eq!(r.max_results, 50);
@@ -191,6 +201,15 @@ mod tests {
     }
 
     #[test]
+    fn the_native_api_takes_larger_pages_within_its_own_limit() {
+        let r = parse_lookup_request(&json!({"MaxResults": 1000}), None, NATIVE_MAX_RESULTS).unwrap();
+        assert_eq!(r.max_results, 1000);
+        assert_eq!(parse_lookup_request(&json!({}), None, NATIVE_MAX_RESULTS).unwrap().max_results, 50);
+        let e = parse_lookup_request(&json!({"MaxResults": 1001}), None, NATIVE_MAX_RESULTS).unwrap_err();
+        assert_eq!(e.code, "InvalidMaxResultsException");
+    }
+
+    #[test]
     fn tokens_round_trip_and_are_tied_to_their_parameters() {
         let q = EventQuery { attributes: vec![(AttributeKey::EventName, "A".into())], ..Default::default() };
         let pos = Position { time: EventTime(123), seq: Seq(9) };
@@ -202,9 +221,9 @@ mod tests {
 
     #[test]
     fn the_lookup_window_policy_clamps_the_start() {
-        let r = parse_lookup_request(&json!({"StartTime": 10}), Some(EventTime(50_000))).unwrap();
+        let r = parse_lookup_request(&json!({"StartTime": 10}), Some(EventTime(50_000)), MAX_RESULTS).unwrap();
         assert_eq!(r.query.start, Some(EventTime(50_000)));
-        let r = parse_lookup_request(&json!({}), Some(EventTime(50_000))).unwrap();
+        let r = parse_lookup_request(&json!({}), Some(EventTime(50_000)), MAX_RESULTS).unwrap();
         assert_eq!(r.query.start, Some(EventTime(50_000)));
     }
 }

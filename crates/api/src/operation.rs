@@ -57,7 +57,7 @@ pub enum Effect {
 }
 
 macro_rules! operations {
-    ($( $variant:ident => $surface:ident, $effect:ident ;)*) => {
+    ($( $variant:ident $(as $name:literal)? => $surface:ident, $effect:ident ;)*) => {
         /// An operation opentrail answers.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum Operation { $( $variant, )* }
@@ -65,8 +65,10 @@ macro_rules! operations {
         impl Operation {
             pub const ALL: &'static [Operation] = &[ $( Operation::$variant, )* ];
 
+            /// The operation's name: its `eventName`, metric label and IAM action; the variant's name
+            /// unless the table gives another (`as "…"`).
             pub fn name(self) -> &'static str {
-                match self { $( Operation::$variant => stringify!($variant), )* }
+                match self { $( Operation::$variant => operations!(@name $variant $($name)?), )* }
             }
 
             pub fn surface(self) -> Surface {
@@ -78,6 +80,8 @@ macro_rules! operations {
             }
         }
     };
+    (@name $variant:ident) => { stringify!($variant) };
+    (@name $variant:ident $name:literal) => { $name };
 }
 
 operations! {
@@ -107,6 +111,9 @@ operations! {
     PutAuditEvents => CloudTrailData, Records;
     PutEvents => Native, Records;
     GetEvent => Native, Read;
+    // LookupEvents on the native API (`POST /v1/lookup`): the same request and answer, pages of up to
+    // `lookup::NATIVE_MAX_RESULTS`; recorded, authorized and rate-limited as LookupEvents.
+    NativeLookupEvents as "LookupEvents" => Native, Read;
     RotateSigningKey => Native, ControlPlane;
     ListBuckets => S3, Read;
     GetBucketLocation => S3, Read;
@@ -135,7 +142,9 @@ impl Operation {
     /// The IAM-style action the caller's role and policy must allow.
     pub fn action(self) -> String {
         let service = match self.surface() {
+            // One permission governs the event history, whichever surface reads it.
             Surface::CloudTrail => "cloudtrail",
+            Surface::Native if self == Operation::NativeLookupEvents => "cloudtrail",
             Surface::CloudTrailData => "cloudtrail-data",
             Surface::Native => "opentrail",
             // S3's IAM actions are not all named as its operations.
@@ -163,9 +172,10 @@ impl Operation {
     }
 
     /// Per-key rate limits (`[rate_limits]`) apply to the CloudTrail APIs and the S3 read API, as AWS
-    /// throttles them.
+    /// throttles them, and to the native LookupEvents (in the same bucket as LookupEvents: it is no way
+    /// around the limit).
     pub fn rate_limited(self) -> bool {
-        self.surface() != Surface::Native
+        self.surface() != Surface::Native || self == Operation::NativeLookupEvents
     }
 
     /// The largest body the operation reads: `[server] max_request_bytes` for the native ingest API, the
@@ -255,6 +265,9 @@ impl Requested {
         }
         if method == Method::POST && path == "/v1/events" {
             return known(Operation::PutEvents);
+        }
+        if method == Method::POST && path == "/v1/lookup" {
+            return known(Operation::NativeLookupEvents);
         }
         if method == Method::POST && path == "/v1/keys/rotate" {
             return known(Operation::RotateSigningKey);
@@ -376,6 +389,8 @@ impl Requested {
     /// The label of the call in metrics (unknown names are not labels: they are unbounded).
     pub fn metric_name(&self) -> &'static str {
         match self {
+            // Named as LookupEvents in its record and its permission; told apart in metrics and logs.
+            Requested::Known { op: Operation::NativeLookupEvents, .. } => "NativeLookupEvents",
             Requested::Known { op, .. } => op.name(),
             Requested::Unknown { .. } => "UnknownOperation",
         }
@@ -431,8 +446,9 @@ mod tests {
     }
 
     #[test]
-    fn every_operation_has_one_row_and_a_distinct_name() {
-        let mut names: Vec<&str> = Operation::ALL.iter().map(|o| o.name()).collect();
+    fn every_operation_has_one_row_and_a_distinct_name_on_its_surface() {
+        let mut names: Vec<(&str, &str)> =
+            Operation::ALL.iter().map(|o| (o.surface().event_source(), o.name())).collect();
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), Operation::ALL.len());
@@ -440,6 +456,13 @@ mod tests {
         assert_eq!(Operation::PutAuditEvents.action(), "cloudtrail-data:PutAuditEvents");
         assert_eq!(Operation::GetEvent.action(), "opentrail:GetEvent");
         assert_eq!(Operation::RotateSigningKey.action(), "opentrail:RotateSigningKey");
+        assert_eq!(Operation::NativeLookupEvents.action(), "cloudtrail:LookupEvents");
+        assert_eq!(Operation::NativeLookupEvents.name(), "LookupEvents");
+        assert!(Operation::NativeLookupEvents.rate_limited() && Operation::NativeLookupEvents.read_only());
+        assert_eq!(
+            Requested::parse(&Method::POST, "/v1/lookup", "", &HeaderMap::new()),
+            Requested::Known { op: Operation::NativeLookupEvents, event_id: None, s3: None }
+        );
         assert!(!Operation::RotateSigningKey.read_only());
         assert_eq!(
             Requested::parse(&Method::POST, "/v1/keys/rotate", "", &HeaderMap::new()),

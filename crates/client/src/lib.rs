@@ -17,6 +17,11 @@ const MAX_BODY_BYTES: u64 = 1 << 30;
 /// Hard-coded: idle keep-alive connections kept per host (the benchmark's lookup threads each keep one).
 const IDLE_CONNECTIONS_PER_HOST: usize = 16;
 
+/// The `User-Agent` of every request this client sends, `opentrail/<version>` (not the HTTP library's):
+/// the audit records of the CLI's own calls say which tool made them, and `opentrail lookup` recognises
+/// its own reads by it.
+pub const USER_AGENT: &str = concat!("opentrail/", env!("CARGO_PKG_VERSION"));
+
 /// The `X-Amz-Target` prefix of every CloudTrail JSON 1.1 operation.
 const CLOUDTRAIL_TARGET: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101";
 
@@ -57,6 +62,19 @@ pub enum ClientError {
     NotCaughtUp { timeout: Duration },
     #[error(transparent)]
     Service(#[from] ServiceError),
+}
+
+impl ClientError {
+    /// No server answers at the endpoint: the connection was refused (nothing listens on that port).
+    pub fn connection_refused(&self) -> bool {
+        match self {
+            ClientError::Unreachable { source: ureq::Error::Io(e), .. } => {
+                e.kind() == std::io::ErrorKind::ConnectionRefused
+            }
+            ClientError::Unreachable { source: ureq::Error::ConnectionFailed, .. } => true,
+            _ => false,
+        }
+    }
 }
 
 /// An answer as it came: any status, the headers (names lowercase) and the whole body.
@@ -144,6 +162,7 @@ impl Client {
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(300)))
             .max_idle_connections_per_host(IDLE_CONNECTIONS_PER_HOST)
+            .user_agent(USER_AGENT)
             .build()
             .into();
         Ok(Client { agent, endpoint, authority, cred: None, region: "us-east-1".to_string() })

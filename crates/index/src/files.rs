@@ -98,7 +98,7 @@ impl Manifest {
     }
 
     pub fn store(&self, dir: &Path) -> Result<(), IndexError> {
-        Ok(atomic_file::write_atomic(&dir.join(MANIFEST), &self.encode(), 0o666)?)
+        Ok(atomic_file::write_atomic(&dir.join(MANIFEST), &self.encode(), 0o600)?)
     }
 }
 

@@ -62,9 +62,16 @@ impl EventTime {
         Err(err())
     }
 
-    /// Like [`EventTime::parse`], and also integer or fractional epoch seconds.
+    /// Like [`EventTime::parse`], and also integer or fractional epoch seconds, and epoch milliseconds: an
+    /// integer of 12 digits or more (epoch seconds that large are after the year 5000).
     pub fn parse_flexible(input: &str) -> Result<Self, TimeError> {
         let s = input.trim();
+        if s.len() >= EPOCH_MS_MIN_DIGITS
+            && s.bytes().all(|b| b.is_ascii_digit())
+            && let Ok(ms) = s.parse::<i64>()
+        {
+            return Ok(EventTime(ms));
+        }
         if !s.is_empty()
             && s.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-')
             && let Ok(secs) = s.parse::<f64>()
@@ -92,6 +99,9 @@ impl EventTime {
     }
 }
 
+/// Hard-coded: an all-digit time this long is epoch milliseconds, shorter is epoch seconds.
+const EPOCH_MS_MIN_DIGITS: usize = 12;
+
 impl std::fmt::Display for EventTime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.to_rfc3339())
@@ -116,6 +126,8 @@ mod tests {
         assert_eq!(ms("20200101T090000Z"), want);
         assert_eq!(ms("1577869200"), want);
         assert_eq!(ms("1577869200.5"), want + 500);
+        assert_eq!(ms("1577869200000"), want, "epoch milliseconds");
+        assert_eq!(ms("1577869200250"), want + 250);
         assert_eq!(ms("2020-01-01T09:00:00.250Z"), want + 250);
         assert_eq!(ms("2020-01-01"), want - 9 * 3_600_000);
     }

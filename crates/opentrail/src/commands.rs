@@ -1,211 +1,32 @@
-//! The client subcommands: `ingest`, `lookup` and `gen`.
+//! The client subcommands `lookup` and `gen`.
 
-use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
-use std::sync::mpsc;
+use std::io::Write;
 
 use anyhow::{Context, Result, anyhow, bail};
 use client::Client;
 use model::{AttributeKey, EventTime};
+
+use crate::output::{self, Output};
 use serde_json::{Value, json};
 
-/// Hard-coded: requests in flight at once during `opentrail ingest`.
-const INGEST_PARALLELISM: usize = 3;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Output {
-    Table,
-    Json,
+/// What `opentrail lookup` was asked.
+pub struct LookupArgs<'a> {
+    pub attrs: &'a [String],
+    /// `--start`/`--since` and `--end`/`--until`, as given.
+    pub start: Option<&'a str>,
+    pub end: Option<&'a str>,
+    /// `None` is `--all`.
+    pub max: Option<u64>,
+    pub insights: bool,
+    pub include_own_reads: bool,
+    pub output: Output,
 }
 
-/// One request's worth of records from one file.
-pub(crate) struct Chunk {
-    pub file: String,
-    pub first_index: usize,
-    pub records: Vec<Vec<u8>>,
-}
-
-#[derive(Default)]
-struct Tally {
-    accepted: u64,
-    duplicates: u64,
-    failed: u64,
-}
-
-pub fn ingest(endpoint: &str, batch: usize, files: &[String]) -> Result<std::process::ExitCode> {
-    let batch = batch.max(1);
-    let client = std::sync::Arc::new(Client::new(endpoint)?);
-    let progress = if std::io::stderr().is_terminal() {
-        let pb = indicatif::ProgressBar::new_spinner();
-        pb.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {human_pos} records sent ({per_sec}) {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-        );
-        pb
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    let (tx, rx) = mpsc::sync_channel::<Chunk>(INGEST_PARALLELISM * 2);
-    let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
-    let (res_tx, res_rx) = mpsc::channel::<Result<(Chunk, Value)>>();
-    let workers: Vec<_> = (0..INGEST_PARALLELISM)
-        .map(|_| {
-            let rx = rx.clone();
-            let res_tx = res_tx.clone();
-            let client = client.clone();
-            std::thread::spawn(move || {
-                while let Ok(chunk) = rx.lock().map_err(|_| ()).and_then(|r| r.recv().map_err(|_| ())) {
-                    let result = send_chunk(&client, &chunk).map(|v| (chunk, v));
-                    if res_tx.send(result).is_err() {
-                        break;
-                    }
-                }
-            })
-        })
-        .collect();
-    drop(res_tx);
-    let reporter = {
-        let progress = progress.clone();
-        std::thread::spawn(move || {
-            let mut tally = Tally::default();
-            let mut first_error = None;
-            for r in res_rx {
-                match r {
-                    Ok((chunk, v)) => {
-                        progress.inc(chunk.records.len() as u64);
-                        tally.accepted += v["accepted"].as_array().map_or(0, |a| a.len() as u64);
-                        tally.duplicates += v["duplicates"].as_u64().unwrap_or(0);
-                        for f in v["failed"].as_array().into_iter().flatten() {
-                            tally.failed += 1;
-                            let index = chunk.first_index as u64 + f["index"].as_u64().unwrap_or(0);
-                            progress.suspend(|| {
-                                eprintln!(
-                                    "{}: record {}: {}: {}",
-                                    chunk.file,
-                                    index + 1,
-                                    f["errorCode"].as_str().unwrap_or("?"),
-                                    f["errorMessage"].as_str().unwrap_or("")
-                                )
-                            });
-                        }
-                    }
-                    Err(e) => {
-                        first_error.get_or_insert(e);
-                    }
-                }
-            }
-            (tally, first_error)
-        })
-    };
-    let mut read_error = None;
-    for file in files {
-        if let Err(e) = read_chunks(file, batch, &tx) {
-            read_error = Some(e.context(format!("read {file}")));
-            break;
-        }
-    }
-    drop(tx);
-    for w in workers {
-        let _ = w.join();
-    }
-    let (tally, send_error) = reporter.join().map_err(|_| anyhow!("reporter thread panicked"))?;
-    progress.finish_and_clear();
-    eprintln!("accepted {} records ({} already stored), failed {}", tally.accepted, tally.duplicates, tally.failed);
-    if let Some(e) = read_error.or(send_error) {
-        return Err(e);
-    }
-    Ok(if tally.failed > 0 { std::process::ExitCode::from(1) } else { std::process::ExitCode::SUCCESS })
-}
-
-fn send_chunk(client: &Client, chunk: &Chunk) -> Result<Value> {
-    let mut body = Vec::with_capacity(chunk.records.iter().map(|r| r.len() + 1).sum());
-    for r in &chunk.records {
-        // One record per line: records from JSON arrays may be pretty-printed, so compact them.
-        if r.contains(&b'\n') {
-            let v: Value = serde_json::from_slice(r).context("re-encode record")?;
-            serde_json::to_writer(&mut body, &v)?;
-        } else {
-            body.extend_from_slice(r);
-        }
-        body.push(b'\n');
-    }
-    let out = client.call("/v1/events", &[("content-type", "application/x-ndjson")], &body, "opentrail")?;
-    serde_json::from_slice(&out).context("server answered with invalid JSON")
-}
-
-/// Reads one input (a path or `-`), gunzipping when it is gzip, and queues its records in chunks.
-pub(crate) fn read_chunks(file: &str, batch: usize, tx: &mpsc::SyncSender<Chunk>) -> Result<()> {
-    let raw: Box<dyn Read> = if file == "-" {
-        Box::new(std::io::stdin().lock())
-    } else {
-        Box::new(std::fs::File::open(file).with_context(|| format!("open {file}"))?)
-    };
-    let mut reader = BufReader::with_capacity(1 << 20, raw);
-    let is_gzip = reader.fill_buf()?.starts_with(&[0x1f, 0x8b]);
-    let mut reader: Box<dyn BufRead> = if is_gzip {
-        Box::new(BufReader::with_capacity(1 << 20, flate2::read::MultiGzDecoder::new(reader)))
-    } else {
-        Box::new(reader)
-    };
-    let send = |first_index: usize, records: Vec<Vec<u8>>| {
-        tx.send(Chunk { file: file.to_string(), first_index, records }).map_err(|_| anyhow!("all senders failed"))
-    };
-    let head = reader.fill_buf()?;
-    let first = head.iter().find(|b| !b.is_ascii_whitespace()).copied();
-    let is_document = match first {
-        Some(b'[') => true,
-        Some(b'{') => {
-            let s = head.trim_ascii_start();
-            s[1..].trim_ascii_start().starts_with(b"\"Records\"")
-        }
-        _ => false,
-    };
-    if is_document {
-        let mut all = Vec::new();
-        reader.read_to_end(&mut all)?;
-        let parts = service::split_batch(&all).map_err(|e| anyhow!("{e}"))?;
-        for (i, chunk) in parts.chunks(batch).enumerate() {
-            send(i * batch, chunk.iter().map(|r| r.to_vec()).collect())?;
-        }
-        return Ok(());
-    }
-    let mut records = Vec::with_capacity(batch);
-    let mut first_index = 0;
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
-            break;
-        }
-        let t = line.trim_ascii();
-        if t.is_empty() {
-            continue;
-        }
-        records.push(t.to_vec());
-        if records.len() == batch {
-            let n = records.len();
-            send(first_index, std::mem::replace(&mut records, Vec::with_capacity(batch)))?;
-            first_index += n;
-        }
-    }
-    if !records.is_empty() {
-        send(first_index, records)?;
-    }
-    Ok(())
-}
-
-pub fn lookup(
-    endpoint: &str,
-    attrs: &[String],
-    start: Option<&str>,
-    end: Option<&str>,
-    max: usize,
-    insights: bool,
-    output: Output,
-) -> Result<std::process::ExitCode> {
+pub fn lookup(endpoint: &str, args: &LookupArgs) -> Result<std::process::ExitCode> {
     let client = Client::new(endpoint)?;
     let mut params = json!({});
     let mut lookup_attrs = Vec::new();
-    for a in attrs {
+    for a in args.attrs {
         let (k, v) = a.split_once('=').ok_or_else(|| anyhow!("--attr '{a}' must be KEY=VALUE"))?;
         if AttributeKey::parse(k).is_none() {
             let valid: Vec<&str> = AttributeKey::ALL.iter().map(|k| k.as_str()).collect();
@@ -216,140 +37,117 @@ pub fn lookup(
     if !lookup_attrs.is_empty() {
         params["LookupAttributes"] = Value::Array(lookup_attrs);
     }
-    for (flag, value, field) in [("--start", start, "StartTime"), ("--end", end, "EndTime")] {
+    let now = EventTime(chrono::Utc::now().timestamp_millis());
+    for (flag, value, field) in [("--start/--since", args.start, "StartTime"), ("--end/--until", args.end, "EndTime")] {
         if let Some(v) = value {
-            let t = EventTime::parse_flexible(v).map_err(|e| anyhow!("{flag}: {e}"))?;
+            let t = parse_time_or_ago(v, now).map_err(|e| anyhow!("{flag}: {e}"))?;
             params[field] = json!(t.epoch_seconds_f64());
         }
     }
-    if insights {
+    if args.insights {
         params["EventCategory"] = json!("insight");
     }
-    let mut events: Vec<Value> = Vec::new();
-    while events.len() < max {
-        params["MaxResults"] = json!((max - events.len()).min(50));
-        let page = client.cloudtrail("LookupEvents", &params)?;
-        events.extend(page["Events"].as_array().cloned().unwrap_or_default());
+    let stdout = std::io::stdout();
+    let out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut printer = output::printer(args.output, out, output::table_width());
+    let (mut shown, mut hidden, mut truncated) = (0u64, 0u64, false);
+    loop {
+        // One more than still wanted: an event left over says the limit cut the result.
+        let want = match args.max {
+            Some(max) => (max - shown).saturating_add(1).min(PAGE_SIZE),
+            None => PAGE_SIZE,
+        };
+        params["MaxResults"] = json!(want);
+        let page = lookup_page(&client, &params)?;
+        let mut events = Vec::new();
+        for element in page["Events"].as_array().into_iter().flatten() {
+            let event = output::Event::new(element.clone());
+            if !args.include_own_reads && is_own_read(&event) {
+                hidden += 1;
+                continue;
+            }
+            if args.max.is_some_and(|max| shown == max) {
+                truncated = true;
+                break;
+            }
+            events.push(event);
+            shown += 1;
+        }
+        printer.page(&events)?;
+        if truncated {
+            break;
+        }
         match page["NextToken"].as_str() {
             Some(t) if !t.is_empty() => params["NextToken"] = json!(t),
             _ => break,
         }
     }
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    match output {
-        Output::Json => {
-            for e in &events {
-                writeln!(out, "{}", e["CloudTrailEvent"].as_str().unwrap_or("{}"))?;
-            }
-        }
-        Output::Table => print_table(&mut out, &events)?,
+    printer.finish(shown as usize)?;
+    drop(printer);
+    if truncated {
+        note!("showing the first {shown} events; more match: use --max N to see more, or --all to see every one");
+    }
+    if hidden > 0 {
+        note!("left out {hidden} of opentrail's own LookupEvents reads (--include-own-reads shows them)");
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-/// How the call was made, in a word: the console, the aws CLI, an SDK, Terraform…
-fn via(record: &Value) -> String {
-    let ua = record["userAgent"].as_str().unwrap_or("");
-    if record["sessionCredentialFromConsole"].as_str() == Some("true")
-        || ua.contains("console.amazonaws.com")
-        || ua.contains("signin.amazonaws.com")
-        || ua == "AWS Internal"
-    {
-        return "console".into();
-    }
-    for (needle, name) in [
-        ("aws-cli", "aws-cli"),
-        ("Terraform", "terraform"),
-        ("Boto3", "boto3"),
-        ("botocore", "botocore"),
-        ("aws-sdk-", "aws-sdk"),
-    ] {
-        if ua.contains(needle) {
-            return name.into();
-        }
-    }
-    ua.chars().take(24).collect()
+/// Hard-coded: the page size `opentrail lookup` asks for (the native LookupEvents takes up to 1000), so a
+/// long history costs one request, and one audit record, per 1000 events rather than per 50.
+const PAGE_SIZE: u64 = 1000;
+
+/// One page of the native LookupEvents (`POST /v1/lookup`: LookupEvents' request and answer, larger pages).
+fn lookup_page(client: &Client, params: &Value) -> Result<Value> {
+    let body = params.to_string();
+    let out = client.call("/v1/lookup", &[("content-type", "application/json")], body.as_bytes(), "opentrail")?;
+    serde_json::from_slice(&out).context("server answered with invalid JSON")
 }
 
-/// How the record arrived, short: the kind, and the last part of its detail (`ingest:ingester` for
-/// `ingest:arn:aws:iam::123456789012:user/ingester`).
-fn provenance(text: &str) -> String {
-    match text.split_once(':') {
-        Some((kind, detail)) => format!("{kind}:{}", detail.rsplit(['/', ':']).next().unwrap_or(detail)),
-        None => text.to_string(),
-    }
+/// An audit record of one of opentrail's own lookups: LookupEvents (on the CloudTrail API or the native
+/// one), written by the server itself, called with opentrail's user agent. `opentrail lookup` leaves them
+/// out unless `--include-own-reads`; they are still stored and found through the API.
+///
+/// Filtered here, over the answers (not in the query), because the query grammar cannot say "not (this
+/// name and that agent)": an exclusion of either alone would hide other tools' LookupEvents or opentrail's
+/// other calls.
+fn is_own_read(e: &output::Event) -> bool {
+    e.element["EventName"].as_str() == Some("LookupEvents")
+        && matches!(e.element["EventSource"].as_str(), Some("cloudtrail.amazonaws.com" | "opentrail"))
+        && e.element["Provenance"].as_str() == Some("self-audit")
+        && e.record["userAgent"].as_str().is_some_and(|ua| ua.starts_with("opentrail/"))
 }
 
-fn short(s: &str, max: usize) -> String {
-    if s.chars().count() <= max { s.to_string() } else { format!("{}…", s.chars().take(max - 1).collect::<String>()) }
+/// A time (ISO-8601, `YYYY-MM-DD HH:MM:SS`, epoch seconds or milliseconds), or a duration before `now`
+/// (`90s`, `30m`, `1h`, `7d`, `2w`).
+pub fn parse_time_or_ago(s: &str, now: EventTime) -> Result<EventTime> {
+    let t = s.trim();
+    let (digits, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    if !digits.is_empty() && matches!(unit, "s" | "m" | "h" | "d" | "w") {
+        return Ok(EventTime(now.0 - parse_duration_ms(t)?));
+    }
+    EventTime::parse_flexible(t).map_err(|e| anyhow!("{e}; or a duration ago like 90s, 30m, 1h, 7d, 2w"))
 }
 
-fn print_table(out: &mut impl Write, events: &[Value]) -> std::io::Result<()> {
-    let header =
-        ["TIME", "SOURCE", "EVENT", "USER", "ARN", "ACCESS KEY", "SOURCE IP", "VIA", "ERROR", "PROVENANCE", "REQUEST"];
-    let rows: Vec<Vec<String>> = events
-        .iter()
-        .map(|e| {
-            let r: Value =
-                e["CloudTrailEvent"].as_str().and_then(|s| serde_json::from_str(s).ok()).unwrap_or(Value::Null);
-            let time = e["EventTime"].as_f64().and_then(EventTime::from_epoch_seconds_f64).map(|t| t.to_rfc3339());
-            let s = |v: &Value| v.as_str().unwrap_or("").to_string();
-            let request = match &r["requestParameters"] {
-                Value::Null => String::new(),
-                v => short(&v.to_string(), 60),
-            };
-            vec![
-                time.unwrap_or_default(),
-                s(&e["EventSource"]),
-                s(&e["EventName"]),
-                s(&e["Username"]),
-                s(&r["userIdentity"]["arn"]),
-                s(&e["AccessKeyId"]),
-                s(&r["sourceIPAddress"]),
-                via(&r),
-                s(&r["errorCode"]),
-                provenance(&s(&e["Provenance"])),
-                request,
-            ]
-        })
-        .collect();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        padded.join("  ").trim_end().to_string()
-    };
-    writeln!(out, "{}", line(header.to_vec()))?;
-    for row in &rows {
-        writeln!(out, "{}", line(row.iter().map(String::as_str).collect()))?;
-    }
-    if rows.is_empty() {
-        writeln!(out, "(no events)")?;
-    }
-    Ok(())
-}
-
-/// `90s`, `30m`, `12h`, `7d`, or plain seconds.
-fn parse_span(s: &str) -> Result<i64> {
+/// A duration in milliseconds: `90s`, `30m`, `12h`, `7d`, `2w`, or plain seconds.
+fn parse_duration_ms(s: &str) -> Result<i64> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num.parse().map_err(|_| anyhow!("--span '{s}' must look like 90s, 30m, 12h or 7d"))?;
+    let bad = || anyhow!("'{s}' must be a duration like 90s, 30m, 12h, 7d or 2w");
+    let n: i64 = num.parse().map_err(|_| bad())?;
     let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        _ => bail!("--span '{s}' must look like 90s, 30m, 12h or 7d"),
+        "" | "s" => Some(n),
+        "m" => n.checked_mul(60),
+        "h" => n.checked_mul(3600),
+        "d" => n.checked_mul(86_400),
+        "w" => n.checked_mul(7 * 86_400),
+        _ => return Err(bad()),
     };
-    if secs <= 0 {
-        bail!("--span must be positive");
+    let ms = secs.and_then(|s| s.checked_mul(1000)).ok_or_else(bad)?;
+    if ms <= 0 {
+        bail!("'{s}' must be a positive duration");
     }
-    Ok(secs * 1000)
+    Ok(ms)
 }
 
 pub fn gen_events(events: u64, seed: u64, start: Option<&str>, span: Option<&str>) -> Result<std::process::ExitCode> {
@@ -358,7 +156,7 @@ pub fn gen_events(events: u64, seed: u64, start: Option<&str>, span: Option<&str
         opts.start = EventTime::parse_flexible(s).map_err(|e| anyhow!("--start: {e}"))?;
     }
     if let Some(s) = span {
-        opts.span_ms = parse_span(s)?;
+        opts.span_ms = parse_duration_ms(s).context("--span")?;
     }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
@@ -375,21 +173,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn spans_parse_with_units() {
-        assert_eq!(parse_span("90s").unwrap(), 90_000);
-        assert_eq!(parse_span("2h").unwrap(), 7_200_000);
-        assert_eq!(parse_span("7d").unwrap(), 604_800_000);
-        assert_eq!(parse_span("15").unwrap(), 15_000);
-        assert!(parse_span("1y").is_err());
-        assert!(parse_span("0").is_err());
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration_ms("90s").unwrap(), 90_000);
+        assert_eq!(parse_duration_ms("2h").unwrap(), 7_200_000);
+        assert_eq!(parse_duration_ms("7d").unwrap(), 604_800_000);
+        assert_eq!(parse_duration_ms("2w").unwrap(), 1_209_600_000);
+        assert_eq!(parse_duration_ms("15").unwrap(), 15_000);
+        assert!(parse_duration_ms("1y").is_err());
+        assert!(parse_duration_ms("0").is_err());
+        assert!(parse_duration_ms("99999999999999999w").is_err());
     }
 
     #[test]
-    fn via_names_the_tool() {
-        assert_eq!(
-            via(&json!({"userAgent":"aws-cli/2.15.0 Python/3.11","sessionCredentialFromConsole":null})),
-            "aws-cli"
-        );
-        assert_eq!(via(&json!({"userAgent":"Mozilla/5.0","sessionCredentialFromConsole":"true"})), "console");
+    fn times_are_absolute_epoch_or_ago() {
+        let now = EventTime(1_700_000_000_000);
+        assert_eq!(parse_time_or_ago("1h", now).unwrap(), EventTime(now.0 - 3_600_000));
+        assert_eq!(parse_time_or_ago("30m", now).unwrap(), EventTime(now.0 - 1_800_000));
+        assert_eq!(parse_time_or_ago("1577869200", now).unwrap(), EventTime(1_577_869_200_000));
+        assert_eq!(parse_time_or_ago("1577869200123", now).unwrap(), EventTime(1_577_869_200_123));
+        assert_eq!(parse_time_or_ago("2020-01-01T09:00:00Z", now).unwrap(), EventTime(1_577_869_200_000));
+        let e = parse_time_or_ago("yesterday", now).unwrap_err().to_string();
+        assert!(e.contains("yesterday") && e.contains("1h"), "{e}");
+    }
+
+    fn element(name: &str, source: &str, provenance: &str, ua: &str) -> output::Event {
+        let record = json!({"userAgent": ua}).to_string();
+        output::Event::new(json!({"EventName": name, "EventSource": source, "Provenance": provenance,
+                                  "CloudTrailEvent": record}))
+    }
+
+    #[test]
+    fn own_reads_are_opentrails_self_audited_lookups_only() {
+        assert!(is_own_read(&element("LookupEvents", "opentrail", "self-audit", "opentrail/0.1.0")));
+        assert!(is_own_read(&element("LookupEvents", "cloudtrail.amazonaws.com", "self-audit", "opentrail/9")));
+        assert!(!is_own_read(&element("LookupEvents", "cloudtrail.amazonaws.com", "self-audit", "aws-cli/1.45")));
+        assert!(!is_own_read(&element("PutEvents", "opentrail", "self-audit", "opentrail/0.1.0")));
+        assert!(!is_own_read(&element("LookupEvents", "opentrail", "ingest:arn:x", "opentrail/0.1.0")));
     }
 }

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, anyhow};
 use insights::{Call, Detector, Insight, InsightState, Settings};
 use model::EventFacts;
 
-use crate::commands::{Chunk, read_chunks};
+use crate::ingest::{Chunk, Plan, read_chunks};
 
 /// How `insights replay` prints what it raised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -47,7 +47,8 @@ impl OwnedCall {
 }
 
 /// Runs the detector over the management events of `files` (NDJSON, `{"Records":[…]}` log files, gzip'd or
-/// not) in eventTime order and prints every Insight it raises. Records that are not JSON objects, lack an
+/// not; folders such as a synced `AWSLogs/` tree are walked as `opentrail ingest` walks them, digests
+/// skipped) in eventTime order and prints every Insight it raises. Records that are not JSON objects, lack an
 /// eventTime, eventSource or eventName, or are Insights events themselves are skipped and counted.
 pub fn replay(
     files: &[String],
@@ -55,11 +56,13 @@ pub fn replay(
     data_events: bool,
     output: ReplayOutput,
 ) -> Result<std::process::ExitCode> {
+    let plan = Plan::gather(files)?;
     let (tx, rx) = mpsc::sync_channel::<Chunk>(8);
-    let owned: Vec<String> = files.to_vec();
     let reader = std::thread::spawn(move || -> Result<()> {
-        for f in &owned {
-            read_chunks(f, 10_000, &tx)?;
+        let progress = indicatif::ProgressBar::hidden();
+        for f in &plan.files {
+            let name = f.to_string_lossy();
+            read_chunks(&name, 10_000, &tx, &progress).with_context(|| name.to_string())?;
         }
         Ok(())
     });
@@ -122,7 +125,7 @@ pub fn replay(
         }
     }
     out.flush()?;
-    eprintln!(
+    note!(
         "{} events analysed ({} of other categories and {} unreadable skipped): {} Insights started, {} ended{}",
         calls.len(),
         other_category,

@@ -1,8 +1,19 @@
 //! The `opentrail` binary: subcommands, config loading and wiring. Glue only.
 
+/// `eprintln!` that never panics: a closed stderr (`opentrail ingest DIR 2>&1 | head`) loses the message,
+/// nothing more.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod bucket_source;
 mod commands;
+mod ingest;
 mod insights_cmd;
+mod output;
 mod serve;
 mod validate;
 
@@ -18,20 +29,46 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Default listen address of `opentrail serve` and default endpoint of the client subcommands.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4590";
 
+/// How every client subcommand finds its credentials, appended to their `--help`.
+const CREDENTIALS_HELP: &str = "\
+Credentials are found as the aws CLI finds them: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, else the
+AWS_PROFILE (or `default`) section of the shared credentials file (AWS_SHARED_CREDENTIALS_FILE, else
+~/.aws/credentials). A server started without a config generates an admin key into
+<data-dir>/credentials, profile `opentrail`:
+  export AWS_SHARED_CREDENTIALS_FILE=opentrail-data/credentials AWS_PROFILE=opentrail
+Requests are signed with SigV4 for AWS_REGION (or AWS_DEFAULT_REGION, else us-east-1) and sent with the
+user agent opentrail/<version>.";
+
 #[derive(Parser)]
 #[command(
     name = "opentrail",
     version,
-    about = "A self-hosted AWS CloudTrail: record every API call, find any of them in milliseconds."
+    about = "A self-hosted AWS CloudTrail: record every API call, find any of them in milliseconds.",
+    after_help = CREDENTIALS_HELP
 )]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
+/// `--endpoint` of every client subcommand.
+#[derive(clap::Args)]
+struct Endpoint {
+    /// The opentrail server to talk to.
+    #[arg(long, env = "OPENTRAIL_ENDPOINT", default_value_t = format!("http://{DEFAULT_LISTEN}"))]
+    endpoint: String,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the server: ingest API, CloudTrail API, event history, metrics.
+    #[command(after_help = "\
+Without principals in the config, the first start generates an admin key into <data-dir>/credentials
+(mode 0600, an AWS shared-credentials file, profile `opentrail`) and prints its secret once, to stderr,
+only when stderr is a terminal; later starts use it and print where it is, never the secret.
+The data dir is made 0700 and everything the server creates in it is private to its user (0600/0700).
+Logs go to stderr: OPENTRAIL_LOG sets the level or filter (default info: one line per request);
+OPENTRAIL_LOG_FORMAT=json writes JSON lines; colours only when stderr is a terminal (and NO_COLOR is unset).")]
     Serve {
         /// TOML config (account, region, principals and their keys). Without one, an admin key is generated.
         #[arg(long, env = "OPENTRAIL_CONFIG")]
@@ -39,53 +76,91 @@ enum Command {
         /// Where the journal, index and generated keys live [default: ./opentrail-data].
         #[arg(long, env = "OPENTRAIL_DATA_DIR")]
         data_dir: Option<PathBuf>,
-        /// Address to listen on; port 0 picks a free port [default: 127.0.0.1:4590].
+        /// Address to listen on; port 0 picks a free port [default: 127.0.0.1:4590]. A port in use fails
+        /// the start before anything is written to the data dir.
         #[arg(long, env = "OPENTRAIL_LISTEN")]
         listen: Option<String>,
     },
-    /// Send CloudTrail records to a server: NDJSON, {"Records":[…]} JSON, or .gz of either; `-` is stdin.
+    /// Send CloudTrail records to a server: files (NDJSON, {"Records":[…]} JSON, or .gz of either), `-` for
+    /// stdin, or folders such as a synced AWSLogs/ tree.
+    #[command(after_help = format!("\
+A folder is walked recursively: its .json.gz and .json files are sent, in path order; digest files
+(CloudTrail-Digest/ folders, _CloudTrail-Digest_ names), hidden files and other objects are skipped and
+counted. Files named on the command line are sent whatever their name (digests excepted). Records are
+deduplicated by eventID on the server, so a re-run stores nothing twice: the summary says how many records
+were new and how many already stored. One progress bar covers everything (on stderr, when a terminal).
+Exit status 1 when a record was refused or a file could not be read.
+
+{CREDENTIALS_HELP}"))]
     Ingest {
-        #[arg(long, env = "OPENTRAIL_ENDPOINT", default_value_t = format!("http://{DEFAULT_LISTEN}"))]
-        endpoint: String,
+        #[command(flatten)]
+        endpoint: Endpoint,
         /// Records per request.
         #[arg(long, default_value_t = 2000)]
         batch: usize,
-        #[arg(required = true)]
+        /// Files, folders, or `-` for stdin.
+        #[arg(required = true, value_name = "FILE|DIR|-")]
         files: Vec<String>,
     },
     /// Find events, newest first.
+    #[command(after_help = format!("\
+Times (--start, --end) are ISO-8601 (2020-01-01T09:00:00Z), `YYYY-MM-DD HH:MM:SS` (UTC), epoch seconds, or
+epoch milliseconds (12 digits or more); --since and --until also take a duration before now: 90s, 30m, 1h,
+7d, 2w.
+When --max cuts the result, stderr says so. opentrail's own lookups (the LookupEvents records this tool's
+calls leave, user agent opentrail/…) are left out unless --include-own-reads; they are still stored, and
+found through the API. Pages of up to 1000 events are read, one request (and one audit record) each.
+Output goes out page by page; a closed pipe (`| head`) ends the command quietly.
+
+{CREDENTIALS_HELP}"))]
     Lookup {
-        #[arg(long, env = "OPENTRAIL_ENDPOINT", default_value_t = format!("http://{DEFAULT_LISTEN}"))]
-        endpoint: String,
+        #[command(flatten)]
+        endpoint: Endpoint,
         /// KEY=VALUE; several are AND-ed. Keys: EventId, EventName, ReadOnly, Username, ResourceType,
         /// ResourceName, EventSource, AccessKeyId, SourceIPAddress, ErrorCode, UserAgent, AccountId.
         #[arg(long = "attr", value_name = "KEY=VALUE")]
         attrs: Vec<String>,
-        /// Earliest event time (ISO-8601 or epoch seconds), inclusive.
-        #[arg(long)]
+        /// Earliest event time, inclusive.
+        #[arg(long, value_name = "TIME")]
         start: Option<String>,
-        /// Latest event time (ISO-8601 or epoch seconds), inclusive.
-        #[arg(long)]
+        /// Latest event time, inclusive.
+        #[arg(long, value_name = "TIME")]
         end: Option<String>,
-        /// Total number of events to print (pages as needed).
-        #[arg(long, default_value_t = 50)]
-        max: usize,
+        /// Earliest event time as a duration before now (1h, 30m, 7d…) or a time; instead of --start.
+        #[arg(long, value_name = "AGO|TIME", conflicts_with = "start")]
+        since: Option<String>,
+        /// Latest event time as a duration before now (30m…) or a time; instead of --end.
+        #[arg(long, value_name = "AGO|TIME", conflicts_with = "end")]
+        until: Option<String>,
+        /// How many events to print at most (stderr says when more match).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
+        max: u64,
+        /// Print every matching event (no --max).
+        #[arg(long, conflicts_with = "max")]
+        all: bool,
         /// Look up Insights events instead of management events.
         #[arg(long)]
         insights: bool,
-        #[arg(long, value_enum, default_value_t = commands::Output::Table)]
-        output: commands::Output,
+        /// Also show the audit records of opentrail's own lookups.
+        #[arg(long)]
+        include_own_reads: bool,
+        /// How to print the events.
+        #[arg(long, value_enum, default_value_t = output::Output::Table)]
+        output: output::Output,
     },
     /// Verify offline that the index agrees with the journal (the server must be stopped).
     Check {
+        /// The server's data dir.
         #[arg(long, env = "OPENTRAIL_DATA_DIR", default_value = "opentrail-data")]
         data_dir: PathBuf,
     },
     /// Check a trail's log files and digests, like `aws cloudtrail validate-logs` and more: online against a
     /// server (--endpoint), or offline from a copy of the bucket and the public keys (--bucket-dir,
     /// --public-key). Exit code 0 valid, 1 invalid, 2 could not run.
+    #[command(after_help = CREDENTIALS_HELP)]
     Validate(validate::ValidateArgs),
     /// The digest signing keys: list them (with their validity windows) or rotate.
+    #[command(after_help = CREDENTIALS_HELP)]
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
@@ -97,14 +172,16 @@ enum Command {
     },
     /// Print deterministic, realistic CloudTrail traffic as NDJSON.
     Gen {
+        /// How many events.
         #[arg(long)]
         events: u64,
+        /// The same seed prints the same events.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// First event time [default: 2026-01-01T00:00:00Z].
+        /// First event time (ISO-8601, epoch seconds or milliseconds) [default: 2026-01-01T00:00:00Z].
         #[arg(long)]
         start: Option<String>,
-        /// Time covered, e.g. 90s, 30m, 12h, 7d [default: 1d].
+        /// Time covered, e.g. 90s, 30m, 12h, 7d, 2w [default: 1d].
         #[arg(long)]
         span: Option<String>,
     },
@@ -115,6 +192,8 @@ enum InsightsCommand {
     /// Run the detector over historical events (NDJSON or CloudTrail log files, gzip'd or not; `-` is stdin)
     /// in eventTime order and print the Insights it would have raised.
     Replay {
+        /// Files or folders of records: NDJSON, `{"Records":[…]}` log files, gzip'd or not (folders walked,
+        /// digests skipped); `-` is stdin.
         #[arg(required = true)]
         files: Vec<String>,
         #[command(flatten)]
@@ -122,6 +201,7 @@ enum InsightsCommand {
         /// Analyse data events too (by default management events only, as CloudTrail does).
         #[arg(long)]
         data_events: bool,
+        /// `table`: one line per Start and End; `json`: the Insights events as CloudTrail writes them.
         #[arg(long, value_enum, default_value_t = insights_cmd::ReplayOutput::Table)]
         output: insights_cmd::ReplayOutput,
     },
@@ -173,23 +253,28 @@ impl DetectorArgs {
 enum KeysCommand {
     /// ListPublicKeys: every key (or those valid in [--start-time, --end-time]) with its validity window;
     /// `--output value` or `pem` writes a key file for `opentrail validate --public-key`.
+    #[command(after_help = CREDENTIALS_HELP)]
     List {
-        #[arg(long, env = "OPENTRAIL_ENDPOINT", default_value_t = format!("http://{DEFAULT_LISTEN}"))]
-        endpoint: String,
+        #[command(flatten)]
+        endpoint: Endpoint,
+        /// Keys valid at or after this time (ISO-8601, epoch seconds or milliseconds) [default: all].
         #[arg(long)]
         start_time: Option<String>,
+        /// Keys valid at or before this time [default: all].
         #[arg(long)]
         end_time: Option<String>,
         /// Only the key with this fingerprint.
         #[arg(long)]
         fingerprint: Option<String>,
+        /// How to print the keys.
         #[arg(long, value_enum, default_value_t = validate::KeyOutput::Table)]
         output: validate::KeyOutput,
     },
     /// Start signing digests with a new key now (admins only); the old keys stay published.
+    #[command(after_help = CREDENTIALS_HELP)]
     Rotate {
-        #[arg(long, env = "OPENTRAIL_ENDPOINT", default_value_t = format!("http://{DEFAULT_LISTEN}"))]
-        endpoint: String,
+        #[command(flatten)]
+        endpoint: Endpoint,
     },
 }
 
@@ -197,16 +282,43 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve { config, data_dir, listen } => serve::run(config, data_dir, listen),
-        Command::Ingest { endpoint, batch, files } => commands::ingest(&endpoint, batch, &files),
-        Command::Lookup { endpoint, attrs, start, end, max, insights, output } => {
-            commands::lookup(&endpoint, &attrs, start.as_deref(), end.as_deref(), max, insights, output)
-        }
+        Command::Ingest { endpoint, batch, files } => ingest::ingest(&endpoint.endpoint, batch, &files),
+        Command::Lookup {
+            endpoint,
+            attrs,
+            start,
+            end,
+            since,
+            until,
+            max,
+            all,
+            insights,
+            include_own_reads,
+            output,
+        } => commands::lookup(
+            &endpoint.endpoint,
+            &commands::LookupArgs {
+                attrs: &attrs,
+                start: start.as_deref().or(since.as_deref()),
+                end: end.as_deref().or(until.as_deref()),
+                max: (!all).then_some(max),
+                insights,
+                include_own_reads,
+                output,
+            },
+        ),
         Command::Check { data_dir } => serve::check(&data_dir),
         Command::Validate(args) => return validate::run(&args),
         Command::Keys { command: KeysCommand::List { endpoint, start_time, end_time, fingerprint, output } } => {
-            validate::keys_list(&endpoint, start_time.as_deref(), end_time.as_deref(), fingerprint.as_deref(), output)
+            validate::keys_list(
+                &endpoint.endpoint,
+                start_time.as_deref(),
+                end_time.as_deref(),
+                fingerprint.as_deref(),
+                output,
+            )
         }
-        Command::Keys { command: KeysCommand::Rotate { endpoint } } => validate::keys_rotate(&endpoint),
+        Command::Keys { command: KeysCommand::Rotate { endpoint } } => validate::keys_rotate(&endpoint.endpoint),
         Command::Insights { command: InsightsCommand::Replay { files, detector, data_events, output } } => {
             detector.settings().and_then(|s| insights_cmd::replay(&files, s, data_events, output))
         }
@@ -219,9 +331,62 @@ fn main() -> std::process::ExitCode {
     };
     match result {
         Ok(code) => code,
+        // `opentrail … | head` closed the pipe: not an error.
+        Err(e) if output::is_broken_pipe(&e) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            note!("error: {}", error_text(&e));
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and its causes on one line, each said once: a cause whose text its parent already includes
+/// (as `ureq`'s and `io`'s errors do) is not repeated. A refused connection says what to start.
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if parts.last().is_some_and(|p| p.contains(&text)) {
+            continue;
+        }
+        parts.push(text);
+    }
+    let mut text = parts.join(": ");
+    let refused = e.chain().any(|c| c.downcast_ref::<client::ClientError>().is_some_and(|c| c.connection_refused()));
+    if refused {
+        text.push_str(" — is `opentrail serve` running?");
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_chain_is_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        let e = anyhow::Error::new(io).context("io: connection refused").context("cannot reach http://x");
+        assert_eq!(error_text(&e), "cannot reach http://x: io: connection refused");
+    }
+
+    #[test]
+    fn every_flag_of_every_subcommand_is_described() {
+        use clap::CommandFactory;
+        fn check(cmd: &clap::Command, path: &str) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                assert!(arg.get_help().is_some() || arg.get_long_help().is_some(), "{path} {id} has no help");
+            }
+            for sub in cmd.get_subcommands() {
+                assert!(sub.get_about().is_some(), "{path} {} has no about", sub.get_name());
+                check(sub, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        Cli::command().debug_assert();
+        check(&Cli::command(), "opentrail");
     }
 }

@@ -1,8 +1,8 @@
 //! `opentrail serve`: load the config (or generate an admin key on a fresh install), open the store,
 //! and serve until SIGINT/SIGTERM.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::{IsTerminal, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -23,18 +23,47 @@ pub fn run(
     listen: Option<String>,
 ) -> Result<std::process::ExitCode> {
     init_logging();
+    // Everything the server creates (journal, index, state files, keys, credentials) is private to its
+    // user: files 0600, folders 0700. Files and keys holding secrets also get explicit modes.
+    // SAFETY: umask(2) only sets the process's file-mode creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
     let fd_limit = raise_fd_limit();
     let mut cfg = match &config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
     let data_dir = data_dir.or(cfg.data_dir.clone()).unwrap_or_else(|| PathBuf::from("opentrail-data"));
-    std::fs::create_dir_all(&data_dir).with_context(|| format!("create data dir {}", data_dir.display()))?;
+    let listen = listen.or(cfg.listen.clone()).unwrap_or_else(|| crate::DEFAULT_LISTEN.to_string());
+    // Load the certificate before binding anything, so a bad file fails the start with its name.
+    let tls = match &cfg.tls {
+        Some(t) => {
+            let server_config = api::load_server_config(&t.cert_file, &t.key_file)?;
+            Some((t.listen.clone().unwrap_or_else(|| DEFAULT_TLS_LISTEN.to_string()), server_config))
+        }
+        None => None,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // Bind before anything is written to the data dir: a port in use fails the start with nothing created.
+    let (listener, tls) = rt.block_on(async {
+        let listener = api::listener::bind(&listen).await.with_context(|| format!("listen on {listen}"))?;
+        let tls = match tls {
+            Some((tls_listen, server_config)) => {
+                let l = api::listener::bind(&tls_listen)
+                    .await
+                    .with_context(|| format!("listen (https) on {tls_listen}"))?;
+                Some((l, server_config))
+            }
+            None => None,
+        };
+        Ok::<_, anyhow::Error>((listener, tls))
+    })?;
+    create_data_dir(&data_dir)?;
     if cfg.principals.is_empty() {
         let p = generated_admin(&data_dir)?;
         cfg.principals.push(p);
     }
-    let listen = listen.or(cfg.listen.clone()).unwrap_or_else(|| crate::DEFAULT_LISTEN.to_string());
     let metrics = Arc::new(Metrics::default());
     let started = std::time::Instant::now();
     let mut store_opts = StoreOptions::new(&data_dir);
@@ -50,14 +79,6 @@ pub fn run(
         "store open"
     );
     let app = Arc::new(api::App::open(store.clone(), cfg, &data_dir, api::system_clock())?);
-    // Load the certificate before binding anything, so a bad file fails the start with its name.
-    let tls = match &app.config.tls {
-        Some(t) => {
-            let server_config = api::load_server_config(&t.cert_file, &t.key_file)?;
-            Some((t.listen.clone().unwrap_or_else(|| DEFAULT_TLS_LISTEN.to_string()), server_config))
-        }
-        None => None,
-    };
     let limits = api::ConnectionLimits::from_config(&app.config.server);
     if let Some(fds) = fd_limit
         && (limits.max_connections as u64).saturating_add(FD_HEADROOM) > fds
@@ -69,29 +90,20 @@ pub fn run(
         );
     }
     let door = api::FrontDoor::new(limits, store.metrics().clone());
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     app.start_delivery(rt.handle().clone())?;
     app.start_insights()?;
     app.start_key_schedule(rt.handle());
     let app_for_stop = app.clone();
     rt.block_on(async move {
-        let listener = api::listener::bind(&listen).await.with_context(|| format!("listen on {listen}"))?;
         let addr = listener.local_addr()?;
-        let tls = match tls {
-            Some((tls_listen, server_config)) => {
-                let l = api::listener::bind(&tls_listen)
-                    .await
-                    .with_context(|| format!("listen (https) on {tls_listen}"))?;
-                Some((l, server_config))
-            }
-            None => None,
-        };
         // Tests and scripts read these lines to find the ports: http first, then https when configured.
-        println!("opentrail listening on http://{addr}");
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "opentrail listening on http://{addr}")?;
         if let Some((l, _)) = &tls {
-            println!("opentrail listening on https://{}", l.local_addr()?);
+            writeln!(stdout, "opentrail listening on https://{}", l.local_addr()?)?;
         }
-        std::io::stdout().flush()?;
+        stdout.flush()?;
+        drop(stdout);
         tracing::info!(%addr, https = tls.is_some(), "serving");
         // One signal stops every listener.
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -158,10 +170,20 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// The data dir, created if missing, and made 0700 whatever it was.
+fn create_data_dir(data_dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(data_dir).with_context(|| format!("create data dir {}", data_dir.display()))?;
+    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("make data dir {} private (0700)", data_dir.display()))
+}
+
+/// Logs to stderr: `OPENTRAIL_LOG` is the filter (default `info`), `OPENTRAIL_LOG_FORMAT=json` writes JSON
+/// lines; colour codes only when stderr is a terminal and `NO_COLOR` is not set.
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("OPENTRAIL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     if std::env::var("OPENTRAIL_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().init();
     } else {
@@ -198,12 +220,32 @@ fn generated_admin(data_dir: &Path) -> Result<PrincipalConfig> {
         }
         Err(e) => return Err(e).with_context(|| format!("read {}", path.display())),
     };
-    let verb = if fresh { "generated an admin key into" } else { "using the admin key in" };
-    eprintln!(
-        "opentrail: no principals configured; {verb} {} (mode 0600). Use it with:\n  export AWS_ACCESS_KEY_ID={id} AWS_SECRET_ACCESS_KEY={secret}\nor\n  export AWS_SHARED_CREDENTIALS_FILE={} AWS_PROFILE={GENERATED_PROFILE}",
-        path.display(),
-        path.display()
-    );
+    // Straight to stderr, never through the log: the secret is shown once, on the start that generated it,
+    // and only to a terminal (a log collector reading stderr never sees it; the file has it).
+    let mut err = std::io::stderr().lock();
+    let use_it = format!("export AWS_SHARED_CREDENTIALS_FILE={} AWS_PROFILE={GENERATED_PROFILE}", path.display());
+    let _ = if fresh && err.is_terminal() {
+        writeln!(
+            err,
+            "opentrail: no principals configured; generated an admin key into {} (mode 0600). Its secret is shown \
+             this once:\n  export AWS_ACCESS_KEY_ID={id} AWS_SECRET_ACCESS_KEY={secret}\nor\n  {use_it}",
+            path.display()
+        )
+    } else if fresh {
+        writeln!(
+            err,
+            "opentrail: no principals configured; generated an admin key into {} (mode 0600): access key \
+             {id}, its secret in that file (not printed: stderr is not a terminal). Use it with:\n  {use_it}",
+            path.display()
+        )
+    } else {
+        writeln!(
+            err,
+            "opentrail: no principals configured; using the admin key {id} in {}. Use it with:\n  {use_it}",
+            path.display()
+        )
+    };
+    drop(err);
     Ok(PrincipalConfig {
         access_key_id: id,
         secret_access_key: secret,
@@ -223,12 +265,13 @@ pub fn check(data_dir: &Path) -> Result<std::process::ExitCode> {
         EventStore::open(StoreOptions::new(data_dir), Arc::new(Metrics::default())).context("open event store")?;
     let report = store.check().context("check")?;
     store.shutdown();
-    println!("journal records: {}\nindexed events:  {}", report.journal_records, report.indexed);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "journal records: {}\nindexed events:  {}", report.journal_records, report.indexed)?;
     for p in &report.problems {
-        println!("PROBLEM: {p}");
+        writeln!(out, "PROBLEM: {p}")?;
     }
     if report.problems.is_empty() {
-        println!("ok: the index agrees with the journal");
+        writeln!(out, "ok: the index agrees with the journal")?;
         Ok(std::process::ExitCode::SUCCESS)
     } else {
         Ok(std::process::ExitCode::FAILURE)

@@ -65,8 +65,10 @@ pub struct ValidateArgs {
 pub fn run(args: &ValidateArgs) -> std::process::ExitCode {
     match validate(args) {
         Ok(code) => std::process::ExitCode::from(code),
+        // `opentrail validate … | head` closed the pipe: not an error.
+        Err(e) if crate::output::is_broken_pipe(&e) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("opentrail validate: {e:#}");
+            note!("opentrail validate: {}", crate::error_text(&e));
             std::process::ExitCode::from(2)
         }
     }
@@ -362,11 +364,12 @@ pub fn keys_rotate(endpoint: &str) -> Result<std::process::ExitCode> {
     let out = client.call("/v1/keys/rotate", &[("content-type", "application/json")], b"{}", "opentrail")?;
     let v: Value = serde_json::from_slice(&out).context("server answered with invalid JSON")?;
     let start = v["ValidityStartTime"].as_f64().and_then(EventTime::from_epoch_seconds_f64);
-    println!(
+    writeln!(
+        std::io::stdout(),
         "rotated: new signing key {} valid from {}",
         v["Fingerprint"].as_str().unwrap_or("?"),
         start.map(|t| t.to_rfc3339()).unwrap_or_default()
-    );
+    )?;
     Ok(std::process::ExitCode::SUCCESS)
 }
 

@@ -31,8 +31,9 @@ struct LookupAttribute {
 }
 
 impl LookupEventsRequest {
-    /// The validated request; `window_start` (the `lookup_window_days` policy) clamps the start.
-    pub fn into_lookup(self, window_start: Option<EventTime>) -> Result<LookupRequest, WireError> {
+    /// The validated request; `window_start` (the `lookup_window_days` policy) clamps the start;
+    /// `MaxResults` may be 1..=`max_results` (CloudTrail's 50, or the native API's larger pages).
+    pub fn into_lookup(self, window_start: Option<EventTime>, max_results: usize) -> Result<LookupRequest, WireError> {
         let category = match self.event_category.as_deref() {
             None | Some("management") => QueryCategory::Standard,
             Some("insight") => QueryCategory::Insight,
@@ -53,11 +54,12 @@ impl LookupEventsRequest {
             (Some(s), Some(w)) => Some(s.max(w)),
             (s, w) => s.or(w),
         };
+        let cap = max_results;
         let max_results = match self.max_results {
-            None => MAX_RESULTS,
+            None => MAX_RESULTS.min(cap),
             Some(n) => match n.as_i64() {
-                Some(m) if (1..=MAX_RESULTS as i64).contains(&m) => m as usize,
-                _ => return Err(WireError::MaxResults { given: n, max: MAX_RESULTS }),
+                Some(m) if (1..=cap as i64).contains(&m) => m as usize,
+                _ => return Err(WireError::MaxResults { given: n, max: cap }),
             },
         };
         let query = EventQuery { attributes, start, end, category };

@@ -6,7 +6,7 @@
 //! type is a `SerializationException` naming its path (`EventSelectors[0].ReadWriteType: invalid type:
 //! integer `7`, expected a string`); then the shape converts into the domain input — `TryFrom` where
 //! nothing else is needed, a method given what else it needs where it does (`resolve(&Home)` to read trail
-//! names against this server's account and Region, `range(now)`, `into_lookup(window_start)`) — and a value
+//! names against this server's account and Region, `range(now)`, `into_lookup(window_start, max_results)`) — and a value
 //! of the right type that breaks a rule is a [`WireError`] or the service's own error. The AWS names of
 //! those errors are in `error.rs`, nowhere else.
 

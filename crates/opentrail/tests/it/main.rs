@@ -3,6 +3,7 @@
 
 mod api_policies;
 mod audit;
+mod cli;
 mod core;
 mod crash;
 mod data_plane;
