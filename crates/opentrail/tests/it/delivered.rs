@@ -96,8 +96,9 @@ enum Kind {
     Digest,
 }
 
-/// The exact CloudTrail key of a log file or a digest of `trail` (account 123456789012, us-east-1, no
-/// prefix): `AWSLogs/<acct>/CloudTrail/<region>/YYYY/MM/DD/<acct>_CloudTrail_<region>_YYYYMMDDTHHMMZ_<16>.json.gz`
+/// The exact CloudTrail key of a log file (of events, or of Insights events under `CloudTrail-Insight`) or a
+/// digest of `trail` (account 123456789012, us-east-1, no prefix):
+/// `AWSLogs/<acct>/CloudTrail/<region>/YYYY/MM/DD/<acct>_CloudTrail_<region>_YYYYMMDDTHHMMZ_<16>.json.gz`
 /// and `…/CloudTrail-Digest/…/<acct>_CloudTrail-Digest_<region>_<trail>_<home>_YYYYMMDDTHHMMSSZ.json.gz`, the
 /// date folders those of the name.
 fn layout(key: &str, trail: &str) -> Result<Kind, String> {
@@ -115,8 +116,9 @@ fn layout(key: &str, trail: &str) -> Result<Kind, String> {
     let date = format!("{y}{m}{d}T");
     let Some(stem) = name.strip_suffix(".json.gz") else { return Err("not .json.gz".into()) };
     match folder {
-        "CloudTrail" => {
-            let rest = stem.strip_prefix(&format!("{ACCOUNT}_CloudTrail_{region}_{date}")).ok_or("log file name")?;
+        // Insights events have log files of their own, named by analogy.
+        "CloudTrail" | "CloudTrail-Insight" => {
+            let rest = stem.strip_prefix(&format!("{ACCOUNT}_{folder}_{region}_{date}")).ok_or("log file name")?;
             let (time, unique) = rest.split_once("Z_").ok_or("log file name: no Z_")?;
             if !digits(time, 4) || unique.len() != 16 || !unique.bytes().all(|b| b.is_ascii_alphanumeric()) {
                 return Err(format!("log file name: time {time:?}, unique {unique:?}"));

@@ -4,11 +4,11 @@
 //! boto3 with `EventCategory=insight`, delivered under `CloudTrail-Insight/`, and none for the other APIs of
 //! the same traffic; a restart in the middle of an Insight still ends it, once.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::delivered::{assert_all_valid, read_folder, validate_logs, wait_until};
 use crate::support::*;
 
 /// Fast delivery, so the Insights files land within the test.
@@ -34,14 +34,14 @@ fn parse_iso(s: &str) -> i64 {
     chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis()
 }
 
-/// A trail logging every management event into the local bucket, Insights of both types on, put with the
-/// aws CLI (whose answer must echo them).
+/// A trail logging every management event into the local bucket with signed digests, Insights of both types
+/// on, put with the aws CLI (whose answer must echo them).
 fn trail_with_insights(s: &Server) {
     let created = s.cloudtrail(
         ADMIN_KEY,
         ADMIN_SECRET,
         "CreateTrail",
-        &json!({"Name": TRAIL, "S3BucketName": BUCKET, "IsMultiRegionTrail": true}),
+        &json!({"Name": TRAIL, "S3BucketName": BUCKET, "EnableLogFileValidation": true}),
     );
     assert_eq!(created.status, 200, "{}", created.text());
     let started = s.cloudtrail(ADMIN_KEY, ADMIN_SECRET, "StartLogging", &json!({"Name": TRAIL}));
@@ -57,7 +57,8 @@ fn trail_with_insights(s: &Server) {
     assert_eq!(v["InsightSelectors"].as_array().unwrap().len(), 2, "{v}");
 }
 
-/// `opentrail gen` traffic over `[start, start + minutes)`, one JSON record per element, in time order.
+/// `opentrail gen` traffic over `[start, start + minutes)`, one JSON record per element, in time order, all of
+/// the server's account and Region (the trail's).
 fn background(start_ms: i64, minutes: i64, seed: u64) -> Vec<Value> {
     let out = std::process::Command::new(bin())
         .args(["gen", "--events", &(minutes * 200).to_string(), "--seed", &seed.to_string()])
@@ -65,7 +66,13 @@ fn background(start_ms: i64, minutes: i64, seed: u64) -> Vec<Value> {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut records: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    for r in &mut records {
+        r["awsRegion"] = "us-east-1".into();
+        r["recipientAccountId"] = ACCOUNT.into();
+    }
+    records
 }
 
 /// `per_minute` copies of `template` in each minute of `[start, start + minutes)`, spread over the minute,
@@ -177,39 +184,24 @@ fn attributed(e: &Value, attribute: &str) -> Vec<String> {
         .collect()
 }
 
-/// The Insights records delivered under `CloudTrail-Insight/` in the trail's local bucket.
-fn delivered_insights(data_dir: &Path, timeout: Duration, want: usize) -> Vec<Value> {
-    let root = data_dir.join("buckets").join(BUCKET).join("AWSLogs").join(ACCOUNT).join("CloudTrail-Insight");
-    let deadline = Instant::now() + timeout;
-    loop {
-        let mut records = Vec::new();
-        for path in walk(&root) {
-            let bytes = std::fs::read(&path).unwrap();
-            let mut text = String::new();
-            std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut text).unwrap();
-            let v: Value = serde_json::from_str(&text).unwrap();
-            records.extend(v["Records"].as_array().unwrap().iter().cloned());
+/// The Insights records delivered under `CloudTrail-Insight/` in the trail's local bucket, once there are `want`
+/// of them and every log file there is listed in a digest.
+fn delivered_insights(s: &Server, want: usize) -> Vec<Value> {
+    let root = s.data_dir.join("buckets").join(BUCKET);
+    wait_until("the Insights events delivered and digested", Duration::from_secs(30), || {
+        let d = read_folder(&root, TRAIL, BUCKET);
+        d.assert_layout("insights trail");
+        d.assert_nothing_doubled("insights trail");
+        let insight_files: Vec<_> = d.logs.iter().filter(|l| l.key.contains("/CloudTrail-Insight/")).collect();
+        let records: Vec<Value> =
+            insight_files.iter().flat_map(|l| l.json["Records"].as_array().cloned().unwrap_or_default()).collect();
+        let undigested = d.undigested();
+        if records.len() >= want && undigested.is_empty() {
+            Ok(records)
+        } else {
+            Err(format!("{} Insights records delivered, not in a digest yet: {undigested:?}", records.len()))
         }
-        if records.len() >= want || Instant::now() > deadline {
-            return records;
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else if p.to_string_lossy().ends_with(".json.gz") {
-                out.push(p);
-            }
-        }
-    }
-    out
+    })
 }
 
 #[test]
@@ -276,11 +268,13 @@ print(json.dumps(sorted((e["insightDetails"]["state"], e["sharedEventID"]) for e
     let shared = start["sharedEventID"].as_str().unwrap();
     assert_eq!(serde_json::from_slice::<Value>(&py.stdout).unwrap(), json!([["End", shared], ["Start", shared]]));
 
-    // The trail delivers both under CloudTrail-Insight/, and nothing else there.
-    let delivered = delivered_insights(&s.data_dir, Duration::from_secs(30), 2);
+    // The trail delivers both under CloudTrail-Insight/ (and nothing else there), its digests list those
+    // files, and the aws CLI's own integrity check passes over them.
+    let delivered = delivered_insights(&s, 2);
     let mut got: Vec<&str> = delivered.iter().map(|r| r["eventID"].as_str().unwrap()).collect();
     got.sort();
     assert_eq!(got, want);
+    assert_all_valid(&validate_logs(&s, TRAIL, &s.endpoint), 1);
     s.assert_no_errors_logged();
 }
 
