@@ -218,9 +218,13 @@ impl SeasonalRate {
         let [cw, ew] = self.week[w];
         let e0w = e0(dr);
         let base = (cw as f64 + e0w * dr) / (ew as f64 + e0w);
+        // The level ratio stands in for what the profile does not know yet: it applies in proportion to how
+        // little the buckets of this hour have seen (all of it on a first day, little once a week is learned),
+        // so a weekend's low level does not make the next Monday look unusual.
+        let known = 1.0 - (e0d / (ed as f64 + e0d)) * (e0w / (ew as f64 + e0w));
         let q = p.recent_shrink;
         let ratio = ((self.rx + q) / (self.rb + q)).clamp(0.05, 20.0);
-        (base, base * ratio)
+        (base, base * (known + (1.0 - known) * ratio))
     }
 
     pub fn learn(&mut self, p: &Params, time_ms: i64, x: f64, base: f64) {
@@ -254,12 +258,16 @@ impl SeasonalRate {
         mu
     }
 
-    /// Accept the level of a long Insight as the new normal: scale the short-memory level by `ratio`.
-    pub fn rebase(&mut self, p: &Params, ratio: f64) {
-        let q = p.recent_shrink;
-        let current = (self.rx + q) / (self.rb + q);
-        let target = (current * ratio).clamp(0.05, 20.0);
-        self.rx = (target * (self.rb + q) - q).max(0.0);
+    /// Accept the level of a long Insight as the new normal: scale every learned rate by `ratio` and restart
+    /// the level ratio.
+    pub fn rebase(&mut self, _p: &Params, ratio: f64) {
+        let r = ratio.clamp(0.05, 20.0);
+        self.cg *= r;
+        for b in self.day.iter_mut().chain(self.week.iter_mut()) {
+            b[0] *= r as f32;
+        }
+        self.rx = 0.0;
+        self.rb = 0.0;
     }
 }
 
@@ -464,8 +472,10 @@ impl Track {
         self.last_step = Some(t);
         let phi1 = self.phi(p, 0);
         let sd = (mu + phi1 * mu * mu).sqrt();
+        // Learn every step, clipped, so a burst moves the baseline only a little; during an Insight the clip is
+        // tighter (one standard deviation) but not zero, so a level change that lasts is learned in the end.
         let learned = match &self.open {
-            Some(_) => x.min(mu),
+            Some(_) => x.min(mu + sd),
             None => x.min(mu + (p.clip_sd * sd).max(p.clip_floor)),
         };
         self.push(x, learned, mu);
@@ -577,8 +587,7 @@ impl Track {
                     m += e[2] as f64;
                 }
                 let lp = if open.up { ln_nb_upper(s, m, k5) } else { ln_nb_lower(s, m, k5) };
-                let near = (s - m).abs() < p.min_excess / 2.0;
-                if lp >= p.ln_end_p || near || (open.up && s <= m) || (!open.up && s >= m) {
+                if lp >= p.ln_end_p || (open.up && s <= m) || (!open.up && s >= m) {
                     end = Some((window_start, s, m, false));
                 }
             }
