@@ -203,10 +203,8 @@ impl SeasonalRate {
         self.cg + p.prior_count
     }
 
-    /// (seasonal base, expected count) of the step starting at `time_ms`; `phi` is the key's per-step
-    /// dispersion, which sets how much data a bucket needs before it is trusted over its parent.
-    pub fn expect(&mut self, p: &Params, time_ms: i64, phi: f64) -> (f64, f64) {
-        let (w, d) = self.enter(p, time_ms);
+    /// The hierarchical rate of one hour bucket and how much of it is known (0 = all prior).
+    fn bucket_rate(&self, p: &Params, w: usize, d: usize, phi: f64) -> (f64, f64) {
         let g = self.global_rate(p).max(1e-12);
         // Empirical Bayes: a bucket of exposure E (steps) gets weight E / (E + E0), where E0 is the exposure at
         // which the bucket mean's relative variance ((1/μ + φ)/E) equals the prior variance of a seasonal
@@ -217,11 +215,32 @@ impl SeasonalRate {
         let dr = ((cd as f64 + e0d * g) / (ed as f64 + e0d)).max(1e-12);
         let [cw, ew] = self.week[w];
         let e0w = e0(dr);
-        let base = (cw as f64 + e0w * dr) / (ew as f64 + e0w);
+        let rate = (cw as f64 + e0w * dr) / (ew as f64 + e0w);
+        let known = 1.0 - (e0d / (ed as f64 + e0d)) * (e0w / (ew as f64 + e0w));
+        (rate, known)
+    }
+
+    /// (seasonal base, expected count) of the step starting at `time_ms`; `phi` is the key's per-step
+    /// dispersion, which sets how much data a bucket needs before it is trusted over its parent.
+    pub fn expect(&mut self, p: &Params, time_ms: i64, phi: f64) -> (f64, f64) {
+        let (w, d) = self.enter(p, time_ms);
+        let (mut base, mut known) = self.bucket_rate(p, w, d, phi);
+        // A bucket's rate is its hour's average, i.e. the rate at the middle of the hour: interpolate linearly
+        // toward the neighbouring hour, so steep ramps (mornings, the trough of a strong daily cycle) are not
+        // a staircase. Steps of an hour or more take their bucket as it is.
+        if p.step_ms < HOUR_MS {
+            let centre = time_ms.rem_euclid(HOUR_MS) as f64 + p.step_ms as f64 / 2.0;
+            let offset = centre / HOUR_MS as f64 - 0.5;
+            let neighbour = if offset < 0.0 { -1 } else { 1 };
+            let (_, nw, nd) = hour_buckets(time_ms + neighbour * HOUR_MS);
+            let (rate, k) = self.bucket_rate(p, nw, nd, phi);
+            let a = offset.abs();
+            base = (1.0 - a) * base + a * rate;
+            known = (1.0 - a) * known + a * k;
+        }
         // The level ratio stands in for what the profile does not know yet: it applies in proportion to how
         // little the buckets of this hour have seen (all of it on a first day, little once a week is learned),
         // so a weekend's low level does not make the next Monday look unusual.
-        let known = 1.0 - (e0d / (ed as f64 + e0d)) * (e0w / (ew as f64 + e0w));
         let q = p.recent_shrink;
         let ratio = ((self.rx + q) / (self.rb + q)).clamp(0.05, 20.0);
         (base, base * (known + (1.0 - known) * ratio))
@@ -348,6 +367,9 @@ struct Open {
     sum_x: f64,
     sum_mu: f64,
     up: bool,
+    /// Consecutive calm steps, and the first step of the first calm window of that run.
+    calm_run: usize,
+    calm_since: i64,
 }
 
 /// One key's evidence: the last `RING` steps (count, learned count, expectation), the window dispersion
@@ -510,6 +532,9 @@ impl Track {
                         let lp = ln_nb_upper(s, m, k);
                         score = score.max(lp / p.ln_alpha);
                         if lp <= p.ln_alpha && best.is_none_or(|b| lp < b.0) {
+                            if std::env::var("INSIGHTS_DEBUG").is_ok() {
+                                eprintln!("  window {} S={s:.1} M={m:.2} k={k:.2} phi={:.4} info={info:.1} lp={lp:.1}", WINDOWS[wi], self.phi(p, wi));
+                            }
                             best = Some((lp, t - best_up_at as i64, true));
                         }
                     }
@@ -567,7 +592,7 @@ impl Track {
                 sum_mu += e[2] as f64;
             }
             let steps = (t - start + 1) as f64;
-            self.open = Some(Open { start, detect: t, sum_x, sum_mu, up });
+            self.open = Some(Open { start, detect: t, sum_x, sum_mu, up, calm_run: 0, calm_since: t });
             self.cusum = 0.0;
             transition = Some(Transition::Start { start, average: sum_x / steps });
         } else if self.open.is_some() {
@@ -576,6 +601,9 @@ impl Track {
             let open = self.open.as_mut().expect("checked");
             open.sum_x += x;
             open.sum_mu += mu;
+            // Hysteresis: the Insight ends after `end_calm_steps` consecutive steps whose last-5-steps window is
+            // calm (not unusual even at 5%, or back at or below its expectation); it ended where the first calm
+            // window of that run began.
             let calm_n = p.end_calm_steps;
             let window_start = t - calm_n as i64 + 1;
             let mut end = None;
@@ -588,17 +616,25 @@ impl Track {
                 }
                 let lp = if open.up { ln_nb_upper(s, m, k5) } else { ln_nb_lower(s, m, k5) };
                 if lp >= p.ln_end_p || (open.up && s <= m) || (!open.up && s >= m) {
-                    end = Some((window_start, s, m, false));
+                    if open.calm_run == 0 {
+                        open.calm_since = window_start;
+                    }
+                    open.calm_run += 1;
+                    if open.calm_run >= calm_n {
+                        end = Some((open.calm_since, false));
+                    }
+                } else {
+                    open.calm_run = 0;
                 }
             }
             if end.is_none() && (t - open.start + 1) as u64 >= p.max_insight_steps {
-                end = Some((t + 1, 0.0, 0.0, true));
+                end = Some((t + 1, true));
             }
-            if let Some((end_step, calm_x, calm_mu, forced)) = end {
+            if let Some((end_step, forced)) = end {
+                let after: f64 = (0..=(t - end_step).max(-1)).map(|j| ring[(head + RING - j as usize) % RING][0] as f64).sum();
                 let duration = (end_step - open.start).max(1) as f64;
-                let average = (open.sum_x - calm_x) / duration;
+                let average = (open.sum_x - after) / duration;
                 let ratio = if forced { (open.sum_x + 1.0) / (open.sum_mu + 1.0) } else { 1.0 };
-                let _ = calm_mu;
                 transition =
                     Some(Transition::End { start: open.start, end: end_step, average, forced, ratio });
                 self.open = None;
