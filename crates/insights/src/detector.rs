@@ -123,6 +123,16 @@ struct Attr {
 }
 
 impl Attr {
+    /// The attributions of a key created `age` minutes into its API's history: none of its values were seen.
+    fn since(p: &Params, age: u64) -> Attr {
+        let age = age as f64;
+        Attr {
+            recent_exposure: geometric(p.decay_attr_recent, age),
+            baseline_exposure: geometric(p.decay_attr_baseline, age),
+            ..Attr::default()
+        }
+    }
+
     fn add(&mut self, kind: usize, hash: u64, value: &str) {
         self.recent[kind].add(hash, value, 1.0);
         self.baseline[kind].add(hash, value, 1.0);
@@ -167,7 +177,7 @@ impl Attr {
                 Attribution {
                     attribute: kind,
                     insight: self.insight[i].top(5, insight_minutes),
-                    baseline: self.baseline[i].top(5, self.baseline_exposure),
+                    baseline: self.baseline[i].top(5, self.baseline_exposure.max(1.0)),
                 }
             })
             .collect()
@@ -353,7 +363,7 @@ impl Detector {
                         code: code.to_owned(),
                         ratio: ErrorRatio::new(api.calls_decayed, api.calls_exposure),
                         track: Track::new(api.age),
-                        attr: Attr::default(),
+                        attr: Attr::since(&self.st.params, api.age),
                         emitted: false,
                     });
                     api.errors.len() - 1
