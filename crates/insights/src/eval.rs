@@ -174,7 +174,11 @@ impl Profile {
             peak_hour: rng.random::<f64>() * 24.0,
             weekend: 0.3 + 0.7 * rng.random::<f64>(),
             nb_size: if rng.random::<f64>() < 0.5 { None } else { Some(1.0 + 19.0 * rng.random::<f64>()) },
-            start: if appears { (rng.random::<f64>() * (minutes as f64 - 2.0 * WEEK as f64).max(0.0)) as i64 } else { 0 },
+            start: if appears {
+                (rng.random::<f64>() * (minutes as f64 - 2.0 * WEEK as f64).max(0.0)) as i64
+            } else {
+                0
+            },
             error_fraction: if rng.random::<f64>() < 0.3 { 0.0 } else { 0.001 + 0.05 * rng.random::<f64>() },
         }
     }
@@ -250,7 +254,7 @@ fn plan_injections(rng: &mut ChaCha8Rng, profiles: &[Profile], minutes: i64) -> 
 }
 
 fn error_spike_fraction(base: f64) -> f64 {
-    (base * 10.0).max(0.3).min(1.0)
+    (base * 10.0).clamp(0.3, 1.0)
 }
 
 struct Outcome {
@@ -269,8 +273,7 @@ fn run_streams(
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut det = Detector::new(settings.clone());
     let mut insights = Vec::new();
-    let users: Vec<String> =
-        (0..3).map(|i| format!("arn:aws:iam::111122223333:user/worker{i}")).collect();
+    let users: Vec<String> = (0..3).map(|i| format!("arn:aws:iam::111122223333:user/worker{i}")).collect();
     let burst_user = "arn:aws:iam::111122223333:user/intruder";
     let mut by_api: Vec<Vec<&Injection>> = vec![Vec::new(); profiles.len()];
     for inj in injections {
@@ -479,7 +482,8 @@ pub fn run(cfg: &EvalConfig, progress: &mut dyn FnMut(&str)) -> EvalReport {
         let matched = injections.iter_mut().find(|inj| {
             let type_ok = matches!(
                 (&inj.kind, i.insight_type),
-                (Kind::Burst { .. } | Kind::Drop, InsightType::ApiCallRate) | (Kind::ErrorSpike, InsightType::ApiErrorRate)
+                (Kind::Burst { .. } | Kind::Drop, InsightType::ApiCallRate)
+                    | (Kind::ErrorSpike, InsightType::ApiErrorRate)
             );
             // A drop's Insight would be raised when traffic comes back (a rise against a lowered baseline).
             let tail = if matches!(inj.kind, Kind::Drop) { 15 } else { 5 };
@@ -499,13 +503,19 @@ pub fn run(cfg: &EvalConfig, progress: &mut dyn FnMut(&str)) -> EvalReport {
             }
             Some(_) => {
                 if debug() {
-                    eprintln!("repeat start {} {:?} start={start} closed={closed} avg={:.2} base={:.3}", i.event_name, i.insight_type, i.insight_average, i.baseline_average);
+                    eprintln!(
+                        "repeat start {} {:?} start={start} closed={closed} avg={:.2} base={:.3}",
+                        i.event_name, i.insight_type, i.insight_average, i.baseline_average
+                    );
                 }
             }
             None => {
                 if debug() {
                     let p = &profiles[api];
-                    eprintln!("unmatched {} {:?} start={start} closed={closed} avg={:.2} base={:.3} rate={:.4} nb={:?} appears={}", i.event_name, i.insight_type, i.insight_average, i.baseline_average, p.rate, p.nb_size, p.start);
+                    eprintln!(
+                        "unmatched {} {:?} start={start} closed={closed} avg={:.2} base={:.3} rate={:.4} nb={:?} appears={}",
+                        i.event_name, i.insight_type, i.insight_average, i.baseline_average, p.rate, p.nb_size, p.start
+                    );
                 }
                 report.injected_unmatched += 1
             }
@@ -529,7 +539,10 @@ pub fn run(cfg: &EvalConfig, progress: &mut dyn FnMut(&str)) -> EvalReport {
         let detectable = inj.excess >= 10.0;
         if debug() && detectable && inj.detected_at.is_none() {
             let p = &profiles[inj.api];
-            eprintln!("missed {} {} at {} excess={:.1} rate={:.4} nb={:?} appears={} err={:.3}", inj.label, p.name, inj.start, inj.excess, p.rate, p.nb_size, p.start, p.error_fraction);
+            eprintln!(
+                "missed {} {} at {} excess={:.1} rate={:.4} nb={:?} appears={} err={:.3}",
+                inj.label, p.name, inj.start, inj.excess, p.rate, p.nb_size, p.start, p.error_fraction
+            );
         }
         c.detectable += detectable as usize;
         c.detected_all += inj.detected_at.is_some() as usize;
@@ -569,7 +582,11 @@ pub fn markdown(cfg: &EvalConfig, r: &EvalReport) -> String {
     let _ = writeln!(
         s,
         "| false Insights per API-week, clean streams ({} call rate + {} error rate over {:.0} API-weeks) | {:.3} | ≤ 1 | {:.2} |",
-        r.clean_false_call_rate, r.clean_false_error_rate, r.clean_api_weeks, fp, fp / 1.0
+        r.clean_false_call_rate,
+        r.clean_false_error_rate,
+        r.clean_api_weeks,
+        fp,
+        fp / 1.0
     );
     let _ = writeln!(
         s,
@@ -602,7 +619,11 @@ pub fn markdown(cfg: &EvalConfig, r: &EvalReport) -> String {
         r.throughput_calls_per_s / 1e6,
         r.throughput_calls_per_s / 1e6
     );
-    let _ = writeln!(s, "\nInjected run ({:.0} API-weeks): recall by class (detectable = expected excess ≥ 10 calls)\n", r.injected_api_weeks);
+    let _ = writeln!(
+        s,
+        "\nInjected run ({:.0} API-weeks): recall by class (detectable = expected excess ≥ 10 calls)\n",
+        r.injected_api_weeks
+    );
     let _ = writeln!(s, "| injection | injected | detectable | detected (detectable) | detected (all) |");
     let _ = writeln!(s, "|---|---|---|---|---|");
     for c in &r.classes {

@@ -105,11 +105,7 @@ pub fn ln_gamma_p(a: f64, x: f64) -> f64 {
     if x <= 0.0 {
         return f64::NEG_INFINITY;
     }
-    if x < a + 1.0 {
-        ln_gamma_series(a, x)
-    } else {
-        (1.0 - ln_gamma_q_cf(a, x).exp()).max(TINY).ln()
-    }
+    if x < a + 1.0 { ln_gamma_series(a, x) } else { (1.0 - ln_gamma_q_cf(a, x).exp()).max(TINY).ln() }
 }
 
 /// ln Q(a, x) = ln(1 − P(a, x)), the regularized upper incomplete gamma function.
@@ -117,11 +113,7 @@ pub fn ln_gamma_q(a: f64, x: f64) -> f64 {
     if x <= 0.0 {
         return 0.0;
     }
-    if x < a + 1.0 {
-        (1.0 - ln_gamma_series(a, x).exp()).max(TINY).ln()
-    } else {
-        ln_gamma_q_cf(a, x)
-    }
+    if x < a + 1.0 { (1.0 - ln_gamma_series(a, x).exp()).max(TINY).ln() } else { ln_gamma_q_cf(a, x) }
 }
 
 fn ln_gamma_series(a: f64, x: f64) -> f64 {

@@ -419,14 +419,6 @@ impl Track {
         }
     }
 
-    pub fn age(&self) -> u64 {
-        self.age
-    }
-
-    pub fn is_open(&self) -> bool {
-        self.open.is_some()
-    }
-
     /// Nothing pending: no open Insight, no CUSUM mass, no count in the ring; zero steps can be skipped in
     /// closed form.
     pub fn is_quiet(&self) -> bool {
@@ -533,7 +525,11 @@ impl Track {
                         score = score.max(lp / p.ln_alpha);
                         if lp <= p.ln_alpha && best.is_none_or(|b| lp < b.0) {
                             if std::env::var("INSIGHTS_DEBUG").is_ok() {
-                                eprintln!("  window {} S={s:.1} M={m:.2} k={k:.2} phi={:.4} info={info:.1} lp={lp:.1}", WINDOWS[wi], self.phi(p, wi));
+                                eprintln!(
+                                    "  window {} S={s:.1} M={m:.2} k={k:.2} phi={:.4} info={info:.1} lp={lp:.1}",
+                                    WINDOWS[wi],
+                                    self.phi(p, wi)
+                                );
                             }
                             best = Some((lp, t - best_up_at as i64, true));
                         }
@@ -583,7 +579,10 @@ impl Track {
 
         if let Some((lp, start, up)) = best {
             if std::env::var("INSIGHTS_DEBUG").is_ok() {
-                eprintln!("fire t={t} lp={lp:.2} start={start} up={up} cusum={:.2} x={x} mu={mu:.2} test_len={}", self.cusum, self.test_len);
+                eprintln!(
+                    "fire t={t} lp={lp:.2} start={start} up={up} cusum={:.2} x={x} mu={mu:.2} test_len={}",
+                    self.cusum, self.test_len
+                );
             }
             let (mut sum_x, mut sum_mu) = (0.0, 0.0);
             for j in 0..=(t - start) as usize {
@@ -631,12 +630,12 @@ impl Track {
                 end = Some((t + 1, true));
             }
             if let Some((end_step, forced)) = end {
-                let after: f64 = (0..=(t - end_step).max(-1)).map(|j| ring[(head + RING - j as usize) % RING][0] as f64).sum();
+                let after: f64 =
+                    (0..=(t - end_step).max(-1)).map(|j| ring[(head + RING - j as usize) % RING][0] as f64).sum();
                 let duration = (end_step - open.start).max(1) as f64;
                 let average = (open.sum_x - after) / duration;
                 let ratio = if forced { (open.sum_x + 1.0) / (open.sum_mu + 1.0) } else { 1.0 };
-                transition =
-                    Some(Transition::End { start: open.start, end: end_step, average, forced, ratio });
+                transition = Some(Transition::End { start: open.start, end: end_step, average, forced, ratio });
                 self.open = None;
                 self.test_len = 0;
                 self.cusum = 0.0;
@@ -673,10 +672,6 @@ impl Track {
         for _ in 0..(n.min(RING as u64)) {
             self.push(0.0, 0.0, mu);
         }
-    }
-
-    pub fn open_start(&self) -> Option<i64> {
-        self.open.as_ref().map(|o| o.start)
     }
 }
 

@@ -280,10 +280,18 @@ mod debug {
                 let (base, mu) = r.rate.expect(&r.params, t, r.track.phi(&r.params, 0));
                 let phi: Vec<f64> = (0..4).map(|w| r.track.phi(&r.params, w)).collect();
                 let (s, a) = r.feed(t, v);
-                if i > 1490 && i < 1600 { eprintln!("{i} v={v} base={base:.2} mu={mu:.2} phi={phi:.4?} s={s:.3} a={a}"); }
+                if i > 1490 && i < 1600 {
+                    eprintln!("{i} v={v} base={base:.2} mu={mu:.2} phi={phi:.4?} s={s:.3} a={a}");
+                }
             } else {
                 rows.push((t, v));
-                if rows.len() == 30 { let mut r = Running::start(&Settings::default(), &rows); for &(t,v) in &rows { r.feed(t,v); } run = Some(r); }
+                if rows.len() == 30 {
+                    let mut r = Running::start(&Settings::default(), &rows);
+                    for &(t, v) in &rows {
+                        r.feed(t, v);
+                    }
+                    run = Some(r);
+                }
             }
         }
     }

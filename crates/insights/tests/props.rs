@@ -23,7 +23,7 @@ impl Lcg {
     /// Poisson by inversion (small means) — enough for test traffic.
     fn poisson(&mut self, mean: f64) -> u32 {
         if mean > 50.0 {
-            let z = (-2.0 * self.next().max(1e-300).ln()).sqrt() * (6.283185307179586 * self.next()).cos();
+            let z = (-2.0 * self.next().max(1e-300).ln()).sqrt() * (std::f64::consts::TAU * self.next()).cos();
             return (mean + mean.sqrt() * z).round().max(0.0) as u32;
         }
         let limit = (-mean).exp();

@@ -29,8 +29,7 @@ fn main() {
                     value("--false-alarms-per-week").parse().unwrap_or_else(|_| bad("--false-alarms-per-week"))
             }
             "--throughput-calls" => {
-                cfg.throughput_calls =
-                    value("--throughput-calls").parse().unwrap_or_else(|_| bad("--throughput-calls"))
+                cfg.throughput_calls = value("--throughput-calls").parse().unwrap_or_else(|_| bad("--throughput-calls"))
             }
             "-h" | "--help" => {
                 println!(
