@@ -517,7 +517,7 @@ impl Api {
     }
 
     /// Step this API's models through `minute`: minutes with calls (or with evidence still in the windows) one
-    /// by one, runs of quiet empty minutes in closed form, an hour at a time.
+    /// by one, runs of quiet empty minutes in closed form, a quarter-hour at a time.
     fn close_through(&mut self, p: &Params, s: &Settings, minute: i64, out: &mut Vec<Insight>) {
         while self.last_closed < minute {
             let next = self.last_closed + 1;
@@ -526,8 +526,8 @@ impl Api {
                 self.step(p, s, next, &slot, out);
             } else if self.quiet() {
                 let next_slot = self.slots.first().map_or(i64::MAX, |sl| sl.minute);
-                let hour_end = (next.div_euclid(60) + 1) * 60 - 1;
-                let to = minute.min(next_slot - 1).min(hour_end);
+                let quarter_end = (next.div_euclid(15) + 1) * 15 - 1;
+                let to = minute.min(next_slot - 1).min(quarter_end);
                 self.skip(p, next, (to - next + 1) as u64);
                 self.last_closed = to;
                 continue;
@@ -563,9 +563,9 @@ impl Api {
         self.age += 1;
         let total = slot.total as f64;
         if let Some(mut c) = self.calls.take() {
-            let (base, mu) = c.rate.expect(p, time_ms, c.track.phi(p, 0));
+            let (_, mu) = c.rate.expect(p, time_ms, c.track.phi(p, 0));
             let stepped = c.track.step(p, minute, slot.writes as f64, mu, c.rate.information(p));
-            c.rate.learn(p, time_ms, stepped.learn, base);
+            c.rate.learn(p, time_ms, stepped.learn);
             if let Some(t) = stepped.transition {
                 let baseline = c.rate.global_rate(p) / p.step_minutes();
                 let kinds = [AttributeKind::UserIdentityArn, AttributeKind::UserAgent, AttributeKind::ErrorCode];

@@ -334,6 +334,7 @@ fn run_streams(
     Outcome { insights, api_weeks: api_minutes as f64 / WEEK as f64 }
 }
 
+/// `INSIGHTS_EVAL_DEBUG=1` lists every missed injection, unmatched Start and the profiles on stderr.
 fn debug() -> bool {
     std::env::var_os("INSIGHTS_EVAL_DEBUG").is_some()
 }
@@ -470,6 +471,14 @@ pub fn run(cfg: &EvalConfig, progress: &mut dyn FnMut(&str)) -> EvalReport {
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(1000));
     let profiles: Vec<Profile> = (0..cfg.apis).map(|i| Profile::random(&mut rng, i, minutes)).collect();
     let mut injections = plan_injections(&mut rng, &profiles, minutes);
+    if debug() {
+        for inj in &injections {
+            eprintln!("injection {} {} at {} for {}", profiles[inj.api].name, inj.label, inj.start, inj.minutes);
+        }
+        for p in &profiles {
+            eprintln!("profile {p:?}");
+        }
+    }
     let out = run_streams(cfg.seed ^ 2, &profiles, &injections, minutes, &cfg.settings);
     report.injected_api_weeks = out.api_weeks;
     report.starts_without_end += starts_without_end(&out.insights);

@@ -63,7 +63,6 @@ pub(crate) struct Params {
     pub prior_phi_steps: f64,
     pub prior_count: f64,
     pub prior_steps: f64,
-    pub shrink_steps: f64,
     pub season_prior_var: f64,
     pub recent_shrink: f64,
     pub clip_sd: f64,
@@ -114,7 +113,7 @@ impl Params {
             decay_global: half_life_factor(steps(WEEK_MINUTES)),
             decay_day_visit: half_life_factor(7.0),
             decay_week_visit: half_life_factor(4.0),
-            decay_recent: half_life_factor(steps(120.0).max(8.0)),
+            decay_recent: half_life_factor(steps(30.0).max(8.0)),
             decay_dispersion: half_life_factor(steps(WEEK_MINUTES)),
             decay_error: half_life_factor(steps(24.0 * 60.0)),
             decay_attr_recent: half_life_factor(steps(5.0)),
@@ -123,7 +122,6 @@ impl Params {
             prior_phi_steps: 60.0,
             prior_count: 0.5,
             prior_steps: 0.5,
-            shrink_steps: 30.0,
             season_prior_var: 0.25,
             recent_shrink: 10.0,
             clip_sd: 4.0,
@@ -138,13 +136,19 @@ impl Params {
     }
 }
 
-/// Hour of the week (0 = Monday 00:00 UTC) and hour of the day of an instant.
-pub(crate) fn hour_buckets(time_ms: i64) -> (i64, usize, usize) {
-    let hour = time_ms.div_euclid(HOUR_MS);
+const QUARTER_MS: i64 = HOUR_MS / 4;
+/// Quarter-hours in a day: the resolution of the daily profile.
+const DAY_QUARTERS: usize = 96;
+
+/// The quarter-hour since the epoch, the hour of the week (0 = Monday 00:00 UTC) and the quarter-hour of the
+/// day of an instant.
+pub(crate) fn buckets(time_ms: i64) -> (i64, usize, usize) {
+    let quarter = time_ms.div_euclid(QUARTER_MS);
+    let hour = quarter.div_euclid(4);
     // 1970-01-01 was a Thursday: hour 0 is Thursday 00:00, Monday 00:00 is 72 hours earlier.
     let week = (hour + 72).rem_euclid(168) as usize;
-    let day = hour.rem_euclid(24) as usize;
-    (hour, week, day)
+    let day = quarter.rem_euclid(DAY_QUARTERS as i64) as usize;
+    (quarter, week, day)
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -158,12 +162,12 @@ pub(crate) fn hour_buckets(time_ms: i64) -> (i64, usize, usize) {
 pub(crate) struct SeasonalRate {
     cg: f64,
     eg: f64,
-    /// (decayed count, decayed exposure in steps) per hour of day / hour of week.
+    /// (decayed count, decayed exposure in steps) per quarter-hour of the day / hour of the week.
     day: Vec<[f32; 2]>,
     week: Vec<[f32; 2]>,
     rx: f64,
     rb: f64,
-    hour: i64,
+    quarter: i64,
 }
 
 impl SeasonalRate {
@@ -171,24 +175,27 @@ impl SeasonalRate {
         SeasonalRate {
             cg: 0.0,
             eg: 0.0,
-            day: vec![[0.0; 2]; 24],
+            day: vec![[0.0; 2]; DAY_QUARTERS],
             week: vec![[0.0; 2]; 168],
             rx: 0.0,
             rb: 0.0,
-            hour: i64::MIN,
+            quarter: i64::MIN,
         }
     }
 
+    /// Decay the buckets of the step at `time_ms` when it enters them (once per visit).
     fn enter(&mut self, p: &Params, time_ms: i64) -> (usize, usize) {
-        let (hour, w, d) = hour_buckets(time_ms);
-        if hour != self.hour {
-            self.hour = hour;
+        let (quarter, w, d) = buckets(time_ms);
+        if quarter != self.quarter {
             for v in self.day[d].iter_mut() {
                 *v *= p.decay_day_visit as f32;
             }
-            for v in self.week[w].iter_mut() {
-                *v *= p.decay_week_visit as f32;
+            if quarter.div_euclid(4) != self.quarter.div_euclid(4) {
+                for v in self.week[w].iter_mut() {
+                    *v *= p.decay_week_visit as f32;
+                }
             }
+            self.quarter = quarter;
         }
         (w, d)
     }
@@ -203,51 +210,47 @@ impl SeasonalRate {
         self.cg + p.prior_count
     }
 
-    /// The hierarchical rate of one hour bucket and how much of it is known (0 = all prior).
-    fn bucket_rate(&self, p: &Params, w: usize, d: usize, phi: f64) -> (f64, f64) {
+    /// (seasonal base, expected count) of the step starting at `time_ms`; `phi` is the key's per-step
+    /// dispersion, which sets how much data a bucket needs before it is trusted over its parent.
+    ///
+    /// The rate of the hour of the week, shrunk toward that hour of the day (shrunk toward the global rate),
+    /// times the shape of the quarter-hour within that hour of the day (shrunk toward flat): a business-hours
+    /// step at 09:00 stays a step, and a steep ramp is a fine staircase.
+    pub fn expect(&mut self, p: &Params, time_ms: i64, phi: f64) -> (f64, f64) {
+        let (w, d) = self.enter(p, time_ms);
         let g = self.global_rate(p).max(1e-12);
         // Empirical Bayes: a bucket of exposure E (steps) gets weight E / (E + E0), where E0 is the exposure at
         // which the bucket mean's relative variance ((1/μ + φ)/E) equals the prior variance of a seasonal
-        // factor (τ²), and never less than `shrink_steps`.
-        let e0 = |rate: f64| ((1.0 / rate.max(1e-12) + phi) / p.season_prior_var).max(p.shrink_steps);
-        let [cd, ed] = self.day[d];
-        let e0d = e0(g);
-        let dr = ((cd as f64 + e0d * g) / (ed as f64 + e0d)).max(1e-12);
+        // factor (τ²),
+        // never less than half a visit of the bucket (`visit` minutes).
+        let e0 = |rate: f64, visit: f64| {
+            ((1.0 / rate.max(1e-12) + phi) / p.season_prior_var).max(0.5 * (visit / p.step_minutes()).max(1.0))
+        };
+        let first = d - d % 4;
+        let (ch, eh) =
+            self.day[first..first + 4].iter().fold((0.0, 0.0), |a, b| (a.0 + b[0] as f64, a.1 + b[1] as f64));
+        let e0d = e0(g, 60.0);
+        let day_hour = ((ch + e0d * g) / (eh + e0d)).max(1e-12);
+        let [cq, eq] = self.day[d];
+        let e0q = e0(day_hour, 15.0);
+        let shape = ((cq as f64 + e0q * day_hour) / (eq as f64 + e0q)).max(1e-12) / day_hour;
         let [cw, ew] = self.week[w];
-        let e0w = e0(dr);
-        let rate = (cw as f64 + e0w * dr) / (ew as f64 + e0w);
-        let known = 1.0 - (e0d / (ed as f64 + e0d)) * (e0w / (ew as f64 + e0w));
-        (rate, known)
-    }
-
-    /// (seasonal base, expected count) of the step starting at `time_ms`; `phi` is the key's per-step
-    /// dispersion, which sets how much data a bucket needs before it is trusted over its parent.
-    pub fn expect(&mut self, p: &Params, time_ms: i64, phi: f64) -> (f64, f64) {
-        let (w, d) = self.enter(p, time_ms);
-        let (mut base, mut known) = self.bucket_rate(p, w, d, phi);
-        // A bucket's rate is its hour's average, i.e. the rate at the middle of the hour: interpolate linearly
-        // toward the neighbouring hour, so steep ramps (mornings, the trough of a strong daily cycle) are not
-        // a staircase. Steps of an hour or more take their bucket as it is.
-        if p.step_ms < HOUR_MS {
-            let centre = time_ms.rem_euclid(HOUR_MS) as f64 + p.step_ms as f64 / 2.0;
-            let offset = centre / HOUR_MS as f64 - 0.5;
-            let neighbour = if offset < 0.0 { -1 } else { 1 };
-            let (_, nw, nd) = hour_buckets(time_ms + neighbour * HOUR_MS);
-            let (rate, k) = self.bucket_rate(p, nw, nd, phi);
-            let a = offset.abs();
-            base = (1.0 - a) * base + a * rate;
-            known = (1.0 - a) * known + a * k;
-        }
+        // The hour of the week needs a whole visit (an hour) before it weighs as much as the hour of the day.
+        let e0w = e0(day_hour, 120.0);
+        let base = (cw as f64 + e0w * day_hour) / (ew as f64 + e0w) * shape;
         // The level ratio stands in for what the profile does not know yet: it applies in proportion to how
         // little the buckets of this hour have seen (all of it on a first day, little once a week is learned),
-        // so a weekend's low level does not make the next Monday look unusual.
+        // so a weekend's low level does not make the next Monday look unusual. What the buckets do not know is filled in with the global rate times the recent level ratio (recent
+        // counts over the global rate in the same steps).
+        let known = 1.0 - (e0d / (eh + e0d)) * (e0w / (ew as f64 + e0w));
         let q = p.recent_shrink;
         let ratio = ((self.rx + q) / (self.rb + q)).clamp(0.05, 20.0);
-        (base, base * (known + (1.0 - known) * ratio))
+        (base, known * base + (1.0 - known) * g * ratio)
     }
 
-    pub fn learn(&mut self, p: &Params, time_ms: i64, x: f64, base: f64) {
+    pub fn learn(&mut self, p: &Params, time_ms: i64, x: f64) {
         let (w, d) = self.enter(p, time_ms);
+        let g = self.global_rate(p);
         self.cg = self.cg * p.decay_global + x;
         self.eg = self.eg * p.decay_global + 1.0;
         self.day[d][0] += x as f32;
@@ -257,14 +260,16 @@ impl SeasonalRate {
         // The level ratio starts after the warm-up: before it, the base itself is still the prior.
         if self.eg > p.warmup_steps as f64 {
             self.rx = self.rx * p.decay_recent + x;
-            self.rb = self.rb * p.decay_recent + base;
+            self.rb = self.rb * p.decay_recent + g;
         }
     }
 
-    /// `n` steps of zero count from `time_ms`, all in one hour: the closed form of `n` calls to `learn(0)`.
+    /// `n` steps of zero count from `time_ms`, all in one quarter-hour: the closed form of `n` calls to
+    /// `learn(0)`.
     pub fn skip(&mut self, p: &Params, time_ms: i64, n: u64, phi: f64) -> f64 {
-        let (base, mu) = self.expect(p, time_ms, phi);
+        let (_, mu) = self.expect(p, time_ms, phi);
         let (w, d) = self.enter(p, time_ms);
+        let g = self.global_rate(p);
         let n_f = n as f64;
         let lg = p.decay_global.powf(n_f);
         self.cg *= lg;
@@ -273,7 +278,7 @@ impl SeasonalRate {
         self.week[w][1] += n as f32;
         let lr = p.decay_recent.powf(n_f);
         self.rx *= lr;
-        self.rb = self.rb * lr + base * geometric(p.decay_recent, n_f);
+        self.rb = self.rb * lr + g * geometric(p.decay_recent, n_f);
         mu
     }
 
@@ -488,9 +493,12 @@ impl Track {
         let sd = (mu + phi1 * mu * mu).sqrt();
         // Learn every step, clipped, so a burst moves the baseline only a little; during an Insight the clip is
         // tighter (one standard deviation) but not zero, so a level change that lasts is learned in the end.
+        // Nothing is clipped during the warm-up: the expectation is still the prior then.
         let learned = match &self.open {
+            _ if self.age <= p.warmup_steps => x,
             Some(_) => x.min(mu + sd),
-            None => x.min(mu + (p.clip_sd * sd).max(p.clip_floor)),
+            // A drop (an outage) is clipped too, so next week's same hour does not expect it again.
+            None => x.min(mu + (p.clip_sd * sd).max(p.clip_floor)).max(mu - p.clip_sd * sd),
         };
         self.push(x, learned, mu);
 
@@ -524,13 +532,6 @@ impl Track {
                         let lp = ln_nb_upper(s, m, k);
                         score = score.max(lp / p.ln_alpha);
                         if lp <= p.ln_alpha && best.is_none_or(|b| lp < b.0) {
-                            if std::env::var("INSIGHTS_DEBUG").is_ok() {
-                                eprintln!(
-                                    "  window {} S={s:.1} M={m:.2} k={k:.2} phi={:.4} info={info:.1} lp={lp:.1}",
-                                    WINDOWS[wi],
-                                    self.phi(p, wi)
-                                );
-                            }
                             best = Some((lp, t - best_up_at as i64, true));
                         }
                     }
@@ -577,13 +578,7 @@ impl Track {
             }
         }
 
-        if let Some((lp, start, up)) = best {
-            if std::env::var("INSIGHTS_DEBUG").is_ok() {
-                eprintln!(
-                    "fire t={t} lp={lp:.2} start={start} up={up} cusum={:.2} x={x} mu={mu:.2} test_len={}",
-                    self.cusum, self.test_len
-                );
-            }
+        if let Some((_, start, up)) = best {
             let (mut sum_x, mut sum_mu) = (0.0, 0.0);
             for j in 0..=(t - start) as usize {
                 let e = self.at(j);
@@ -778,8 +773,8 @@ mod tests {
         let p = params();
         let mut s = SeasonalRate::new();
         for m in 0..30 {
-            let (b, _) = s.expect(&p, m * MINUTE_MS, 0.1);
-            s.learn(&p, m * MINUTE_MS, 40.0, b);
+            s.expect(&p, m * MINUTE_MS, 0.1);
+            s.learn(&p, m * MINUTE_MS, 40.0);
         }
         let (_, mu) = s.expect(&p, 30 * MINUTE_MS, 0.1);
         assert!((mu - 40.0).abs() < 2.0, "{mu}");

@@ -5,8 +5,9 @@
 //!
 //! The first `WARMUP_ROWS` rows decide the interval (their median spacing) and how values become counts: a
 //! series whose warm-up values are all non-negative integers is a count series and goes in as it is; any other
-//! is mapped to pseudo-counts `50 + 50·(x − median)/range` (clamped at 0) with the warm-up's median and range,
-//! so a warm-up-sized swing is ±50 "calls" around a level of 50, and alarms are two-sided (rises and drops).
+//! is mapped to pseudo-counts `1000 + 1000·(x − median)/(5·range)` (clamped at 0) with the warm-up's median and
+//! range, so a warm-up-sized swing is ±200 "calls" around a level of 1000. Alarms are two-sided (rises and
+//! drops) for every series.
 //! Those rows are answered with score 0 before the model has seen them.
 
 use std::io::{BufRead, Write};
@@ -19,6 +20,12 @@ use crate::model::{Mode, Params, SeasonalRate, Track, Transition};
 
 /// Rows used to infer the interval and the value mapping before the model starts (hard-coded).
 pub const WARMUP_ROWS: usize = 30;
+/// A real-valued series maps its warm-up median to this many pseudo-counts…
+const REAL_LEVEL: f64 = 1000.0;
+/// …and `REAL_SPREADS` warm-up ranges to `REAL_LEVEL` more (or less), so a value must fall five ranges below
+/// the median before it is clamped at zero; the Poisson part of the variance (√1000 ≈ 3 % of the level) is
+/// then small next to the learned dispersion, which makes the model additive (Gaussian-like) for such series.
+const REAL_SPREADS: f64 = 5.0;
 
 /// What a series run did.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -115,12 +122,12 @@ impl Running {
     fn feed(&mut self, time_ms: i64, value: f64) -> (f64, bool) {
         let x = match self.real {
             None => value.max(0.0),
-            Some((median, spread)) => (50.0 + 50.0 * (value - median) / spread).max(0.0),
+            Some((median, spread)) => (REAL_LEVEL + REAL_LEVEL * (value - median) / (REAL_SPREADS * spread)).max(0.0),
         };
         let p = &self.params;
-        let (base, mu) = self.rate.expect(p, time_ms, self.track.phi(p, 0));
+        let (_, mu) = self.rate.expect(p, time_ms, self.track.phi(p, 0));
         let stepped = self.track.step(p, self.step, x, mu, self.rate.information(p));
-        self.rate.learn(p, time_ms, stepped.learn, base);
+        self.rate.learn(p, time_ms, stepped.learn);
         self.step += 1;
         match stepped.transition {
             Some(Transition::Start { .. }) => (1.0, true),
@@ -264,35 +271,5 @@ mod tests {
         let prefix: String = csv.lines().take(320).map(|l| format!("{l}\n")).collect();
         let (part, _) = run(&prefix);
         assert!(full.starts_with(&part));
-    }
-}
-#[cfg(test)]
-mod debug {
-    use super::*;
-    #[test]
-    fn dbg_spike() {
-        let mut run: Option<Running> = None;
-        let mut rows = Vec::new();
-        for i in 0..1700i64 {
-            let v = if (1500..1510).contains(&i) { 95.0 } else { 40.0 + ((i * 7919) % 13) as f64 * 0.5 };
-            let t = (1_600_000_000 + i * 300) * 1000;
-            if let Some(r) = &mut run {
-                let (base, mu) = r.rate.expect(&r.params, t, r.track.phi(&r.params, 0));
-                let phi: Vec<f64> = (0..4).map(|w| r.track.phi(&r.params, w)).collect();
-                let (s, a) = r.feed(t, v);
-                if i > 1490 && i < 1600 {
-                    eprintln!("{i} v={v} base={base:.2} mu={mu:.2} phi={phi:.4?} s={s:.3} a={a}");
-                }
-            } else {
-                rows.push((t, v));
-                if rows.len() == 30 {
-                    let mut r = Running::start(&Settings::default(), &rows);
-                    for &(t, v) in &rows {
-                        r.feed(t, v);
-                    }
-                    run = Some(r);
-                }
-            }
-        }
     }
 }
