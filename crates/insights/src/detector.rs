@@ -564,8 +564,9 @@ impl Api {
         let total = slot.total as f64;
         if let Some(mut c) = self.calls.take() {
             let (_, mu) = c.rate.expect(p, time_ms, c.track.phi(p, 0));
-            let stepped = c.track.step(p, minute, slot.writes as f64, mu, c.rate.information(p));
-            c.rate.learn(p, time_ms, stepped.learn);
+            let envelope = c.rate.envelope(p, time_ms);
+            let stepped = c.track.step(p, minute, slot.writes as f64, mu, envelope, c.rate.information(p));
+            c.rate.learn(p, time_ms, stepped.learn, slot.writes as f64);
             if let Some(t) = stepped.transition {
                 let baseline = c.rate.global_rate(p) / p.step_minutes();
                 let kinds = [AttributeKind::UserIdentityArn, AttributeKind::UserAgent, AttributeKind::ErrorCode];
@@ -593,7 +594,7 @@ impl Api {
         for (i, e) in errors.iter_mut().enumerate() {
             let count = slot.errors.iter().find(|(k, _)| *k as usize == i).map_or(0.0, |c| c.1 as f64);
             let mu = total * e.ratio.fraction(p);
-            let stepped = e.track.step(p, minute, count, mu, e.ratio.information(p));
+            let stepped = e.track.step(p, minute, count, mu, 0.0, e.ratio.information(p));
             e.ratio.learn(p, stepped.learn, total, count);
             if let Some(t) = stepped.transition {
                 let baseline = e.ratio.global_rate() / p.step_minutes();

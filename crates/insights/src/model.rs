@@ -59,6 +59,9 @@ pub(crate) struct Params {
     pub decay_error: f64,
     pub decay_attr_recent: f64,
     pub decay_attr_baseline: f64,
+    pub decay_peak_visit: f64,
+    /// Measure rises against the envelope of recurring jobs too (the keyed detector).
+    pub envelope: bool,
     pub prior_phi: f64,
     pub prior_phi_steps: f64,
     pub prior_count: f64,
@@ -118,6 +121,8 @@ impl Params {
             decay_error: half_life_factor(steps(24.0 * 60.0)),
             decay_attr_recent: half_life_factor(steps(5.0)),
             decay_attr_baseline: half_life_factor(steps(WEEK_MINUTES)),
+            decay_peak_visit: half_life_factor(3.0),
+            envelope: mode == Mode::Keyed,
             prior_phi: 0.1,
             prior_phi_steps: 60.0,
             prior_count: 0.5,
@@ -168,6 +173,15 @@ pub(crate) struct SeasonalRate {
     rx: f64,
     rb: f64,
     quarter: i64,
+    /// What clipping kept out of the current quarter-hour and hour buckets, added to them once the step moves
+    /// on: a burst does not raise its own expectation while it lasts, but a daily job or a business-hours
+    /// step is expected the next day (or week).
+    pending_day: f64,
+    pending_week: f64,
+    /// Per quarter-hour of the day, the largest count of a step that clipping cut on earlier days (decayed per
+    /// visit): the envelope of recurring jobs; and the current quarter's, merged when it ends.
+    peak: Vec<f32>,
+    pending_peak: f64,
 }
 
 impl SeasonalRate {
@@ -180,6 +194,10 @@ impl SeasonalRate {
             rx: 0.0,
             rb: 0.0,
             quarter: i64::MIN,
+            pending_day: 0.0,
+            pending_week: 0.0,
+            peak: vec![0.0; DAY_QUARTERS],
+            pending_peak: 0.0,
         }
     }
 
@@ -187,9 +205,23 @@ impl SeasonalRate {
     fn enter(&mut self, p: &Params, time_ms: i64) -> (usize, usize) {
         let (quarter, w, d) = buckets(time_ms);
         if quarter != self.quarter {
+            if self.quarter != i64::MIN {
+                let (_, old_w, old_d) = buckets(self.quarter * QUARTER_MS);
+                let c = &mut self.day[old_d][0];
+                *c = (*c + self.pending_day as f32).max(0.0);
+                self.pending_day = 0.0;
+                self.peak[old_d] = self.peak[old_d].max(self.pending_peak as f32);
+                self.pending_peak = 0.0;
+                if quarter.div_euclid(4) != self.quarter.div_euclid(4) {
+                    let c = &mut self.week[old_w][0];
+                    *c = (*c + self.pending_week as f32).max(0.0);
+                    self.pending_week = 0.0;
+                }
+            }
             for v in self.day[d].iter_mut() {
                 *v *= p.decay_day_visit as f32;
             }
+            self.peak[d] *= p.decay_peak_visit as f32;
             if quarter.div_euclid(4) != self.quarter.div_euclid(4) {
                 for v in self.week[w].iter_mut() {
                     *v *= p.decay_week_visit as f32;
@@ -248,9 +280,18 @@ impl SeasonalRate {
         (base, known * base + (1.0 - known) * g * ratio)
     }
 
-    pub fn learn(&mut self, p: &Params, time_ms: i64, x: f64) {
+    /// Learn a step: `x` is the clipped count, `raw` the count itself; what clipping removed is learned by
+    /// the seasonal buckets when the step moves on (both signs for a two-sided detector, only rises for a
+    /// rises-only one, so an outage does not make the same hour look unusual next week).
+    pub fn learn(&mut self, p: &Params, time_ms: i64, x: f64, raw: f64) {
         let (w, d) = self.enter(p, time_ms);
         let g = self.global_rate(p);
+        let deferred = if p.two_sided { raw - x } else { (raw - x).max(0.0) };
+        self.pending_day += deferred;
+        self.pending_week += deferred;
+        if raw > x {
+            self.pending_peak = self.pending_peak.max(raw);
+        }
         self.cg = self.cg * p.decay_global + x;
         self.eg = self.eg * p.decay_global + 1.0;
         self.day[d][0] += x as f32;
@@ -280,6 +321,12 @@ impl SeasonalRate {
         self.rx *= lr;
         self.rb = self.rb * lr + g * geometric(p.decay_recent, n_f);
         mu
+    }
+
+    /// The envelope of the step at `time_ms` (after `expect`): what recurring jobs reached at this time of day
+    /// on earlier days, or 0 where the front end does not use envelopes.
+    pub fn envelope(&self, p: &Params, time_ms: i64) -> f64 {
+        if p.envelope { self.peak[buckets(time_ms).2] as f64 } else { 0.0 }
     }
 
     /// Accept the level of a long Insight as the new normal: scale every learned rate by `ratio` and restart
@@ -382,8 +429,8 @@ struct Open {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Track {
     age: u64,
-    /// (count, learned count, expectation) per step, newest at `head`.
-    ring: Vec<[f32; 3]>,
+    /// (count, learned count, expectation, expectation for rises) per step, newest at `head`.
+    ring: Vec<[f32; 4]>,
     head: usize,
     learn_len: usize,
     test_len: usize,
@@ -410,7 +457,7 @@ impl Track {
     pub fn new(age: u64) -> Track {
         Track {
             age,
-            ring: vec![[0.0; 3]; RING],
+            ring: vec![[0.0; 4]; RING],
             head: 0,
             learn_len: 0,
             test_len: 0,
@@ -443,14 +490,14 @@ impl Track {
         1.0 / (self.phi(p, w) + 1.0 / info.max(1e-9))
     }
 
-    fn push(&mut self, x: f64, learned: f64, mu: f64) {
+    fn push(&mut self, x: f64, learned: f64, mu: f64, mu_up: f64) {
         self.head = (self.head + 1) % RING;
-        self.ring[self.head] = [x as f32, learned as f32, mu as f32];
+        self.ring[self.head] = [x as f32, learned as f32, mu as f32, mu_up as f32];
         self.learn_len = (self.learn_len + 1).min(RING);
         self.test_len = (self.test_len + 1).min(RING);
     }
 
-    fn at(&self, back: usize) -> [f32; 3] {
+    fn at(&self, back: usize) -> [f32; 4] {
         self.ring[(self.head + RING - back) % RING]
     }
 
@@ -483,10 +530,13 @@ impl Track {
         }
     }
 
-    /// One step `t` with count `x` and expected count `mu`; `info` is the information of the expectation.
-    pub fn step(&mut self, p: &Params, t: i64, x: f64, mu: f64, info: f64) -> Stepped {
+    /// One step `t` with count `x` and expected count `mu`; `info` is the information of the expectation;
+    /// `envelope` is what this time of day has peaked at before (0 for none): rises are measured against
+    /// max(mu, envelope), so a job that runs at the same time every day is not news every day.
+    pub fn step(&mut self, p: &Params, t: i64, x: f64, mu: f64, envelope: f64, info: f64) -> Stepped {
         let x = if x.is_finite() { x.max(0.0) } else { 0.0 };
         let mu = if mu.is_finite() { mu.max(1e-12) } else { 1e-12 };
+        let mu_up = if envelope.is_finite() { mu.max(envelope) } else { mu };
         self.age += 1;
         self.last_step = Some(t);
         let phi1 = self.phi(p, 0);
@@ -500,7 +550,7 @@ impl Track {
             // A drop (an outage) is clipped too, so next week's same hour does not expect it again.
             None => x.min(mu + (p.clip_sd * sd).max(p.clip_floor)).max(mu - p.clip_sd * sd),
         };
-        self.push(x, learned, mu);
+        self.push(x, learned, mu, mu_up);
 
         let mut score: f64 = 0.0;
         let mut transition = None;
@@ -510,7 +560,7 @@ impl Track {
         // largest excess, or deficit for a drop).
         let mut best: Option<(f64, i64, bool)> = None;
         if testing && self.open.is_none() {
-            let (mut s, mut m) = (0.0, 0.0);
+            let (mut s, mut m, mut mu_) = (0.0, 0.0, 0.0);
             let (mut best_up, mut best_up_at) = (f64::MIN, 0usize);
             let (mut best_dn, mut best_dn_at) = (f64::MIN, 0usize);
             let mut wi = 0;
@@ -518,8 +568,9 @@ impl Track {
                 let e = self.at(j);
                 s += e[0] as f64;
                 m += e[2] as f64;
-                if s - m > best_up {
-                    best_up = s - m;
+                mu_ += e[3] as f64;
+                if s - mu_ > best_up {
+                    best_up = s - mu_;
                     best_up_at = j;
                 }
                 if m - s > best_dn {
@@ -528,8 +579,8 @@ impl Track {
                 }
                 if j + 1 == WINDOWS[wi] {
                     let k = self.size(p, wi, info);
-                    if s - m >= p.min_excess && s >= p.min_ratio * m {
-                        let lp = ln_nb_upper(s, m, k);
+                    if s - mu_ >= p.min_excess && s >= p.min_ratio * mu_ {
+                        let lp = ln_nb_upper(s, mu_, k);
                         score = score.max(lp / p.ln_alpha);
                         if lp <= p.ln_alpha && best.is_none_or(|b| lp < b.0) {
                             best = Some((lp, t - best_up_at as i64, true));
@@ -553,9 +604,9 @@ impl Track {
             let k = self.size(p, 0, info).min(self.size(p, 3, info));
             let rho = p.cusum_rho;
             let llr = if k > 1e12 {
-                x * rho.ln() - (rho - 1.0) * mu
+                x * rho.ln() - (rho - 1.0) * mu_up
             } else {
-                let shrink = -((rho - 1.0) * mu / (k + mu)).ln_1p(); // ln((k+μ)/(k+ρμ)) < 0
+                let shrink = -((rho - 1.0) * mu_up / (k + mu_up)).ln_1p(); // ln((k+μ)/(k+ρμ)) < 0
                 x * (rho.ln() + shrink) + k * shrink
             };
             if self.cusum == 0.0 && llr > 0.0 {
@@ -566,7 +617,7 @@ impl Track {
             self.cusum = (self.cusum + llr).max(0.0);
             if self.cusum > 0.0 {
                 self.cusum_x += x;
-                self.cusum_mu += mu;
+                self.cusum_mu += mu_up;
                 let excess_ok =
                     self.cusum_x - self.cusum_mu >= p.min_excess && self.cusum_x >= p.min_ratio * self.cusum_mu;
                 if excess_ok {
@@ -606,7 +657,7 @@ impl Track {
                 for j in 0..calm_n {
                     let e = ring[(head + RING - j) % RING];
                     s += e[0] as f64;
-                    m += e[2] as f64;
+                    m += if open.up { e[3] } else { e[2] } as f64;
                 }
                 let lp = if open.up { ln_nb_upper(s, m, k5) } else { ln_nb_lower(s, m, k5) };
                 if lp >= p.ln_end_p || (open.up && s <= m) || (!open.up && s >= m) {
@@ -665,7 +716,7 @@ impl Track {
             }
         }
         for _ in 0..(n.min(RING as u64)) {
-            self.push(0.0, 0.0, mu);
+            self.push(0.0, 0.0, mu, mu);
         }
     }
 }
@@ -774,7 +825,7 @@ mod tests {
         let mut s = SeasonalRate::new();
         for m in 0..30 {
             s.expect(&p, m * MINUTE_MS, 0.1);
-            s.learn(&p, m * MINUTE_MS, 40.0);
+            s.learn(&p, m * MINUTE_MS, 40.0, 40.0);
         }
         let (_, mu) = s.expect(&p, 30 * MINUTE_MS, 0.1);
         assert!((mu - 40.0).abs() < 2.0, "{mu}");

@@ -329,3 +329,20 @@ fn an_idle_key_is_fast_forwarded_and_still_detects() {
     assert_eq!(out.len(), 1, "{out:?}");
     assert_eq!(det.stats().apis, 1);
 }
+
+#[test]
+fn a_nightly_job_is_news_once_then_expected() {
+    let mut det = Detector::new(Settings::default());
+    let mut rng = Lcg(11);
+    let mut out = Vec::new();
+    for m in 0..8 * 1440 {
+        // A job at 02:00 every night from the second night: 60 calls a minute for 5 minutes.
+        let job = m >= 1440 && (120..125).contains(&(m % 1440));
+        feed(&mut det, "CreateSnapshot", m, rng.poisson(2.0) + if job { 60 } else { 0 }, 0, "arn:aws:iam::1:user/a");
+        det.advance_clock(T0 + (m + 2) * MINUTE);
+        out.extend(det.take_insights());
+    }
+    let starts: Vec<i64> =
+        out.iter().filter(|i| i.state == InsightState::Start).map(|i| (i.event_time_ms - T0) / MINUTE).collect();
+    assert_eq!(starts, [1440 + 120], "{starts:?}");
+}
