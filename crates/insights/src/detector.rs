@@ -566,7 +566,7 @@ impl Api {
             let (_, mu) = c.rate.expect(p, time_ms, c.track.phi(p, 0));
             let envelope = c.rate.envelope(p, time_ms);
             let stepped = c.track.step(p, minute, slot.writes as f64, mu, envelope, c.rate.information(p));
-            c.rate.learn(p, time_ms, stepped.learn, slot.writes as f64);
+            c.rate.learn(p, time_ms, stepped.learn, slot.writes as f64, stepped.in_insight);
             if let Some(t) = stepped.transition {
                 let baseline = c.rate.global_rate(p) / p.step_minutes();
                 let kinds = [AttributeKind::UserIdentityArn, AttributeKind::UserAgent, AttributeKind::ErrorCode];

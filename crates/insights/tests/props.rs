@@ -344,5 +344,5 @@ fn a_nightly_job_is_news_once_then_expected() {
     }
     let starts: Vec<i64> =
         out.iter().filter(|i| i.state == InsightState::Start).map(|i| (i.event_time_ms - T0) / MINUTE).collect();
-    assert_eq!(starts, [1440 + 120], "{starts:?}");
+    assert_eq!(starts, [1440 + 120], "{starts:?} {out:#?}");
 }
