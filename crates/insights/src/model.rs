@@ -109,7 +109,7 @@ impl Params {
             min_excess,
             min_ratio,
             two_sided: mode != Mode::Keyed,
-            warmup_steps: steps(15.0).max(8.0) as u64,
+            warmup_steps: steps(3.0).max(3.0) as u64,
             end_calm_steps: 5,
             ln_end_p: 0.05f64.ln(),
             max_insight_steps: steps(24.0 * 60.0).max(60.0) as u64,
