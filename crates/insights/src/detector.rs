@@ -541,15 +541,14 @@ impl Api {
 
     fn skip(&mut self, p: &Params, from: i64, n: u64) {
         let time_ms = from * MINUTE_MS;
-        let last = from + n as i64 - 1;
         if let Some(c) = &mut self.calls {
             let mu = c.rate.skip(p, time_ms, n, c.track.phi(p, 0));
-            c.track.skip(p, last, n, mu);
+            c.track.skip(p, n, mu);
             c.attr.close_minutes(p, n);
         }
         for e in &mut self.errors {
             e.ratio.skip(p, n);
-            e.track.skip(p, last, n, 0.0);
+            e.track.skip(p, n, 0.0);
             e.attr.close_minutes(p, n);
         }
         let n_f = n as f64;
@@ -570,7 +569,7 @@ impl Api {
             if let Some(t) = stepped.transition {
                 let baseline = c.rate.global_rate(p) / p.step_minutes();
                 let kinds = [AttributeKind::UserIdentityArn, AttributeKind::UserAgent, AttributeKind::ErrorCode];
-                let (emit, forced) = self.transition(
+                let forced = self.transition(
                     InsightType::ApiCallRate,
                     None,
                     &t,
@@ -582,9 +581,8 @@ impl Api {
                     &mut c.emitted,
                     out,
                 );
-                let _ = emit;
                 if let Some(ratio) = forced {
-                    c.rate.rebase(p, ratio);
+                    c.rate.rebase(ratio);
                 }
             }
             c.attr.close_minutes(p, 1);
@@ -600,7 +598,7 @@ impl Api {
                 let baseline = e.ratio.global_rate() / p.step_minutes();
                 let kinds = [AttributeKind::UserIdentityArn, AttributeKind::UserAgent];
                 let code = e.code.clone();
-                let (_, forced) = self.transition(
+                let forced = self.transition(
                     InsightType::ApiErrorRate,
                     Some(&code),
                     &t,
@@ -623,7 +621,8 @@ impl Api {
         self.calls_exposure = self.calls_exposure * p.decay_global + 1.0;
     }
 
-    /// Turn a model transition into an Insight (if its type is enabled, or it ends one that was emitted).
+    /// Turn a model transition into an Insight (if its type is enabled, or it ends one that was emitted); a
+    /// forced End returns the ratio the caller rebases its expectation by.
     #[allow(clippy::too_many_arguments)]
     fn transition(
         &self,
@@ -637,7 +636,7 @@ impl Api {
         enabled: bool,
         emitted: &mut bool,
         out: &mut Vec<Insight>,
-    ) -> (bool, Option<f64>) {
+    ) -> Option<f64> {
         let (state, start, time, average, minutes, forced) = match *t {
             Transition::Start { start, average } => {
                 let minutes = (minute - start + 1) as f64;
@@ -679,7 +678,7 @@ impl Api {
             attr.end();
             *emitted = false;
         }
-        (emit, forced)
+        forced
     }
 }
 

@@ -339,7 +339,7 @@ impl SeasonalRate {
 
     /// Accept the level of a long Insight as the new normal: scale every learned rate by `ratio` and restart
     /// the level ratio.
-    pub fn rebase(&mut self, _p: &Params, ratio: f64) {
+    pub fn rebase(&mut self, ratio: f64) {
         let r = ratio.clamp(0.05, 20.0);
         self.cg *= r;
         for b in self.day.iter_mut().chain(self.week.iter_mut()) {
@@ -449,7 +449,6 @@ pub(crate) struct Track {
     cusum_x: f64,
     cusum_mu: f64,
     open: Option<Open>,
-    last_step: Option<i64>,
 }
 
 /// The result of one step.
@@ -477,7 +476,6 @@ impl Track {
             cusum_x: 0.0,
             cusum_mu: 0.0,
             open: None,
-            last_step: None,
         }
     }
 
@@ -548,7 +546,6 @@ impl Track {
         let mu = if mu.is_finite() { mu.max(1e-12) } else { 1e-12 };
         let mu_up = if envelope.is_finite() { mu.max(envelope) } else { mu };
         self.age += 1;
-        self.last_step = Some(t);
         let phi1 = self.phi(p, 0);
         let sd = (mu + phi1 * mu * mu).sqrt();
         // Learn every step, clipped, so a burst moves the baseline only a little; during an Insight the clip is
@@ -703,10 +700,9 @@ impl Track {
     }
 
     /// `n` quiet steps (zero count, expectation `mu` each) in closed form. Only valid when `is_quiet()`.
-    pub fn skip(&mut self, p: &Params, last_step: i64, n: u64, mu: f64) {
+    pub fn skip(&mut self, p: &Params, n: u64, mu: f64) {
         let mu = mu.max(1e-12);
         self.age += n;
-        self.last_step = Some(last_step);
         let n_f = n as f64;
         let l = p.decay_dispersion;
         let lw = l.powf(n_f);

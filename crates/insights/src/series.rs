@@ -133,7 +133,7 @@ impl Running {
         match stepped.transition {
             Some(Transition::Start { .. }) => (1.0, true),
             Some(Transition::End { forced: true, ratio, .. }) => {
-                self.rate.rebase(p, ratio);
+                self.rate.rebase(ratio);
                 (stepped.score, false)
             }
             _ => (stepped.score, false),
