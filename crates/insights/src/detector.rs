@@ -471,16 +471,7 @@ impl Detector {
             }
         }
         st.pending.extend(out);
-        let apis = &mut st.apis;
-        st.active.retain(|&i| {
-            let a = &mut apis[i as usize];
-            if a.slots.is_empty() && a.quiet() {
-                a.active = false;
-                false
-            } else {
-                true
-            }
-        });
+        st.prune_active();
         let minute = through + 1;
         if live_ms.is_none() && minute.saturating_sub(self.st.last_sweep) >= SWEEP_EVERY_MINUTES {
             self.st.last_sweep = minute;
@@ -516,6 +507,18 @@ impl Detector {
 
     /// Forget APIs idle for `EVICT_AFTER_MINUTES` (they start again from the conservative prior).
     fn sweep(&mut self, closed: i64) {
+        // An API whose own time stopped that long ago still holds its last minutes open (time is per API):
+        // they are closed now, through the newest time the detector has seen, so it can go.
+        let st = &mut self.st;
+        let mut out = Vec::new();
+        for &i in &st.active {
+            let a = &mut st.apis[i as usize];
+            if closed - a.last_call >= EVICT_AFTER_MINUTES && a.last_closed < closed - 1 {
+                a.close_through(&st.params, &st.settings, closed - 1, &mut out);
+            }
+        }
+        st.pending.extend(out);
+        st.prune_active();
         let before = self.st.apis.len();
         let keep: Vec<bool> =
             self.st.apis.iter().map(|a| a.active || closed - a.last_call < EVICT_AFTER_MINUTES).collect();
@@ -536,6 +539,19 @@ impl Detector {
         }
         self.st.stats.evicted_apis += (before - self.st.apis.len()) as u64;
         self.rebuild_index();
+    }
+}
+
+impl State {
+    /// Drops from the active list the APIs with no open minute with calls and nothing in their windows.
+    fn prune_active(&mut self) {
+        let apis = &mut self.apis;
+        self.active.retain(|&i| {
+            let a = &mut apis[i as usize];
+            let keep = !(a.slots.is_empty() && a.quiet());
+            a.active = keep;
+            keep
+        });
     }
 }
 
@@ -569,15 +585,14 @@ impl Api {
 
     fn skip(&mut self, p: &Params, from: i64, n: u64) {
         let time_ms = from * MINUTE_MS;
-        let last = from + n as i64 - 1;
         if let Some(c) = &mut self.calls {
             let mu = c.rate.skip(p, time_ms, n, c.track.phi(p, 0));
-            c.track.skip(p, last, n, mu);
+            c.track.skip(p, n, mu);
             c.attr.close_minutes(p, n);
         }
         for e in &mut self.errors {
             e.ratio.skip(p, n);
-            e.track.skip(p, last, n, 0.0);
+            e.track.skip(p, n, 0.0);
             e.attr.close_minutes(p, n);
         }
         let n_f = n as f64;
@@ -594,11 +609,11 @@ impl Api {
             let (_, mu) = c.rate.expect(p, time_ms, c.track.phi(p, 0));
             let envelope = c.rate.envelope(p, time_ms);
             let stepped = c.track.step(p, minute, slot.writes as f64, mu, envelope, c.rate.information(p));
-            c.rate.learn(p, time_ms, stepped.learn, slot.writes as f64);
+            c.rate.learn(p, time_ms, stepped.learn, slot.writes as f64, stepped.in_insight);
             if let Some(t) = stepped.transition {
                 let baseline = c.rate.global_rate(p) / p.step_minutes();
                 let kinds = [AttributeKind::UserIdentityArn, AttributeKind::UserAgent, AttributeKind::ErrorCode];
-                let (emit, forced) = self.transition(
+                let forced = self.transition(
                     InsightType::ApiCallRate,
                     None,
                     &t,
@@ -610,9 +625,8 @@ impl Api {
                     &mut c.emitted,
                     out,
                 );
-                let _ = emit;
                 if let Some(ratio) = forced {
-                    c.rate.rebase(p, ratio);
+                    c.rate.rebase(ratio);
                 }
             }
             c.attr.close_minutes(p, 1);
@@ -628,7 +642,7 @@ impl Api {
                 let baseline = e.ratio.global_rate() / p.step_minutes();
                 let kinds = [AttributeKind::UserIdentityArn, AttributeKind::UserAgent];
                 let code = e.code.clone();
-                let (_, forced) = self.transition(
+                let forced = self.transition(
                     InsightType::ApiErrorRate,
                     Some(&code),
                     &t,
@@ -651,7 +665,8 @@ impl Api {
         self.calls_exposure = self.calls_exposure * p.decay_global + 1.0;
     }
 
-    /// Turn a model transition into an Insight (if its type is enabled, or it ends one that was emitted).
+    /// Turn a model transition into an Insight (if its type is enabled, or it ends one that was emitted); a
+    /// forced End returns the ratio the caller rebases its expectation by.
     #[allow(clippy::too_many_arguments)]
     fn transition(
         &self,
@@ -665,7 +680,7 @@ impl Api {
         enabled: bool,
         emitted: &mut bool,
         out: &mut Vec<Insight>,
-    ) -> (bool, Option<f64>) {
+    ) -> Option<f64> {
         let (state, start, time, average, minutes, forced) = match *t {
             Transition::Start { start, average } => {
                 let minutes = (minute - start + 1) as f64;
@@ -707,7 +722,7 @@ impl Api {
             attr.end();
             *emitted = false;
         }
-        (emit, forced)
+        forced
     }
 }
 

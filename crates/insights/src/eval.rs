@@ -30,7 +30,7 @@ pub struct EvalConfig {
 
 impl Default for EvalConfig {
     fn default() -> EvalConfig {
-        EvalConfig { weeks: 3, apis: 100, seed: 7, settings: Settings::default(), throughput_calls: 5_000_000 }
+        EvalConfig { weeks: 4, apis: 150, seed: 7, settings: Settings::default(), throughput_calls: 5_000_000 }
     }
 }
 

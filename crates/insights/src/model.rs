@@ -109,7 +109,7 @@ impl Params {
             min_excess,
             min_ratio,
             two_sided: mode != Mode::Keyed,
-            warmup_steps: steps(15.0).max(8.0) as u64,
+            warmup_steps: steps(3.0).max(3.0) as u64,
             end_calm_steps: 5,
             ln_end_p: 0.05f64.ln(),
             max_insight_steps: steps(24.0 * 60.0).max(60.0) as u64,
@@ -121,7 +121,7 @@ impl Params {
             decay_error: half_life_factor(steps(24.0 * 60.0)),
             decay_attr_recent: half_life_factor(steps(5.0)),
             decay_attr_baseline: half_life_factor(steps(WEEK_MINUTES)),
-            decay_peak_visit: half_life_factor(3.0),
+            decay_peak_visit: half_life_factor(2.0),
             envelope: mode == Mode::Keyed,
             prior_phi: 0.1,
             prior_phi_steps: 60.0,
@@ -178,10 +178,12 @@ pub(crate) struct SeasonalRate {
     /// step is expected the next day (or week).
     pending_day: f64,
     pending_week: f64,
-    /// Per quarter-hour of the day, the largest count of a step that clipping cut on earlier days (decayed per
+    /// Per quarter-hour of the day, the largest count of a step of an Insight on earlier days (decayed per
     /// visit): the envelope of recurring jobs; and the current quarter's, merged when it ends.
     peak: Vec<f32>,
     pending_peak: f64,
+    /// The expected count `expect` computed last (for the envelope's refresh rule).
+    expect_mean: f64,
 }
 
 impl SeasonalRate {
@@ -198,6 +200,7 @@ impl SeasonalRate {
             pending_week: 0.0,
             peak: vec![0.0; DAY_QUARTERS],
             pending_peak: 0.0,
+            expect_mean: 0.0,
         }
     }
 
@@ -277,19 +280,24 @@ impl SeasonalRate {
         let known = 1.0 - (e0d / (eh + e0d)) * (e0w / (ew as f64 + e0w));
         let q = p.recent_shrink;
         let ratio = ((self.rx + q) / (self.rb + q)).clamp(0.05, 20.0);
-        (base, known * base + (1.0 - known) * g * ratio)
+        let mu = known * base + (1.0 - known) * g * ratio;
+        self.expect_mean = mu;
+        (base, mu)
     }
 
     /// Learn a step: `x` is the clipped count, `raw` the count itself; what clipping removed is learned by
     /// the seasonal buckets when the step moves on (both signs for a two-sided detector, only rises for a
     /// rises-only one, so an outage does not make the same hour look unusual next week).
-    pub fn learn(&mut self, p: &Params, time_ms: i64, x: f64, raw: f64) {
+    pub fn learn(&mut self, p: &Params, time_ms: i64, x: f64, raw: f64, in_insight: bool) {
         let (w, d) = self.enter(p, time_ms);
         let g = self.global_rate(p);
         let deferred = if p.two_sided { raw - x } else { (raw - x).max(0.0) };
         self.pending_day += deferred;
         self.pending_week += deferred;
-        if raw > x {
+        // An Insight's peak starts an envelope; a count of at least half the envelope and twice the mean keeps
+        // it up (the job ran again, as expected, with no Insight); ordinary traffic lets it fade.
+        let mean = self.expect_mean;
+        if in_insight || (self.peak[d] > 0.0 && raw >= 0.5 * self.peak[d] as f64 && raw >= 2.0 * mean) {
             self.pending_peak = self.pending_peak.max(raw);
         }
         self.cg = self.cg * p.decay_global + x;
@@ -331,7 +339,7 @@ impl SeasonalRate {
 
     /// Accept the level of a long Insight as the new normal: scale every learned rate by `ratio` and restart
     /// the level ratio.
-    pub fn rebase(&mut self, _p: &Params, ratio: f64) {
+    pub fn rebase(&mut self, ratio: f64) {
         let r = ratio.clamp(0.05, 20.0);
         self.cg *= r;
         for b in self.day.iter_mut().chain(self.week.iter_mut()) {
@@ -441,7 +449,6 @@ pub(crate) struct Track {
     cusum_x: f64,
     cusum_mu: f64,
     open: Option<Open>,
-    last_step: Option<i64>,
 }
 
 /// The result of one step.
@@ -451,6 +458,8 @@ pub(crate) struct Stepped {
     pub score: f64,
     /// The count the expectation should learn (clipped, so a burst does not become the baseline).
     pub learn: f64,
+    /// An Insight is open after this step (or ended at it).
+    pub in_insight: bool,
 }
 
 impl Track {
@@ -467,7 +476,6 @@ impl Track {
             cusum_x: 0.0,
             cusum_mu: 0.0,
             open: None,
-            last_step: None,
         }
     }
 
@@ -538,7 +546,6 @@ impl Track {
         let mu = if mu.is_finite() { mu.max(1e-12) } else { 1e-12 };
         let mu_up = if envelope.is_finite() { mu.max(envelope) } else { mu };
         self.age += 1;
-        self.last_step = Some(t);
         let phi1 = self.phi(p, 0);
         let sd = (mu + phi1 * mu * mu).sqrt();
         // Learn every step, clipped, so a burst moves the baseline only a little; during an Insight the clip is
@@ -688,14 +695,14 @@ impl Track {
             }
         }
         self.learn_dispersion(p);
-        Stepped { transition, score: score.clamp(0.0, 1.0), learn: learned }
+        let in_insight = self.open.is_some() || transition.is_some();
+        Stepped { transition, score: score.clamp(0.0, 1.0), learn: learned, in_insight }
     }
 
     /// `n` quiet steps (zero count, expectation `mu` each) in closed form. Only valid when `is_quiet()`.
-    pub fn skip(&mut self, p: &Params, last_step: i64, n: u64, mu: f64) {
+    pub fn skip(&mut self, p: &Params, n: u64, mu: f64) {
         let mu = mu.max(1e-12);
         self.age += n;
-        self.last_step = Some(last_step);
         let n_f = n as f64;
         let l = p.decay_dispersion;
         let lw = l.powf(n_f);
@@ -825,7 +832,7 @@ mod tests {
         let mut s = SeasonalRate::new();
         for m in 0..30 {
             s.expect(&p, m * MINUTE_MS, 0.1);
-            s.learn(&p, m * MINUTE_MS, 40.0, 40.0);
+            s.learn(&p, m * MINUTE_MS, 40.0, 40.0, false);
         }
         let (_, mu) = s.expect(&p, 30 * MINUTE_MS, 0.1);
         assert!((mu - 40.0).abs() < 2.0, "{mu}");

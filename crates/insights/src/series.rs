@@ -128,12 +128,12 @@ impl Running {
         let (_, mu) = self.rate.expect(p, time_ms, self.track.phi(p, 0));
         let envelope = self.rate.envelope(p, time_ms);
         let stepped = self.track.step(p, self.step, x, mu, envelope, self.rate.information(p));
-        self.rate.learn(p, time_ms, stepped.learn, x);
+        self.rate.learn(p, time_ms, stepped.learn, x, stepped.in_insight);
         self.step += 1;
         match stepped.transition {
             Some(Transition::Start { .. }) => (1.0, true),
             Some(Transition::End { forced: true, ratio, .. }) => {
-                self.rate.rebase(p, ratio);
+                self.rate.rebase(ratio);
                 (stepped.score, false)
             }
             _ => (stepped.score, false),

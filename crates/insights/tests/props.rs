@@ -373,5 +373,17 @@ fn a_nightly_job_is_news_once_then_expected() {
     }
     let starts: Vec<i64> =
         out.iter().filter(|i| i.state == InsightState::Start).map(|i| (i.event_time_ms - T0) / MINUTE).collect();
-    assert_eq!(starts, [1440 + 120], "{starts:?}");
+    assert_eq!(starts, [1440 + 120], "{starts:?} {out:#?}");
+}
+
+#[test]
+fn apis_idle_for_eight_weeks_are_forgotten() {
+    let mut det = Detector::new(Settings::default());
+    feed(&mut det, "DeleteBucket", 0, 1, 0, "a");
+    // Another API keeps the event time moving for nine weeks, a call an hour.
+    for h in 0..9 * 168 {
+        feed(&mut det, "PutObject", h * 60 + 1, 1, 0, "a");
+    }
+    assert_eq!(det.stats().apis, 1, "{:?}", det.stats());
+    assert_eq!(det.stats().evicted_apis, 1);
 }
