@@ -100,8 +100,9 @@ pub(crate) async fn call(
         }
         Operation::PutInsightSelectors => {
             let (r, selectors) = wire::parse::<InsightSelectorsRequest>(p)?.resolve(&home)?;
+            let seq = ctx.durable_seq.map_or(0, |s| s.0);
             run(Box::new(move |s| {
-                let trail = s.put_insight_selectors(&r, selectors)?;
+                let trail = s.put_insight_selectors(&r, selectors, seq)?;
                 value(InsightSelectorsShape::of(&trail.arn, &trail.insight_selectors))
             }))
             .await?
@@ -523,6 +524,7 @@ mod tests {
                     sensitivity: Some(0.5),
                 },
             ],
+            insights_after: None,
             tags: [("a".to_string(), Some("1".to_string())), ("b".to_string(), None)].into_iter().collect(),
             logging: LoggingState {
                 is_logging: true,

@@ -220,8 +220,9 @@ impl TrailInsights {
                 if other.is_some() {
                     tracing::warn!(trail = %trail.name, "insights state of an earlier trail with this name is replaced");
                 }
-                // Analysis starts when Insights are turned on, as in CloudTrail: from the journal's end now.
-                let start = owner.store.durable_seq().map_or(0, |s| s.0);
+                // Analysis starts when Insights were turned on, as in CloudTrail (a trail stored before that
+                // moment was kept starts from the journal's end now).
+                let start = trail.insights_after.unwrap_or_else(|| owner.store.durable_seq().map_or(0, |s| s.0));
                 InsightsState {
                     version: STATE_VERSION,
                     trail_arn: trail.arn.clone(),

@@ -622,6 +622,10 @@ pub struct Trail {
     /// True once PutEventSelectors was called: the trail no longer has the default selector.
     pub has_custom_event_selectors: bool,
     pub insight_selectors: Vec<InsightSelector>,
+    /// While Insights are on: the journal's last durable seq when they were turned on; their analysis starts
+    /// after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insights_after: Option<u64>,
     pub tags: Tags,
     pub logging: LoggingState,
 }
@@ -765,6 +769,7 @@ impl TrailStore {
                 selectors: Selectors::default_for_new_trail(),
                 has_custom_event_selectors: false,
                 insight_selectors: Vec::new(),
+                insights_after: None,
                 tags: tag_map,
                 logging: LoggingState::default(),
             };
@@ -868,7 +873,14 @@ impl TrailStore {
         })
     }
 
-    pub fn put_insight_selectors(&self, r: &TrailRef, selectors: Vec<InsightSelector>) -> Result<Trail, TrailError> {
+    /// Puts the trail's Insights selectors. `durable_seq` is the journal's last durable seq now: when Insights
+    /// are turned on, their analysis starts after it (the moment of the call, whenever the detector starts).
+    pub fn put_insight_selectors(
+        &self,
+        r: &TrailRef,
+        selectors: Vec<InsightSelector>,
+        durable_seq: u64,
+    ) -> Result<Trail, TrailError> {
         self.mutate(|state| {
             let trail = self.find_mut(state, r)?;
             let (read, write, data) = trail.selectors.coverage();
@@ -899,6 +911,11 @@ impl TrailStore {
                     }
                 }
             }
+            trail.insights_after = match (trail.insight_selectors.is_empty(), selectors.is_empty()) {
+                (_, true) => None,
+                (true, false) => Some(durable_seq),
+                (false, false) => trail.insights_after.or(Some(durable_seq)),
+            };
             trail.insight_selectors = selectors;
             Ok(trail.clone())
         })
@@ -1471,14 +1488,17 @@ mod tests {
             sensitivity: None,
         }])
         .unwrap();
-        assert!(matches!(store.put_insight_selectors(&r, call_rate), Err(TrailError::InvalidInsightSelectors { .. })));
+        assert!(matches!(
+            store.put_insight_selectors(&r, call_rate, 0),
+            Err(TrailError::InvalidInsightSelectors { .. })
+        ));
         let error_rate = insight_selectors(&[InsightSelectorInput {
             insight_type: Some("ApiErrorRateInsight".into()),
             event_categories: None,
             sensitivity: Some(2.0),
         }])
         .unwrap();
-        assert!(store.put_insight_selectors(&r, error_rate).is_ok());
+        assert!(store.put_insight_selectors(&r, error_rate, 0).is_ok());
         let out_of_range = insight_selectors(&[InsightSelectorInput {
             insight_type: Some("ApiErrorRateInsight".into()),
             event_categories: None,
