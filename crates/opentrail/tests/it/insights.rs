@@ -334,3 +334,82 @@ fn a_restart_in_the_middle_of_an_insight_still_ends_it_once() {
     one_insight(&events, "ApiCallRateInsight", "RunInstances");
     s.assert_no_errors_logged();
 }
+
+/// `opentrail insights replay` over a synced `AWSLogs/` tree of gzip'd log files (digests in it skipped):
+/// the burst's Insight, Start and End, as CloudTrail records — with no server.
+#[test]
+fn replay_finds_the_burst_in_log_files_without_a_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t0 = 1_798_761_600_000; // 2027-01-01T00:00:00Z
+    let burst_at = t0 + BEFORE * minute_ms();
+    let mut traffic = background(t0, BEFORE + BURST + AFTER, 5);
+    let template = first_of(&traffic, "RunInstances");
+    traffic.extend(wave(&template, burst_at, BURST, 6, None, "burst"));
+    // Log files of 5,000 records each, in delivery order but not sorted within (as CloudTrail's are not).
+    let folder = tmp.path().join("AWSLogs").join(ACCOUNT).join("CloudTrail").join("us-east-1").join("2027/01/01");
+    std::fs::create_dir_all(&folder).unwrap();
+    for (i, chunk) in traffic.chunks(5000).enumerate() {
+        let mut records = chunk.to_vec();
+        records.reverse();
+        let body = serde_json::to_vec(&json!({ "Records": records })).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &body).unwrap();
+        std::fs::write(
+            folder.join(format!("{ACCOUNT}_CloudTrail_us-east-1_20270101T{i:04}Z_x.json.gz")),
+            gz.finish().unwrap(),
+        )
+        .unwrap();
+    }
+    let digests = tmp.path().join("AWSLogs").join(ACCOUNT).join("CloudTrail-Digest").join("us-east-1");
+    std::fs::create_dir_all(&digests).unwrap();
+    std::fs::write(digests.join("d.json.gz"), b"not a log file").unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["insights", "replay", "--output", "json"])
+        .arg(tmp.path().join("AWSLogs"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let events: Vec<Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let (start, _) = one_insight(&events, "ApiCallRateInsight", "RunInstances");
+    // The first unusual minute is where the evidence began: the burst's, or a busy minute just before it.
+    let started = parse_iso(start["eventTime"].as_str().unwrap());
+    assert!(started >= burst_at - 5 * minute_ms() && started <= burst_at + 2 * minute_ms(), "{}", iso(started));
+    assert!(stderr.contains("1 Insights started, 1 ended"), "{stderr}");
+}
+
+/// `opentrail insights series`: one output row per input row, strictly streaming (the output for a prefix of
+/// the input is the prefix of the output), quiet on a regular series, and an alarm where a spike starts.
+#[test]
+fn series_scores_every_row_strictly_streaming_and_alarms_on_a_spike() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rows: Vec<String> = (0..3000i64)
+        .map(|i| {
+            let t = 1_600_000_000 + i * 300; // every 5 minutes, epoch seconds
+            let base = 50.0 + 20.0 * ((i % 288) as f64 / 288.0 * std::f64::consts::TAU).sin();
+            let v = if (2500..2510).contains(&i) { base * 6.0 } else { base };
+            format!("{t},{v:.3}")
+        })
+        .collect();
+    let run = |n: usize| -> Vec<String> {
+        let path = tmp.path().join(format!("s{n}.csv"));
+        std::fs::write(&path, format!("timestamp,value\n{}\n", rows[..n].join("\n"))).unwrap();
+        let out = std::process::Command::new(bin()).args(["insights", "series"]).arg(&path).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect()
+    };
+    let full = run(rows.len());
+    assert_eq!(full[0], "timestamp,value,anomaly_score,alarm");
+    assert_eq!(full.len(), rows.len() + 1);
+    let part = run(2505);
+    assert_eq!(part[..], full[..2506], "a row's output depends only on the rows up to it");
+    let alarm = |line: &str| line.rsplit(',').next() == Some("1");
+    let first_alarm = full[1..].iter().position(|l| alarm(l)).expect("an alarm on the spike");
+    assert!((2500..2503).contains(&first_alarm), "first alarm at row {first_alarm}");
+    for (i, l) in full[1..].iter().enumerate() {
+        let cols: Vec<&str> = l.split(',').collect();
+        assert_eq!(cols.len(), 4, "{l}");
+        assert_eq!(cols[0], rows[i].split(',').next().unwrap(), "timestamps are echoed");
+    }
+}
