@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasher, Hasher};
 
-use model::{AttributeKey, Condition, EventCategory, IndexFields, Pattern, Provenance, Seq};
+use model::{AttributeKey, Condition, EventCategory, IndexFields, Pattern, Seq};
 
 use crate::Counts;
 use crate::order::{Bounds, Rank};
@@ -174,7 +174,7 @@ impl Memtable {
                 }
             }
             Pattern::Exact(v) if key == AttributeKey::Provenance => {
-                let Some(terms) = Provenance::lookup_terms(v) else { return };
+                let terms = model::provenance_terms(v);
                 let mut both: Option<Vec<u32>> = None;
                 for t in terms {
                     let Some(l) = self.terms.get(&term::key(category, key.tag(), t.as_bytes())) else { return };

@@ -9,7 +9,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use model::{AttributeKey, Condition, EventCategory, Pattern, Provenance, Seq};
+use model::{AttributeKey, Condition, EventCategory, Pattern, Seq};
 
 use crate::stream::Stream;
 use crate::{Counts, IndexError};
@@ -1081,7 +1081,7 @@ impl Segment {
             }
             Pattern::Exact(v) if key == AttributeKey::Provenance => {
                 // `kind:detail` needs both terms.
-                let Some(terms) = Provenance::lookup_terms(v) else { return Ok(()) };
+                let terms = model::provenance_terms(v);
                 let mut both = Vec::with_capacity(terms.len());
                 for t in terms {
                     term::key_into(&mut k, category, key.tag(), t.as_bytes());

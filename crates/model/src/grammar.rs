@@ -220,8 +220,9 @@ impl Condition {
     pub fn matches(&self, f: &IndexFields) -> bool {
         let values = self.key.values(f);
         let hit = self.patterns.iter().any(|p| match p {
-            Pattern::Exact(v) if self.key == AttributeKey::Provenance => Provenance::lookup_terms(v)
-                .is_some_and(|terms| terms.iter().all(|t| values.contains(&t.as_str()))),
+            Pattern::Exact(v) if self.key == AttributeKey::Provenance => {
+                provenance_terms(v).iter().all(|t| values.contains(&t.as_str()))
+            }
             p => values.iter().any(|v| p.matches_value(v)),
         });
         hit != self.negated
@@ -261,6 +262,12 @@ impl fmt::Display for Condition {
         }
         f.write_str(&s)
     }
+}
+
+/// The values a `Provenance` exact pattern needs: the kind and the detail of `kind:detail`, else the value
+/// itself (a bare detail, which the grammar refuses but a programmatic query may hold).
+pub fn provenance_terms(v: &str) -> Vec<String> {
+    Provenance::lookup_terms(v).unwrap_or_else(|| vec![v.to_string()])
 }
 
 /// Splits at unescaped commas, keeping the escapes (each part is parsed by [`parse_pattern`]).

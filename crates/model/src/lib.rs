@@ -6,6 +6,7 @@
 pub mod cloudtrail;
 mod facts;
 mod grammar;
+pub use grammar::provenance_terms;
 mod payload;
 mod provenance;
 mod query;

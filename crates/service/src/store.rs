@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use index::{EventIndex, Position};
 use journal::{Journal, JournalError, JournalOptions};
-use model::{EventQuery, IndexFields, PayloadError, Record, Seq};
+use model::{AttributeKey, EventQuery, IndexFields, PayloadError, Record, Seq};
 use parking_lot::Mutex;
 use views::{JournalFeed, Progress, RunOptions, Runner, ViewError, ViewHandle, ViewSet};
 
@@ -459,6 +459,13 @@ impl EventStore {
         }
         let next = if page.more { page.hits.last().map(|h| Position { time: h.time, seq: h.seq }) } else { None };
         Ok(LookupResult { events, next })
+    }
+
+    /// How many events match `query`, and with `by`, how many of them carry each value of that attribute:
+    /// exact, from the index's postings alone (no record is read).
+    pub fn count(&self, query: &EventQuery, by: Option<AttributeKey>) -> Result<index::Counts, StoreError> {
+        self.inner.metrics.lookups.fetch_add(1, Relaxed);
+        Ok(self.inner.index.count(query, by)?)
     }
 
     /// The stored record with this eventID. Reads its own writes: a record acknowledged before the call is
