@@ -40,7 +40,11 @@ struct Parsed {
     top: Option<String>,
 }
 
-fn parse(pairs: &[(String, String)], window_start: Option<EventTime>, allowed: &[&'static str]) -> Result<Parsed, WireError> {
+fn parse(
+    pairs: &[(String, String)],
+    window_start: Option<EventTime>,
+    allowed: &[&'static str],
+) -> Result<Parsed, WireError> {
     let mut conditions = Vec::new();
     let (mut start, mut end, mut category) = (None, None, QueryCategory::Standard);
     let mut p = Parsed { query: EventQuery::default(), max: None, token: None, by: None, top: None };
@@ -87,7 +91,12 @@ fn parse(pairs: &[(String, String)], window_start: Option<EventTime>, allowed: &
     Ok(p)
 }
 
-fn number(name: &'static str, value: Option<&str>, default: usize, range: std::ops::RangeInclusive<usize>) -> Result<usize, WireError> {
+fn number(
+    name: &'static str,
+    value: Option<&str>,
+    default: usize,
+    range: std::ops::RangeInclusive<usize>,
+) -> Result<usize, WireError> {
     match value {
         None => Ok(default),
         Some(v) => match v.parse::<usize>() {

@@ -11,13 +11,13 @@ use std::sync::Arc;
 
 use model::{AttributeKey, Condition, EventCategory, Pattern, Seq};
 
-use crate::stream::Stream;
-use crate::{Counts, IndexError};
 use crate::files;
 use crate::memtable::{Memtable, TopK};
 use crate::order::{Bounds, Rank};
 use crate::postings::{self, Cursor, ListAt, ListWriter, Malformed};
+use crate::stream::Stream;
 use crate::term::{self, ALL_TAG, EVENT_ID_TAG};
+use crate::{Counts, IndexError};
 
 /// Bytes per page. Hard-coded: part of the segment format (one crc32c per page of the on-demand region).
 /// 4 KiB is the OS page size, so a cold read costs one page of the OS cache.
@@ -1142,11 +1142,20 @@ impl Segment {
             positives.push(Stream::Posting(Box::new(Cursor::open(self.reader(true), list)?)));
         }
         let all = Stream::and(positives);
-        Ok(Some(if negatives.is_empty() { all } else { Stream::AndNot(Box::new(all), Box::new(Stream::or(negatives))) }))
+        Ok(Some(if negatives.is_empty() {
+            all
+        } else {
+            Stream::AndNot(Box::new(all), Box::new(Stream::or(negatives)))
+        }))
     }
 
     /// The doc range `lo..hi` of `bounds` (result order), cut at `top`'s worst kept place.
-    fn doc_range<'a>(&'a self, m: &mut DocMemo<'a>, bounds: Bounds, top: Option<&TopK>) -> Result<(u32, u32), IndexError> {
+    fn doc_range<'a>(
+        &'a self,
+        m: &mut DocMemo<'a>,
+        bounds: Bounds,
+        top: Option<&TopK>,
+    ) -> Result<(u32, u32), IndexError> {
         let lo = self.count_before(m, bounds.lower, false)?;
         let mut hi = self.count_before(m, bounds.upper, true)?;
         if let Some(w) = top.and_then(TopK::worst) {

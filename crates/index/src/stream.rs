@@ -12,11 +12,18 @@ use crate::postings::Cursor;
 
 pub enum Stream<'a> {
     Posting(Box<Cursor<'a>>),
-    List { ids: Vec<u32>, at: usize },
+    List {
+        ids: Vec<u32>,
+        at: usize,
+    },
     /// Every child has the id. Children sorted rarest first.
     And(Vec<Stream<'a>>),
     /// Some child has the id. `heap` holds (current id, child) of the children not exhausted, once started.
-    Or { children: Vec<Stream<'a>>, heap: BinaryHeap<Reverse<(u32, usize)>>, started: bool },
+    Or {
+        children: Vec<Stream<'a>>,
+        heap: BinaryHeap<Reverse<(u32, usize)>>,
+        started: bool,
+    },
     /// The first has the id and the second does not.
     AndNot(Box<Stream<'a>>, Box<Stream<'a>>),
 }
@@ -142,7 +149,8 @@ mod tests {
         assert_eq!(all(or), vec![1, 2, 5, 7, 9]);
         let and = Stream::and(vec![Stream::or(vec![list(&[1, 5, 9]), list(&[2, 7])]), list(&[2, 3, 5, 9])]);
         assert_eq!(all(and), vec![2, 5, 9]);
-        let not = Stream::AndNot(Box::new(list(&[1, 2, 3, 4, 5])), Box::new(Stream::or(vec![list(&[2]), list(&[4, 5])])));
+        let not =
+            Stream::AndNot(Box::new(list(&[1, 2, 3, 4, 5])), Box::new(Stream::or(vec![list(&[2]), list(&[4, 5])])));
         assert_eq!(all(not), vec![1, 3]);
         let mut s = Stream::or(vec![list(&[3, 8]), list(&[4])]);
         assert_eq!(s.seek(5).unwrap(), Some(8));

@@ -32,7 +32,8 @@ impl IpNet {
     /// Parses `addr/len`; host bits must be zero (`10.1.0.0/8` is refused, naming `10.0.0.0/8`).
     pub fn parse(s: &str) -> Result<IpNet, QueryProblem> {
         let (a, l) = s.split_once('/').ok_or(QueryProblem::Cidr { reason: "expected ADDRESS/LENGTH".into() })?;
-        let addr: IpAddr = a.parse().map_err(|_| QueryProblem::Cidr { reason: format!("{a:?} is not an IP address") })?;
+        let addr: IpAddr =
+            a.parse().map_err(|_| QueryProblem::Cidr { reason: format!("{a:?} is not an IP address") })?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let len: u8 = match l.parse() {
             Ok(n) if n <= max && !l.starts_with('+') && !(l.len() > 1 && l.starts_with('0')) => n,
@@ -186,7 +187,9 @@ impl Condition {
         let key = AttributeKey::parse(key_text).ok_or_else(|| err(key_text, QueryProblem::UnknownKey))?;
         let mut patterns = Vec::new();
         for raw in split_unescaped(values) {
-            patterns.push(parse_pattern(key, raw).map_err(|problem| err(if raw.is_empty() { expr } else { raw }, problem))?);
+            patterns.push(
+                parse_pattern(key, raw).map_err(|problem| err(if raw.is_empty() { expr } else { raw }, problem))?,
+            );
         }
         Ok(Condition { key, negated, patterns })
     }
@@ -361,7 +364,10 @@ mod tests {
         assert!(matches!(c.patterns[1], Pattern::Cidr(_)));
         assert_eq!(c.patterns[2], Pattern::Exact("192.168.1.7".into()));
         // `/` is only special for SourceIPAddress.
-        assert_eq!(parse("ResourceName=arn:aws:iam::1:user/Mary").patterns[0], Pattern::Exact("arn:aws:iam::1:user/Mary".into()));
+        assert_eq!(
+            parse("ResourceName=arn:aws:iam::1:user/Mary").patterns[0],
+            Pattern::Exact("arn:aws:iam::1:user/Mary".into())
+        );
     }
 
     #[test]
@@ -386,7 +392,9 @@ mod tests {
         let (token, p) = problem("SourceIPAddress=10.0.0.0/33");
         assert_eq!(token, "10.0.0.0/33");
         assert!(matches!(p, QueryProblem::Cidr { .. }), "{p}");
-        assert!(matches!(problem("SourceIPAddress=10.1.0.0/8").1, QueryProblem::Cidr { reason } if reason.contains("10.0.0.0/8")));
+        assert!(
+            matches!(problem("SourceIPAddress=10.1.0.0/8").1, QueryProblem::Cidr { reason } if reason.contains("10.0.0.0/8"))
+        );
         assert!(matches!(problem("SourceIPAddress=2001:db8::/129").1, QueryProblem::Cidr { .. }));
         assert!(matches!(problem("SourceIPAddress=nope/8").1, QueryProblem::Cidr { .. }));
         assert_eq!(problem("SourceIPAddress=10.0.0.0/8*").1, QueryProblem::CidrWithStar);

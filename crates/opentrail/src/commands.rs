@@ -5,7 +5,7 @@ use std::sync::mpsc;
 
 use anyhow::{Context, Result, anyhow, bail};
 use client::Client;
-use model::{AttributeKey, EventTime};
+use model::EventTime;
 use serde_json::{Value, json};
 
 /// Hard-coded: requests in flight at once during `opentrail ingest`.
@@ -204,15 +204,7 @@ pub fn lookup(
 ) -> Result<std::process::ExitCode> {
     let client = Client::new(endpoint)?;
     let mut params = json!({});
-    let mut lookup_attrs = Vec::new();
-    for a in attrs {
-        let (k, v) = a.split_once('=').ok_or_else(|| anyhow!("--attr '{a}' must be KEY=VALUE"))?;
-        if AttributeKey::parse(k).is_none() {
-            let valid: Vec<&str> = AttributeKey::ALL.iter().map(|k| k.as_str()).collect();
-            bail!("--attr key '{k}' is not one of {}", valid.join(", "));
-        }
-        lookup_attrs.push(json!({"AttributeKey": k, "AttributeValue": v}));
-    }
+    let lookup_attrs = crate::query::lookup_attributes(attrs)?;
     if !lookup_attrs.is_empty() {
         params["LookupAttributes"] = Value::Array(lookup_attrs);
     }

@@ -2,6 +2,7 @@
 
 mod bucket_source;
 mod commands;
+mod query;
 mod serve;
 mod validate;
 
@@ -56,10 +57,22 @@ enum Command {
     Lookup {
         #[arg(long, env = "OPENTRAIL_ENDPOINT", default_value_t = format!("http://{DEFAULT_LISTEN}"))]
         endpoint: String,
-        /// KEY=VALUE; several are AND-ed. Keys: EventId, EventName, ReadOnly, Username, ResourceType,
-        /// ResourceName, EventSource, AccessKeyId, SourceIPAddress, ErrorCode, UserAgent, AccountId.
+        /// KEY=V1,V2 (any of the values) or KEY!=V1,V2 (none of them); a trailing * is a prefix
+        /// (EventName=Delete*), SourceIPAddress takes CIDR blocks (10.0.0.0/8); \ escapes \ , * !.
+        /// Different keys are AND-ed, a key repeated is OR-ed. Keys: EventId, EventName, ReadOnly, Username,
+        /// ResourceType, ResourceName, EventSource, AccessKeyId, SourceIPAddress, ErrorCode, UserAgent,
+        /// AccountId, Provenance. See README, "Query grammar".
         #[arg(long = "attr", value_name = "KEY=VALUE")]
         attrs: Vec<String>,
+        /// Print how many events match instead of the events.
+        #[arg(long)]
+        count: bool,
+        /// With --count: the most frequent values of this attribute among the matches, with their counts.
+        #[arg(long, value_name = "KEY", requires = "count")]
+        by: Option<String>,
+        /// With --count --by: how many values to print.
+        #[arg(long, default_value_t = 10, requires = "by")]
+        top: usize,
         /// Earliest event time (ISO-8601 or epoch seconds), inclusive.
         #[arg(long)]
         start: Option<String>,
@@ -133,7 +146,10 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve { config, data_dir, listen } => serve::run(config, data_dir, listen),
         Command::Ingest { endpoint, batch, files } => commands::ingest(&endpoint, batch, &files),
-        Command::Lookup { endpoint, attrs, start, end, max, insights, output } => {
+        Command::Lookup { endpoint, attrs, count: true, by, top, start, end, insights, output, .. } => {
+            query::count(&endpoint, &attrs, start.as_deref(), end.as_deref(), insights, by.as_deref(), top, output)
+        }
+        Command::Lookup { endpoint, attrs, start, end, max, insights, output, .. } => {
             commands::lookup(&endpoint, &attrs, start.as_deref(), end.as_deref(), max, insights, output)
         }
         Command::Check { data_dir } => serve::check(&data_dir),

@@ -8,8 +8,8 @@ use index::{EventIndex, IndexOptions, Page, Position};
 use std::collections::HashMap;
 
 use model::{
-    AttributeKey, Condition, EventCategory, EventQuery, EventTime, IndexFields, IpNet, Pattern, QueryCategory, Resource,
-    Seq,
+    AttributeKey, Condition, EventCategory, EventQuery, EventTime, IndexFields, IpNet, Pattern, QueryCategory,
+    Resource, Seq,
 };
 use proptest::prelude::*;
 
@@ -40,9 +40,9 @@ fn value_pool() -> Vec<String> {
         "010.1.2.3",
     ]
     .into_iter()
-        .map(String::from)
-        .chain([long_a, long_b])
-        .collect()
+    .map(String::from)
+    .chain([long_a, long_b])
+    .collect()
 }
 
 fn opt_value() -> impl Strategy<Value = Option<String>> {
@@ -117,7 +117,8 @@ fn pattern(key: AttributeKey) -> BoxedStrategy<Pattern> {
             .prop_map(|id| Pattern::Exact(id.to_string()))
             .boxed(),
         AttributeKey::SourceIpAddress => {
-            prop_oneof![2 => exact, 2 => prefix().prop_map(Pattern::Prefix), 3 => cidr().prop_map(Pattern::Cidr)].boxed()
+            prop_oneof![2 => exact, 2 => prefix().prop_map(Pattern::Prefix), 3 => cidr().prop_map(Pattern::Cidr)]
+                .boxed()
         }
         _ => prop_oneof![3 => exact, 2 => prefix().prop_map(Pattern::Prefix)].boxed(),
     }

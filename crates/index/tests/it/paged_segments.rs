@@ -148,11 +148,7 @@ fn touch_everything(index: &EventIndex, evs: &[IndexFields]) -> Result<(), Index
         all_pages(index, &q, 500)?;
     }
     for name in 0..11 {
-        all_pages(
-            index,
-            &EventQuery::equal([(AttributeKey::EventName, format!("Op{name}"))]),
-            500,
-        )?;
+        all_pages(index, &EventQuery::equal([(AttributeKey::EventName, format!("Op{name}"))]), 500)?;
     }
     for f in evs {
         index.find_event_id(&f.event_id)?;

@@ -12,6 +12,7 @@ mod delivery_crash;
 mod delivery_s3;
 mod front_door;
 mod lookup_events;
+mod richer_lookups;
 mod s3_api;
 mod sdk_js;
 mod signatures;
