@@ -259,7 +259,11 @@ fn run() -> Result<()> {
         let rich = richer::choose(&corpus.stats);
         phase.next(
             &mut fig,
-            &format!("query forms (OR, prefix, CIDR, exclusion, counts): {} queries × {} reps, 1 thread", rich.len(), args.rich_reps),
+            &format!(
+                "query forms (OR, prefix, CIDR, exclusion, counts): {} queries × {} reps, 1 thread",
+                rich.len(),
+                args.rich_reps
+            ),
         );
         fig.richer = richer::run(&client, &rich, args.rich_reps)?;
     }

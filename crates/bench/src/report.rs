@@ -376,7 +376,11 @@ fn render_richer(s: &mut String, rows: &[crate::richer::RichRow]) {
     let _ = writeln!(s, "| form | query | matches | client p50 / p99 | server p50 / p99 |");
     let _ = writeln!(s, "|---|---|---|---|---|");
     for r in rows {
-        let checked = if r.query.expected_total.is_some() && matches!(r.query.ask, crate::richer::Ask::Count { .. }) { " ✓" } else { "" };
+        let checked = if r.query.expected_total.is_some() && matches!(r.query.ask, crate::richer::Ask::Count { .. }) {
+            " ✓"
+        } else {
+            ""
+        };
         let matches = match r.query.ask {
             crate::richer::Ask::Page => format!("{} on the page", r.matches),
             crate::richer::Ask::Count { .. } => format!("{}{checked}", num(r.matches as f64)),

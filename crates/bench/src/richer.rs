@@ -66,7 +66,16 @@ fn ranked(stats: &Stats, key: AttributeKey) -> Vec<(String, u64)> {
 /// The corpus total of a single positive condition (exact for single-valued attributes).
 fn corpus_total(stats: &Stats, attr: &str) -> Option<u64> {
     let c = Condition::parse(attr).ok()?;
-    if c.negated || !matches!(c.key, AttributeKey::EventName | AttributeKey::ErrorCode | AttributeKey::SourceIpAddress | AttributeKey::UserAgent | AttributeKey::EventSource) {
+    if c.negated
+        || !matches!(
+            c.key,
+            AttributeKey::EventName
+                | AttributeKey::ErrorCode
+                | AttributeKey::SourceIpAddress
+                | AttributeKey::UserAgent
+                | AttributeKey::EventSource
+        )
+    {
         return None;
     }
     let counts = stats.counts.get(&c.key)?;
@@ -143,8 +152,7 @@ pub fn choose(stats: &Stats) -> Vec<RichQuery> {
 pub fn run(client: &Client, queries: &[RichQuery], reps: usize) -> Result<Vec<RichRow>> {
     let mut rows = Vec::with_capacity(queries.len());
     for q in queries {
-        let conditions: Vec<Condition> =
-            q.attrs.iter().map(|a| Condition::parse(a)).collect::<Result<_, _>>()?;
+        let conditions: Vec<Condition> = q.attrs.iter().map(|a| Condition::parse(a)).collect::<Result<_, _>>()?;
         let (matches, _) = client.rich(&conditions, &q.ask)?;
         if let (Ask::Count { .. }, Some(want)) = (&q.ask, q.expected_total)
             && matches != want

@@ -152,7 +152,8 @@ impl Client {
         let server = r.header("server-timing").and_then(parse_server_timing);
         let n = match ask {
             crate::richer::Ask::Page => {
-                let page: LookupPage<'_> = serde_json::from_slice(&r.body).context("LookupEvents answer is not JSON")?;
+                let page: LookupPage<'_> =
+                    serde_json::from_slice(&r.body).context("LookupEvents answer is not JSON")?;
                 page.events.len() as u64
             }
             crate::richer::Ask::Count { .. } => {
