@@ -1215,31 +1215,18 @@ impl Segment {
             acc.total += n as u64;
             return Ok(());
         }
-        let mut matched = by.map(|_| vec![0u64; (hi - lo).div_ceil(64) as usize]);
-        // The first matches as ids too: a list much longer than them is sought to each (skip tables) rather
-        // than decoded whole.
-        let mut ids: Vec<u32> = Vec::new();
-        let mut here = 0u64;
-        let mut t = lo;
-        while let Some(d) = stream.seek(t)? {
-            if d >= hi {
-                break;
-            }
-            here += 1;
-            if let Some(bits) = matched.as_mut() {
-                let i = (d - lo) as usize;
-                bits[i / 64] |= 1 << (i % 64);
-                if ids.len() <= SEEK_MATCHES_MAX {
-                    ids.push(d);
-                }
-            }
-            t = d + 1;
-        }
+        // The matches as a bitmap of `lo..hi` (unions and exclusions decoded list by list, not merged id by id).
+        let mut matched = vec![0u64; (hi - lo).div_ceil(64) as usize];
+        stream.fill(lo, hi, &mut matched)?;
+        let here: u64 = matched.iter().map(|w| u64::from(w.count_ones())).sum();
         acc.total += here;
-        let (Some(by), Some(matched)) = (by, matched) else { return Ok(()) };
+        let Some(by) = by else { return Ok(()) };
         if here == 0 {
             return Ok(());
         }
+        // Few matches: each value's list is sought to them (skip tables) when it is much longer.
+        let ids: Vec<u32> =
+            if here as usize <= SEEK_MATCHES_MAX { set_bits(&matched, lo).collect() } else { Vec::new() };
         let mut seen = vec![0u64; matched.len()];
         let mut k = Vec::new();
         term::key_into(&mut k, category, by.tag(), b"");
@@ -1252,7 +1239,7 @@ impl Segment {
             lists.push((t[2..].to_vec(), list));
             true
         })?;
-        let seek_each = ids.len() <= SEEK_MATCHES_MAX;
+        let seek_each = !ids.is_empty();
         for (value, list) in lists {
             let mut cur = Cursor::open(self.reader(true), list)?;
             let mut n = 0u64;
@@ -1290,6 +1277,21 @@ impl Segment {
         acc.without += here - with_value;
         Ok(())
     }
+}
+
+/// The ids of the set bits of a bitmap of `lo..`, ascending.
+pub fn set_bits(bits: &[u64], lo: u32) -> impl Iterator<Item = u32> + '_ {
+    bits.iter().enumerate().flat_map(move |(w, &word)| {
+        let mut word = word;
+        std::iter::from_fn(move || {
+            if word == 0 {
+                return None;
+            }
+            let b = word.trailing_zeros();
+            word &= word - 1;
+            Some(lo + (w * 64) as u32 + b)
+        })
+    })
 }
 
 /// Writes everything in `m` as segment `id` and opens it.

@@ -125,6 +125,66 @@ impl<'a> Stream<'a> {
     }
 }
 
+impl Stream<'_> {
+    /// Sets the bit `d - lo` of every id `d` in `lo..hi` this (fresh) stream yields: lists are decoded one
+    /// after the other and united in the bitmap, which for wide unions and exclusions is much cheaper than
+    /// merging them id by id; an intersection is still leapfrogged.
+    pub fn fill(&mut self, lo: u32, hi: u32, bits: &mut [u64]) -> Result<(), IndexError> {
+        let set = |d: u32, bits: &mut [u64]| {
+            let i = (d - lo) as usize;
+            bits[i / 64] |= 1 << (i % 64);
+        };
+        match self {
+            Stream::Posting(c) => {
+                let mut at = c.seek(lo)?;
+                while let Some(d) = at {
+                    if d >= hi {
+                        break;
+                    }
+                    set(d, bits);
+                    at = c.advance()?;
+                }
+            }
+            Stream::Or { children, .. } => {
+                for c in children {
+                    c.fill(lo, hi, bits)?;
+                }
+            }
+            Stream::AndNot(pos, neg) => {
+                pos.fill(lo, hi, bits)?;
+                let n: usize = bits.iter().map(|w| w.count_ones() as usize).sum();
+                if n.saturating_mul(16) < neg.len() {
+                    // Few candidates against long exclusions: seek the exclusions to each.
+                    let candidates: Vec<u32> = crate::segment::set_bits(bits, lo).collect();
+                    for d in candidates {
+                        if neg.seek(d)? == Some(d) {
+                            let i = (d - lo) as usize;
+                            bits[i / 64] &= !(1 << (i % 64));
+                        }
+                    }
+                } else {
+                    let mut out = vec![0u64; bits.len()];
+                    neg.fill(lo, hi, &mut out)?;
+                    for (b, o) in bits.iter_mut().zip(out) {
+                        *b &= !o;
+                    }
+                }
+            }
+            Stream::List { .. } | Stream::And(_) => {
+                let mut t = lo;
+                while let Some(d) = self.seek(t)? {
+                    if d >= hi {
+                        break;
+                    }
+                    set(d, bits);
+                    t = d + 1;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +201,32 @@ mod tests {
             t = d + 1;
         }
         out
+    }
+
+    fn filled(mut s: Stream<'_>, lo: u32, hi: u32) -> Vec<u32> {
+        let mut bits = vec![0u64; (hi - lo).div_ceil(64) as usize];
+        s.fill(lo, hi, &mut bits).unwrap();
+        crate::segment::set_bits(&bits, lo).collect()
+    }
+
+    #[test]
+    fn fill_sets_what_seek_yields() {
+        let mk = || {
+            Stream::AndNot(
+                Box::new(Stream::or(vec![list(&[1, 5, 9, 70, 130]), list(&[2, 5, 64, 200])])),
+                Box::new(Stream::or(vec![list(&[5]), list(&[64, 130])])),
+            )
+        };
+        assert_eq!(filled(mk(), 2, 199), vec![2, 9, 70]);
+        let long_exclusion = || {
+            Stream::AndNot(
+                Box::new(list(&[3, 40])),
+                Box::new(list(&(0..100).filter(|x| x % 2 == 0).collect::<Vec<_>>())),
+            )
+        };
+        assert_eq!(filled(long_exclusion(), 0, 100), vec![3]);
+        let and = Stream::and(vec![list(&[1, 2, 3, 66]), Stream::or(vec![list(&[2]), list(&[66])])]);
+        assert_eq!(filled(and, 0, 67), vec![2, 66]);
     }
 
     #[test]
