@@ -23,7 +23,7 @@ use crate::audit::{self, Facts, S3Facts};
 use crate::auth;
 use crate::error::ApiError;
 use crate::operation::{Effect, Operation, Requested, Surface};
-use crate::{App, CallContext, TlsInfo, blocking, cloudtrail, data, header_str, ingest, s3};
+use crate::{App, CallContext, TlsInfo, blocking, cloudtrail, data, header_str, history, ingest, s3};
 
 /// A call's answer, before it is encoded for its surface.
 pub(crate) enum Reply {
@@ -151,6 +151,7 @@ async fn call(app: &Arc<App>, ctx: &CallContext, requested: &Requested, parts: &
         Effect::Read => {
             let result = match op {
                 Operation::GetEvent => ingest::get_event(app, event_id.unwrap_or_default()).await,
+                Operation::GetEventCounts => history::event_counts(app, ctx, &parts.uri).await,
                 _ if op.surface() == Surface::S3 => s3::read(app, op, requested.s3_address(), parts).await,
                 _ => cloudtrail::read(app, ctx, op, &params).await,
             };
@@ -243,6 +244,23 @@ fn request_parameters(
             // The native LookupEvents takes LookupEvents' JSON body.
             Operation::NativeLookupEvents => return json_object(body),
             Operation::GetEvent => json!({"eventID": event_id.unwrap_or_default()}),
+            // The query as asked (a repeated `attr` is a list), even when it is malformed.
+            Operation::GetEventCounts => {
+                let mut m = serde_json::Map::new();
+                for (k, v) in history::query_pairs(&parts.uri).unwrap_or_default() {
+                    match m.get_mut(&k) {
+                        Some(Value::Array(a)) => a.push(json!(v)),
+                        Some(_) => {}
+                        None if k == "attr" => {
+                            m.insert(k, json!([v]));
+                        }
+                        None => {
+                            m.insert(k, json!(v));
+                        }
+                    }
+                }
+                Value::Object(m)
+            }
             Operation::RotateSigningKey => json!({}),
             _ => json!({
                 "bodyBytes": body.len(),

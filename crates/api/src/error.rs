@@ -334,7 +334,9 @@ impl From<WireError> for ApiError {
             | WireError::Query { .. }
             | WireError::ExternalId
             | WireError::AuditEventCount { .. }
-            | WireError::AuditEventId { .. } => "ValidationException",
+            | WireError::AuditEventId { .. }
+            | WireError::Condition(_)
+            | WireError::Parameter { .. } => "ValidationException",
             WireError::Unsupported { .. } => "UnsupportedOperationException",
             WireError::TimeRange { .. } => "InvalidTimeRangeException",
             WireError::EventCategory { .. } => "InvalidEventCategoryException",

@@ -15,6 +15,7 @@ mod channels;
 mod cloudtrail;
 mod data;
 pub mod error;
+mod history;
 mod ingest;
 mod keys;
 pub mod listener;

@@ -48,9 +48,8 @@ fn fingerprint(q: &EventQuery) -> u64 {
         h ^= 0xff;
         h = h.wrapping_mul(0x0100_0000_01b3);
     };
-    for (k, v) in &q.attributes {
-        eat(&[k.tag()]);
-        eat(v.as_bytes());
+    for c in &q.conditions {
+        eat(c.to_string().as_bytes());
     }
     eat(&q.start.map_or(i64::MIN, |t| t.0).to_be_bytes());
     eat(&q.end.map_or(i64::MIN, |t| t.0).to_be_bytes());
@@ -175,7 +174,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.max_results, 50);
-        assert_eq!(r.query.attributes.len(), 2);
+        assert_eq!(r.query.conditions.len(), 2);
         assert_eq!(r.query.start, Some(EventTime(1_577_869_200_000)));
         assert_eq!(r.query.end, Some(EventTime(1_577_923_200_000)));
     }
@@ -210,12 +209,44 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_key_is_an_or_and_values_take_the_grammar_extensions() {
+        let r = parse_lookup_request(
+            &json!({"LookupAttributes":[
+                {"AttributeKey":"EventName","AttributeValue":"DeleteTrail"},
+                {"AttributeKey":"EventSource","AttributeValue":"!cloudtrail.amazonaws.com"},
+                {"AttributeKey":"EventName","AttributeValue":"StopLogging"},
+                {"AttributeKey":"ErrorCode","AttributeValue":"AccessDenied*"},
+                {"AttributeKey":"UserAgent","AttributeValue":"Mozilla/5.0 (KHTML, like Gecko)"},
+                {"AttributeKey":"SourceIPAddress","AttributeValue":"10.0.0.0/8"}]}),
+            None,
+            MAX_RESULTS,
+        )
+        .unwrap();
+        let text: Vec<String> = r.query.conditions.iter().map(|c| c.to_string()).collect();
+        assert_eq!(
+            text,
+            [
+                "EventName=DeleteTrail,StopLogging",
+                "EventSource!=cloudtrail.amazonaws.com",
+                "ErrorCode=AccessDenied*",
+                r"UserAgent=Mozilla/5.0 (KHTML\, like Gecko)",
+                "SourceIPAddress=10.0.0.0/8",
+            ]
+        );
+        let e = err(json!({"LookupAttributes":[{"AttributeKey":"SourceIPAddress","AttributeValue":"10.0.0.0/33"}]}));
+        assert_eq!(e.code, "InvalidLookupAttributesException");
+        assert!(e.message.contains("LookupAttributes[0].AttributeValue `10.0.0.0/33`"), "{}", e.message);
+        let e = err(json!({"LookupAttributes":[{"AttributeKey":"EventName","AttributeValue":"Del*ete"}]}));
+        assert!(e.message.contains("`Del*ete`"), "{}", e.message);
+    }
+
+    #[test]
     fn tokens_round_trip_and_are_tied_to_their_parameters() {
-        let q = EventQuery { attributes: vec![(AttributeKey::EventName, "A".into())], ..Default::default() };
+        let q = EventQuery::equal([(AttributeKey::EventName, "A")]);
         let pos = Position { time: EventTime(123), seq: Seq(9) };
         let tok = encode_token(pos, &q);
         assert_eq!(decode_token(&tok, &q).unwrap(), pos);
-        let other = EventQuery { attributes: vec![(AttributeKey::EventName, "B".into())], ..Default::default() };
+        let other = EventQuery::equal([(AttributeKey::EventName, "B")]);
         assert_eq!(ApiError::from(decode_token(&tok, &other).unwrap_err()).code, "InvalidNextTokenException");
     }
 

@@ -12,7 +12,7 @@ pub enum Surface {
     CloudTrail,
     /// `POST /PutAuditEvents?channelArn=…` (REST-JSON).
     CloudTrailData,
-    /// opentrail's own API: `/v1/events`, `/v1/keys/rotate`.
+    /// opentrail's own API: `/v1/events`, `/v1/event-counts`, `/v1/keys/rotate`.
     Native,
     /// The S3 read API over local-folder buckets: path-style `GET|HEAD /<bucket>[/<key>]` (REST-XML).
     S3,
@@ -114,6 +114,7 @@ operations! {
     // LookupEvents on the native API (`POST /v1/lookup`): the same request and answer, pages of up to
     // `lookup::NATIVE_MAX_RESULTS`; recorded, authorized and rate-limited as LookupEvents.
     NativeLookupEvents as "LookupEvents" => Native, Read;
+    GetEventCounts => Native, Read;
     RotateSigningKey => Native, ControlPlane;
     ListBuckets => S3, Read;
     GetBucketLocation => S3, Read;
@@ -184,7 +185,7 @@ impl Operation {
         match self {
             Operation::PutEvents => server.max_request_bytes,
             Operation::PutAuditEvents => service::audit_events::MAX_REQUEST_BYTES,
-            Operation::GetEvent => 0,
+            Operation::GetEvent | Operation::GetEventCounts => 0,
             // S3 reads carry no body; a refused write's body is read (within the API limit) only to check
             // its signature.
             op if op.surface() == Surface::S3 && op.read_only() => 0,
@@ -271,6 +272,9 @@ impl Requested {
         }
         if method == Method::POST && path == "/v1/keys/rotate" {
             return known(Operation::RotateSigningKey);
+        }
+        if method == Method::GET && path == "/v1/event-counts" {
+            return known(Operation::GetEventCounts);
         }
         if method == Method::GET
             && let Some(id) = path.strip_prefix("/v1/events/")
@@ -504,6 +508,7 @@ mod tests {
         assert_eq!(s3(Method::GET, "/logs", "acl"), (None, None));
         // The other surfaces keep their paths.
         assert_eq!(s3(Method::POST, "/v1/events", "").0, Some(Operation::PutEvents));
+        assert_eq!(s3(Method::GET, "/v1/event-counts", "by=ErrorCode").0, Some(Operation::GetEventCounts));
         assert_eq!(s3(Method::POST, "/PutAuditEvents", "channelArn=x").0, Some(Operation::PutAuditEvents));
         assert!(matches!(
             Requested::parse(&Method::GET, "/PutAuditEvents", "", &HeaderMap::new()),

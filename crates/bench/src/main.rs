@@ -14,6 +14,7 @@ mod delivery;
 mod ingest;
 mod lookups;
 mod report;
+mod richer;
 mod server;
 mod sqlite;
 
@@ -68,6 +69,10 @@ struct Args {
     /// Timed repetitions of every lookup query from one client (single-query latency); 0 skips that run.
     #[arg(long, default_value_t = 20)]
     single_reps: usize,
+    /// Timed repetitions, from one client, of each of issue 7's query forms (OR, prefix, CIDR, exclusion,
+    /// counts); 0 skips that phase.
+    #[arg(long, default_value_t = 20)]
+    rich_reps: usize,
     /// Steady ingest rate of the freshness phase, events/s.
     #[arg(long, default_value_t = 20_000)]
     fresh_rate: u64,
@@ -249,6 +254,18 @@ fn run() -> Result<()> {
     let ot_lookups = lookups::run_http(&client, &queries, args.lookup_threads, args.lookup_reps, args.single_reps)?;
     if ot_lookups.server_all.is_none() {
         step("  the server sent no Server-Timing header: server time per lookup not reported");
+    }
+    if args.rich_reps > 0 {
+        let rich = richer::choose(&corpus.stats);
+        phase.next(
+            &mut fig,
+            &format!(
+                "query forms (OR, prefix, CIDR, exclusion, counts): {} queries × {} reps, 1 thread",
+                rich.len(),
+                args.rich_reps
+            ),
+        );
+        fig.richer = richer::run(&client, &rich, args.rich_reps)?;
     }
     fig.rss = Some(server::rss(srv.pid())?);
     fig.ot_lookups = Some(ot_lookups);
@@ -444,6 +461,7 @@ fn print_estimate(args: &Args, events: u64, engines: &[Engine]) {
         ("generate".into(), n / 60_000.0),
         ("opentrail ingest".into(), n / 100_000.0 + if args.lookups_only { 0.0 } else { 5.0 }),
         ("opentrail lookups".into(), lookups * 0.002 / args.lookup_threads.max(1) as f64),
+        ("query forms".into(), richer::estimate(26, args.rich_reps).as_secs_f64()),
     ];
     if !args.lookups_only {
         parts.push(("freshness, restart".into(), args.fresh_secs as f64 + 10.0));

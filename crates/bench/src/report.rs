@@ -55,6 +55,8 @@ pub struct Figures {
     pub journal_bytes: u64,
     pub index_bytes: u64,
     pub ot_lookups: Option<LookupResult>,
+    /// Issue 7's query forms, one client.
+    pub richer: Vec<crate::richer::RichRow>,
     /// Closed-loop client threads that drove the lookups.
     pub lookup_threads: usize,
     pub rss: Option<Rss>,
@@ -345,6 +347,9 @@ pub fn render(f: &Figures, queries: &[Query]) -> String {
     if let Some(ot) = &f.ot_lookups {
         render_engines(&mut s, f, ot, queries);
     }
+    if !f.richer.is_empty() {
+        render_richer(&mut s, &f.richer);
+    }
     if !f.sqlite_plans.is_empty() {
         let _ = writeln!(s, "\nSQLite query plans:\n");
         for (g, p) in &f.sqlite_plans {
@@ -358,6 +363,40 @@ pub fn render(f: &Figures, queries: &[Query]) -> String {
         let _ = writeln!(s, "\nServer logged {} ERROR lines, first: `{}`", f.server_errors.len(), f.server_errors[0]);
     }
     s
+}
+
+/// Issue 7's query forms: one row per query, latency from one client and the server's own time.
+fn render_richer(s: &mut String, rows: &[crate::richer::RichRow]) {
+    let _ = writeln!(s, "\n### Query forms: OR, prefix, CIDR, exclusion, counts (issue 7)\n");
+    let _ = writeln!(
+        s,
+        "One client, each query {} times after one untimed run; a page is LookupEvents' first page of 50 (the forms sent as extension attributes), a count is `GET /v1/event-counts` (`opentrail lookup --count`, top 10 values with `--by`). Counts of one positive condition are checked against the corpus's own value counts (✓).\n",
+        rows.first().map_or(0, |r| r.client.len())
+    );
+    let _ = writeln!(s, "| form | query | matches | client p50 / p99 | server p50 / p99 |");
+    let _ = writeln!(s, "|---|---|---|---|---|");
+    for r in rows {
+        let checked = if r.query.expected_total.is_some() && matches!(r.query.ask, crate::richer::Ask::Count { .. }) {
+            " ✓"
+        } else {
+            ""
+        };
+        let matches = match r.query.ask {
+            crate::richer::Ask::Page => format!("{} on the page", r.matches),
+            crate::richer::Ask::Count { .. } => format!("{}{checked}", num(r.matches as f64)),
+        };
+        let server = r.server.as_ref().map_or("—".to_string(), |l| format!("{} / {}", ms(l.p(50.0)), ms(l.p(99.0))));
+        let _ = writeln!(
+            s,
+            "| {} | `{}` | {} | {} / {} | {} |",
+            r.query.group,
+            r.query.label().replace('|', "\\|"),
+            matches,
+            ms(r.client.p(50.0)),
+            ms(r.client.p(99.0)),
+            server
+        );
+    }
 }
 
 /// The delivery benchmark's section (issue 8): throughput against the 100,000 events/s target, delay at a 1 s

@@ -122,6 +122,48 @@ impl Client {
         Ok(crate::lookups::Page { ids, server: r.header("server-timing").and_then(parse_server_timing) })
     }
 
+    /// Issue 7's forms: a LookupEvents page of 50 with the conditions as extension attributes, or
+    /// `GET /v1/event-counts`. Returns (events on the page or the total counted, the server's time).
+    pub fn rich(&self, conditions: &[model::Condition], ask: &crate::richer::Ask) -> Result<(u64, Option<Duration>)> {
+        let r = match ask {
+            crate::richer::Ask::Page => {
+                let la: Vec<Value> = conditions
+                    .iter()
+                    .flat_map(|c| {
+                        c.lookup_values()
+                            .into_iter()
+                            .map(|v| json!({"AttributeKey": c.key.as_str(), "AttributeValue": v}))
+                    })
+                    .collect();
+                self.0.send_cloudtrail("LookupEvents", &json!({"LookupAttributes": la, "MaxResults": 50}))?
+            }
+            crate::richer::Ask::Count { by } => {
+                let attrs: Vec<String> = conditions.iter().map(|c| c.to_string()).collect();
+                let mut pairs: Vec<(&str, &str)> = attrs.iter().map(|a| ("attr", a.as_str())).collect();
+                if let Some(by) = by {
+                    pairs.push(("by", by.as_str()));
+                }
+                self.0.send("GET", &format!("/v1/event-counts?{}", client::query_string(&pairs)), &[], b"")?
+            }
+        };
+        if r.status != 200 {
+            bail!("{ask:?} answered {}: {}", r.status, r.text());
+        }
+        let server = r.header("server-timing").and_then(parse_server_timing);
+        let n = match ask {
+            crate::richer::Ask::Page => {
+                let page: LookupPage<'_> =
+                    serde_json::from_slice(&r.body).context("LookupEvents answer is not JSON")?;
+                page.events.len() as u64
+            }
+            crate::richer::Ask::Count { .. } => {
+                let v: Value = serde_json::from_slice(&r.body).context("event-counts answer is not JSON")?;
+                v["Total"].as_u64().context("no Total in the event-counts answer")?
+            }
+        };
+        Ok((n, server))
+    }
+
     /// A CloudTrail JSON 1.1 call (retried on 503 and throttling); a non-2xx answer is an error.
     pub fn cloudtrail(&self, operation: &str, params: &Value) -> Result<Value> {
         self.0.cloudtrail(operation, params).with_context(|| format!("{operation} {params}"))

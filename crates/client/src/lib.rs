@@ -266,9 +266,28 @@ impl Client {
         body: &[u8],
         service: &str,
     ) -> Result<Vec<u8>, ClientError> {
+        self.call_with("POST", path, extra_headers, body, service)
+    }
+
+    /// A signed GET of the native API (`/v1/…?query`, see [`query_string`]), retried as [`Client::call`]
+    /// does; the JSON body of a 2xx answer.
+    pub fn get_json(&self, path_and_query: &str) -> Result<Value, ClientError> {
+        let path = path_and_query.split('?').next().unwrap_or(path_and_query);
+        let out = self.call_with("GET", path_and_query, &[], b"", signing_name(path))?;
+        serde_json::from_slice(&out).map_err(|source| ClientError::InvalidJson { source })
+    }
+
+    fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        extra_headers: &[(&str, &str)],
+        body: &[u8],
+        service: &str,
+    ) -> Result<Vec<u8>, ClientError> {
         let mut attempt = 0;
         loop {
-            let resp = self.send_signed_at("POST", path, extra_headers, body, service, now_secs())?;
+            let resp = self.send_signed_at(method, path, extra_headers, body, service, now_secs())?;
             if (200..300).contains(&resp.status) {
                 return Ok(resp.body);
             }
@@ -330,6 +349,23 @@ fn json_1_1_headers(target: &str) -> [(&'static str, &str); 2] {
 }
 
 /// Seconds since the Unix epoch, as SigV4 wants them.
+/// A query string of `pairs`, every byte but RFC 3986's unreserved ones percent-encoded (as SigV4's
+/// canonical query has them, so the signature holds whatever the values contain).
+pub fn query_string(pairs: &[(&str, &str)]) -> String {
+    let enc = |s: &str| {
+        let mut out = String::with_capacity(s.len());
+        for b in s.bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+        out
+    };
+    pairs.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
+}
+
 pub fn now_secs() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }

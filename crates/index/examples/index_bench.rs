@@ -349,7 +349,7 @@ fn run_queries(index: &EventIndex, sample: &[IndexFields]) -> Result<(), Box<dyn
             let f = &sample[rng.next() as usize % sample.len()];
             let Some(attributes) = make(f) else { continue };
             // One in four lookups also asks for a time window, one in four continues to a second page.
-            let mut q = EventQuery { attributes, ..Default::default() };
+            let mut q = EventQuery::equal(attributes);
             if rng.chance(0.25) {
                 q.end = Some(f.event_time);
                 q.start = Some(EventTime(f.event_time.0 - 86_400_000));
@@ -382,7 +382,7 @@ fn run_queries(index: &EventIndex, sample: &[IndexFields]) -> Result<(), Box<dyn
     let queries: Vec<EventQuery> = (0..4_000)
         .filter_map(|i| {
             let f = &sample[rng.next() as usize % sample.len()];
-            kinds[i % kinds.len()].1(f).map(|attributes| EventQuery { attributes, ..Default::default() })
+            kinds[i % kinds.len()].1(f).map(EventQuery::equal)
         })
         .collect();
     let t = Instant::now();

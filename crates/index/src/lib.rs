@@ -22,6 +22,7 @@ mod memtable;
 mod order;
 mod postings;
 mod segment;
+mod stream;
 mod term;
 
 use std::path::{Path, PathBuf};
@@ -37,6 +38,26 @@ use crate::files::Manifest;
 use crate::memtable::{Memtable, TopK};
 use crate::order::Bounds;
 use crate::segment::{BlockCache, Segment};
+
+/// Counts of the matches of a query (see [`EventIndex::count`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub total: u64,
+    /// Matches per value of the `by` attribute (a multi-valued attribute counts an event under each value).
+    pub by: std::collections::HashMap<Vec<u8>, u64>,
+    /// Matches without any value of the `by` attribute.
+    pub without: u64,
+}
+
+impl Counts {
+    /// The `by` values, most frequent first (ties by value), as text.
+    pub fn ranked(&self) -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> =
+            self.by.iter().map(|(k, n)| (String::from_utf8_lossy(k).into_owned(), *n)).collect();
+        v.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        v
+    }
+}
 
 /// A place in the newest-first order: the next page starts strictly after it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -253,15 +274,13 @@ impl EventIndex {
             QueryCategory::Standard => (EventCategory::Standard, false),
             QueryCategory::Insight => (EventCategory::Insight, true),
         };
-        let mut attributes: Vec<(AttributeKey, &str)> =
-            query.attributes.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        attributes.sort_unstable();
-        attributes.dedup();
         let mut top = TopK::new(limit.saturating_add(1));
         let segments = {
             let mem = self.shared.mem.read();
             let segments = self.shared.segments.read().clone();
-            search_memtable(&mem, &attributes, category, insight, bounds, &mut top);
+            if let Some(plan) = mem.plan(&query.conditions, category) {
+                mem.search(&plan, insight, bounds, &mut top);
+            }
             segments
         };
         // Newest segments first: once the page is full, older segments are cut short or skipped.
@@ -269,13 +288,35 @@ impl EventIndex {
             segments.iter().filter_map(|s| Some((s.first_rank()?, s))).collect();
         order.sort_by_key(|&(first, _)| first);
         for (_, s) in order {
-            s.search(&attributes, category, bounds, &mut top)?;
+            s.search(&query.conditions, category, bounds, &mut top)?;
         }
         let mut hits: Vec<Hit> =
             top.into_sorted().into_iter().map(|r| Hit { seq: Seq(r.seq), time: EventTime(r.time) }).collect();
         let more = hits.len() > limit;
         hits.truncate(limit);
         Ok(Page { hits, more })
+    }
+
+    /// How many events match `query`, and with `by`, how many of them carry each value of that attribute
+    /// (exact; from postings alone, no record is read). `by` values sorted by count descending, then value.
+    pub fn count(&self, query: &EventQuery, by: Option<AttributeKey>) -> Result<Counts, IndexError> {
+        let mut acc = Counts::default();
+        let Some(bounds) = Bounds::of(query, None) else { return Ok(acc) };
+        let category = match query.category {
+            QueryCategory::Standard => EventCategory::Standard,
+            QueryCategory::Insight => EventCategory::Insight,
+        };
+        let segments = {
+            let mem = self.shared.mem.read();
+            if let Some(plan) = mem.plan(&query.conditions, category) {
+                mem.count(&plan, category, bounds, by, &mut acc);
+            }
+            self.shared.segments.read().clone()
+        };
+        for s in segments.iter() {
+            s.count(&query.conditions, category, bounds, by, &mut acc)?;
+        }
+        Ok(acc)
     }
 
     /// The seq of the first record indexed with this eventId. Cheap for absent ids (a bloom probe per segment),
@@ -372,38 +413,6 @@ impl Drop for EventIndex {
             let _ = h.join();
         }
     }
-}
-
-fn search_memtable(
-    mem: &Memtable,
-    attributes: &[(AttributeKey, &str)],
-    category: EventCategory,
-    insight: bool,
-    bounds: Bounds,
-    top: &mut TopK,
-) {
-    let mut lists: Vec<&[u32]> = Vec::with_capacity(attributes.len().max(1));
-    for &(k, v) in attributes {
-        let list = if k == AttributeKey::EventId
-            && let Some(u) = term::parse_uuid(v)
-        {
-            mem.uuids.get(&u).map(|l| l.as_slice())
-        } else {
-            mem.terms.get(&term::key(category, k.tag(), v.as_bytes())).map(Vec::as_slice)
-        };
-        match list {
-            Some(l) => lists.push(l),
-            None => return,
-        }
-    }
-    if lists.is_empty() {
-        match mem.terms.get(&term::key(category, term::ALL_TAG, b"")) {
-            Some(l) => lists.push(l),
-            None => return,
-        }
-    }
-    lists.sort_by_key(|l| l.len());
-    mem.search(&lists, insight, bounds, top);
 }
 
 impl Shared {

@@ -1,11 +1,13 @@
 //! The memtable: the most recent events, indexed in hash maps so that they are visible to lookups at once,
 //! until they are flushed to an immutable segment.
 
+use std::borrow::Cow;
 use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasher, Hasher};
 
-use model::{AttributeKey, EventCategory, IndexFields, Seq};
+use model::{AttributeKey, Condition, EventCategory, IndexFields, Pattern, Seq};
 
+use crate::Counts;
 use crate::order::{Bounds, Rank};
 use crate::term::{self, ALL_TAG, EVENT_ID_TAG};
 
@@ -153,9 +155,84 @@ impl Memtable {
         self.docs.get(first as usize).map(|d| Seq(d.rank.seq))
     }
 
-    /// Adds the matches of `lists` (AND-ed; each ascending) within `bounds` to `top`.
-    pub fn search(&self, lists: &[&[u32]], insight: bool, bounds: Bounds, top: &mut TopK) {
-        let Some((driver, others)) = lists.split_first() else { return };
+    /// The sorted local ids each pattern of `key` finds, appended to `out` (nothing when it finds nothing).
+    /// Prefixes and CIDR blocks scan the memtable's terms: at most [`IndexOptions::memtable_docs`] events'
+    /// worth, in a hash map.
+    ///
+    /// [`IndexOptions::memtable_docs`]: crate::IndexOptions::memtable_docs
+    fn pattern_lists<'m>(
+        &'m self,
+        key: AttributeKey,
+        pattern: &Pattern,
+        category: EventCategory,
+        out: &mut Vec<Cow<'m, [u32]>>,
+    ) {
+        match pattern {
+            Pattern::Exact(v) if key == AttributeKey::EventId && term::parse_uuid(v).is_some() => {
+                if let Some(l) = term::parse_uuid(v).and_then(|u| self.uuids.get(&u)) {
+                    out.push(Cow::Borrowed(l.as_slice()));
+                }
+            }
+            Pattern::Exact(v) if key == AttributeKey::Provenance => {
+                let terms = model::provenance_terms(v);
+                let mut both: Option<Vec<u32>> = None;
+                for t in terms {
+                    let Some(l) = self.terms.get(&term::key(category, key.tag(), t.as_bytes())) else { return };
+                    both = Some(match both {
+                        None => l.clone(),
+                        Some(b) => b.into_iter().filter(|id| l.binary_search(id).is_ok()).collect(),
+                    });
+                }
+                if let Some(b) = both {
+                    out.push(Cow::Owned(b));
+                }
+            }
+            Pattern::Exact(v) => {
+                if let Some(l) = self.terms.get(&term::key(category, key.tag(), v.as_bytes())) {
+                    out.push(Cow::Borrowed(l.as_slice()));
+                }
+            }
+            Pattern::Prefix(_) | Pattern::Cidr(_) => {
+                let prefix = term::key(category, key.tag(), pattern.scan_prefix().unwrap_or_default().as_bytes());
+                for (k, l) in &self.terms {
+                    if k.starts_with(&prefix) && std::str::from_utf8(&k[2..]).is_ok_and(|v| pattern.matches_value(v)) {
+                        out.push(Cow::Borrowed(l.as_slice()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The lists of the docs matching `conditions`: each condition's alternatives united; `None` when nothing
+    /// here can match.
+    pub fn plan(&self, conditions: &[Condition], category: EventCategory) -> Option<MemPlan<'_>> {
+        let mut all = Vec::with_capacity(conditions.len().max(1));
+        let mut excluded = Vec::new();
+        for c in conditions {
+            let mut alternatives = Vec::new();
+            for p in &c.patterns {
+                self.pattern_lists(c.key, p, category, &mut alternatives);
+            }
+            if c.negated {
+                excluded.extend(alternatives.iter().flat_map(|l| l.iter().copied()));
+            } else if alternatives.is_empty() {
+                return None;
+            } else {
+                all.push(union(alternatives));
+            }
+        }
+        if all.is_empty() {
+            all.push(Cow::Borrowed(self.terms.get(&term::key(category, ALL_TAG, b""))?.as_slice()));
+        }
+        all.sort_by_key(|l| l.len());
+        excluded.sort_unstable();
+        excluded.dedup();
+        Some(MemPlan { all, excluded })
+    }
+
+    /// Adds the matches of `plan` within `bounds` to `top`.
+    pub fn search(&self, plan: &MemPlan<'_>, insight: bool, bounds: Bounds, top: &mut TopK) {
+        let Some((driver, others)) = plan.all.split_first() else { return };
         let mut his: Vec<usize> = others.iter().map(|l| l.len()).collect();
         'candidates: for &id in driver.iter().rev() {
             let Some(doc) = self.docs.get(id as usize) else { continue };
@@ -174,9 +251,77 @@ impl Memtable {
                 }
                 *hi = p;
             }
+            if plan.excluded.binary_search(&id).is_ok() {
+                continue;
+            }
             top.push(doc.rank);
         }
     }
+
+    /// Adds the number of matches of `plan` within `bounds` to `acc`, and with `by`, per value of that
+    /// attribute (each of its terms here counted against the matches).
+    pub fn count(
+        &self,
+        plan: &MemPlan<'_>,
+        category: EventCategory,
+        bounds: Bounds,
+        by: Option<AttributeKey>,
+        acc: &mut Counts,
+    ) {
+        let Some((driver, others)) = plan.all.split_first() else { return };
+        let insight = category == EventCategory::Insight;
+        let mut matched = vec![0u64; self.docs.len().div_ceil(64)];
+        let mut here = 0u64;
+        for &id in driver.iter() {
+            let Some(doc) = self.docs.get(id as usize) else { continue };
+            if doc.insight != insight
+                || !bounds.contains(doc.rank)
+                || others.iter().any(|l| l.binary_search(&id).is_err())
+                || plan.excluded.binary_search(&id).is_ok()
+            {
+                continue;
+            }
+            here += 1;
+            matched[id as usize / 64] |= 1 << (id % 64);
+        }
+        acc.total += here;
+        let Some(by) = by else { return };
+        let mut seen = vec![0u64; matched.len()];
+        let prefix = term::key(category, by.tag(), b"");
+        for (k, l) in &self.terms {
+            if !k.starts_with(&prefix) {
+                continue;
+            }
+            let mut n = 0;
+            for &id in l {
+                if matched[id as usize / 64] & (1 << (id % 64)) != 0 {
+                    n += 1;
+                    seen[id as usize / 64] |= 1 << (id % 64);
+                }
+            }
+            if n > 0 {
+                *acc.by.entry(k[2..].to_vec()).or_default() += n;
+            }
+        }
+        acc.without += here - seen.iter().map(|w| u64::from(w.count_ones())).sum::<u64>();
+    }
+}
+
+/// A query against the memtable: lists every match is in (shortest first), and the excluded ids (sorted).
+pub struct MemPlan<'m> {
+    all: Vec<Cow<'m, [u32]>>,
+    excluded: Vec<u32>,
+}
+
+/// The sorted union of sorted lists.
+fn union(mut lists: Vec<Cow<'_, [u32]>>) -> Cow<'_, [u32]> {
+    if lists.len() == 1 {
+        return lists.pop().unwrap_or_default();
+    }
+    let mut v: Vec<u32> = lists.iter().flat_map(|l| l.iter().copied()).collect();
+    v.sort_unstable();
+    v.dedup();
+    Cow::Owned(v)
 }
 
 /// The best `k` places seen so far (newest first).

@@ -9,14 +9,15 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use model::{AttributeKey, EventCategory, Seq};
+use model::{AttributeKey, Condition, EventCategory, Pattern, Seq};
 
-use crate::IndexError;
 use crate::files;
 use crate::memtable::{Memtable, TopK};
 use crate::order::{Bounds, Rank};
 use crate::postings::{self, Cursor, ListAt, ListWriter, Malformed};
+use crate::stream::Stream;
 use crate::term::{self, ALL_TAG, EVENT_ID_TAG};
+use crate::{Counts, IndexError};
 
 /// Bytes per page. Hard-coded: part of the segment format (one crc32c per page of the on-demand region).
 /// 4 KiB is the OS page size, so a cold read costs one page of the OS cache.
@@ -46,6 +47,9 @@ const BLOOM_PROBES: u64 = 7;
 /// Largest segment a merge may produce. Hard-coded: doc ids must stay below [`INSIGHT_BIT`] and posting
 /// offsets within u32; 2^24 events is ~16 M, about 800 MB of segment.
 pub const MAX_SEGMENT_DOCS: usize = 1 << 24;
+/// A count by attribute seeks each value's list to the matches (instead of decoding it whole) when there are
+/// at most this many matches in the segment and the list is 16 times longer. Hard-coded: a speed knob.
+const SEEK_MATCHES_MAX: usize = 4096;
 
 fn bloom_positions(key: u128, nbits: u64) -> impl Iterator<Item = u64> {
     let h1 = key as u64;
@@ -589,31 +593,6 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// One input of an intersection inside a segment.
-enum Stream<'a> {
-    Posting(Box<Cursor<'a>>),
-    List { ids: Vec<u32>, at: usize },
-}
-
-impl Stream<'_> {
-    fn len(&self) -> usize {
-        match self {
-            Stream::Posting(c) => c.count(),
-            Stream::List { ids, .. } => ids.len(),
-        }
-    }
-
-    fn seek(&mut self, target: u32) -> Result<Option<u32>, IndexError> {
-        match self {
-            Stream::Posting(c) => c.seek(target),
-            Stream::List { ids, at } => {
-                *at += ids[*at..].partition_point(|&d| d < target);
-                Ok(ids.get(*at).copied())
-            }
-        }
-    }
-}
-
 /// The last doc block decoded, so that consecutive hits and range ends cost one decode.
 pub struct DocMemo<'a> {
     r: PageReader<'a>,
@@ -1040,97 +1019,279 @@ impl Segment {
         Ok(first.map(Seq))
     }
 
-    /// Adds the matches of the AND of `attributes` (deduplicated) within `bounds` to `top`.
+    /// Calls `f` with every (key, list) of the dictionary from the first key `>= from`, in key order, until
+    /// it returns false: the term-range scan of prefixes and CIDR blocks.
+    fn scan_terms_from(
+        &self,
+        r: &mut PageReader<'_>,
+        from: &[u8],
+        mut f: impl FnMut(&[u8], ListAt) -> bool,
+    ) -> Result<(), IndexError> {
+        // The last block whose first key is <= `from` (or the first block): keys from `from` on start there.
+        let (mut j, mut end) = (0, self.dict_blocks.len());
+        while j < end {
+            let mid = (j + end) / 2;
+            if self.dict_block_key(mid) <= from {
+                j = mid + 1;
+            } else {
+                end = mid;
+            }
+        }
+        let mut buf = Vec::new();
+        let mut going = true;
+        for b in j.saturating_sub(1)..self.dict_blocks.len() {
+            self.scan_dict_block(r, b, &mut buf, |k, list| {
+                if k < from {
+                    return true;
+                }
+                going = f(k, list);
+                going
+            })?;
+            if !going {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The streams of the terms one pattern of `key` finds here (none when it finds nothing).
+    fn pattern_streams<'a>(
+        &'a self,
+        r: &mut PageReader<'_>,
+        key: AttributeKey,
+        pattern: &Pattern,
+        category: EventCategory,
+        out: &mut Vec<Stream<'a>>,
+    ) -> Result<(), IndexError> {
+        let mut k = Vec::new();
+        match pattern {
+            Pattern::Exact(v) if key == AttributeKey::EventId && term::parse_uuid(v).is_some() => {
+                let u = term::parse_uuid(v).unwrap_or_default();
+                let want_bit = if category == EventCategory::Insight { INSIGHT_BIT } else { 0 };
+                let mut ids: Vec<u32> = self
+                    .uuid_docs(r, u)?
+                    .into_iter()
+                    .filter(|&d| d & INSIGHT_BIT == want_bit)
+                    .map(|d| d & !INSIGHT_BIT)
+                    .collect();
+                if !ids.is_empty() {
+                    ids.sort_unstable();
+                    out.push(Stream::List { ids, at: 0 });
+                }
+            }
+            Pattern::Exact(v) if key == AttributeKey::Provenance => {
+                // `kind:detail` needs both terms.
+                let terms = model::provenance_terms(v);
+                let mut both = Vec::with_capacity(terms.len());
+                for t in terms {
+                    term::key_into(&mut k, category, key.tag(), t.as_bytes());
+                    let Some(list) = self.find_term(r, &k)? else { return Ok(()) };
+                    both.push(Stream::Posting(Box::new(Cursor::open(self.reader(true), list)?)));
+                }
+                out.push(Stream::and(both));
+            }
+            Pattern::Exact(v) => {
+                term::key_into(&mut k, category, key.tag(), v.as_bytes());
+                if let Some(list) = self.find_term(r, &k)? {
+                    out.push(Stream::Posting(Box::new(Cursor::open(self.reader(true), list)?)));
+                }
+            }
+            Pattern::Prefix(_) | Pattern::Cidr(_) => {
+                let prefix = pattern.scan_prefix().unwrap_or_default();
+                term::key_into(&mut k, category, key.tag(), prefix.as_bytes());
+                let mut lists = Vec::new();
+                self.scan_terms_from(r, &k, |t, list| {
+                    if !t.starts_with(&k) {
+                        return false;
+                    }
+                    if std::str::from_utf8(&t[2..]).is_ok_and(|v| pattern.matches_value(v)) {
+                        lists.push(list);
+                    }
+                    true
+                })?;
+                for list in lists {
+                    out.push(Stream::Posting(Box::new(Cursor::open(self.reader(true), list)?)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The stream of the docs matching every condition (`None`: nothing here can match).
+    fn plan(&self, conditions: &[Condition], category: EventCategory) -> Result<Option<Stream<'_>>, IndexError> {
+        let mut r = self.reader(true);
+        let mut positives = Vec::with_capacity(conditions.len().max(1));
+        let mut negatives = Vec::new();
+        for c in conditions {
+            let mut alternatives = Vec::new();
+            for p in &c.patterns {
+                self.pattern_streams(&mut r, c.key, p, category, &mut alternatives)?;
+            }
+            if c.negated {
+                negatives.extend(alternatives);
+            } else if alternatives.is_empty() {
+                return Ok(None);
+            } else {
+                positives.push(Stream::or(alternatives));
+            }
+        }
+        if positives.is_empty() {
+            let mut k = Vec::new();
+            term::key_into(&mut k, category, ALL_TAG, b"");
+            let Some(list) = self.find_term(&mut r, &k)? else { return Ok(None) };
+            positives.push(Stream::Posting(Box::new(Cursor::open(self.reader(true), list)?)));
+        }
+        let all = Stream::and(positives);
+        Ok(Some(if negatives.is_empty() {
+            all
+        } else {
+            Stream::AndNot(Box::new(all), Box::new(Stream::or(negatives)))
+        }))
+    }
+
+    /// The doc range `lo..hi` of `bounds` (result order), cut at `top`'s worst kept place.
+    fn doc_range<'a>(
+        &'a self,
+        m: &mut DocMemo<'a>,
+        bounds: Bounds,
+        top: Option<&TopK>,
+    ) -> Result<(u32, u32), IndexError> {
+        let lo = self.count_before(m, bounds.lower, false)?;
+        let mut hi = self.count_before(m, bounds.upper, true)?;
+        if let Some(w) = top.and_then(TopK::worst) {
+            hi = hi.min(self.count_before(m, w, false)?);
+        }
+        Ok((lo as u32, hi as u32))
+    }
+
+    /// Adds the matches of `conditions` within `bounds` to `top`.
     pub fn search(
         &self,
-        attributes: &[(AttributeKey, &str)],
+        conditions: &[Condition],
         category: EventCategory,
         bounds: Bounds,
         top: &mut TopK,
     ) -> Result<(), IndexError> {
         let mut m = self.doc_memo(true);
-        let lo = self.count_before(&mut m, bounds.lower, false)?;
-        let mut hi = self.count_before(&mut m, bounds.upper, true)?;
-        if let Some(w) = top.worst() {
-            hi = hi.min(self.count_before(&mut m, w, false)?);
-        }
+        let (lo, hi) = self.doc_range(&mut m, bounds, Some(top))?;
         if lo >= hi {
             return Ok(());
         }
-        let mut streams: Vec<Stream<'_>> = Vec::with_capacity(attributes.len().max(1));
-        let mut key = Vec::new();
-        let mut r = self.reader(true);
-        for &(k, v) in attributes {
-            if k == AttributeKey::EventId
-                && let Some(u) = term::parse_uuid(v)
-            {
-                let want_bit = if category == EventCategory::Insight { INSIGHT_BIT } else { 0 };
-                let mut ids: Vec<u32> = self
-                    .uuid_docs(&mut r, u)?
-                    .into_iter()
-                    .filter(|&d| d & INSIGHT_BIT == want_bit)
-                    .map(|d| d & !INSIGHT_BIT)
-                    .collect();
-                if ids.is_empty() {
-                    return Ok(());
-                }
-                ids.sort_unstable();
-                streams.push(Stream::List { ids, at: 0 });
-                continue;
+        let Some(mut stream) = self.plan(conditions, category)? else { return Ok(()) };
+        let mut t = lo;
+        while let Some(d) = stream.seek(t)? {
+            if d >= hi {
+                break;
             }
-            term::key_into(&mut key, category, k.tag(), v.as_bytes());
-            let Some(list) = self.find_term(&mut r, &key)? else { return Ok(()) };
-            streams.push(Stream::Posting(Box::new(Cursor::open(self.reader(true), list)?)));
-        }
-        if streams.is_empty() {
-            term::key_into(&mut key, category, ALL_TAG, b"");
-            let Some(list) = self.find_term(&mut r, &key)? else { return Ok(()) };
-            streams.push(Stream::Posting(Box::new(Cursor::open(self.reader(true), list)?)));
-        }
-        // The rarest list drives: the others are only sought to its ids.
-        streams.sort_by_key(Stream::len);
-        leapfrog(&mut streams, lo as u32, hi as u32, |d| {
             let r = self.rank(&mut m, d)?;
             if !top.admits(r) {
-                return Ok(false);
+                break;
             }
             top.push(r);
-            Ok(true)
-        })
+            t = d + 1;
+        }
+        Ok(())
+    }
+
+    /// Adds the number of matches of `conditions` within `bounds` to `acc`, and with `by`, how many of them
+    /// carry each value of that attribute: the attribute's terms are scanned and each list is counted against
+    /// a bitmap of the matches (postings only; no record is read).
+    pub fn count(
+        &self,
+        conditions: &[Condition],
+        category: EventCategory,
+        bounds: Bounds,
+        by: Option<AttributeKey>,
+        acc: &mut Counts,
+    ) -> Result<(), IndexError> {
+        let mut m = self.doc_memo(true);
+        let (lo, hi) = self.doc_range(&mut m, bounds, None)?;
+        if lo >= hi {
+            return Ok(());
+        }
+        let Some(mut stream) = self.plan(conditions, category)? else { return Ok(()) };
+        let whole = lo == 0 && hi as usize == self.n_docs;
+        if let (None, true, Some(n)) = (by, whole, stream.as_single_posting()) {
+            acc.total += n as u64;
+            return Ok(());
+        }
+        // The matches as a bitmap of `lo..hi` (unions and exclusions decoded list by list, not merged id by id).
+        let mut matched = vec![0u64; (hi - lo).div_ceil(64) as usize];
+        stream.fill(lo, hi, &mut matched)?;
+        let here: u64 = matched.iter().map(|w| u64::from(w.count_ones())).sum();
+        acc.total += here;
+        let Some(by) = by else { return Ok(()) };
+        if here == 0 {
+            return Ok(());
+        }
+        // Few matches: each value's list is sought to them (skip tables) when it is much longer.
+        let ids: Vec<u32> =
+            if here as usize <= SEEK_MATCHES_MAX { set_bits(&matched, lo).collect() } else { Vec::new() };
+        let mut seen = vec![0u64; matched.len()];
+        let mut k = Vec::new();
+        term::key_into(&mut k, category, by.tag(), b"");
+        let mut r = self.reader(true);
+        let mut lists = Vec::new();
+        self.scan_terms_from(&mut r, &k, |t, list| {
+            if !t.starts_with(&k) {
+                return false;
+            }
+            lists.push((t[2..].to_vec(), list));
+            true
+        })?;
+        let seek_each = !ids.is_empty();
+        for (value, list) in lists {
+            let mut cur = Cursor::open(self.reader(true), list)?;
+            let mut n = 0u64;
+            if seek_each && ids.len() * 16 < list.count as usize {
+                for &d in &ids {
+                    match cur.seek(d)? {
+                        None => break,
+                        Some(c) if c == d => {
+                            n += 1;
+                            let i = (d - lo) as usize;
+                            seen[i / 64] |= 1 << (i % 64);
+                        }
+                        Some(_) => {}
+                    }
+                }
+            } else {
+                let mut at = cur.seek(lo)?;
+                while let Some(d) = at {
+                    if d >= hi {
+                        break;
+                    }
+                    let i = (d - lo) as usize;
+                    if matched[i / 64] & (1 << (i % 64)) != 0 {
+                        n += 1;
+                        seen[i / 64] |= 1 << (i % 64);
+                    }
+                    at = cur.advance()?;
+                }
+            }
+            if n > 0 {
+                *acc.by.entry(value).or_default() += n;
+            }
+        }
+        let with_value: u64 = seen.iter().map(|w| u64::from(w.count_ones())).sum();
+        acc.without += here - with_value;
+        Ok(())
     }
 }
 
-/// Calls `found` with every id in `lo..hi` present in all streams, ascending, until it returns false.
-fn leapfrog(
-    streams: &mut [Stream<'_>],
-    lo: u32,
-    hi: u32,
-    mut found: impl FnMut(u32) -> Result<bool, IndexError>,
-) -> Result<(), IndexError> {
-    let n = streams.len();
-    let mut target = lo;
-    let mut agreeing = 0;
-    let mut i = 0;
-    loop {
-        let Some(c) = streams[i].seek(target)? else { return Ok(()) };
-        if c >= hi {
-            return Ok(());
-        }
-        if c == target {
-            agreeing += 1;
-        } else {
-            target = c;
-            agreeing = 1;
-        }
-        if agreeing == n {
-            if !found(target)? {
-                return Ok(());
+/// The ids of the set bits of a bitmap of `lo..`, ascending.
+pub fn set_bits(bits: &[u64], lo: u32) -> impl Iterator<Item = u32> + '_ {
+    bits.iter().enumerate().flat_map(move |(w, &word)| {
+        let mut word = word;
+        std::iter::from_fn(move || {
+            if word == 0 {
+                return None;
             }
-            target += 1;
-            agreeing = 0;
-        }
-        i = (i + 1) % n;
-    }
+            let b = word.trailing_zeros();
+            word &= word - 1;
+            Some(lo + (w * 64) as u32 + b)
+        })
+    })
 }
 
 /// Writes everything in `m` as segment `id` and opens it.

@@ -5,6 +5,8 @@
 
 pub mod cloudtrail;
 mod facts;
+mod grammar;
+pub use grammar::provenance_terms;
 mod payload;
 mod provenance;
 mod query;
@@ -14,7 +16,7 @@ mod time;
 pub use facts::EventFacts;
 pub use payload::{PayloadError, StoredRecord};
 pub use provenance::{MAX_PROVENANCE_DETAIL_BYTES, Provenance, ProvenanceError};
-pub use query::{AttributeKey, EventQuery, QueryCategory};
+pub use query::{AttributeKey, Condition, EventQuery, IpNet, Pattern, QueryCategory, QueryError, QueryProblem};
 pub use record::{EventCategory, IndexFields, MAX_RECORD_BYTES, Record, RecordError, Resource};
 pub use time::{EventTime, TimeError};
 

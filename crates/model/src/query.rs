@@ -3,6 +3,8 @@
 
 use crate::{EventCategory, EventTime, IndexFields};
 
+pub use crate::grammar::{Condition, IpNet, Pattern, QueryError, QueryProblem};
+
 /// A lookup attribute key. The first eight are CloudTrail's `LookupAttributeKey`; the last four are
 /// opentrail extensions that existing clients can already send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -141,11 +143,11 @@ impl QueryCategory {
     }
 }
 
-/// A lookup: attribute equalities AND-ed together, an inclusive time range, a category.
+/// A lookup: conditions AND-ed together, an inclusive time range, a category.
 /// Results are ordered newest first: by event time descending, then by sequence number descending.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct EventQuery {
-    pub attributes: Vec<(AttributeKey, String)>,
+    pub conditions: Vec<Condition>,
     /// Inclusive lower bound.
     pub start: Option<EventTime>,
     /// Inclusive upper bound.
@@ -154,12 +156,20 @@ pub struct EventQuery {
 }
 
 impl EventQuery {
+    /// A query of exact equalities AND-ed, one condition per pair (the form CloudTrail's own API knows).
+    pub fn equal<V: Into<String>>(pairs: impl IntoIterator<Item = (AttributeKey, V)>) -> EventQuery {
+        EventQuery {
+            conditions: pairs.into_iter().map(|(k, v)| Condition::equals(k, v)).collect(),
+            ..Default::default()
+        }
+    }
+
     /// The reference semantics: does this record match? Every index implementation must agree with it.
     pub fn matches(&self, f: &IndexFields) -> bool {
         self.category.includes(f.category)
             && self.start.is_none_or(|s| f.event_time >= s)
             && self.end.is_none_or(|e| f.event_time <= e)
-            && self.attributes.iter().all(|(k, v)| k.values(f).contains(&v.as_str()))
+            && self.conditions.iter().all(|c| c.matches(f))
     }
 }
 
@@ -188,17 +198,20 @@ mod tests {
         .unwrap();
         let t = r.fields.event_time;
         let mut q = EventQuery {
-            attributes: vec![(AttributeKey::EventName, "CreateUser".into()), (AttributeKey::Username, "John".into())],
+            conditions: vec![
+                Condition::equals(AttributeKey::EventName, "CreateUser"),
+                Condition::equals(AttributeKey::Username, "John"),
+            ],
             start: Some(t),
             end: Some(t),
             ..Default::default()
         };
         assert!(q.matches(&r.fields));
-        q.attributes.push((AttributeKey::ResourceName, "Mary".into()));
+        q.conditions.push(Condition::equals(AttributeKey::ResourceName, "Mary"));
         assert!(q.matches(&r.fields));
-        q.attributes.push((AttributeKey::ReadOnly, "false".into()));
+        q.conditions.push(Condition::equals(AttributeKey::ReadOnly, "false"));
         assert!(!q.matches(&r.fields), "readOnly is absent so it matches neither value");
-        q.attributes.pop();
+        q.conditions.pop();
         q.end = Some(EventTime(t.0 - 1));
         assert!(!q.matches(&r.fields));
         q.end = None;

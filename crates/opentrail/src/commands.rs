@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::{Context, Result, anyhow, bail};
 use client::Client;
-use model::{AttributeKey, EventTime};
+use model::EventTime;
 
 use crate::output::{self, Output};
 use serde_json::{Value, json};
@@ -25,15 +25,7 @@ pub struct LookupArgs<'a> {
 pub fn lookup(endpoint: &str, args: &LookupArgs) -> Result<std::process::ExitCode> {
     let client = Client::new(endpoint)?;
     let mut params = json!({});
-    let mut lookup_attrs = Vec::new();
-    for a in args.attrs {
-        let (k, v) = a.split_once('=').ok_or_else(|| anyhow!("--attr '{a}' must be KEY=VALUE"))?;
-        if AttributeKey::parse(k).is_none() {
-            let valid: Vec<&str> = AttributeKey::ALL.iter().map(|k| k.as_str()).collect();
-            bail!("--attr key '{k}' is not one of {}", valid.join(", "));
-        }
-        lookup_attrs.push(json!({"AttributeKey": k, "AttributeValue": v}));
-    }
+    let lookup_attrs = crate::query::lookup_attributes(args.attrs)?;
     if !lookup_attrs.is_empty() {
         params["LookupAttributes"] = Value::Array(lookup_attrs);
     }

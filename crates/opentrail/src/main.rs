@@ -14,6 +14,7 @@ mod commands;
 mod ingest;
 mod insights_cmd;
 mod output;
+mod query;
 mod serve;
 mod validate;
 
@@ -116,10 +117,22 @@ Output goes out page by page; a closed pipe (`| head`) ends the command quietly.
     Lookup {
         #[command(flatten)]
         endpoint: Endpoint,
-        /// KEY=VALUE; several are AND-ed. Keys: EventId, EventName, ReadOnly, Username, ResourceType,
-        /// ResourceName, EventSource, AccessKeyId, SourceIPAddress, ErrorCode, UserAgent, AccountId.
+        /// KEY=V1,V2 (any of the values) or KEY!=V1,V2 (none of them); a trailing * is a prefix
+        /// (EventName=Delete*), SourceIPAddress takes CIDR blocks (10.0.0.0/8); \ escapes \ , * !.
+        /// Different keys are AND-ed, a key repeated is OR-ed. Keys: EventId, EventName, ReadOnly, Username,
+        /// ResourceType, ResourceName, EventSource, AccessKeyId, SourceIPAddress, ErrorCode, UserAgent,
+        /// AccountId, Provenance. See README, "Query grammar".
         #[arg(long = "attr", value_name = "KEY=VALUE")]
         attrs: Vec<String>,
+        /// Print how many events match instead of the events.
+        #[arg(long)]
+        count: bool,
+        /// With --count: the most frequent values of this attribute among the matches, with their counts.
+        #[arg(long, value_name = "KEY", requires = "count")]
+        by: Option<String>,
+        /// With --count --by: how many values to print.
+        #[arg(long, default_value_t = 10, requires = "by")]
+        top: usize,
         /// Earliest event time, inclusive.
         #[arg(long, value_name = "TIME")]
         start: Option<String>,
@@ -284,6 +297,20 @@ fn main() -> std::process::ExitCode {
         Command::Serve { config, data_dir, listen } => serve::run(config, data_dir, listen),
         Command::Ingest { endpoint, batch, files } => ingest::ingest(&endpoint.endpoint, batch, &files),
         Command::Lookup {
+            endpoint, attrs, count: true, by, top, start, end, since, until, insights, output, ..
+        } => query::count(
+            &endpoint.endpoint,
+            &query::CountArgs {
+                attrs: &attrs,
+                start: start.as_deref().or(since.as_deref()),
+                end: end.as_deref().or(until.as_deref()),
+                insights,
+                by: by.as_deref(),
+                top,
+                output,
+            },
+        ),
+        Command::Lookup {
             endpoint,
             attrs,
             start,
@@ -295,6 +322,7 @@ fn main() -> std::process::ExitCode {
             insights,
             include_own_reads,
             output,
+            ..
         } => commands::lookup(
             &endpoint.endpoint,
             &commands::LookupArgs {

@@ -37,7 +37,7 @@ fn ingested_records_are_found_newest_first_and_survive_restart() {
         .unwrap();
     assert_eq!(out.stored, 100);
     assert!(store.wait_indexed(out.last_seq.unwrap(), Duration::from_secs(10)));
-    let q = EventQuery { attributes: vec![(AttributeKey::EventName, "CreateUser".into())], ..Default::default() };
+    let q = EventQuery::equal([(AttributeKey::EventName, "CreateUser")]);
     let page = store.lookup(&q, 10, None).unwrap();
     assert_eq!(page.events.len(), 10);
     assert_eq!(page.events[0].fields.event_id, "ev-98");
@@ -157,7 +157,7 @@ fn provenance_travels_beside_the_record_and_survives_a_replay() {
     let out = rt.block_on(store.ingest(items)).unwrap();
     assert!(store.wait_indexed(out.last_seq.unwrap(), Duration::from_secs(10)));
     let by = |store: &EventStore, v: &str| -> Vec<String> {
-        let q = EventQuery { attributes: vec![(AttributeKey::Provenance, v.into())], ..Default::default() };
+        let q = EventQuery::equal([(AttributeKey::Provenance, v)]);
         store.lookup(&q, 10, None).unwrap().events.into_iter().map(|e| e.fields.event_id).collect()
     };
     let check = |store: &EventStore| {

@@ -1,7 +1,7 @@
 //! LookupEvents' request shape and its conversion into an [`EventQuery`] page request, each rule failing
 //! with the error CloudTrail names for it.
 
-use model::{AttributeKey, EventQuery, EventTime, Provenance, QueryCategory};
+use model::{AttributeKey, Condition, EventQuery, EventTime, QueryCategory};
 use serde::Deserialize;
 
 use super::{AttributeProblem, Timestamp, WireError};
@@ -39,11 +39,13 @@ impl LookupEventsRequest {
             Some("insight") => QueryCategory::Insight,
             Some(other) => return Err(WireError::EventCategory { given: other.to_string() }),
         };
-        let mut attributes = Vec::new();
+        let mut conditions = Vec::new();
         for (index, a) in self.lookup_attributes.unwrap_or_default().into_iter().enumerate() {
             let invalid = |problem| WireError::LookupAttribute { index, problem };
-            attributes.extend(a.terms(category).map_err(invalid)?);
+            conditions.push(a.condition(category).map_err(invalid)?);
         }
+        // A key repeated is an OR of its values; different keys are AND-ed.
+        let conditions = Condition::merge(conditions);
         let (start, end) = (self.start_time.map(|t| t.0), self.end_time.map(|t| t.0));
         if let (Some(start), Some(end)) = (start, end)
             && start > end
@@ -62,7 +64,7 @@ impl LookupEventsRequest {
                 _ => return Err(WireError::MaxResults { given: n, max: cap }),
             },
         };
-        let query = EventQuery { attributes, start, end, category };
+        let query = EventQuery { conditions, start, end, category };
         // A token is tied to the parameters it was issued for, the clamped start included.
         let after = match self.next_token.as_deref() {
             None | Some("") => None,
@@ -73,8 +75,9 @@ impl LookupEventsRequest {
 }
 
 impl LookupAttribute {
-    /// The (key, value) terms this attribute looks up: one, or two for `Provenance` with a detail.
-    fn terms(self, category: QueryCategory) -> Result<Vec<(AttributeKey, String)>, AttributeProblem> {
+    /// The condition this attribute states: its value in the lookup grammar's one-pattern form
+    /// (`[!]value`, a trailing `*` a prefix, a CIDR block for SourceIPAddress; README, "Query grammar").
+    fn condition(self, category: QueryCategory) -> Result<Condition, AttributeProblem> {
         let key = self.attribute_key.ok_or(AttributeProblem::KeyMissing)?;
         let key = AttributeKey::parse(&key).ok_or(AttributeProblem::UnknownKey { key })?;
         let value = self.attribute_value.ok_or(AttributeProblem::ValueMissing)?;
@@ -87,11 +90,6 @@ impl LookupAttribute {
         {
             return Err(AttributeProblem::NotForInsights { key });
         }
-        if key == AttributeKey::Provenance {
-            // `ingest` alone, or `ingest:<principal ARN>` (the kind AND the detail).
-            let terms = Provenance::lookup_terms(&value).ok_or(AttributeProblem::NotAProvenance { value })?;
-            return Ok(terms.into_iter().map(|t| (key, t)).collect());
-        }
-        Ok(vec![(key, value)])
+        Condition::parse_lookup_value(key, &value).map_err(AttributeProblem::Grammar)
     }
 }

@@ -81,6 +81,12 @@ pub enum WireError {
     // The native API
     #[error("no event with eventID '{event_id}'")]
     EventNotFound { event_id: String },
+    /// An `attr=` of a native lookup or count that breaks the lookup grammar, naming the token.
+    #[error("attr {0}")]
+    Condition(model::QueryError),
+    /// A query parameter of a native lookup or count with a bad value.
+    #[error("{name}: {reason}")]
+    Parameter { name: &'static str, reason: String },
 }
 
 impl WireError {
@@ -104,10 +110,9 @@ pub enum AttributeProblem {
     ValueLength { max: usize },
     #[error("AttributeKey {key} cannot be used with EventCategory insight; use EventId, EventName or EventSource")]
     NotForInsights { key: AttributeKey },
-    #[error(
-        "AttributeValue '{value}' is not a provenance: give self-audit, ingest, channel, gateway, import or unknown, optionally followed by ':' and the principal ARN, channel ARN, gateway name or import source"
-    )]
-    NotAProvenance { value: String },
+    /// The value breaks the lookup grammar (README, "Query grammar"): names the token.
+    #[error("AttributeValue {0}")]
+    Grammar(model::QueryError),
 }
 
 fn valid_keys() -> String {

@@ -1,7 +1,7 @@
 //! Behaviour of the index as its callers see it: checkpoints and replay, reopening, eventId lookups, the seed case.
 
 use index::{EventIndex, IndexError, IndexOptions, Position};
-use model::{AttributeKey, EventCategory, EventQuery, EventTime, IndexFields, QueryCategory, Resource, Seq};
+use model::{AttributeKey, Condition, EventCategory, EventQuery, EventTime, IndexFields, QueryCategory, Resource, Seq};
 
 fn event(id: &str, time_ms: i64, name: &str, user: &str) -> IndexFields {
     IndexFields {
@@ -23,7 +23,7 @@ fn event(id: &str, time_ms: i64, name: &str, user: &str) -> IndexFields {
 }
 
 fn by(key: AttributeKey, value: &str) -> EventQuery {
-    EventQuery { attributes: vec![(key, value.to_string())], ..Default::default() }
+    EventQuery::equal([(key, value.to_string())])
 }
 
 fn seqs(index: &EventIndex, q: &EventQuery) -> Vec<u64> {
@@ -47,7 +47,10 @@ fn seed_case_create_user_by_john_is_found_by_event_name_and_user() {
     assert_eq!(seqs(&index, &by(AttributeKey::Username, "John")), vec![2, 1]);
     assert_eq!(seqs(&index, &by(AttributeKey::ResourceName, "Mary")), vec![1]);
     let and = EventQuery {
-        attributes: vec![(AttributeKey::EventName, "CreateUser".into()), (AttributeKey::Username, "John".into())],
+        conditions: vec![
+            Condition::equals(AttributeKey::EventName, "CreateUser"),
+            Condition::equals(AttributeKey::Username, "John"),
+        ],
         start: Some(t),
         end: Some(t),
         ..Default::default()
@@ -150,7 +153,7 @@ fn insight_events_are_only_found_by_insight_queries() {
     assert_eq!(seqs(&index, &q), vec![1]);
     q.category = QueryCategory::Insight;
     assert_eq!(seqs(&index, &q), vec![2]);
-    q.attributes = vec![(AttributeKey::EventId, "a".into())];
+    q.conditions = vec![Condition::equals(AttributeKey::EventId, "a")];
     assert!(seqs(&index, &q).is_empty());
 }
 

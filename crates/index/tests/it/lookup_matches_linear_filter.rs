@@ -1,9 +1,16 @@
 //! Property test: every lookup page equals the linear filter (`EventQuery::matches`, newest first) over the same
 //! events, including while events keep arriving between pages, with data spread over the memtable, flushed
 //! segments and merged segments, and across a restart that loses the memtable (replayed as the service does).
+//! Queries mix every form of the grammar: values OR-ed, prefixes, CIDR blocks (IPv4 and IPv6), exclusions
+//! (alone too), with time ranges; and `count` (with `by`) equals a linear count of the same matches.
 
 use index::{EventIndex, IndexOptions, Page, Position};
-use model::{AttributeKey, EventCategory, EventQuery, EventTime, IndexFields, QueryCategory, Resource, Seq};
+use std::collections::HashMap;
+
+use model::{
+    AttributeKey, Condition, EventCategory, EventQuery, EventTime, IndexFields, IpNet, Pattern, QueryCategory,
+    Resource, Seq,
+};
 use proptest::prelude::*;
 
 /// Values chosen to collide: prefixes of each other, 0x00 inside, empty, and two long values sharing the
@@ -11,11 +18,31 @@ use proptest::prelude::*;
 fn value_pool() -> Vec<String> {
     let long_a = format!("{}A", "u".repeat(300));
     let long_b = format!("{}B", "u".repeat(300));
-    ["Get", "GetObject", "Get\0", "\0", "", "Mary", "arn:aws:iam::1:user/Mary", "true", "false"]
-        .into_iter()
-        .map(String::from)
-        .chain([long_a, long_b])
-        .collect()
+    [
+        "Get",
+        "GetObject",
+        "Get\0",
+        "\0",
+        "",
+        "Mary",
+        "arn:aws:iam::1:user/Mary",
+        "true",
+        "false",
+        // Addresses for CIDR blocks, with look-alikes that are not addresses or not canonical.
+        "10.1.2.3",
+        "10.200.0.1",
+        "100.1.2.3",
+        "192.168.0.9",
+        "2001:db8::1",
+        "2001:db9::5",
+        "::ffff:10.1.2.3",
+        "10.1.2.3x",
+        "010.1.2.3",
+    ]
+    .into_iter()
+    .map(String::from)
+    .chain([long_a, long_b])
+    .collect()
 }
 
 fn opt_value() -> impl Strategy<Value = Option<String>> {
@@ -62,24 +89,89 @@ fn fields() -> impl Strategy<Value = IndexFields> {
         })
 }
 
+/// Prefixes of the pool's values (the empty one is "the attribute is present").
+fn prefix() -> impl Strategy<Value = String> {
+    prop::sample::select(vec!["", "Get", "G", "\0", "arn:aws:", "u", "10.", "10.1", "2001:db8", "::", "tr"])
+        .prop_map(String::from)
+}
+
+fn cidr() -> impl Strategy<Value = IpNet> {
+    prop::sample::select(vec![
+        "10.0.0.0/8",
+        "10.1.0.0/16",
+        "10.1.2.3/32",
+        "0.0.0.0/0",
+        "100.0.0.0/6",
+        "192.168.0.0/24",
+        "2001:db8::/32",
+        "::/0",
+        "::ffff:0:0/96",
+    ])
+    .prop_map(|s| IpNet::parse(s).unwrap())
+}
+
+fn pattern(key: AttributeKey) -> BoxedStrategy<Pattern> {
+    let exact = value().prop_map(Pattern::Exact);
+    match key {
+        AttributeKey::EventId => prop::sample::select(vec!["e1", "e2", "6a0c1c8e-2f4b-4c4e-9f5e-0123456789ab", "nope"])
+            .prop_map(|id| Pattern::Exact(id.to_string()))
+            .boxed(),
+        AttributeKey::SourceIpAddress => {
+            prop_oneof![2 => exact, 2 => prefix().prop_map(Pattern::Prefix), 3 => cidr().prop_map(Pattern::Cidr)]
+                .boxed()
+        }
+        _ => prop_oneof![3 => exact, 2 => prefix().prop_map(Pattern::Prefix)].boxed(),
+    }
+}
+
+fn condition() -> impl Strategy<Value = Condition> {
+    let key = prop_oneof![
+        3 => prop::sample::select(AttributeKey::ALL.to_vec()),
+        1 => Just(AttributeKey::SourceIpAddress),
+    ];
+    (key, prop::bool::weighted(0.3)).prop_flat_map(|(key, negated)| {
+        prop::collection::vec(pattern(key), 1..=3).prop_map(move |patterns| Condition { key, negated, patterns })
+    })
+}
+
 fn query() -> impl Strategy<Value = EventQuery> {
-    let attr = (prop::sample::select(AttributeKey::ALL.to_vec()), value());
-    let event_id = prop::sample::select(vec!["e1", "e2", "6a0c1c8e-2f4b-4c4e-9f5e-0123456789ab", "nope"])
-        .prop_map(|id| (AttributeKey::EventId, id.to_string()));
-    let any_attr = prop_oneof![4 => attr, 1 => event_id];
     (
-        prop::collection::vec(any_attr, 0..=3),
+        prop::collection::vec(condition(), 0..=3),
         prop::option::of((-4i64..10, prop::bool::ANY)),
         prop::option::of((-4i64..10, prop::bool::ANY)),
         prop::bool::weighted(0.2),
     )
-        .prop_map(|(attributes, start, end, insight)| EventQuery {
-            attributes,
+        .prop_map(|(conditions, start, end, insight)| EventQuery {
+            conditions,
             // Half the bounds fall exactly on event times (inclusive edges), half between them.
             start: start.map(|(s, between)| EventTime(s * 1000 - if between { 500 } else { 0 })),
             end: end.map(|(e, between)| EventTime(e * 1000 + if between { 500 } else { 0 })),
             category: if insight { QueryCategory::Insight } else { QueryCategory::Standard },
         })
+}
+
+/// The reference count: matches among `events[..applied]`, and per value of `by` (each value of a
+/// multi-valued attribute once per event), and those without any value.
+fn expected_counts(
+    events: &[IndexFields],
+    applied: usize,
+    q: &EventQuery,
+    by: AttributeKey,
+) -> (u64, HashMap<Vec<u8>, u64>, u64) {
+    let (mut total, mut per, mut without) = (0, HashMap::new(), 0);
+    for f in events[..applied].iter().filter(|f| q.matches(f)) {
+        total += 1;
+        let mut values = by.values(f);
+        values.sort_unstable();
+        values.dedup();
+        if values.is_empty() {
+            without += 1;
+        }
+        for v in values {
+            *per.entry(v.as_bytes().to_vec()).or_insert(0) += 1;
+        }
+    }
+    (total, per, without)
 }
 
 /// The reference: matches among `events[..applied]`, newest first, strictly after `after`.
@@ -148,6 +240,26 @@ fn scratch_dir() -> tempfile::TempDir {
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+    #[test]
+    fn counts_equal_a_linear_count(
+        events in prop::collection::vec(fields(), 0..60),
+        queries in prop::collection::vec((query(), prop::sample::select(AttributeKey::ALL[1..].to_vec())), 1..6),
+        shape in 0u8..4,
+    ) {
+        let dir = scratch_dir();
+        let index = EventIndex::open_with(dir.path(), options(shape)).unwrap();
+        apply(&index, &events, 0, events.len());
+        for (q, by) in &queries {
+            let (total, per, without) = expected_counts(&events, events.len(), q, *by);
+            let plain = index.count(q, None).unwrap();
+            prop_assert_eq!(plain.total, total, "query {:?}", q);
+            let c = index.count(q, Some(*by)).unwrap();
+            prop_assert_eq!(c.total, total, "query {:?} by {:?}", q, by);
+            prop_assert_eq!(&c.by, &per, "query {:?} by {:?}", q, by);
+            prop_assert_eq!(c.without, without, "query {:?} by {:?}", q, by);
+        }
+    }
 
     #[test]
     fn every_page_equals_the_linear_filter_while_events_arrive(

@@ -3,7 +3,7 @@
 //! and a damaged page read on demand is `Corrupted`, naming the file and the page, never a panic.
 
 use index::{EventIndex, IndexError, IndexOptions, Position};
-use model::{AttributeKey, EventCategory, EventQuery, EventTime, IndexFields, QueryCategory, Resource, Seq};
+use model::{AttributeKey, Condition, EventCategory, EventQuery, EventTime, IndexFields, QueryCategory, Resource, Seq};
 
 /// Deterministic events with skewed values: some lists are dense (full bit-packed blocks), some sparse; ids
 /// are UUIDs (the id table) except every 50th (a dictionary term); a few events arrive late (out of time order)
@@ -52,7 +52,7 @@ fn apply_all(index: &EventIndex, evs: &[IndexFields]) {
 
 fn queries(evs: &[IndexFields]) -> Vec<EventQuery> {
     let q = |attributes: Vec<(AttributeKey, &str)>| EventQuery {
-        attributes: attributes.into_iter().map(|(k, v)| (k, v.to_string())).collect(),
+        conditions: attributes.into_iter().map(|(k, v)| Condition::equals(k, v)).collect(),
         ..Default::default()
     };
     let mut v = vec![
@@ -148,11 +148,7 @@ fn touch_everything(index: &EventIndex, evs: &[IndexFields]) -> Result<(), Index
         all_pages(index, &q, 500)?;
     }
     for name in 0..11 {
-        all_pages(
-            index,
-            &EventQuery { attributes: vec![(AttributeKey::EventName, format!("Op{name}"))], ..Default::default() },
-            500,
-        )?;
+        all_pages(index, &EventQuery::equal([(AttributeKey::EventName, format!("Op{name}"))]), 500)?;
     }
     for f in evs {
         index.find_event_id(&f.event_id)?;

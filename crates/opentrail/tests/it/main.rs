@@ -14,6 +14,7 @@ mod delivery_s3;
 mod front_door;
 mod insights;
 mod lookup_events;
+mod richer_lookups;
 mod s3_api;
 mod sdk_js;
 mod signatures;
