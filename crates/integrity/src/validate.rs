@@ -591,12 +591,16 @@ pub async fn validate<S: ObjectSource>(
         }
         // Stretches more digests would have covered than the ones reported not found.
         if let Some((first_missing_end, n)) = missing_since.take() {
-            // The cadence: the longest digest seen (a chain's first digest may be short), and half of it
-            // as slack for delivery jitter. A fixed minute of slack hid two deleted digests of a trail
-            // whose digests are a minute or less apart.
-            let interval =
-                walked.iter().map(|w| w.end.0 - w.start.0).chain([end.0 - start.0]).max().unwrap_or(0).max(1000);
-            if first_missing_end.0 - end.0 > n as i64 * interval + (interval / 2).max(1000) {
+            // The cadence: the typical (median) digest seen, and as slack the jitter seen — how much longer
+            // than typical the longest digest was — at least half the cadence and a second. A fixed minute
+            // of slack hid two deleted digests of a trail whose digests are a minute or less apart; the
+            // longest digest as the cadence let one late digest hide two deleted ones.
+            let mut windows: Vec<i64> = walked.iter().map(|w| w.end.0 - w.start.0).chain([end.0 - start.0]).collect();
+            windows.sort_unstable();
+            let typical = windows[windows.len() / 2].max(1000);
+            let longest = windows.last().copied().unwrap_or(typical);
+            let slack = (longest - typical).max(typical / 2).max(1000);
+            if first_missing_end.0 - end.0 > n as i64 * typical + slack {
                 findings.push(Finding::MissingDigests { from: end, to: first_missing_end });
             }
         }

@@ -80,7 +80,7 @@ fn delivered_trail(extra: &str, rounds: usize, mut between: impl FnMut(&Server, 
         between(&s, round);
     }
     let digests_before = files(&bucket_root(&s), "/CloudTrail-Digest/").len();
-    wait_until("a digest after the last log file", Duration::from_secs(20), || {
+    wait_until("a digest after the last log file", Duration::from_secs(60), || {
         files(&bucket_root(&s), "/CloudTrail-Digest/").len() > digests_before
     });
     call(&s, "StopLogging", json!({"Name": TRAIL}));
