@@ -122,8 +122,7 @@ pub struct Delivery {
     feed: Arc<views::JournalFeed>,
     set: Arc<views::ViewSet>,
     running: Mutex<BTreeMap<String, views::ViewHandle>>,
-    stop: Arc<(Mutex<bool>, parking_lot::Condvar)>,
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    reconciler: Mutex<Option<views::Periodic>>,
 }
 
 impl Delivery {
@@ -165,33 +164,12 @@ impl Delivery {
             feed,
             set,
             running: Mutex::new(BTreeMap::new()),
-            stop: Arc::new((Mutex::new(false), parking_lot::Condvar::new())),
-            thread: Mutex::new(None),
+            reconciler: Mutex::new(None),
         });
         d.reconcile();
-        let weak = Arc::downgrade(&d);
-        let stop = d.stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("delivery".into())
-            .spawn(move || {
-                loop {
-                    {
-                        let mut stopped = stop.0.lock();
-                        if !*stopped {
-                            stop.1.wait_for(&mut stopped, RECONCILE_EVERY);
-                        }
-                        if *stopped {
-                            return;
-                        }
-                    }
-                    match weak.upgrade() {
-                        Some(d) => d.reconcile(),
-                        None => return,
-                    }
-                }
-            })
+        let reconciler = views::Periodic::start("delivery", RECONCILE_EVERY, Arc::downgrade(&d), Delivery::reconcile)
             .map_err(|e| format!("cannot start the delivery thread: {e}"))?;
-        *d.thread.lock() = Some(thread);
+        *d.reconciler.lock() = Some(reconciler);
         Ok(d)
     }
 
@@ -324,13 +302,8 @@ impl Delivery {
 
     /// Stops every trail's view (each finishes its current batch; staged files stay in the outbox).
     pub fn shutdown(&self) {
-        {
-            let mut stopped = self.stop.0.lock();
-            *stopped = true;
-            self.stop.1.notify_all();
-        }
-        if let Some(t) = self.thread.lock().take() {
-            let _ = t.join();
+        if let Some(r) = self.reconciler.lock().take() {
+            r.stop();
         }
         let running = std::mem::take(&mut *self.running.lock());
         for (_, h) in running {

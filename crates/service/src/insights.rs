@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use ::insights::{Call, Detector, Insight, InsightState, Settings};
 use model::{EventFacts, EventTime, Provenance, Record, Seq, StoredRecord};
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use views::{View, ViewError};
 
@@ -57,8 +57,7 @@ pub struct Insights {
     dir: PathBuf,
     clock: Clock,
     running: Mutex<BTreeMap<String, (i64, views::ViewHandle)>>,
-    stop: Arc<(Mutex<bool>, Condvar)>,
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    reconciler: Mutex<Option<views::Periodic>>,
 }
 
 impl Insights {
@@ -76,33 +75,12 @@ impl Insights {
             dir,
             clock,
             running: Mutex::new(BTreeMap::new()),
-            stop: Arc::new((Mutex::new(false), Condvar::new())),
-            thread: Mutex::new(None),
+            reconciler: Mutex::new(None),
         });
         me.reconcile();
-        let weak = Arc::downgrade(&me);
-        let stop = me.stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("insights".into())
-            .spawn(move || {
-                loop {
-                    {
-                        let mut stopped = stop.0.lock();
-                        if !*stopped {
-                            stop.1.wait_for(&mut stopped, RECONCILE_EVERY);
-                        }
-                        if *stopped {
-                            return;
-                        }
-                    }
-                    match weak.upgrade() {
-                        Some(me) => me.reconcile(),
-                        None => return,
-                    }
-                }
-            })
+        let reconciler = views::Periodic::start("insights", RECONCILE_EVERY, Arc::downgrade(&me), Insights::reconcile)
             .map_err(|e| format!("cannot start the insights thread: {e}"))?;
-        *me.thread.lock() = Some(thread);
+        *me.reconciler.lock() = Some(reconciler);
         Ok(me)
     }
 
@@ -159,13 +137,8 @@ impl Insights {
 
     /// Stops every view (each saves its state on the way out).
     pub fn shutdown(&self) {
-        {
-            let mut stopped = self.stop.0.lock();
-            *stopped = true;
-            self.stop.1.notify_all();
-        }
-        if let Some(t) = self.thread.lock().take() {
-            let _ = t.join();
+        if let Some(r) = self.reconciler.lock().take() {
+            r.stop();
         }
         for (_, (_, h)) in std::mem::take(&mut *self.running.lock()) {
             h.stop();

@@ -18,6 +18,7 @@
 //! the store's decision (today only for the index, whose lag makes lookups stale), never this crate's.
 
 mod journal_feed;
+mod periodic;
 mod registry;
 mod runner;
 
@@ -26,6 +27,7 @@ use std::time::Duration;
 use model::Seq;
 
 pub use journal_feed::JournalFeed;
+pub use periodic::Periodic;
 pub use registry::{Progress, Registration, ViewSet, ViewStatus};
 pub use runner::{DEFAULT_BATCH, RunOptions, Runner, ViewHandle, spawn};
 
