@@ -43,9 +43,10 @@ pub const QUIET_AFTER: Duration = Duration::from_secs(30);
 /// close on the clock every tick, so an Insight ends when its calls stop even while other traffic flows.
 const LIVE: Duration = Duration::from_secs(300);
 
-/// Hard-coded: the detector's state is saved at least this often while records arrive (and whenever an
-/// Insight is raised); a restart reads the journal again from the last save.
-const SAVE_EVERY: Duration = Duration::from_secs(5);
+/// Hard-coded: the detector's state (a few KiB per API: megabytes for a busy account) is saved at least this
+/// often while records arrive, and whenever an Insight is raised; a restart reads the journal again from the
+/// last save, at most this much of it.
+const SAVE_EVERY: Duration = Duration::from_secs(30);
 
 const STATE_FILE: &str = "state.json";
 const STATE_VERSION: u32 = 1;
