@@ -127,7 +127,10 @@ impl Insights {
                     continue;
                 }
             };
-            match views::spawn(view, self.store.record_feed(), self.store.views(), views::RunOptions::default()) {
+            // In the background: the detector never slows ingest; on a busy machine it catches up when ingest
+            // pauses (its lag is `opentrail_view_lag_events{view="insights:<trail>"}`).
+            let opts = views::RunOptions { background: true, ..Default::default() };
+            match views::spawn(view, self.store.record_feed(), self.store.views(), opts) {
                 Ok(h) => {
                     running.insert(name.to_string(), (trail.created.millis(), h));
                 }

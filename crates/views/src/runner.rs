@@ -29,12 +29,44 @@ pub struct RunOptions {
     pub poll: Duration,
     /// The longest wait between retries of a failing view.
     pub max_backoff: Duration,
+    /// Run the view's threads (when spawned) at a lower CPU priority ([`BACKGROUND_NICE`]): on a busy
+    /// machine they yield to ingest and the index, and catch up when it is quiet.
+    pub background: bool,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { batch: DEFAULT_BATCH, poll: Duration::from_millis(100), max_backoff: Duration::from_secs(5) }
+        RunOptions {
+            batch: DEFAULT_BATCH,
+            poll: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+            background: false,
+        }
     }
+}
+
+/// Hard-coded: the nice value of a background view's threads (Linux; elsewhere they keep the default).
+pub const BACKGROUND_NICE: i32 = 19;
+
+/// Lowers the calling thread's CPU priority to [`BACKGROUND_NICE`]. On Linux the nice value is per thread:
+/// `setpriority(PRIO_PROCESS, tid, …)` sets it for that thread alone. Failure (a sandbox refusing it) only
+/// leaves the thread at its priority, which is logged.
+fn lower_priority_of_this_thread(name: &str) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: both are plain system calls with integer arguments and no pointers: gettid cannot fail,
+        // and setpriority on our own thread id only changes that thread's scheduling priority (or fails
+        // with an error code, handled below). No memory is read or written through them.
+        let rc = unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            libc::setpriority(libc::PRIO_PROCESS, tid, BACKGROUND_NICE)
+        };
+        if rc != 0 {
+            tracing::warn!(view = name, error = %std::io::Error::last_os_error(), "cannot lower the view thread's priority");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = name;
 }
 
 /// A view bound to its feed and registered in a [`ViewSet`]. Step it inline ([`Runner::step`],
@@ -152,7 +184,12 @@ where
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
             .name(format!("view-{name}").replace('\0', ""))
-            .spawn(move || self.run(&flag))
+            .spawn(move || {
+                if self.opts.background {
+                    lower_priority_of_this_thread(self.view.name());
+                }
+                self.run(&flag)
+            })
             .map_err(|source| ViewError::Spawn { name: name.clone(), source })?;
         Ok(ViewHandle { name, progress, stop, thread: Mutex::new(Some(thread)) })
     }
@@ -233,7 +270,11 @@ impl<T: Send + 'static> Reader<T> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Batch<T>>(READ_AHEAD);
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stop.clone();
+        let reader_name = name.to_string();
         let thread = std::thread::Builder::new().name(format!("read-{name}").replace('\0', "")).spawn(move || {
+            if opts.background {
+                lower_priority_of_this_thread(&reader_name);
+            }
             let mut pos = position.map_or(0, |s| s.0);
             while !flag.load(std::sync::atomic::Ordering::Relaxed) {
                 let head = feed.durable().map_or(0, |s| s.0);

@@ -114,7 +114,7 @@ fn setup() -> (Arc<MemFeed>, Arc<ViewSet>) {
 }
 
 fn opts(batch: u64) -> RunOptions {
-    RunOptions { batch, poll: Duration::from_millis(20), max_backoff: Duration::from_millis(20) }
+    RunOptions { batch, poll: Duration::from_millis(20), max_backoff: Duration::from_millis(20), background: false }
 }
 
 fn values(applied: &[(Seq, u64)]) -> Vec<u64> {
