@@ -33,10 +33,10 @@ const RECONCILE_EVERY: Duration = Duration::from_millis(500);
 /// Hard-coded: how often the view ticks (the wall-clock close of minutes, state saves).
 const TICK: Duration = Duration::from_secs(1);
 
-/// Hard-coded: with no event taken in for this long (wall time), the traffic has stopped: every API's minutes
-/// older than the clock less the allowed lateness are closed by the clock. Until then each API's minutes are
-/// closed by its own calls' event times (and, for the live ones, by the clock: [`LIVE`]), so an import of old
-/// history and live traffic behave the same.
+/// Hard-coded: caught up with the journal and no event taken in for this long (wall time), the traffic has
+/// stopped: every API's minutes older than the clock less the allowed lateness are closed by the clock. Until
+/// then each API's minutes are closed by its own calls' event times (and, for the live ones, by the clock:
+/// [`LIVE`]), so an import of old history and live traffic behave the same.
 pub const QUIET_AFTER: Duration = Duration::from_secs(30);
 
 /// Hard-coded: an API whose newest call (or closed minute) is within this much of the clock is live: its minutes
@@ -339,11 +339,19 @@ impl View for TrailInsights {
     }
 
     fn tick(&mut self) -> Result<(), ViewError> {
-        let now = (self.clock)().millis();
-        if self.last_call.elapsed() >= QUIET_AFTER {
-            self.state.detector.advance_clock(now);
+        // The clock closes minutes only while the view is caught up with the journal: records not applied yet
+        // (the view yields to ingest on a busy machine) are calls that have happened, and closing their
+        // minutes first would drop them as late.
+        let behind = self.store.durable_seq().is_some_and(|d| d.0 > self.state.checkpoint);
+        if behind {
+            self.last_call = Instant::now();
         } else {
-            self.state.detector.advance_live_clock(now, LIVE.as_millis() as i64);
+            let now = (self.clock)().millis();
+            if self.last_call.elapsed() >= QUIET_AFTER {
+                self.state.detector.advance_clock(now);
+            } else {
+                self.state.detector.advance_live_clock(now, LIVE.as_millis() as i64);
+            }
         }
         let res = self.flush(false);
         if res.is_err() {

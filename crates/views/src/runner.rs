@@ -46,7 +46,7 @@ impl Default for RunOptions {
 }
 
 /// Hard-coded: the nice value of a background view's threads (Linux; elsewhere they keep the default).
-pub const BACKGROUND_NICE: i32 = 19;
+pub const BACKGROUND_NICE: i32 = 10;
 
 /// Lowers the calling thread's CPU priority to [`BACKGROUND_NICE`]. On Linux the nice value is per thread:
 /// `setpriority(PRIO_PROCESS, tid, …)` sets it for that thread alone. Failure (a sandbox refusing it) only

@@ -174,6 +174,24 @@ fn one_insight(events: &[Value], insight_type: &str, event_name: &str) -> (Value
     (start, end)
 }
 
+/// The minute a Start was raised in (event time): its first unusual minute plus its `insightDuration` so far
+/// (the minutes from the first unusual one through the detecting one). Asserts it is the burst's first
+/// minute or one of the two after it — never before the burst, never later — and that the first unusual
+/// minute the record names is not after the detection.
+fn assert_detected_within_two_minutes(start: &Value, burst_at: i64) {
+    let first = parse_iso(start["eventTime"].as_str().unwrap());
+    let minutes = start["insightDetails"]["insightContext"]["statistics"]["insightDuration"].as_i64().unwrap();
+    let detected = first + (minutes - 1) * minute_ms();
+    assert!(
+        detected >= burst_at && detected <= burst_at + 2 * minute_ms(),
+        "the Start was raised at {} (first unusual minute {}, {minutes} min), the burst began at {}",
+        iso(detected),
+        iso(first),
+        iso(burst_at)
+    );
+    assert!(first <= detected && minutes >= 1, "{start}");
+}
+
 /// The values an attribution lists during the Insight.
 fn attributed(e: &Value, attribute: &str) -> Vec<String> {
     let a = e["insightDetails"]["insightContext"]["attributions"].as_array().cloned().unwrap_or_default();
@@ -223,13 +241,8 @@ fn a_burst_of_run_instances_raises_one_call_rate_insight() {
     let events = wait_for_end(&s, Duration::from_secs(90));
     let (start, end) = one_insight(&events, "ApiCallRateInsight", "RunInstances");
     assert_eq!(start["insightDetails"]["eventSource"], "ec2.amazonaws.com");
+    assert_detected_within_two_minutes(&start, burst_at);
     let started = parse_iso(start["eventTime"].as_str().unwrap());
-    assert!(
-        started >= burst_at && started <= burst_at + 2 * minute_ms(),
-        "the Start ({}) is within two minutes of the burst's first minute ({})",
-        iso(started),
-        iso(burst_at)
-    );
     let ended = parse_iso(end["eventTime"].as_str().unwrap());
     assert!(ended > started + 5 * minute_ms(), "the End ({}) comes after the burst", iso(ended));
     assert!(attributed(&start, "userIdentityArn").contains(&BURSTER.to_string()), "{start}");
@@ -295,8 +308,7 @@ fn a_wave_of_access_denied_raises_one_error_rate_insight() {
     let events = wait_for_end(&s, Duration::from_secs(90));
     let (start, _end) = one_insight(&events, "ApiErrorRateInsight", "DescribeInstances");
     assert_eq!(start["insightDetails"]["errorCode"], "AccessDenied");
-    let started = parse_iso(start["eventTime"].as_str().unwrap());
-    assert!(started >= wave_at && started <= wave_at + 2 * minute_ms(), "Start at {}", iso(started));
+    assert_detected_within_two_minutes(&start, wave_at);
     assert!(attributed(&start, "userIdentityArn").contains(&BURSTER.to_string()), "{start}");
     s.assert_no_errors_logged();
 }
@@ -373,9 +385,7 @@ fn replay_finds_the_burst_in_log_files_without_a_server() {
     let events: Vec<Value> =
         String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let (start, _) = one_insight(&events, "ApiCallRateInsight", "RunInstances");
-    // The first unusual minute is where the evidence began: the burst's, or a busy minute just before it.
-    let started = parse_iso(start["eventTime"].as_str().unwrap());
-    assert!(started >= burst_at - 5 * minute_ms() && started <= burst_at + 2 * minute_ms(), "{}", iso(started));
+    assert_detected_within_two_minutes(&start, burst_at);
     assert!(stderr.contains("1 Insights started, 1 ended"), "{stderr}");
 }
 
