@@ -50,8 +50,7 @@ async fn lookup_events(
     params: &Value,
     max_results: usize,
 ) -> Result<Reply, ApiError> {
-    let window_start = app.config.lookup_window_days.map(|d| model::EventTime(ctx.now.0 - i64::from(d) * 86_400_000));
-    let req = parse_lookup_request(params, window_start, max_results)?;
+    let req = parse_lookup_request(params, crate::lookup::window_start(app, ctx), max_results)?;
     let store = app.store.clone();
     let body = blocking(move || {
         let page = store.lookup(&req.query, req.max_results, req.after)?;

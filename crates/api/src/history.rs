@@ -33,11 +33,7 @@ struct Parsed {
     top: Option<String>,
 }
 
-fn parse(
-    pairs: &[(String, String)],
-    window_start: Option<EventTime>,
-    allowed: &[&'static str],
-) -> Result<Parsed, WireError> {
+fn parse(pairs: &[(String, String)], window_start: Option<EventTime>) -> Result<Parsed, WireError> {
     let mut conditions = Vec::new();
     let (mut start, mut end, mut category) = (None, None, QueryCategory::Standard);
     let mut p = Parsed { query: EventQuery::default(), by: None, top: None };
@@ -56,15 +52,12 @@ fn parse(
                     _ => return Err(WireError::EventCategory { given: value.clone() }),
                 }
             }
-            "by" if allowed.contains(&"by") => p.by = Some(value.clone()),
-            "top" if allowed.contains(&"top") => p.top = Some(value.clone()),
+            "by" => p.by = Some(value.clone()),
+            "top" => p.top = Some(value.clone()),
             _ => {
                 return Err(WireError::Parameter {
                     name: "query",
-                    reason: format!(
-                        "unknown parameter '{name}' (known: attr, start, end, category, {})",
-                        allowed.join(", ")
-                    ),
+                    reason: format!("unknown parameter '{name}' (known: attr, start, end, category, by, top)"),
                 });
             }
         }
@@ -100,13 +93,9 @@ fn number(
     }
 }
 
-fn window_start(app: &App, ctx: &CallContext) -> Option<EventTime> {
-    app.config.lookup_window_days.map(|d| EventTime(ctx.now.0 - i64::from(d) * 86_400_000))
-}
-
 /// `GET /v1/event-counts`: `{"Total":n,"By":"KEY","Values":[{"Value":…,"Count":n}…],"Distinct":n,"Without":n}`.
 pub(crate) async fn event_counts(app: &Arc<App>, ctx: &CallContext, uri: &axum::http::Uri) -> Result<Reply, ApiError> {
-    let p = parse(&query_pairs(uri)?, window_start(app, ctx), &["by", "top"])?;
+    let p = parse(&query_pairs(uri)?, crate::lookup::window_start(app, ctx))?;
     let by = match p.by.as_deref() {
         None => None,
         Some(k) => match AttributeKey::parse(k) {
@@ -151,17 +140,16 @@ mod tests {
         let p = parse(
             &pairs(&[("attr", "EventName=A"), ("attr", "EventName=B"), ("attr", "ErrorCode!=x*"), ("by", "Username")]),
             None,
-            &["by", "top"],
         )
         .unwrap();
         assert_eq!(p.query.conditions.len(), 2);
         assert_eq!(p.query.conditions[0].to_string(), "EventName=A,B");
-        let e = ApiError::from(parse(&pairs(&[("attr", "SourceIPAddress=10.0.0.0/33")]), None, &[]).err().unwrap());
+        let e = ApiError::from(parse(&pairs(&[("attr", "SourceIPAddress=10.0.0.0/33")]), None).err().unwrap());
         assert_eq!(e.code, "ValidationException");
         assert!(e.message.contains("10.0.0.0/33"), "{}", e.message);
-        let e = ApiError::from(parse(&pairs(&[("colour", "red")]), None, &["by"]).err().unwrap());
+        let e = ApiError::from(parse(&pairs(&[("colour", "red")]), None).err().unwrap());
         assert!(e.message.contains("colour"), "{}", e.message);
-        assert!(parse(&pairs(&[("max", "5")]), None, &["by"]).is_err(), "max is not a count parameter");
+        assert!(parse(&pairs(&[("max", "5")]), None).is_err(), "max is not a count parameter");
         assert!(number("top", Some("0"), 10, 1..=MAX_TOP).is_err());
     }
 }

@@ -26,6 +26,12 @@ pub struct LookupRequest {
     pub after: Option<Position>,
 }
 
+/// The start of the event history lookups may see (`lookup_window_days`; `None`: all of it), for every lookup
+/// surface.
+pub(crate) fn window_start(app: &crate::App, ctx: &crate::CallContext) -> Option<EventTime> {
+    app.config.lookup_window_days.map(|d| EventTime(ctx.now.0 - i64::from(d) * 86_400_000))
+}
+
 /// Reads and validates a LookupEvents request; `window_start` (the `lookup_window_days` policy) clamps
 /// its start; `MaxResults` may be 1..=`max_results` ([`MAX_RESULTS`] or [`NATIVE_MAX_RESULTS`]).
 pub fn parse_lookup_request(

@@ -7,6 +7,7 @@ use std::sync::mpsc;
 use anyhow::{Context, Result, anyhow};
 use insights::{Call, Detector, Insight, InsightState, Settings};
 use model::EventFacts;
+use service::insights::call_from_facts;
 
 use crate::ingest::{Chunk, Plan, read_chunks};
 
@@ -32,6 +33,19 @@ struct OwnedCall {
 }
 
 impl OwnedCall {
+    fn of(c: &Call<'_>) -> OwnedCall {
+        OwnedCall {
+            time_ms: c.time_ms,
+            region: c.region.to_string(),
+            event_source: c.event_source.to_string(),
+            event_name: c.event_name.to_string(),
+            read_only: c.read_only,
+            error_code: c.error_code.map(str::to_string),
+            identity_arn: c.identity_arn.map(str::to_string),
+            user_agent: c.user_agent.map(str::to_string),
+        }
+    }
+
     fn call(&self) -> Call<'_> {
         Call {
             time_ms: self.time_ms,
@@ -84,23 +98,14 @@ pub fn replay(
                 other_category += 1;
                 continue;
             }
-            let (Some(time), Some(source), Some(name)) = (f.event_time, &f.event_source, &f.event_name) else {
+            let Some(call) = call_from_facts(&f, f.aws_region.as_deref().unwrap_or("us-east-1")) else {
                 skipped += 1;
                 continue;
             };
             if let Some(a) = &f.recipient_account_id {
                 *accounts.entry(a.to_string()).or_default() += 1;
             }
-            calls.push(OwnedCall {
-                time_ms: time.millis(),
-                region: f.aws_region.as_deref().unwrap_or("us-east-1").to_string(),
-                event_source: source.to_string(),
-                event_name: name.to_string(),
-                read_only: f.read_only == Some(true),
-                error_code: f.error_code.map(|c| c.into_owned()),
-                identity_arn: f.user_identity_arn.map(|c| c.into_owned()),
-                user_agent: f.user_agent.map(|c| c.into_owned()),
-            });
+            calls.push(OwnedCall::of(&call));
         }
     }
     reader.join().map_err(|_| anyhow!("the file reader panicked"))??;

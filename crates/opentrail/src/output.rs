@@ -44,6 +44,28 @@ impl Event {
             .map(|t| t.to_rfc3339())
             .unwrap_or_default()
     }
+
+    /// The columns every output starts with: time, source, name, user, ARN, access key, source IP.
+    fn who_what_when(&self) -> Vec<String> {
+        let (el, r) = (&self.element, &self.record);
+        vec![
+            self.time(),
+            text(&el["EventSource"]),
+            text(&el["EventName"]),
+            text(&el["Username"]),
+            text(&r["userIdentity"]["arn"]),
+            text(&el["AccessKeyId"]),
+            text(&r["sourceIPAddress"]),
+        ]
+    }
+
+    /// `requestParameters` as JSON text (empty when null).
+    fn request(&self) -> String {
+        match &self.record["requestParameters"] {
+            Value::Null => String::new(),
+            v => v.to_string(),
+        }
+    }
 }
 
 /// Prints events as they arrive, one page at a time, flushing after each.
@@ -121,28 +143,17 @@ impl<W: Write> Printer for Csv<W> {
         }
         for e in events {
             let (el, r) = (&e.element, &e.record);
-            let request = match &r["requestParameters"] {
-                Value::Null => String::new(),
-                v => v.to_string(),
-            };
-            self.out
-                .write_record([
-                    e.time(),
-                    text(&el["EventSource"]),
-                    text(&el["EventName"]),
-                    text(&el["Username"]),
-                    text(&r["userIdentity"]["arn"]),
-                    text(&el["AccessKeyId"]),
-                    text(&r["sourceIPAddress"]),
-                    text(&r["userAgent"]),
-                    text(&r["errorCode"]),
-                    text(&el["ReadOnly"]),
-                    text(&el["Provenance"]),
-                    text(&el["EventId"]),
-                    text(&r["awsRegion"]),
-                    request,
-                ])
-                .map_err(csv_io)?;
+            let mut row = e.who_what_when();
+            row.extend([
+                text(&r["userAgent"]),
+                text(&r["errorCode"]),
+                text(&el["ReadOnly"]),
+                text(&el["Provenance"]),
+                text(&el["EventId"]),
+                text(&r["awsRegion"]),
+                e.request(),
+            ]);
+            self.out.write_record(&row).map_err(csv_io)?;
         }
         self.out.flush()
     }
@@ -195,23 +206,14 @@ struct Table<W> {
 impl<W: Write> Table<W> {
     fn row(e: &Event) -> Vec<String> {
         let (el, r) = (&e.element, &e.record);
-        let request = match &r["requestParameters"] {
-            Value::Null => String::new(),
-            v => short(&v.to_string(), REQUEST_CHARS),
-        };
-        vec![
-            e.time(),
-            text(&el["EventSource"]),
-            text(&el["EventName"]),
-            text(&el["Username"]),
-            text(&r["userIdentity"]["arn"]),
-            text(&el["AccessKeyId"]),
-            text(&r["sourceIPAddress"]),
+        let mut row = e.who_what_when();
+        row.extend([
             via(r),
             text(&r["errorCode"]),
             provenance(&text(&el["Provenance"])),
-            request,
-        ]
+            short(&e.request(), REQUEST_CHARS),
+        ]);
+        row
     }
 
     fn line(&mut self, cells: &[&str], widths: &[usize]) -> std::io::Result<()> {

@@ -280,11 +280,13 @@ impl TrailInsights {
                     Ok(IngestItem { record, client_id: true })
                 })
                 .collect::<Result<_, ViewError>>()?;
-            for item in items {
-                let pending =
-                    self.store.submit_audit(item).map_err(|e| fail(format!("cannot store an Insight: {e}")))?;
-                futures::executor::block_on(pending.wait())
-                    .map_err(|e| fail(format!("cannot store an Insight: {e}")))?;
+            // All queued first, so they share the journal's group commits; then every one is waited for.
+            let pending = (items.into_iter())
+                .map(|item| self.store.submit_audit(item))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| fail(format!("cannot store an Insight: {e}")))?;
+            for p in pending {
+                futures::executor::block_on(p.wait()).map_err(|e| fail(format!("cannot store an Insight: {e}")))?;
             }
             self.state.raised += raised.len() as u64;
             for i in &raised {
@@ -388,6 +390,12 @@ fn call_of<'a>(
     if !trail.selectors.matches(facts) {
         return None;
     }
+    call_from_facts(facts, region)
+}
+
+/// The detector's call for a record's facts in `region` (the record's, or a default); `None` when the record
+/// has no eventTime, eventSource or eventName. The server and `opentrail insights replay` both read calls so.
+pub fn call_from_facts<'a>(facts: &'a EventFacts<'a>, region: &'a str) -> Option<Call<'a>> {
     Some(Call {
         time_ms: facts.event_time?.millis(),
         region,
