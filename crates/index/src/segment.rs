@@ -955,8 +955,8 @@ impl Segment {
         Ok(())
     }
 
-    fn find_term(&self, r: &mut PageReader<'_>, key: &[u8]) -> Result<Option<ListAt>, IndexError> {
-        // The first block whose first key is above `key`: the key can only be in the block before it.
+    /// How many dictionary blocks start with a key at or below `key` (a binary search of their first keys).
+    fn blocks_starting_at_or_below(&self, key: &[u8]) -> usize {
         let (mut j, mut end) = (0, self.dict_blocks.len());
         while j < end {
             let mid = (j + end) / 2;
@@ -966,6 +966,12 @@ impl Segment {
                 end = mid;
             }
         }
+        j
+    }
+
+    fn find_term(&self, r: &mut PageReader<'_>, key: &[u8]) -> Result<Option<ListAt>, IndexError> {
+        // The first block whose first key is above `key`: the key can only be in the block before it.
+        let j = self.blocks_starting_at_or_below(key);
         if j == 0 {
             return Ok(None);
         }
@@ -1028,15 +1034,7 @@ impl Segment {
         mut f: impl FnMut(&[u8], ListAt) -> bool,
     ) -> Result<(), IndexError> {
         // The last block whose first key is <= `from` (or the first block): keys from `from` on start there.
-        let (mut j, mut end) = (0, self.dict_blocks.len());
-        while j < end {
-            let mid = (j + end) / 2;
-            if self.dict_block_key(mid) <= from {
-                j = mid + 1;
-            } else {
-                end = mid;
-            }
-        }
+        let j = self.blocks_starting_at_or_below(from);
         let mut buf = Vec::new();
         let mut going = true;
         for b in j.saturating_sub(1)..self.dict_blocks.len() {
