@@ -17,6 +17,10 @@ const TRAIL: &str = "audit";
 const BUCKET: &str = "insights-bucket";
 const BURSTER: &str = "arn:aws:iam::123456789012:user/burster";
 
+/// Where the backdated history starts: a fixed time, so the traffic and what the detector learns from it are
+/// the same in every run (the detector buckets minutes by hour and quarter-hour of eventTime).
+const HISTORY_START: i64 = 1_793_869_200_000; // 2026-11-05T09:00:00Z, a Thursday morning
+
 /// Minutes of background history before the burst, the burst's length, and the calm after it.
 const BEFORE: i64 = 100;
 const BURST: i64 = 15;
@@ -226,8 +230,7 @@ fn delivered_insights(s: &Server, want: usize) -> Vec<Value> {
 fn a_burst_of_run_instances_raises_one_call_rate_insight() {
     let s = Server::start_with(&config_toml(FAST));
     trail_with_insights(&s);
-    let now = chrono::Utc::now().timestamp_millis() / minute_ms() * minute_ms();
-    let t0 = now - (BEFORE + BURST + AFTER + 10) * minute_ms();
+    let t0 = HISTORY_START;
     let burst_at = t0 + BEFORE * minute_ms();
     let mut traffic = background(t0, BEFORE + BURST + AFTER, 7);
     let base =
@@ -295,8 +298,7 @@ print(json.dumps(sorted((e["insightDetails"]["state"], e["sharedEventID"]) for e
 fn a_wave_of_access_denied_raises_one_error_rate_insight() {
     let s = Server::start_with(&config_toml(FAST));
     trail_with_insights(&s);
-    let now = chrono::Utc::now().timestamp_millis() / minute_ms() * minute_ms();
-    let t0 = now - (BEFORE + BURST + AFTER + 10) * minute_ms();
+    let t0 = HISTORY_START;
     let wave_at = t0 + BEFORE * minute_ms();
     let mut traffic = background(t0, BEFORE + BURST + AFTER, 11);
     // A read API, so the wave is no call-rate Insight (those cover writes): DescribeInstances, denied 10 times
@@ -321,8 +323,7 @@ fn a_restart_in_the_middle_of_an_insight_still_ends_it_once() {
     let data = tmp.path().join("data");
     let mut s = Server::spawn(&data, Some(&cfg), "127.0.0.1:0");
     trail_with_insights(&s);
-    let now = chrono::Utc::now().timestamp_millis() / minute_ms() * minute_ms();
-    let t0 = now - (BEFORE + BURST + AFTER + 10) * minute_ms();
+    let t0 = HISTORY_START;
     let burst_at = t0 + BEFORE * minute_ms();
     let mut traffic = background(t0, BEFORE + BURST + AFTER, 13);
     let template = first_of(&traffic, "RunInstances");
