@@ -385,11 +385,17 @@ fn parse_error(status: u16, body: &[u8]) -> ServiceError {
 
 /// `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, else the `AWS_PROFILE` (or `default`) section of the
 /// shared credentials file, as every AWS tool does.
-fn credentials() -> Result<Credential, ClientError> {
+pub fn credentials() -> Result<Credential, ClientError> {
     if let (Ok(id), Ok(secret)) = (std::env::var("AWS_ACCESS_KEY_ID"), std::env::var("AWS_SECRET_ACCESS_KEY")) {
         return Ok(Credential { access_key_id: id, secret_access_key: secret });
     }
     let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".to_string());
+    named_profile_credential(&profile)
+}
+
+/// The `[profile]` section of the shared credentials file (`AWS_SHARED_CREDENTIALS_FILE`, else
+/// `~/.aws/credentials`), whatever the environment says.
+pub fn named_profile_credential(profile: &str) -> Result<Credential, ClientError> {
     let path = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".aws").join("credentials")));
@@ -398,7 +404,7 @@ fn credentials() -> Result<Credential, ClientError> {
         Ok(text) => text,
         Err(source) => return Err(ClientError::CredentialsFile { path, source }),
     };
-    profile_credential(&text, &profile, &path)
+    profile_credential(&text, profile, &path)
 }
 
 /// The key pair of `[profile]` in the text of an AWS shared-credentials file read from `path`.

@@ -44,13 +44,13 @@ pub(crate) struct Plan {
 
 /// Why a file found in a folder is not a log file to send.
 #[derive(Debug, PartialEq)]
-enum Skip {
+pub(crate) enum Skip {
     Digest,
     Other,
 }
 
 /// A file in a folder walk: a log file (`None`), or why it is skipped. `rel` is its path below the folder.
-fn classify(rel: &Path) -> Option<Skip> {
+pub(crate) fn classify(rel: &Path) -> Option<Skip> {
     if is_digest(rel) {
         return Some(Skip::Digest);
     }
@@ -98,27 +98,57 @@ impl Plan {
     }
 }
 
-/// The log files below `dir` (with their sizes) into `found`; skipped files counted in `plan`. Symbolic
-/// links to files are followed, to folders not (a link cycle cannot trap the walk).
+/// The log files below `dir` (with their sizes) into `found`; skipped files counted in `plan`.
 fn walk(root: &Path, dir: &Path, found: &mut Vec<(PathBuf, u64)>, plan: &mut Plan) -> Result<()> {
+    walk_folder(root, dir, found, &mut plan.digests, &mut plan.other)
+}
+
+/// The log files below `dir` (with their sizes) into `found`; digests and other files skipped and counted.
+/// Symbolic links to files are followed, to folders not (a link cycle cannot trap the walk).
+pub(crate) fn walk_folder(
+    root: &Path,
+    dir: &Path,
+    found: &mut Vec<(PathBuf, u64)>,
+    digests: &mut u64,
+    other: &mut u64,
+) -> Result<()> {
     let entries = std::fs::read_dir(dir).with_context(|| format!("read folder {}", dir.display()))?;
     for entry in entries {
         let entry = entry.with_context(|| format!("read folder {}", dir.display()))?;
         let path = entry.path();
         let kind = entry.file_type().with_context(|| format!("stat {}", path.display()))?;
         if kind.is_dir() {
-            walk(root, &path, found, plan)?;
+            walk_folder(root, &path, found, digests, other)?;
             continue;
         }
         let meta = std::fs::metadata(&path).ok();
         let rel = path.strip_prefix(root).unwrap_or(&path);
         match (meta.filter(|m| m.is_file()), classify(rel)) {
             (Some(m), None) => found.push((path, m.len())),
-            (_, Some(Skip::Digest)) => plan.digests += 1,
-            _ => plan.other += 1,
+            (_, Some(Skip::Digest)) => *digests += 1,
+            _ => *other += 1,
         }
     }
     Ok(())
+}
+
+/// `opentrail ingest`: each folder or s3:// source is imported with its own position, one after another;
+/// the files named (and stdin) are then sent together. Exit status 1 when any part says so.
+pub fn run(opts: &crate::import::ImportOptions, inputs: &[String]) -> Result<std::process::ExitCode> {
+    let (sources, files): (Vec<String>, Vec<String>) =
+        inputs.iter().cloned().partition(|i| crate::import::is_import_source(i));
+    if sources.len() > 1 && opts.state.is_some() {
+        anyhow::bail!("--state is the position of one import: give one folder or s3:// source with it");
+    }
+    let mut failed = false;
+    for source in &sources {
+        let code = crate::import::import(source, opts).with_context(|| format!("import {source}"))?;
+        failed |= code != std::process::ExitCode::SUCCESS;
+    }
+    if !files.is_empty() {
+        failed |= ingest(opts.endpoint, opts.batch, &files)? != std::process::ExitCode::SUCCESS;
+    }
+    Ok(if failed { std::process::ExitCode::from(1) } else { std::process::ExitCode::SUCCESS })
 }
 
 pub fn ingest(endpoint: &str, batch: usize, inputs: &[String]) -> Result<std::process::ExitCode> {
@@ -246,7 +276,7 @@ fn progress_bar(total_bytes: u64) -> indicatif::ProgressBar {
     pb
 }
 
-fn send_chunk(client: &Client, chunk: &Chunk) -> Result<Value> {
+pub(crate) fn send_chunk(client: &Client, chunk: &Chunk) -> Result<Value> {
     let mut body = Vec::with_capacity(chunk.records.iter().map(|r| r.len() + 1).sum());
     for r in &chunk.records {
         // One record per line: records from JSON arrays may be pretty-printed, so compact them.

@@ -11,6 +11,7 @@ macro_rules! note {
 
 mod bucket_source;
 mod commands;
+mod import;
 mod ingest;
 mod insights_cmd;
 mod output;
@@ -83,24 +84,43 @@ OPENTRAIL_LOG_FORMAT=json writes JSON lines; colours only when stderr is a termi
         listen: Option<String>,
     },
     /// Send CloudTrail records to a server: files (NDJSON, {"Records":[…]} JSON, or .gz of either), `-` for
-    /// stdin, or folders such as a synced AWSLogs/ tree.
+    /// stdin, or import a CloudTrail history: a folder such as a synced AWSLogs/ tree, or s3://bucket/prefix.
     #[command(after_help = format!("\
-A folder is walked recursively: its .json.gz and .json files are sent, in path order; digest files
-(CloudTrail-Digest/ folders, _CloudTrail-Digest_ names), hidden files and other objects are skipped and
-counted. Files named on the command line are sent whatever their name (digests excepted). Records are
-deduplicated by eventID on the server, so a re-run stores nothing twice: the summary says how many records
-were new and how many already stored. One progress bar covers everything (on stderr, when a terminal).
-Exit status 1 when a record was refused or a file could not be read.
+A folder or an s3://bucket/prefix is an import: its .json.gz and .json log files are sent in key order (a
+folder's keys are the paths below it); digest files (CloudTrail-Digest/ folders, _CloudTrail-Digest_ names),
+hidden files and other objects are skipped and counted. Runs of .json.gz files go to the server as they are
+stored, many in one request. An import keeps a position (--state, default one file per server and source
+under $XDG_STATE_HOME/opentrail/ingest/, else ~/.local/state/opentrail/ingest/): a file is done once the
+server acknowledged all its records, and an import interrupted anyhow (Ctrl-C, kill, network error, the
+server gone) and run again continues after the last file done. --restart sends everything again.
+Files named on the command line are sent whatever their name (digests excepted), without a position.
+Records are deduplicated by eventID on the server, so nothing is stored twice: the summary says how many
+records were new and how many already stored. Progress (files, events, bytes, rate, ETA) goes to stderr
+when it is a terminal. Exit status 1 when a record was refused, a file could not be read, or an import
+stopped before its end.
+
+S3 (any S3-compatible endpoint): --s3-endpoint, else AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL, else AWS
+S3 in --s3-region (else AWS_REGION, AWS_DEFAULT_REGION, us-east-1); path-style requests, plain http only to
+loopback. S3 is read with the same credentials as the server unless --s3-profile names another profile of
+the shared credentials file.
 
 {CREDENTIALS_HELP}"))]
     Ingest {
         #[command(flatten)]
         endpoint: Endpoint,
-        /// Records per request.
+        /// Records per request (files named, and log files the server refused whole, split here).
         #[arg(long, default_value_t = 2000)]
         batch: usize,
-        /// Files, folders, or `-` for stdin.
-        #[arg(required = true, value_name = "FILE|DIR|-")]
+        /// The position file of an import (one folder or s3:// source).
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
+        /// Forget an import's position and send everything again.
+        #[arg(long)]
+        restart: bool,
+        #[command(flatten)]
+        s3: import::S3Args,
+        /// Files, folders, s3://bucket/prefix, or `-` for stdin.
+        #[arg(required = true, value_name = "FILE|DIR|s3://BUCKET/PREFIX|-")]
         files: Vec<String>,
     },
     /// Find events, newest first.
@@ -295,7 +315,16 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve { config, data_dir, listen } => serve::run(config, data_dir, listen),
-        Command::Ingest { endpoint, batch, files } => ingest::ingest(&endpoint.endpoint, batch, &files),
+        Command::Ingest { endpoint, batch, state, restart, s3, files } => {
+            let opts = import::ImportOptions {
+                endpoint: &endpoint.endpoint,
+                batch,
+                state: state.as_deref(),
+                restart,
+                s3: &s3,
+            };
+            ingest::run(&opts, &files)
+        }
         Command::Lookup {
             endpoint, attrs, count: true, by, top, start, end, since, until, insights, output, ..
         } => query::count(

@@ -1,6 +1,7 @@
 //! Splitting an ingest body into records: NDJSON, a JSON array, or CloudTrail's `{"Records":[…]}`
-//! log-file shape, plain or gzip. One bad record never sinks its batch: the body is split first and each
-//! record is validated on its own; only a body that cannot be split at all is refused as a whole.
+//! log-file shape (one or several log files one after another), plain or gzip. One bad record never sinks
+//! its batch: the body is split first and each record is validated on its own; only a body that cannot be
+//! split at all is refused as a whole.
 
 use std::io::Read;
 
@@ -100,9 +101,14 @@ pub fn split_batch(body: &[u8]) -> Result<Vec<&[u8]>, BatchError> {
             Ok(items.into_iter().map(|r| r.get().as_bytes()).collect())
         }
         Some(b'{') if starts_with_records_key(trimmed) => {
-            let env: Envelope =
-                serde_json::from_slice(trimmed).map_err(|e| BatchError::BadEnvelope { reason: e.to_string() })?;
-            Ok(env.records.into_iter().map(|r| r.get().as_bytes()).collect())
+            // Several log files one after another (`opentrail ingest` sends a run of `.json.gz` files
+            // as one body, as `cat a.json.gz b.json.gz` makes it): their records in order.
+            let mut out = Vec::new();
+            for env in serde_json::Deserializer::from_slice(trimmed).into_iter::<Envelope>() {
+                let env = env.map_err(|e| BatchError::BadEnvelope { reason: e.to_string() })?;
+                out.extend(env.records.into_iter().map(|r| r.get().as_bytes()));
+            }
+            Ok(out)
         }
         Some(_) => {
             // A single pretty-printed record spanning lines is one record, not many broken lines.
@@ -156,6 +162,17 @@ mod tests {
         assert_eq!(split_batch(b" [ {\"a\":1}, {\"b\":[2]} ] ").unwrap(), vec![&b"{\"a\":1}"[..], b"{\"b\":[2]}"]);
         let env = b"{ \"Records\" : [{\"a\":1},{\"b\":2}] }";
         assert_eq!(split_batch(env).unwrap(), vec![&b"{\"a\":1}"[..], b"{\"b\":2}"]);
+    }
+
+    #[test]
+    fn log_files_one_after_another_are_split_in_order_and_a_bad_one_refuses_the_body() {
+        let two = b"{\"Records\":[{\"a\":1}]}\n{ \"Records\": [{\"b\":2},{\"c\":3}]}{\"Records\":[]}";
+        assert_eq!(split_batch(two).unwrap(), vec![&b"{\"a\":1}"[..], b"{\"b\":2}", b"{\"c\":3}"]);
+        assert!(matches!(split_batch(b"{\"Records\":[{\"a\":1}]}\n{\"a\":1}\n"), Err(BatchError::BadEnvelope { .. })));
+        assert!(matches!(split_batch(b"{\"Records\":[{\"a\":1}]} x"), Err(BatchError::BadEnvelope { .. })));
+        let env = format!("{{\"Records\":[{}]}}", ["{\"a\":1}"; 6].join(","));
+        let body = format!("{env}{env}");
+        assert_eq!(split_batch_limited(body.as_bytes(), 11), Err(BatchError::TooManyRecords { limit: 11 }));
     }
 
     #[test]
