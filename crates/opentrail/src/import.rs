@@ -15,7 +15,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -37,8 +37,6 @@ const FETCHED_QUEUE: usize = 64;
 /// [`MIN_GROUP_DECODED_BYTES`], each time the server refuses a body as too large or too many records.
 const GROUP_DECODED_BYTES: usize = 8 << 20;
 const MIN_GROUP_DECODED_BYTES: usize = 256 << 10;
-/// Hard-coded: the most log files in one request.
-const GROUP_MAX_FILES: usize = 2000;
 /// Hard-coded: the position is saved at most this often while a run goes on (and always when it ends).
 const SAVE_EVERY: Duration = Duration::from_secs(1);
 /// The version of the position file this code writes and reads.
@@ -69,6 +67,10 @@ pub struct ImportOptions<'a> {
     pub state: Option<&'a Path>,
     /// Forget the position and send everything again.
     pub restart: bool,
+    /// The most log files in one request.
+    pub files_per_request: usize,
+    /// Send no faster than this (records a second, over the run), to spare a server busy with live traffic.
+    pub max_events_per_second: Option<f64>,
     pub s3: &'a S3Args,
 }
 
@@ -322,6 +324,23 @@ enum Event {
     Fatal(anyhow::Error),
 }
 
+/// `--max-events-per-second`: a request waits until the records acknowledged so far are within the rate.
+struct Pacer {
+    start: Instant,
+    records: AtomicU64,
+    per_second: Option<f64>,
+}
+
+impl Pacer {
+    fn wait(&self) {
+        let Some(rate) = self.per_second.filter(|r| *r > 0.0) else { return };
+        let due = Duration::from_secs_f64(self.records.load(Ordering::Relaxed) as f64 / rate);
+        if let Some(ahead) = due.checked_sub(self.start.elapsed()) {
+            std::thread::sleep(ahead);
+        }
+    }
+}
+
 /// Set by SIGINT: stop taking new objects, finish what is in flight, save the position.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -412,15 +431,18 @@ pub fn import(input: &str, opts: &ImportOptions) -> Result<std::process::ExitCod
     };
     let grouper = {
         let (stop, target) = (stop.clone(), target.clone());
+        let max_files = opts.files_per_request.max(1);
         std::thread::Builder::new()
             .name("import-group".into())
-            .spawn(move || group_in_order(fetched_rx, group_tx, &stop, &target))?
+            .spawn(move || group_in_order(fetched_rx, group_tx, &stop, &target, max_files))?
     };
     let group_rx = Arc::new(std::sync::Mutex::new(group_rx));
+    let pacer =
+        Arc::new(Pacer { start: Instant::now(), records: AtomicU64::new(0), per_second: opts.max_events_per_second });
     let senders: Vec<_> = (0..SENDERS)
         .map(|i| {
-            let (group_rx, event_tx, client, stop, target) =
-                (group_rx.clone(), event_tx.clone(), client.clone(), stop.clone(), target.clone());
+            let (group_rx, event_tx, client, stop, target, pacer) =
+                (group_rx.clone(), event_tx.clone(), client.clone(), stop.clone(), target.clone(), pacer.clone());
             std::thread::Builder::new().name(format!("import-send-{i}")).spawn(move || {
                 loop {
                     let group = match group_rx.lock().map_err(|_| ()).and_then(|r| r.recv().map_err(|_| ())) {
@@ -430,8 +452,12 @@ pub fn import(input: &str, opts: &ImportOptions) -> Result<std::process::ExitCod
                     if stop.load(Ordering::SeqCst) {
                         continue;
                     }
+                    pacer.wait();
                     let event = match send_group(&client, group, batch, &target) {
-                        Ok(done) => Event::Done(done),
+                        Ok(done) => {
+                            pacer.records.fetch_add(done.tally.records, Ordering::Relaxed);
+                            Event::Done(done)
+                        }
                         Err(e) => {
                             stop.store(true, Ordering::SeqCst);
                             Event::Fatal(e)
@@ -648,6 +674,7 @@ fn group_in_order(
     out: mpsc::SyncSender<Group>,
     stop: &AtomicBool,
     target: &AtomicUsize,
+    max_files: usize,
 ) {
     let mut id = 0usize;
     let mut files: Vec<Fetched> = Vec::new();
@@ -678,7 +705,7 @@ fn group_in_order(
         }
         let size = f.body.as_ref().map_or(0, |b| decoded_size_hint(b));
         if !files.is_empty()
-            && (decoded + size > target.load(Ordering::Relaxed) || files.len() >= GROUP_MAX_FILES)
+            && (decoded + size > target.load(Ordering::Relaxed) || files.len() >= max_files)
             && !flush(&mut files, &mut decoded)
         {
             return;
@@ -957,7 +984,7 @@ mod tests {
         }
         drop(tx);
         let (gtx, grx) = mpsc::sync_channel(16);
-        group_in_order(rx, gtx, &AtomicBool::new(false), &AtomicUsize::new(1000));
+        group_in_order(rx, gtx, &AtomicBool::new(false), &AtomicUsize::new(1000), 10);
         let groups: Vec<Vec<String>> =
             grx.iter().map(|g| g.files.iter().map(|f| f.entry.key.clone()).collect()).collect();
         assert_eq!(groups, [&["k0", "k1"][..], &["k2"], &["k3"], &["k4"], &["k5"]]);

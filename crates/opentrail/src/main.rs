@@ -117,6 +117,12 @@ the shared credentials file.
         /// Forget an import's position and send everything again.
         #[arg(long)]
         restart: bool,
+        /// An import sends at most this many log files in one request.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+        files_per_request: u64,
+        /// An import sends no faster than this many records a second (to spare a busy server).
+        #[arg(long, value_name = "N")]
+        max_events_per_second: Option<f64>,
         #[command(flatten)]
         s3: import::S3Args,
         /// Files, folders, s3://bucket/prefix, or `-` for stdin.
@@ -315,12 +321,14 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve { config, data_dir, listen } => serve::run(config, data_dir, listen),
-        Command::Ingest { endpoint, batch, state, restart, s3, files } => {
+        Command::Ingest { endpoint, batch, state, restart, files_per_request, max_events_per_second, s3, files } => {
             let opts = import::ImportOptions {
                 endpoint: &endpoint.endpoint,
                 batch,
                 state: state.as_deref(),
                 restart,
+                files_per_request: files_per_request as usize,
+                max_events_per_second,
                 s3: &s3,
             };
             ingest::run(&opts, &files)

@@ -249,12 +249,16 @@ fn ingest_walks_an_awslogs_tree_skips_digests_and_stores_nothing_twice() {
         std::fs::write(day("CloudTrail-Digest", d).join(digest), gz_log(&[])).unwrap();
     }
     std::fs::write(root.join("README.txt"), "not a log").unwrap();
-    let ingest = || run(s.cli().arg("ingest").arg(&root));
-    let (ok, _, err) = ingest();
+    let state = tmp.path().join("position.json");
+    let ingest = |extra: &[&str]| run(s.cli().arg("ingest").arg(&root).arg("--state").arg(&state).args(extra));
+    let (ok, _, err) = ingest(&[]);
     assert!(ok, "{err}");
     assert!(err.contains("skipping 3 digest files and 1 other files"), "{err}");
     assert!(err.contains("30 new, 0 already stored"), "{err}");
-    let (ok, _, err) = ingest();
+    // The import is done: a re-run sends nothing; --restart sends everything, and nothing is stored twice.
+    let (ok, _, err) = ingest(&[]);
+    assert!(ok && err.contains("0 log files to send"), "{err}");
+    let (ok, _, err) = ingest(&["--restart"]);
     assert!(ok, "{err}");
     assert!(err.contains("0 new, 30 already stored"), "{err}");
     s.wait_caught_up();
