@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Import throughput (issue 12): `opentrail ingest DIR` and `opentrail ingest s3://…` (moto) of CloudTrail log
+# files made from `opentrail gen` events, each into a fresh release server on this machine; events/s and MB/s
+# end to end (listing included), against the 100,000 events/s target. Markdown table rows on stdout.
+#
+#   cargo build --release -p opentrail
+#   scripts/bench-import.sh [EVENTS (1000000)] [RECORDS_PER_FILE (500)] [SOURCES (folder,s3)]
+#
+# OPENTRAIL=path/to/opentrail (default: target/release/opentrail, or $CARGO_TARGET_DIR/release/opentrail),
+# SCRATCH=dir on a real disk (default /work/bench-tmp; removed afterwards unless KEEP=1), CORPUS=dir to keep
+# the generated log files for the next run.
+set -euo pipefail
+EVENTS=${1:-1000000}
+PER_FILE=${2:-500}
+SOURCES=${3:-folder,s3}
+here=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${OPENTRAIL:-${CARGO_TARGET_DIR:-$here/target}/release/opentrail}
+base=${SCRATCH:-/work/bench-tmp}
+mkdir -p "$base"
+work=$(mktemp -d "$base/import-XXXXXX")
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  [ "${KEEP:-0}" = 1 ] || rm -rf "$work"
+}
+trap cleanup EXIT
+
+# CORPUS=dir keeps the log files between runs (made once, then reused).
+corpus=${CORPUS:-$work/bucket}
+if [ ! -s "$corpus.stats" ]; then
+  echo "generating $EVENTS events into log files of $PER_FILE records ($corpus)" >&2
+  "$BIN" gen --events "$EVENTS" --seed 7 --span 30d | python3 "$here/scripts/make-log-files.py" "$corpus" "$PER_FILE" >"$corpus.stats.tmp"
+  mv "$corpus.stats.tmp" "$corpus.stats"
+fi
+read -r files records raw gz <"$corpus.stats"
+echo "$files log files, $records records, $((raw / 1000000)) MB of JSON, $((gz / 1000000)) MB gzip'd" >&2
+
+# Starts a fresh server; sets $addr, $server_pid, AWS_SHARED_CREDENTIALS_FILE/AWS_PROFILE.
+start_server() {
+  local data="$work/data-$1"
+  "$BIN" serve --data-dir "$data" --listen 127.0.0.1:0 >"$work/out-$1" 2>"$work/serve-$1.log" &
+  server_pid=$!
+  pids+=("$server_pid")
+  for _ in $(seq 300); do grep -q 'listening on' "$work/out-$1" 2>/dev/null && break; sleep 0.1; done
+  line=$(grep -m1 'listening on' "$work/out-$1")
+  addr=${line##* }
+  export AWS_SHARED_CREDENTIALS_FILE="$data/credentials" AWS_PROFILE=opentrail
+}
+
+cpu_secs() { awk '{print ($14 + $15) / 100}' "/proc/$1/stat"; }
+
+# Runs one import; prints its table row.
+measure() {
+  local name=$1 source=$2; shift 2
+  start_server "$name"
+  local cpu0 t0 t1 cpu1
+  cpu0=$(cpu_secs "$server_pid")
+  t0=$(date +%s.%N)
+  "$BIN" ingest --endpoint "$addr" --state "$work/position-$name.json" "$source" "$@" 2>"$work/ingest-$name.log"
+  t1=$(date +%s.%N)
+  cpu1=$(cpu_secs "$server_pid")
+  local summary
+  summary=$(grep ' new, ' "$work/ingest-$name.log" | head -1)
+  kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
+  python3 - "$name" "$t0" "$t1" "$records" "$raw" "$gz" "$cpu0" "$cpu1" "$summary" <<'PY'
+import sys
+name, t0, t1, records, raw, gz, cpu0, cpu1, summary = sys.argv[1:]
+secs = float(t1) - float(t0)
+records, raw, gz = int(records), int(raw), int(gz)
+rate = records / secs
+verdict = "met" if rate >= 100_000 else f"**MISSED** ({100 * rate / 100_000:.0f}% of target)"
+cpu_us = (float(cpu1) - float(cpu0)) * 1e6 / records
+print(f"| {name} | {records:,} | {secs:.1f} s | {rate:,.0f} ev/s | {raw / secs / 1e6:,.0f} MB/s JSON ({gz / secs / 1e6:,.1f} MB/s gzip) | {cpu_us:.1f} µs | {verdict} | {summary} |")
+PY
+}
+
+echo "| source | events | wall time (listing included) | events/s | MB/s | server CPU per event | ≥ 100,000 ev/s | the import's summary |"
+echo "|---|---|---|---|---|---|---|---|"
+if [[ $SOURCES == *folder* ]]; then
+  measure folder "$corpus"
+fi
+if [[ $SOURCES == *s3* ]]; then
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  python3 -m moto.server -H 127.0.0.1 -p "$port" >/dev/null 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/moto-api/" >/dev/null && break; sleep 0.1; done
+  echo "uploading to moto S3 on port $port" >&2
+  python3 - "$port" "$corpus" <<'PY'
+import os, sys, concurrent.futures, boto3
+port, root = sys.argv[1:]
+s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                  aws_access_key_id="moto", aws_secret_access_key="moto-secret")
+s3.create_bucket(Bucket="bench")
+paths = [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs]
+def put(p):
+    with open(p, "rb") as f:
+        s3.put_object(Bucket="bench", Key=os.path.relpath(p, root), Body=f.read())
+with concurrent.futures.ThreadPoolExecutor(16) as ex:
+    list(ex.map(put, paths))
+PY
+  measure "moto S3" "s3://bench/AWSLogs/" --s3-endpoint "http://127.0.0.1:$port"
+fi
