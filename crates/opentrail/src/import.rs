@@ -366,7 +366,8 @@ pub fn import(input: &str, opts: &ImportOptions) -> Result<std::process::ExitCod
     let client = Client::new(endpoint)?;
     let source_id = source.id();
     let state_path = match opts.state {
-        Some(p) => p.to_path_buf(),
+        // Absolute, so its folder can be fsync'd (`pos.json`'s parent is "").
+        Some(p) => std::path::absolute(p).with_context(|| format!("--state {}", p.display()))?,
         None => default_state_path(endpoint, &source_id)?,
     };
     let mut position = if opts.restart {
@@ -756,9 +757,22 @@ struct FailedRecord {
     error_message: String,
 }
 
+/// Hard-coded: a bulk import outlasts back-pressure longer than one call's retries (the index catching up
+/// after a burst): a request still refused with 503 is tried again this many more times, a few seconds apart.
+const BACKPRESSURE_ROUNDS: u32 = 10;
+
 fn post(client: &Client, body: &[u8]) -> Result<Answer, ClientError> {
-    let out = client.call("/v1/events", &[("content-type", "application/json")], body, "opentrail")?;
-    serde_json::from_slice(&out).map_err(|source| ClientError::InvalidJson { source })
+    let mut round = 0;
+    loop {
+        match client.call("/v1/events", &[("content-type", "application/json")], body, "opentrail") {
+            Ok(out) => return serde_json::from_slice(&out).map_err(|source| ClientError::InvalidJson { source }),
+            Err(ClientError::Service(e)) if e.status == 503 && round < BACKPRESSURE_ROUNDS => {
+                round += 1;
+                std::thread::sleep(Duration::from_secs(2));
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Whether the server refused the body itself (too large, too many records, not gzip, not log files): the
