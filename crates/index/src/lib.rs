@@ -338,6 +338,30 @@ impl EventIndex {
         Ok(first.or(in_memtable))
     }
 
+    /// For each id, whether it is indexed: [`EventIndex::find_event_id`] for a batch (ingest's dedupe), with
+    /// the memtable's lock taken and the segment list read once, and a segment search stopped at the first
+    /// hit (whether, not where).
+    pub fn contains_event_ids(&self, event_ids: &[&str]) -> Result<Vec<bool>, IndexError> {
+        let (mut found, segments) = {
+            let mem = self.shared.mem.read();
+            let found: Vec<bool> = event_ids.iter().map(|id| mem.find_event_id(id).is_some()).collect();
+            (found, self.shared.segments.read().clone())
+        };
+        for (id, found) in event_ids.iter().zip(found.iter_mut()) {
+            if *found || segments.is_empty() {
+                continue;
+            }
+            let (uuid, bloom_key) = (term::parse_uuid(id), term::bloom_key(id));
+            for s in segments.iter() {
+                if s.find_event_id(id, uuid, bloom_key)?.is_some() {
+                    *found = true;
+                    break;
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// Makes everything applied so far durable: flushes the memtable to a segment and writes the manifest.
     pub fn persist(&self) -> Result<(), IndexError> {
         let s = &*self.shared;

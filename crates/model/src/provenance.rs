@@ -102,11 +102,24 @@ impl Provenance {
     /// with, the text form's length (u16, little-endian), the text form, then the record unchanged.
     /// `Unknown` adds nothing, so records stored before provenance existed read back as they are.
     pub fn frame(&self, record: &[u8]) -> Vec<u8> {
+        Self::frame_with(self.frame_text().as_deref(), record)
+    }
+
+    /// The text form a frame holds (cut to fit), `None` for `Unknown`: made once for a batch whose records
+    /// share one provenance, then given to [`Provenance::frame_with`] for each.
+    pub fn frame_text(&self) -> Option<String> {
         if *self == Provenance::Unknown {
-            return record.to_vec();
+            return None;
         }
-        let text = self.to_text();
-        let text = cut(&text);
+        let mut text = self.to_text();
+        let len = cut(&text).len();
+        text.truncate(len);
+        Some(text)
+    }
+
+    /// [`Provenance::frame`] with the text form already made by [`Provenance::frame_text`].
+    pub fn frame_with(text: Option<&str>, record: &[u8]) -> Vec<u8> {
+        let Some(text) = text else { return record.to_vec() };
         let mut out = Vec::with_capacity(3 + text.len() + record.len());
         out.push(FRAME_TAG);
         out.extend_from_slice(&(text.len() as u16).to_le_bytes());

@@ -353,18 +353,31 @@ impl EventStore {
         let indexed_before = inner.index.checkpoint();
         let mut seen_here = HashSet::new();
         let mut stored_already = vec![false; items.len()];
+        // Ids first met in this batch, probed against the index together (one lock, one segment list).
+        let mut probe: Vec<(usize, &str)> = Vec::new();
         for (i, item) in items.iter().enumerate() {
             if item.client_id {
-                let id = &item.record.fields.event_id;
-                stored_already[i] = !seen_here.insert(id.as_str()) || inner.index.find_event_id(id)?.is_some();
+                let id = item.record.fields.event_id.as_str();
+                if seen_here.insert(id) {
+                    probe.push((i, id));
+                } else {
+                    stored_already[i] = true;
+                }
             }
         }
         drop(seen_here);
+        let probe_ids: Vec<&str> = probe.iter().map(|(_, id)| *id).collect();
+        for ((i, _), found) in probe.iter().zip(inner.index.contains_event_ids(&probe_ids)?) {
+            stored_already[*i] = found;
+        }
+        drop(probe_ids);
+        drop(probe);
         let mut payloads = Vec::with_capacity(items.len());
         let mut fields = Vec::with_capacity(items.len());
         let mut in_flight = inner.in_flight.lock();
         let recheck = inner.index.checkpoint() != indexed_before;
         let mut ids = Vec::new();
+        let mut frame_text: Option<(model::Provenance, Option<String>)> = None;
         for (item, already) in items.into_iter().zip(stored_already) {
             outcome.event_ids.push(item.record.fields.event_id.clone());
             if item.client_id {
@@ -376,7 +389,12 @@ impl EventStore {
                 ids.push(id.clone());
             }
             let (json, f) = item.record.into_parts();
-            payloads.push(f.provenance.frame(json.as_bytes()));
+            // A batch's records share one provenance: its text form is made once, not per record.
+            if frame_text.as_ref().is_none_or(|(p, _)| *p != f.provenance) {
+                frame_text = Some((f.provenance.clone(), f.provenance.frame_text()));
+            }
+            let text = frame_text.as_ref().and_then(|(_, t)| t.as_deref());
+            payloads.push(model::Provenance::frame_with(text, json.as_bytes()));
             fields.push(f);
         }
         if payloads.is_empty() {

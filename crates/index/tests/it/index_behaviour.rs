@@ -142,6 +142,23 @@ fn find_event_id_keeps_the_first_mapping_and_lookup_sees_every_duplicate() {
 }
 
 #[test]
+fn contains_event_ids_agrees_with_find_event_id_in_the_memtable_and_in_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = EventIndex::open(dir.path()).unwrap();
+    let uuid = "6a0c1c8e-2f4b-4c4e-9f5e-0123456789ab";
+    let (a, b) = (event(uuid, 1, "X", "u"), event("plain-id", 2, "X", "u"));
+    index.apply(&[(Seq(1), &a), (Seq(2), &b)]).unwrap();
+    index.persist().unwrap();
+    let c = event("in-memtable", 3, "X", "u");
+    index.apply(&[(Seq(3), &c)]).unwrap();
+    let ids = [uuid, "plain-id", "in-memtable", "missing", "6A0C1C8E-2F4B-4C4E-9F5E-0123456789AB", uuid];
+    let want: Vec<bool> = ids.iter().map(|id| index.find_event_id(id).unwrap().is_some()).collect();
+    assert_eq!(want, [true, true, true, false, false, true]);
+    assert_eq!(index.contains_event_ids(&ids).unwrap(), want);
+    assert!(index.contains_event_ids(&[]).unwrap().is_empty());
+}
+
+#[test]
 fn insight_events_are_only_found_by_insight_queries() {
     let dir = tempfile::tempdir().unwrap();
     let index = EventIndex::open(dir.path()).unwrap();
