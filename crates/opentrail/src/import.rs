@@ -983,6 +983,22 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_record_of_a_request_of_many_files_is_named_by_its_file_and_place() {
+        use std::io::Write as _;
+        let gz = |doc: &str| {
+            let mut g = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            g.write_all(doc.as_bytes()).unwrap();
+            Bytes::from(g.finish().unwrap())
+        };
+        let (a, b) = (Entry { key: "a.json.gz".into(), size: 1 }, Entry { key: "b.json".into(), size: 1 });
+        let (ba, bb) =
+            (gz(r#"{"Records":[{"x":1},{"x":2},{"x":3}]}"#), Bytes::from_static(br#"{"Records":[{"y":1},{"y":2}]}"#));
+        let failed = |index| FailedRecord { index, error_code: "E".into(), error_message: "m".into() };
+        let notes = name_failures(&[(&a, &ba), (&b, &bb)], &[failed(2), failed(4), failed(9)]);
+        assert_eq!(notes, ["a.json.gz: record 3: E: m", "b.json: record 2: E: m", "record 10 of the request: E: m"]);
+    }
+
+    #[test]
     fn consecutive_gzip_files_share_a_request_and_others_go_alone() {
         use std::io::Write as _;
         let gz = |n: usize| {
