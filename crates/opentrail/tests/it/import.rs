@@ -304,3 +304,31 @@ fn unreadable_log_files_and_refused_records_are_named_and_the_rest_is_imported()
     assert_eq!(position["failed_objects"][0]["key"], key(1));
     assert_eq!(position["done_through"], key(3));
 }
+
+#[test]
+fn ctrl_c_finishes_the_requests_in_flight_saves_the_position_and_a_rerun_goes_on() {
+    let t = tree(60, 5);
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("bucket");
+    write_folder(&root, &t);
+    let s = Server::start();
+    let state = tmp.path().join("position.json");
+    let source = root.to_str().unwrap();
+    let paced = ["--files-per-request", "1", "--max-events-per-second", "50"];
+    let mut child = spawn(ingest(&s, source, &state, &paced));
+    wait_for_position(&state, 5, &mut child);
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let (ok, err) = finish(child);
+    assert!(!ok, "{err}");
+    assert!(err.contains("interrupted: finishing the requests in flight"), "{err}");
+    let stopped = summary(&err, "")[4];
+    // Everything the run counted is in the saved position: nothing acknowledged is left out of it.
+    assert_eq!(objects_done(&state), stopped, "{err}");
+    assert!(stopped < 60 && err.contains(&format!("stopped after {stopped} of 60 log files")), "{err}");
+    let (ok, err) = run(ingest(&s, source, &state, &[]));
+    assert!(ok, "{err}");
+    let all = summary(&err, "in all: ");
+    assert_eq!(all, [t.ids.len() as u64, 0, 0, t.ids.len() as u64, 60], "{err}");
+    assert_each_stored_once(&s, &t.ids);
+}
