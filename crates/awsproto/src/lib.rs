@@ -100,13 +100,11 @@ pub fn describe(exchange: &Exchange<'_>) -> Described {
     let ex = exchange;
     let scope = Scope::of(ex);
     let query_pairs = ex.query.map(form_pairs).unwrap_or_default();
-    let form = if is_form(ex) {
-        std::str::from_utf8(ex.request_body).map(form_pairs).unwrap_or_default()
-    } else {
-        Vec::new()
-    };
-    let target = header(ex.request_headers, "x-amz-target");
-    let action = param(&form, "Action").or_else(|| param(&query_pairs, "Action"));
+    let form =
+        if is_form(ex) { std::str::from_utf8(ex.request_body).map(form_pairs).unwrap_or_default() } else { Vec::new() };
+    // An empty operation (`X-Amz-Target: .`, `Action=`) names no call.
+    let target = header(ex.request_headers, "x-amz-target").filter(|t| !t.rsplit('.').next().unwrap_or("").is_empty());
+    let action = param(&form, "Action").or_else(|| param(&query_pairs, "Action")).filter(|a| !a.is_empty());
     let version = param(&form, "Version").or_else(|| param(&query_pairs, "Version"));
     let signing = scope.as_ref().map(|s| s.service.as_str());
     let candidates: Vec<&'static Service> = signing.map(|s| model::by_signing_name(s).collect()).unwrap_or_default();
@@ -305,9 +303,12 @@ fn is_sigv4_param(k: &str) -> bool {
 
 // ---- REST: method + URI template ----
 
+/// The best REST match so far: score, service, operation, URI labels.
+type RestMatch = (i64, &'static Service, &'static str, Vec<(String, String)>);
+
 fn rest_call(ex: &Exchange<'_>, candidates: &[&'static Service], query: &[(String, String)]) -> Option<Call> {
     let host = header(ex.request_headers, "host").unwrap_or("");
-    let mut best: Option<(i64, &'static Service, &'static str, Vec<(String, String)>)> = None;
+    let mut best: Option<RestMatch> = None;
     for &svc in candidates {
         let protocol_ok = svc.has_protocol("rest-json") || svc.has_protocol("rest-xml");
         if !protocol_ok {
@@ -331,14 +332,16 @@ fn rest_call(ex: &Exchange<'_>, candidates: &[&'static Service], query: &[(Strin
     }
     let (_, svc, op, labels) = best?;
     let protocol = if svc.has_protocol("rest-xml") { Protocol::RestXml } else { Protocol::RestJson };
-    let bucket = (svc.name == "s3").then(|| labels.iter().find(|(k, _)| k == "Bucket").map(|(_, v)| v.clone())).flatten();
+    let bucket =
+        (svc.name == "s3").then(|| labels.iter().find(|(k, _)| k == "Bucket").map(|(_, v)| v.clone())).flatten();
     Some(Call { protocol, svc: Some(svc), op_name: op.to_owned(), labels, bucket })
 }
 
 /// A virtual-hosted S3 bucket: `bucket.s3.amazonaws.com`, `bucket.s3.us-east-1.amazonaws.com`,
 /// `bucket.s3-us-west-2.amazonaws.com`, `bucket.localhost:9000`.
 fn s3_virtual_host_bucket(host: &str) -> Option<&str> {
-    let host = host.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map(|(h, _)| h).unwrap_or(host);
+    let host =
+        host.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map(|(h, _)| h).unwrap_or(host);
     if host.parse::<std::net::IpAddr>().is_ok() || host.starts_with('[') {
         return None;
     }
@@ -460,12 +463,16 @@ fn request_parameters(
             let mut out = Map::new();
             let ishape = input.and_then(|i| svc.and_then(|s| s.shape(i)));
             for (label, value) in &call.labels {
-                let m = ishape.and_then(|s| s.m.iter().find(|m| m.loc.as_deref() == Some("uri") && m.ln.as_deref() == Some(label)));
+                let m = ishape.and_then(|s| {
+                    s.m.iter().find(|m| m.loc.as_deref() == Some("uri") && m.ln.as_deref() == Some(label))
+                });
                 let name = m.map(|m| m.n.as_str()).unwrap_or(label);
                 out.insert(shape::decapitalize(name), Value::from(value.clone()));
             }
             for (k, v) in query.iter().filter(|(k, _)| !is_sigv4_param(k)) {
-                let m = ishape.and_then(|s| s.m.iter().find(|m| m.loc.as_deref() == Some("querystring") && m.ln.as_deref() == Some(k)));
+                let m = ishape.and_then(|s| {
+                    s.m.iter().find(|m| m.loc.as_deref() == Some("querystring") && m.ln.as_deref() == Some(k))
+                });
                 let name = m.map(|m| m.n.as_str()).unwrap_or(k);
                 out.insert(shape::decapitalize(name), Value::from(v.clone()));
             }
@@ -530,7 +537,17 @@ fn s3_request_parameters(ex: &Exchange<'_>, call: &Call, op: Option<&Op>, query:
         out.insert(k.clone(), Value::from(v.clone()));
     }
     // Object bodies are data, not parameters; configuration bodies are XML documents.
-    let object_body = op.is_some_and(|o| o.u.contains("{Key+}")) && !matches!(call.op_name.as_str(), "CompleteMultipartUpload" | "RestoreObject" | "PutObjectTagging" | "PutObjectAcl" | "PutObjectRetention" | "PutObjectLegalHold" | "SelectObjectContent");
+    let object_body = op.is_some_and(|o| o.u.contains("{Key+}"))
+        && !matches!(
+            call.op_name.as_str(),
+            "CompleteMultipartUpload"
+                | "RestoreObject"
+                | "PutObjectTagging"
+                | "PutObjectAcl"
+                | "PutObjectRetention"
+                | "PutObjectLegalHold"
+                | "SelectObjectContent"
+        );
     if !object_body
         && ex.request_body_complete
         && ex.request_body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<')
@@ -592,7 +609,15 @@ fn drop_secret_keys(v: &mut Value, depth: usize) {
 
 /// Read-only calls whose responseElements CloudTrail still writes (STS's credentials calls).
 fn names_keep_response(service: &str, op: &str) -> bool {
-    service == "sts" && matches!(op, "AssumeRole" | "AssumeRoleWithSAML" | "AssumeRoleWithWebIdentity" | "GetSessionToken" | "GetFederationToken")
+    service == "sts"
+        && matches!(
+            op,
+            "AssumeRole"
+                | "AssumeRoleWithSAML"
+                | "AssumeRoleWithWebIdentity"
+                | "GetSessionToken"
+                | "GetFederationToken"
+        )
 }
 
 fn response_elements(ex: &Exchange<'_>, call: &Call, op: Option<&Op>) -> Option<Value> {
@@ -738,25 +763,37 @@ fn resources(
         "sts" if call.op_name.starts_with("AssumeRole") => {
             if let Some(role) = get("roleArn") {
                 let acct = role.split(':').nth(4).map(str::to_owned);
-                out.push(Resource { arn: role.to_owned(), resource_type: "AWS::IAM::Role".to_owned(), account_id: acct });
+                out.push(Resource {
+                    arn: role.to_owned(),
+                    resource_type: "AWS::IAM::Role".to_owned(),
+                    account_id: acct,
+                });
             }
         }
         "lambda" => {
             if let Some(f) = get("functionName") {
-                let arn = if f.starts_with("arn:") { f.to_owned() } else { format!("arn:aws:lambda:{region}:{acct}:function:{f}") };
+                let arn = if f.starts_with("arn:") {
+                    f.to_owned()
+                } else {
+                    format!("arn:aws:lambda:{region}:{acct}:function:{f}")
+                };
                 out.push(res(arn, "AWS::Lambda::Function"));
             }
         }
         "dynamodb" => {
             if let Some(t) = get("tableName") {
-                let arn = if t.starts_with("arn:") { t.to_owned() } else { format!("arn:aws:dynamodb:{region}:{acct}:table/{t}") };
+                let arn = if t.starts_with("arn:") {
+                    t.to_owned()
+                } else {
+                    format!("arn:aws:dynamodb:{region}:{acct}:table/{t}")
+                };
                 out.push(res(arn, "AWS::DynamoDB::Table"));
             }
         }
         "kms" => {
-            let key = get("keyId")
-                .map(str::to_owned)
-                .or_else(|| response.and_then(|r| r.pointer("/keyMetadata/arn")).and_then(Value::as_str).map(str::to_owned));
+            let key = get("keyId").map(str::to_owned).or_else(|| {
+                response.and_then(|r| r.pointer("/keyMetadata/arn")).and_then(Value::as_str).map(str::to_owned)
+            });
             if let Some(k) = key
                 && !k.starts_with("alias/")
             {
@@ -773,21 +810,31 @@ fn resources(
 /// the `x-amz-id-2` host id. (`CipherSuite` and `tlsDetails` are the gateway's: it knows the listener.)
 fn s3_additional(ex: &Exchange<'_>, scope: Option<&Scope>) -> Value {
     let len = |h: Option<&http::HeaderMap>, body: &[u8], complete: bool| -> u64 {
-        h.and_then(|h| header(h, "content-length"))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(if complete { body.len() as u64 } else { 0 })
+        h.and_then(|h| header(h, "content-length")).and_then(|v| v.parse().ok()).unwrap_or(if complete {
+            body.len() as u64
+        } else {
+            0
+        })
     };
     let mut out = Map::new();
     if let Some(s) = scope {
         out.insert("SignatureVersion".to_owned(), Value::from("SigV4"));
-        out.insert("AuthenticationMethod".to_owned(), Value::from(if s.in_query { "QueryString" } else { "AuthHeader" }));
+        out.insert(
+            "AuthenticationMethod".to_owned(),
+            Value::from(if s.in_query { "QueryString" } else { "AuthHeader" }),
+        );
     }
-    let bytes_in = match header(ex.request_headers, "x-amz-decoded-content-length").and_then(|v| v.parse::<u64>().ok()) {
+    let bytes_in = match header(ex.request_headers, "x-amz-decoded-content-length").and_then(|v| v.parse::<u64>().ok())
+    {
         Some(n) => n,
         None => len(Some(ex.request_headers), ex.request_body, ex.request_body_complete),
     };
     out.insert("bytesTransferredIn".to_owned(), Value::from(bytes_in));
-    let bytes_out = if *ex.method == http::Method::HEAD { 0 } else { len(ex.response_headers, ex.response_body, ex.response_body_complete) };
+    let bytes_out = if *ex.method == http::Method::HEAD {
+        0
+    } else {
+        len(ex.response_headers, ex.response_body, ex.response_body_complete)
+    };
     out.insert("bytesTransferredOut".to_owned(), Value::from(bytes_out));
     if let Some(id2) = ex.response_headers.and_then(|h| header(h, "x-amz-id-2")) {
         out.insert("x-amz-id-2".to_owned(), Value::from(id2));
@@ -816,7 +863,8 @@ fn unknown(ex: &Exchange<'_>, scope: Option<&Scope>) -> Described {
     }
 }
 
-/// The botocore version the embedded service table was generated from.
+/// The botocore version the embedded service table was generated from. Decodes the table on first use
+/// (tens of milliseconds): a gateway calls this at startup so the first request does not pay for it.
 pub fn model_version() -> &'static str {
     &model::table().botocore
 }

@@ -142,11 +142,7 @@ const DATA: &[(&str, &str)] = &[
 /// a bucket's objects; Lambda Invoke; DynamoDB item calls; SQS messages; SNS Publish; Kinesis records.
 pub(crate) fn category(service: &str, op: &str, request_uri: &str) -> Category {
     let s3_object = service == "s3" && request_uri.contains("{Key+}");
-    if s3_object || DATA.iter().any(|(s, o)| *s == service && *o == op) {
-        Category::Data
-    } else {
-        Category::Management
-    }
+    if s3_object || DATA.iter().any(|(s, o)| *s == service && *o == op) { Category::Data } else { Category::Management }
 }
 
 #[cfg(test)]

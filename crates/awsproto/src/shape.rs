@@ -92,7 +92,9 @@ pub(crate) fn from_json(svc: Option<&Service>, shape: Option<&str>, v: &Value, d
             Value::Array(a.iter().map(|x| from_json(svc, es, x, dir, depth + 1)).collect())
         }
         (Value::Number(n), Some(sh)) if sh.t == "t" && dir == Dir::Response => match n.as_f64() {
-            Some(secs) if secs.is_finite() && secs.abs() < 1e13 => Value::from(crate::time::java_date((secs * 1000.0) as i64)),
+            Some(secs) if secs.is_finite() && secs.abs() < 1e13 => {
+                Value::from(crate::time::java_date((secs * 1000.0) as i64))
+            }
             _ => v.clone(),
         },
         (Value::Object(o), None) => Value::Object(
@@ -214,7 +216,9 @@ fn from_query_member(svc: Option<&Service>, shape: &str, flattened: bool, t: &Tr
                 t.child(sh.ln.as_deref().unwrap_or("member")).unwrap_or(t)
             };
             let es = sh.e.as_deref().unwrap_or("");
-            Value::Array(items.numbered().into_iter().map(|c| from_query_member(svc, es, false, c, depth + 1)).collect())
+            Value::Array(
+                items.numbered().into_iter().map(|c| from_query_member(svc, es, false, c, depth + 1)).collect(),
+            )
         }
         Some(sh) if sh.t == "M" => {
             let entries = if flattened || sh.fl { t } else { t.child("entry").unwrap_or(t) };
@@ -235,7 +239,14 @@ fn from_query_member(svc: Option<&Service>, shape: &str, flattened: bool, t: &Tr
 }
 
 /// EC2 lists as CloudTrail writes them: `{"items":[…]}` under `<name>Set` (or the name when it is plural).
-fn ec2_list(svc: Option<&Service>, sh: Option<&Shape>, _wire: &str, ln: &str, t: &Tree, depth: usize) -> (String, Value) {
+fn ec2_list(
+    svc: Option<&Service>,
+    sh: Option<&Shape>,
+    _wire: &str,
+    ln: &str,
+    t: &Tree,
+    depth: usize,
+) -> (String, Value) {
     let es = sh.and_then(|s| s.e.as_deref()).unwrap_or("");
     let elem = svc.and_then(|s| s.shape(es));
     let scalar_items = elem.is_some_and(|e| !matches!(e.t.as_str(), "S" | "L" | "M"));
@@ -311,9 +322,8 @@ pub(crate) fn from_xml(svc: Option<&Service>, shape: Option<&str>, el: &Element,
                             // Flattened: each repeated element is one item.
                             let es = msh.and_then(|x| x.e.as_deref());
                             let item = from_xml(svc, es, c, dir, depth + 1);
-                            match out.entry(name).or_insert_with(|| Value::Array(Vec::new())) {
-                                Value::Array(a) => a.push(item),
-                                _ => {}
+                            if let Value::Array(a) = out.entry(name).or_insert_with(|| Value::Array(Vec::new())) {
+                                a.push(item);
                             }
                         } else {
                             out.insert(name, from_xml(svc, Some(&m.s), c, dir, depth + 1));
@@ -354,7 +364,9 @@ pub(crate) fn from_xml(svc: Option<&Service>, shape: Option<&str>, el: &Element,
         Some(sh) => {
             if ec2 && sh.t == "t" && dir == Dir::Response {
                 // EC2's responseElements carry times as epoch milliseconds.
-                return crate::time::parse_iso8601(&el.text).map(Value::from).unwrap_or_else(|| Value::from(el.text.clone()));
+                return crate::time::parse_iso8601(&el.text)
+                    .map(Value::from)
+                    .unwrap_or_else(|| Value::from(el.text.clone()));
             }
             scalar(Some(sh), &el.text, dir)
         }
@@ -432,8 +444,13 @@ mod tests {
     #[test]
     fn generic_query_makes_member_lists_arrays() {
         let t = Tree::from_pairs(
-            [("Tags.member.1.Key", "a"), ("Tags.member.1.Value", "b"), ("Tags.member.2.Key", "c"), ("UserName", "Mary")]
-                .into_iter(),
+            [
+                ("Tags.member.1.Key", "a"),
+                ("Tags.member.1.Value", "b"),
+                ("Tags.member.2.Key", "c"),
+                ("UserName", "Mary"),
+            ]
+            .into_iter(),
         );
         let v = generic_query(&t, 0);
         assert_eq!(v, serde_json::json!({"tags":[{"key":"a","value":"b"},{"key":"c"}],"userName":"Mary"}));

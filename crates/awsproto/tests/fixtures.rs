@@ -167,7 +167,8 @@ fn every_fixture_describes_as_cloudtrail_records_it() {
 
 #[test]
 fn a_multipart_upload_is_create_parts_and_complete_as_data_events() {
-    let (_, fx) = fixtures().into_iter().find(|(p, _)| p.to_string_lossy().contains("s3-cp-multipart")).expect("fixture");
+    let (_, fx) =
+        fixtures().into_iter().find(|(p, _)| p.to_string_lossy().contains("s3-cp-multipart")).expect("fixture");
     let names: Vec<(String, Category, bool)> = fx["exchanges"]
         .as_array()
         .expect("exchanges")
@@ -211,10 +212,10 @@ fn compatible(ours: &Value, real: &Value, at: &str, out: &mut Vec<String>) {
                 compatible(x, y, &format!("{at}[0]"), out);
             }
         }
-        (Value::Object(_) | Value::Array(_), _) | (_, Value::Object(_) | Value::Array(_)) => {
-            if !ours.is_null() && !real.is_null() {
-                out.push(format!("{at}: ours {ours} vs real {real}"));
-            }
+        (Value::Object(_) | Value::Array(_), _) | (_, Value::Object(_) | Value::Array(_))
+            if !ours.is_null() && !real.is_null() =>
+        {
+            out.push(format!("{at}: ours {ours} vs real {real}"));
         }
         _ => {}
     }
@@ -234,8 +235,10 @@ fn shapes_match_real_cloudtrail_records_of_the_same_api() {
     for (path, fx) in fixtures() {
         let d = run(&owned(fx["exchanges"].as_array().expect("exchanges").last().expect("one")));
         let ours = described_json(&d);
-        let same: Vec<&Value> =
-            real.iter().filter(|r| r["eventSource"] == ours["eventSource"] && r["eventName"] == ours["eventName"]).collect();
+        let same: Vec<&Value> = real
+            .iter()
+            .filter(|r| r["eventSource"] == ours["eventSource"] && r["eventName"] == ours["eventName"])
+            .collect();
         // Real records of one API disagree now and then (a fleet-launched RunInstances writes
         // `instanceType: {"value":…}`): ours must agree with at least one record sharing a member with it.
         for field in ["requestParameters", "responseElements"] {
