@@ -150,6 +150,9 @@ pub fn describe(exchange: &Exchange<'_>) -> Described {
     let mut request_parameters = request_parameters(ex, &call, op, &form, &query_pairs);
     if let Some(p) = request_parameters.as_mut() {
         hide_as_aws_does(svc_name, p);
+        if svc_name == "dynamodb" {
+            dynamodb_items_as_aws_writes_them(p, 0);
+        }
     }
     let (error_code, error_message) = error(ex, call.protocol);
     let failed = error_code.is_some() || ex.status.is_none();
@@ -587,6 +590,40 @@ fn hide_as_aws_does(service: &str, params: &mut Value) {
                 *v = Value::from("HIDDEN_DUE_TO_SECURITY_REASONS");
             }
         }
+    }
+}
+
+/// DynamoDB's classic API calls are logged without non-key attribute values: an `item` becomes the list of
+/// its attribute names, a `key` its attribute values without their type wrappers (`{"id":{"S":"o-1"}}` →
+/// `{"id":"o-1"}`), and `expressionAttributeValues` is left out.
+fn dynamodb_items_as_aws_writes_them(v: &mut Value, depth: usize) {
+    if depth > 32 {
+        return;
+    }
+    match v {
+        Value::Object(o) => {
+            o.remove("expressionAttributeValues");
+            for (k, x) in o.iter_mut() {
+                match (k.as_str(), &*x) {
+                    ("item", Value::Object(item)) => {
+                        *x = Value::Array(item.keys().cloned().map(Value::from).collect());
+                    }
+                    ("key", Value::Object(key)) => {
+                        let flat = key
+                            .iter()
+                            .map(|(name, typed)| {
+                                let inner = typed.as_object().and_then(|t| t.values().next()).cloned();
+                                (name.clone(), inner.unwrap_or_else(|| typed.clone()))
+                            })
+                            .collect();
+                        *x = Value::Object(flat);
+                    }
+                    _ => dynamodb_items_as_aws_writes_them(x, depth + 1),
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| dynamodb_items_as_aws_writes_them(x, depth + 1)),
+        _ => {}
     }
 }
 

@@ -150,7 +150,10 @@ fn json_targets_in_both_spellings() {
         (d.protocol, d.event_name.as_str(), d.category, d.read_only),
         (Protocol::Json, "GetItem", Category::Data, true)
     );
-    assert_eq!(d.request_parameters.as_ref().map(|p| p["consistentRead"].clone()), Some(json!(true)));
+    assert_eq!(
+        d.request_parameters,
+        Some(json!({"tableName": "orders", "key": {"id": "o-1"}, "consistentRead": true}))
+    );
     assert_eq!(d.api_version.as_deref(), Some("2012-08-10"));
     assert_eq!(d.response_elements, None);
     let d = run(Call {
