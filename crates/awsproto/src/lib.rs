@@ -126,6 +126,8 @@ pub fn describe(exchange: &Exchange<'_>) -> Described {
             .copied()
             .find(|s| Some(s.api_version.as_str()) == version && s.ops.contains_key(action))
             .or_else(|| queryish.iter().copied().find(|s| s.ops.contains_key(action)))
+            // SQS's model now speaks JSON only, but older clients still send its query protocol.
+            .or_else(|| candidates.iter().copied().find(|s| s.ops.contains_key(action)))
             .or_else(|| queryish.first().copied());
         Some(Call { protocol: Protocol::Query, svc, op_name: action.to_owned(), labels: Vec::new(), bucket: None })
     } else {

@@ -254,6 +254,19 @@ fn query_actions_in_the_url_and_api_versions_choose_the_service() {
 }
 
 #[test]
+fn sqs_in_its_old_query_protocol_is_still_known() {
+    let d = run(Call {
+        path: "/123456789012/orders",
+        service: Some("sqs"),
+        req_headers: &[("content-type", "application/x-www-form-urlencoded")],
+        body: b"Action=SendMessage&Version=2012-11-05&MessageBody=hello&DelaySeconds=5",
+        ..Call::default()
+    });
+    assert_eq!((d.protocol, d.event_name.as_str(), d.category), (Protocol::Query, "SendMessage", Category::Data));
+    assert_eq!(d.request_parameters, Some(json!({"messageBody": "hello", "delaySeconds": 5})));
+}
+
+#[test]
 fn lambda_invoke_is_a_data_event_on_the_function() {
     let d = run(Call {
         path: "/2015-03-31/functions/orders-api/invocations",
