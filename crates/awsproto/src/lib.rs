@@ -124,10 +124,10 @@ pub fn describe(exchange: &Exchange<'_>) -> Described {
         let svc = queryish
             .iter()
             .copied()
-            .find(|s| Some(s.api_version.as_str()) == version && s.ops.contains_key(action))
-            .or_else(|| queryish.iter().copied().find(|s| s.ops.contains_key(action)))
+            .find(|s| Some(s.api_version.as_str()) == version && s.op(action).is_some())
+            .or_else(|| queryish.iter().copied().find(|s| s.op(action).is_some()))
             // SQS's model now speaks JSON only, but older clients still send its query protocol.
-            .or_else(|| candidates.iter().copied().find(|s| s.ops.contains_key(action)))
+            .or_else(|| candidates.iter().copied().find(|s| s.op(action).is_some()))
             .or_else(|| queryish.first().copied());
         Some(Call { protocol: Protocol::Query, svc, op_name: action.to_owned(), labels: Vec::new(), bucket: None })
     } else {
@@ -138,7 +138,7 @@ pub fn describe(exchange: &Exchange<'_>) -> Described {
         return unknown(ex, scope.as_ref());
     };
     let svc_name = call.svc.map(|s| s.name.as_str()).unwrap_or("");
-    let op: Option<&Op> = call.svc.and_then(|s| s.ops.get(&call.op_name));
+    let op: Option<&Op> = call.svc.and_then(|s| s.op(&call.op_name));
     let uri = op.map(|o| o.u.as_str()).unwrap_or("/");
     let event_source = match (signing, call.svc) {
         (Some(s), _) => names::event_source(s),
@@ -324,7 +324,7 @@ fn rest_call(ex: &Exchange<'_>, candidates: &[&'static Service], query: &[(Strin
             _ => ex.path.to_owned(),
         };
         let path = path.split('?').next().unwrap_or("");
-        for (name, op) in &svc.ops {
+        for (name, op) in svc.ops() {
             if !op.m.eq_ignore_ascii_case(ex.method.as_str()) {
                 continue;
             }

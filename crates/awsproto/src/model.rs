@@ -1,11 +1,14 @@
 //! The service table generated from botocore's models by `scripts/awsproto-gen.py`
-//! (`data/services.json.gz`): services, operations, HTTP bindings and shapes, decoded once on first use.
+//! (`data/services.json.gz`): services, operations, HTTP bindings and shapes. The file is inflated and its
+//! service headers read once, on first use; each service's operations and shapes are parsed only when a call
+//! to that service is first described, so memory follows the services the gateway actually sees.
 
 use std::collections::HashMap;
 use std::io::Read;
 use std::sync::OnceLock;
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
 static TABLE_GZ: &[u8] = include_bytes!("../data/services.json.gz");
 
@@ -27,8 +30,19 @@ pub(crate) struct Service {
     pub signing_name: String,
     pub endpoint_prefix: String,
     pub target_prefix: Option<String>,
-    pub ops: HashMap<String, Op>,
-    pub shapes: HashMap<String, Shape>,
+    #[serde(rename = "ops")]
+    ops_json: Box<RawValue>,
+    #[serde(rename = "shapes")]
+    shapes_json: Box<RawValue>,
+    #[serde(skip)]
+    parsed: OnceLock<Parsed>,
+}
+
+/// A service's operations and shapes, parsed on first use.
+#[derive(Debug, Default)]
+struct Parsed {
+    ops: HashMap<String, Op>,
+    shapes: HashMap<String, Shape>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -80,7 +94,8 @@ pub(crate) struct Member {
     pub fl: bool,
 }
 
-/// The embedded table; empty if it cannot be decoded (a test asserts it can).
+/// The embedded table; empty if it cannot be decoded (a test asserts it can). A service whose operations
+/// or shapes cannot be parsed has none.
 pub(crate) fn table() -> &'static Table {
     static TABLE: OnceLock<Table> = OnceLock::new();
     TABLE.get_or_init(|| {
@@ -98,8 +113,23 @@ impl Service {
         self.protocols.iter().any(|x| x == p)
     }
 
+    fn parsed(&self) -> &Parsed {
+        self.parsed.get_or_init(|| Parsed {
+            ops: serde_json::from_str(self.ops_json.get()).unwrap_or_default(),
+            shapes: serde_json::from_str(self.shapes_json.get()).unwrap_or_default(),
+        })
+    }
+
+    pub fn ops(&self) -> &HashMap<String, Op> {
+        &self.parsed().ops
+    }
+
+    pub fn op(&self, name: &str) -> Option<&Op> {
+        self.ops().get(name)
+    }
+
     pub fn shape(&self, name: &str) -> Option<&Shape> {
-        self.shapes.get(name)
+        self.parsed().shapes.get(name)
     }
 
     /// The query-protocol flavour: EC2 serialises lists and names differently.
@@ -117,4 +147,27 @@ pub(crate) fn by_signing_name(name: &str) -> impl Iterator<Item = &'static Servi
 /// The service whose JSON target prefix is this (`DynamoDB_20120810`, `secretsmanager`…).
 pub(crate) fn by_target_prefix(prefix: &str) -> Option<&'static Service> {
     table().services.iter().find(|s| s.target_prefix.as_deref() == Some(prefix))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_table_decodes_with_every_service_and_operation() {
+        let t = table();
+        assert!(!t.botocore.is_empty());
+        assert!(t.services.len() >= 40, "{} services", t.services.len());
+        for s in &t.services {
+            assert!(!s.ops().is_empty(), "{} has no operations", s.name);
+            for (name, op) in s.ops() {
+                if let Some(i) = &op.i {
+                    assert!(s.shape(i).is_some(), "{}.{name}: input shape {i} missing", s.name);
+                }
+            }
+        }
+        let iam = by_signing_name("iam").next().expect("iam");
+        assert!(iam.op("CreateUser").is_some());
+        assert_eq!(by_target_prefix("TrentService").map(|s| s.name.as_str()), Some("kms"));
+    }
 }
