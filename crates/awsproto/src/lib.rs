@@ -445,7 +445,7 @@ fn request_parameters(
                 pairs.iter().filter(|(k, _)| !is_sigv4_param(k)).map(|(k, v)| (k.as_str(), v.as_str())),
             );
             let mut v = match input {
-                Some(_) => shape::from_query(svc, input, &tree, 0),
+                Some(_) => shape::from_query_call(svc, &call.op_name, input, &tree),
                 None => shape::generic_query(&tree, 0),
             };
             if let Value::Object(o) = &mut v {

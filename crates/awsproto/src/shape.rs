@@ -161,8 +161,49 @@ const EC2_LISTS: &[(&str, &str, &str)] = &[
     ("BlockDeviceMapping", "blockDeviceMapping", ""),
     ("Tag", "tags", "-"),
     ("Value", "valueSet", "value"),
-    ("GroupId", "groupIds", "groupId"),
+    ("GroupId", "securityGroupIdSet", "groupId"),
+    ("GroupName", "securityGroupSet", "groupName"),
+    ("VpcId", "vpcSet", "vpcId"),
 ];
+
+/// EC2 structures whose absent lists CloudTrail still writes, as `{}` (`groups`, `ipv6Ranges`,
+/// `prefixListIds` of an `ipPermissions` item). A `Describe*` call's top-level lists are written the same
+/// way (`{"instancesSet":{},"filterSet":{}}`): see [`from_query_call`].
+const EC2_EMPTY_LISTS_IN: &[&str] = &["IpPermission"];
+
+/// A query-protocol call's parameters: [`from_query`] at the top, plus EC2's empty top-level lists of a
+/// `Describe*` call.
+pub(crate) fn from_query_call(svc: Option<&Service>, op: &str, input: Option<&str>, t: &Tree) -> Value {
+    let mut v = from_query(svc, input, t, 0);
+    let ec2 = svc.is_some_and(|s| s.is_ec2());
+    if ec2 && op.starts_with("Describe") {
+        fill_empty_ec2_lists(svc, input, &mut v);
+    }
+    v
+}
+
+fn fill_empty_ec2_lists(svc: Option<&Service>, shape: Option<&str>, v: &mut Value) {
+    let (Some(sh), Value::Object(out)) = (shape.and_then(|n| svc.and_then(|s| s.shape(n))), v) else { return };
+    for m in &sh.m {
+        if svc.and_then(|s| s.shape(&m.s)).is_some_and(|x| x.t == "L") {
+            let (name, _) = ec2_list_name(m.ln.as_deref().unwrap_or(&m.n));
+            out.entry(name).or_insert_with(|| Value::Object(Map::new()));
+        }
+    }
+}
+
+/// CloudTrail's name of an EC2 list, and its override row if it has one.
+fn ec2_list_name(ln: &str) -> (String, Option<&'static (&'static str, &'static str, &'static str)>) {
+    let over = EC2_LISTS.iter().find(|(w, _, _)| w.eq_ignore_ascii_case(ln));
+    let name = match over {
+        Some((_, n, _)) => (*n).to_owned(),
+        None => {
+            let base = decapitalize(ln);
+            if base.ends_with('s') || base.ends_with("Set") { base } else { format!("{base}Set") }
+        }
+    };
+    (name, over)
+}
 
 pub(crate) fn from_query(svc: Option<&Service>, shape: Option<&str>, t: &Tree, depth: usize) -> Value {
     let ec2 = svc.is_some_and(|s| s.is_ec2());
@@ -199,7 +240,11 @@ pub(crate) fn from_query(svc: Option<&Service>, shape: Option<&str>, t: &Tree, d
                     out.insert(decapitalize(n), generic_query(c, depth + 1));
                 }
             }
-            Value::Object(out)
+            let mut v = Value::Object(out);
+            if ec2 && shape.is_some_and(|n| EC2_EMPTY_LISTS_IN.contains(&n)) {
+                fill_empty_ec2_lists(svc, shape, &mut v);
+            }
+            v
         }
         _ => from_query_member(svc, shape.unwrap_or(""), false, t, depth),
     }
@@ -250,14 +295,7 @@ fn ec2_list(
     let es = sh.and_then(|s| s.e.as_deref()).unwrap_or("");
     let elem = svc.and_then(|s| s.shape(es));
     let scalar_items = elem.is_some_and(|e| !matches!(e.t.as_str(), "S" | "L" | "M"));
-    let over = EC2_LISTS.iter().find(|(w, _, _)| w.eq_ignore_ascii_case(ln));
-    let name = match over {
-        Some((_, n, _)) => (*n).to_owned(),
-        None => {
-            let base = decapitalize(ln);
-            if base.ends_with('s') || base.ends_with("Set") { base } else { format!("{base}Set") }
-        }
-    };
+    let (name, over) = ec2_list_name(ln);
     let items: Vec<Value> = t
         .numbered()
         .into_iter()

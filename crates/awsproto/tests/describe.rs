@@ -226,6 +226,45 @@ fn ec2_errors_and_request_id_come_from_the_body() {
 }
 
 #[test]
+fn ec2_describe_calls_write_their_absent_lists_as_empty_sets_like_real_records() {
+    // Real record (../shared/data, panther-tests): DescribeSecurityGroups of one group id.
+    let d = run(Call {
+        service: Some("ec2"),
+        req_headers: &[("content-type", "application/x-www-form-urlencoded")],
+        body: b"Action=DescribeSecurityGroups&Version=2016-11-15&GroupId.1=sg-01e29ae063f5f63a0",
+        ..Call::default()
+    });
+    assert_eq!(
+        d.request_parameters,
+        Some(
+            json!({"filterSet": {}, "securityGroupIdSet": {"items": [{"groupId": "sg-01e29ae063f5f63a0"}]}, "securityGroupSet": {}})
+        )
+    );
+    let d = run(Call {
+        service: Some("ec2"),
+        req_headers: &[("content-type", "application/x-www-form-urlencoded")],
+        body: b"Action=DescribeVpcs&Version=2016-11-15",
+        ..Call::default()
+    });
+    assert_eq!(d.request_parameters, Some(json!({"vpcSet": {}, "filterSet": {}})));
+    // An ingress rule's absent lists are written too.
+    let d = run(Call {
+        service: Some("ec2"),
+        req_headers: &[("content-type", "application/x-www-form-urlencoded")],
+        body: b"Action=AuthorizeSecurityGroupIngress&Version=2016-11-15&GroupId=sg-1&IpPermissions.1.IpProtocol=tcp\
+&IpPermissions.1.FromPort=22&IpPermissions.1.ToPort=22&IpPermissions.1.IpRanges.1.CidrIp=127.0.0.1%2F32\
+&IpPermissions.1.IpRanges.1.Description=SSH+for+me",
+        ..Call::default()
+    });
+    assert_eq!(
+        d.request_parameters,
+        Some(json!({"groupId": "sg-1", "ipPermissions": {"items": [{"ipProtocol": "tcp", "fromPort": 22, "toPort": 22,
+            "groups": {}, "ipRanges": {"items": [{"cidrIp": "127.0.0.1/32", "description": "SSH for me"}]},
+            "ipv6Ranges": {}, "prefixListIds": {}}]}}))
+    );
+}
+
+#[test]
 fn query_actions_in_the_url_and_api_versions_choose_the_service() {
     let d = run(Call {
         method: "GET",
