@@ -541,6 +541,28 @@ fn s3_request_parameters(ex: &Exchange<'_>, call: &Call, op: Option<&Op>, query:
     for (k, v) in query.iter().filter(|(k, _)| !is_sigv4_param(k) && k != "x-id") {
         out.insert(k.clone(), Value::from(v.clone()));
     }
+    // The operation's own `x-amz-*` request headers, under their names (`x-amz-copy-source`,
+    // `x-amz-server-side-encryption`, `x-amz-acl`…): not signing, checksums or a customer-supplied key.
+    let ishape = op.and_then(|o| o.i.as_deref()).and_then(|i| call.svc.and_then(|s| s.shape(i)));
+    for m in ishape.map(|s| s.m.as_slice()).unwrap_or_default() {
+        let Some(name) = m.ln.as_deref().filter(|_| m.loc.as_deref() == Some("header")) else { continue };
+        let lower = name.to_ascii_lowercase();
+        let skip = !lower.starts_with("x-amz-")
+            || lower.starts_with("x-amz-checksum-")
+            || lower == "x-amz-sdk-checksum-algorithm"
+            || lower.ends_with("-customer-key")
+            || lower == "x-amz-copy-source-server-side-encryption-customer-key";
+        if !skip && let Some(v) = header(ex.request_headers, &lower) {
+            out.insert(lower, Value::from(v));
+        }
+    }
+    // A bucket policy is JSON, written parsed.
+    if call.op_name == "PutBucketPolicy"
+        && ex.request_body_complete
+        && let Ok(policy) = serde_json::from_slice::<Value>(ex.request_body)
+    {
+        out.insert("bucketPolicy".to_owned(), policy);
+    }
     // Object bodies are data, not parameters; configuration bodies are XML documents.
     let object_body = op.is_some_and(|o| o.u.contains("{Key+}"))
         && !matches!(
@@ -576,6 +598,7 @@ const HIDDEN: &[(&str, &str)] = &[
     ("secretsmanager", "secretString"),
     ("secretsmanager", "secretBinary"),
     ("ssm", "value"),
+    ("ssm", "parameters"),
     ("iam", "password"),
     ("iam", "newPassword"),
     ("iam", "oldPassword"),
@@ -684,10 +707,16 @@ fn response_elements(ex: &Exchange<'_>, call: &Call, op: Option<&Op>) -> Option<
         Protocol::RestXml => {
             let mut out = Map::new();
             let oshape = output.and_then(|o| svc.and_then(|s| s.shape(o)));
+            let s3 = svc.is_some_and(|s| s.name == "s3");
             if let (Some(sh), Some(h)) = (oshape, ex.response_headers) {
                 for m in sh.m.iter().filter(|m| m.loc.as_deref() == Some("header")) {
                     let Some(name) = m.ln.as_deref() else { continue };
-                    if name.eq_ignore_ascii_case("Location") {
+                    // S3's records carry its `x-amz-*` answers (version id, encryption), not the ETag,
+                    // checksums or Location.
+                    let lower = name.to_ascii_lowercase();
+                    if name.eq_ignore_ascii_case("Location")
+                        || (s3 && (!lower.starts_with("x-amz-") || lower.starts_with("x-amz-checksum-")))
+                    {
                         continue;
                     }
                     if let Some(v) = header(h, name) {
@@ -877,6 +906,15 @@ fn s3_additional(ex: &Exchange<'_>, scope: Option<&Scope>) -> Value {
     out.insert("bytesTransferredOut".to_owned(), Value::from(bytes_out));
     if let Some(id2) = ex.response_headers.and_then(|h| header(h, "x-amz-id-2")) {
         out.insert("x-amz-id-2".to_owned(), Value::from(id2));
+    }
+    let sse = match ex.response_headers.and_then(|h| header(h, "x-amz-server-side-encryption")) {
+        Some("AES256") => Some("SSE_S3"),
+        Some("aws:kms") => Some("SSE_KMS"),
+        Some("aws:kms:dsse") => Some("DSSE_KMS"),
+        _ => None,
+    };
+    if let Some(sse) = sse {
+        out.insert("SSEApplied".to_owned(), Value::from(sse));
     }
     Value::Object(out)
 }

@@ -78,7 +78,13 @@ fn virtual_host_s3_put_names_bucket_and_key() {
         service: Some("s3"),
         req_headers: &[("host", "coffee-receipts.s3.eu-west-1.amazonaws.com"), ("content-length", "5")],
         body: b"a,b,c",
-        resp_headers: &[("x-amz-request-id", "REQ1"), ("x-amz-id-2", "HOSTID"), ("x-amz-version-id", "v1")],
+        resp_headers: &[
+            ("x-amz-request-id", "REQ1"),
+            ("x-amz-id-2", "HOSTID"),
+            ("x-amz-version-id", "v1"),
+            ("x-amz-server-side-encryption", "AES256"),
+            ("etag", "\"abc\""),
+        ],
         ..Call::default()
     });
     assert_eq!((d.protocol, d.event_name.as_str(), d.category), (Protocol::RestXml, "PutObject", Category::Data));
@@ -88,7 +94,7 @@ fn virtual_host_s3_put_names_bucket_and_key() {
             json!({"bucketName":"coffee-receipts","Host":"coffee-receipts.s3.eu-west-1.amazonaws.com","key":"receipts/2026/11/30.csv"})
         )
     );
-    assert_eq!(d.response_elements, Some(json!({"x-amz-version-id":"v1"})));
+    assert_eq!(d.response_elements, Some(json!({"x-amz-version-id":"v1","x-amz-server-side-encryption":"AES256"})));
     assert_eq!(d.resources[0].arn, "arn:aws:s3:::coffee-receipts/receipts/2026/11/30.csv");
     assert_eq!(d.resources[1].resource_type, "AWS::S3::Bucket");
     assert_eq!(d.request_id.as_deref(), Some("REQ1"));
@@ -96,6 +102,46 @@ fn virtual_host_s3_put_names_bucket_and_key() {
     let extra = d.additional_event_data.expect("additionalEventData");
     assert_eq!(extra["bytesTransferredIn"], 5);
     assert_eq!(extra["x-amz-id-2"], "HOSTID");
+    assert_eq!(extra["SSEApplied"], "SSE_S3");
+}
+
+#[test]
+fn s3_copy_headers_and_bucket_policies_are_parameters_as_in_real_records() {
+    let d = run(Call {
+        method: "PUT",
+        path: "/victim-data-bucket/important-file.txt",
+        service: Some("s3"),
+        req_headers: &[
+            ("host", "127.0.0.1:9000"),
+            ("x-amz-copy-source", "victim-data-bucket/important-file.txt"),
+            ("x-amz-server-side-encryption", "aws:kms"),
+            ("x-amz-server-side-encryption-customer-key", "c2VjcmV0"),
+            ("x-amz-checksum-crc32", "AAAAAA=="),
+        ],
+        ..Call::default()
+    });
+    assert_eq!(d.event_name, "CopyObject");
+    assert_eq!(
+        d.request_parameters,
+        Some(json!({"bucketName": "victim-data-bucket", "Host": "127.0.0.1:9000", "key": "important-file.txt",
+            "x-amz-copy-source": "victim-data-bucket/important-file.txt", "x-amz-server-side-encryption": "aws:kms"}))
+    );
+    let d = run(Call {
+        method: "PUT",
+        path: "/example-bucket",
+        query: Some("policy"),
+        service: Some("s3"),
+        req_headers: &[("host", "127.0.0.1:9000")],
+        body: br#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"s3:GetBucketAcl","Resource":"arn:aws:s3:::example-bucket"}]}"#,
+        status: 204,
+        ..Call::default()
+    });
+    assert_eq!(d.event_name, "PutBucketPolicy");
+    let p = d.request_parameters.expect("requestParameters");
+    assert_eq!(
+        (p["policy"].clone(), p["bucketPolicy"]["Statement"][0]["Action"].clone()),
+        (json!(""), json!("s3:GetBucketAcl"))
+    );
 }
 
 #[test]
