@@ -210,10 +210,12 @@ struct Scope {
 
 impl Scope {
     fn of(ex: &Exchange<'_>) -> Option<Scope> {
-        if let Some(auth) = header(ex.request_headers, "authorization") {
-            let cred = auth.split("Credential=").nth(1)?;
-            let cred = cred.split([',', ' ']).next()?;
-            return Scope::parse(cred, false);
+        let from_header = header(ex.request_headers, "authorization")
+            .and_then(|auth| auth.split("Credential=").nth(1))
+            .and_then(|cred| cred.split([',', ' ']).next())
+            .and_then(|cred| Scope::parse(cred, false));
+        if from_header.is_some() {
+            return from_header;
         }
         let q = ex.query?;
         let cred = form_pairs(q).into_iter().find(|(k, _)| k.eq_ignore_ascii_case("X-Amz-Credential"))?.1;
