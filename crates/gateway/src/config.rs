@@ -207,8 +207,10 @@ impl GatewayConfig {
 
     /// Reads one `[[gateways]]` table of the server config; `at` (`gateways[0].`) prefixes field names.
     pub fn from_table(table: &toml::Table, at: &str) -> Result<GatewayConfig, ConfigError> {
-        let cfg: GatewayConfig = serde::Deserialize::deserialize(toml::Value::Table(table.clone()))
-            .map_err(|e: toml::de::Error| ConfigError::Invalid { field: at.trim_end_matches('.').to_string(), reason: e.to_string() })?;
+        let cfg: GatewayConfig =
+            serde::Deserialize::deserialize(toml::Value::Table(table.clone())).map_err(|e: toml::de::Error| {
+                ConfigError::Invalid { field: at.trim_end_matches('.').to_string(), reason: e.to_string() }
+            })?;
         cfg.validate(at)?;
         if cfg.upstream.is_none() {
             return Err(ConfigError::Invalid { field: format!("{at}upstream"), reason: "required".into() });

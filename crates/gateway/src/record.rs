@@ -124,7 +124,13 @@ fn truncated_marker(captured: usize, total: Option<u64>) -> Value {
 
 /// A body as JSON for the record: parsed JSON or form pairs; other content types are described, never
 /// copied (their secrets could not be found); a body cut by the capture cap is a marker.
-fn body_value(redactor: &Redactor, headers: Option<&HeaderMap>, body: &[u8], complete: bool, total: u64) -> Option<Value> {
+fn body_value(
+    redactor: &Redactor,
+    headers: Option<&HeaderMap>,
+    body: &[u8],
+    complete: bool,
+    total: u64,
+) -> Option<Value> {
     if body.is_empty() && complete {
         return None;
     }
@@ -232,10 +238,8 @@ impl Recorder {
             response_body_complete: x.response_complete,
             account_id: Some(&account),
         });
-        let users: Vec<&str> = [identity.user_name.as_deref(), identity.arn.as_deref(), key.as_deref()]
-            .into_iter()
-            .flatten()
-            .collect();
+        let users: Vec<&str> =
+            [identity.user_name.as_deref(), identity.arn.as_deref(), key.as_deref()].into_iter().flatten().collect();
         let level = self.level(x, &d.event_name, &users);
         if level == Level::None {
             return None;
@@ -359,13 +363,9 @@ impl Recorder {
             if let Some(q) = x.query.filter(|q| !q.is_empty()) {
                 params.insert("query".into(), Value::Object(self.redactor.query(q)));
             }
-            if let Some(b) = body_value(
-                &self.redactor,
-                Some(x.request_headers),
-                x.request_body,
-                x.request_complete,
-                x.request_total,
-            ) {
+            if let Some(b) =
+                body_value(&self.redactor, Some(x.request_headers), x.request_body, x.request_complete, x.request_total)
+            {
                 params.insert("body".into(), b);
             }
             ev.request_parameters = (!params.is_empty()).then_some(Value::Object(params));

@@ -30,8 +30,21 @@ const SECRET_PARTS: &[&str] = &[
 ];
 /// ... unless it ends with one of these: the name or id of a secret is what an audit needs to say which
 /// secret was read (`SecretId`, `SecretArn`, `TokenType`, `PasswordLength`, `passwordResetRequired`).
-const NOT_SECRET_SUFFIXES: &[&str] =
-    &["id", "ids", "arn", "arns", "name", "names", "type", "types", "length", "required", "count", "list", "expiration"];
+const NOT_SECRET_SUFFIXES: &[&str] = &[
+    "id",
+    "ids",
+    "arn",
+    "arns",
+    "name",
+    "names",
+    "type",
+    "types",
+    "length",
+    "required",
+    "count",
+    "list",
+    "expiration",
+];
 
 /// Replaces secrets; built once per gateway.
 #[derive(Clone, Default)]
@@ -200,7 +213,9 @@ mod tests {
     #[test]
     fn query_strings_lose_tokens_and_sigv4_signatures() {
         let r = Redactor::default();
-        let q = r.query("access_token=abc%2Bdef&X-Amz-Signature=ff00&X-Amz-Credential=AKIA%2F20240101%2Fus-east-1&a=1&a=2&q=x+y");
+        let q = r.query(
+            "access_token=abc%2Bdef&X-Amz-Signature=ff00&X-Amz-Credential=AKIA%2F20240101%2Fus-east-1&a=1&a=2&q=x+y",
+        );
         assert_eq!(q["access_token"], MARKER);
         assert_eq!(q["X-Amz-Signature"], MARKER);
         assert_eq!(q["X-Amz-Credential"], "AKIA/20240101/us-east-1");

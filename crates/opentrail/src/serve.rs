@@ -81,9 +81,8 @@ pub fn run(
         let mut gateway_listeners = Vec::new();
         for (g, _) in &gateway_cfgs {
             let addr = g.listen.as_deref().unwrap_or_default();
-            let l = api::listener::bind(addr)
-                .await
-                .with_context(|| format!("listen (gateway {}) on {addr}", g.name))?;
+            let l =
+                api::listener::bind(addr).await.with_context(|| format!("listen (gateway {}) on {addr}", g.name))?;
             gateway_listeners.push(l);
         }
         Ok::<_, anyhow::Error>((listener, tls, gateway_listeners))
