@@ -80,8 +80,11 @@ pub struct App {
     /// Every trail's Insights, once started ([`App::start_insights`]).
     pub insights: std::sync::OnceLock<Arc<service::insights::Insights>>,
     /// More `/metrics` families from what runs beside the API (the `[[gateways]]`), set once at start.
-    pub extra_metrics: std::sync::OnceLock<Box<dyn Fn(&mut String) + Send + Sync>>,
+    pub extra_metrics: std::sync::OnceLock<MetricsSource>,
 }
+
+/// Appends `/metrics` families to the text being rendered.
+pub type MetricsSource = Box<dyn Fn(&mut String) + Send + Sync>;
 
 /// The buckets the S3 read API serves: local folders only (an S3-configured bucket is served by its own S3).
 pub struct BucketResolver {

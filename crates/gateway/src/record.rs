@@ -191,12 +191,10 @@ impl Recorder {
                 ..Default::default()
             });
         }
-        let (users, level) = match self.kind {
+        match self.kind {
             Kind::Aws => self.aws(x, &mut ev)?,
             Kind::Http => self.http(x, &mut ev)?,
-        };
-        let _ = users;
-        let _ = level;
+        }
         if let Some((code, message)) = &x.gateway_error {
             ev.error_code = Some(code.to_string());
             ev.error_message = Some(cut(message, MAX_SHORT_BYTES));
@@ -213,7 +211,7 @@ impl Recorder {
         self.policy.level(&Call { method: x.method.as_str(), path: x.path, operation, users })
     }
 
-    fn aws(&self, x: &Exchange<'_>, ev: &mut CloudTrailEvent) -> Option<((), Level)> {
+    fn aws(&self, x: &Exchange<'_>, ev: &mut CloudTrailEvent) -> Option<()> {
         let key = sigv4_access_key(x.request_headers, x.query);
         let identity = match key.as_deref().and_then(|k| self.identities.get(k)) {
             Some(id) => id.clone(),
@@ -286,10 +284,10 @@ impl Recorder {
             self.redactor.value(&mut v);
             v
         });
-        Some(((), level))
+        Some(())
     }
 
-    fn http(&self, x: &Exchange<'_>, ev: &mut CloudTrailEvent) -> Option<((), Level)> {
+    fn http(&self, x: &Exchange<'_>, ev: &mut CloudTrailEvent) -> Option<()> {
         let route = self.openapi.as_ref().and_then(|api| api.route(x.method.as_str(), x.path));
         let event_name = match &route {
             Some(r) => r.operation_id.clone().unwrap_or_else(|| format!("{} {}", x.method, r.template)),
@@ -394,7 +392,7 @@ impl Recorder {
         if !extra.is_empty() {
             ev.additional_event_data = Some(Value::Object(extra));
         }
-        Some(((), level))
+        Some(())
     }
 }
 
