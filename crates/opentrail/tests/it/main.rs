@@ -13,6 +13,7 @@ mod delivery_crash;
 mod delivery_s3;
 mod front_door;
 mod gateway;
+mod gateway_aws;
 mod insights;
 mod lookup_events;
 mod richer_lookups;
