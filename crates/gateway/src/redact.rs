@@ -46,6 +46,10 @@ const NOT_SECRET_SUFFIXES: &[&str] = &[
     "expiration",
 ];
 
+/// Hard-coded: tokens that are not secrets — idempotency and pagination tokens AWS itself records.
+const NOT_SECRET_NAMES: &[&str] =
+    &["clienttoken", "clientrequesttoken", "idempotencytoken", "nexttoken", "continuationtoken", "paginationtoken"];
+
 /// Replaces secrets; built once per gateway.
 #[derive(Clone, Default)]
 pub struct Redactor {
@@ -69,7 +73,9 @@ impl Redactor {
         if self.extra.contains(&n) {
             return true;
         }
-        SECRET_PARTS.iter().any(|p| n.contains(p)) && !NOT_SECRET_SUFFIXES.iter().any(|s| n.ends_with(s))
+        !NOT_SECRET_NAMES.contains(&n.as_str())
+            && SECRET_PARTS.iter().any(|p| n.contains(p))
+            && !NOT_SECRET_SUFFIXES.iter().any(|s| n.ends_with(s))
     }
 
     /// The replacement of one secret value.
@@ -183,6 +189,7 @@ mod tests {
             "X-Amz-Security-Token": "t",
             "KeyName": "my-keypair",
             "Key": "photos/cat.jpg",
+            "ClientRequestToken": "idem-1",
         });
         r.value(&mut v);
         let text = v.to_string();
@@ -196,6 +203,7 @@ mod tests {
         assert_eq!(v["list"][1]["PrivateKey"], MARKER);
         assert_eq!(v["KeyName"], "my-keypair");
         assert_eq!(v["Key"], "photos/cat.jpg");
+        assert_eq!(v["ClientRequestToken"], "idem-1");
     }
 
     #[test]
