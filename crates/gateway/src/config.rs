@@ -205,6 +205,22 @@ impl GatewayConfig {
         toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.to_path_buf(), source })
     }
 
+    /// Reads one `[[gateways]]` table of the server config; `at` (`gateways[0].`) prefixes field names.
+    pub fn from_table(table: &toml::Table, at: &str) -> Result<GatewayConfig, ConfigError> {
+        let cfg: GatewayConfig =
+            serde::Deserialize::deserialize(toml::Value::Table(table.clone())).map_err(|e: toml::de::Error| {
+                ConfigError::Invalid { field: at.trim_end_matches('.').to_string(), reason: e.to_string() }
+            })?;
+        cfg.validate(at)?;
+        if cfg.upstream.is_none() {
+            return Err(ConfigError::Invalid { field: format!("{at}upstream"), reason: "required".into() });
+        }
+        if cfg.listen.is_none() {
+            return Err(ConfigError::Invalid { field: format!("{at}listen"), reason: "required".into() });
+        }
+        Ok(cfg)
+    }
+
     /// Checks what serde cannot; `at` prefixes field names (`gateways[0].`).
     pub fn validate(&self, at: &str) -> Result<(), ConfigError> {
         let invalid = |field: &str, reason: &str| {

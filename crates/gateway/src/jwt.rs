@@ -31,10 +31,19 @@ enum Keys {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Caller {
     Anonymous,
-    Jwt { subject: String, issuer: Option<String>, verified: bool },
+    Jwt {
+        subject: String,
+        issuer: Option<String>,
+        verified: bool,
+    },
     /// A Bearer token that failed: why, and the subject it claimed (not believed) when readable.
-    Invalid { reason: String, claimed_subject: Option<String> },
-    Basic { user: String },
+    Invalid {
+        reason: String,
+        claimed_subject: Option<String>,
+    },
+    Basic {
+        user: String,
+    },
 }
 
 pub struct JwtVerifier {
@@ -138,11 +147,9 @@ impl JwtVerifier {
             }
         };
         match claims.get(&self.claim).and_then(claim_text) {
-            Some(subject) => Caller::Jwt {
-                subject,
-                issuer: claims.get("iss").and_then(Value::as_str).map(str::to_string),
-                verified,
-            },
+            Some(subject) => {
+                Caller::Jwt { subject, issuer: claims.get("iss").and_then(Value::as_str).map(str::to_string), verified }
+            }
             None => invalid(format!("no {:?} claim", self.claim)),
         }
     }
@@ -181,8 +188,12 @@ mod tests {
     use serde_json::json;
 
     fn hs256(secret: &str, claims: &Value) -> String {
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret.as_bytes()).unwrap())
-            .unwrap()
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(secret.as_bytes()).unwrap(),
+        )
+        .unwrap()
     }
 
     fn verifier_with_secret(secret: &str, claim: Option<&str>) -> JwtVerifier {
@@ -215,7 +226,9 @@ mod tests {
     fn a_configured_claim_basic_auth_and_unverified_tokens() {
         let v = verifier_with_secret("k", Some("email"));
         let t = hs256("k", &json!({"sub": "1", "email": "bob@example.com"}));
-        assert!(matches!(v.caller(Some(&format!("bearer {t}"))), Caller::Jwt { subject, .. } if subject == "bob@example.com"));
+        assert!(
+            matches!(v.caller(Some(&format!("bearer {t}"))), Caller::Jwt { subject, .. } if subject == "bob@example.com")
+        );
         assert_eq!(v.caller(Some("Basic Ym9iOnB3")), Caller::Basic { user: "bob".into() });
         assert_eq!(v.caller(None), Caller::Anonymous);
         let open = JwtVerifier::new(&JwtConfig::default()).unwrap();

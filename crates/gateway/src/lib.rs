@@ -111,10 +111,7 @@ impl Gateway {
 
     /// Appends this gateway's `opentrail_gateway_*` families to a `/metrics` text.
     pub fn render_metrics(&self, out: &mut String) {
-        if let Some(spool) = self.proxy.sink.spool() {
-            self.proxy.metrics.spool_depth.store(spool.depth(), std::sync::atomic::Ordering::Relaxed);
-        }
-        self.proxy.metrics.render(&self.proxy.name, out);
+        self.proxy.render_metrics(out);
     }
 
     /// The router to serve with `api::FrontDoor::serve`.

@@ -42,7 +42,12 @@ impl GatewayMetrics {
             ("opentrail_gateway_not_recorded_total", "counter", "calls the policy left unrecorded", &self.not_recorded),
             ("opentrail_gateway_request_bytes_total", "counter", "request body bytes forwarded", &self.bytes_in),
             ("opentrail_gateway_response_bytes_total", "counter", "response body bytes returned", &self.bytes_out),
-            ("opentrail_gateway_refused_total", "counter", "calls refused 503 unforwarded: journal down", &self.refused),
+            (
+                "opentrail_gateway_refused_total",
+                "counter",
+                "calls refused 503 unforwarded: journal down",
+                &self.refused,
+            ),
             (
                 "opentrail_gateway_record_failures_total",
                 "counter",

@@ -26,6 +26,9 @@ struct Template {
     operations: Vec<(String, String)>,
 }
 
+/// `{param}` names and values, in template order.
+type Params = Vec<(String, String)>;
+
 /// A loaded document.
 #[derive(Debug, Clone, Default)]
 pub struct OpenApi {
@@ -113,7 +116,7 @@ impl OpenApi {
             }
         }
         let method = method.to_ascii_lowercase();
-        let mut best: Option<(usize, &Template, Vec<(String, String)>)> = None;
+        let mut best: Option<(usize, &Template, Params)> = None;
         for candidate in candidates {
             let segs: Vec<&str> = candidate.split('/').skip(1).collect();
             for t in &self.templates {

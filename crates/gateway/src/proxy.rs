@@ -182,11 +182,13 @@ impl http_body::Body for Replay {
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
-        let mut hint = self.rest.as_ref().map_or_else(|| http_body::SizeHint::with_exact(0), |r| r.size_hint());
-        hint.set_lower(hint.lower() + self.held_bytes);
-        if let Some(upper) = hint.upper() {
+        let rest = self.rest.as_ref().map_or_else(|| http_body::SizeHint::with_exact(0), |r| r.size_hint());
+        // Upper first: set_lower asserts lower <= upper.
+        let mut hint = http_body::SizeHint::new();
+        if let Some(upper) = rest.upper() {
             hint.set_upper(upper + self.held_bytes);
         }
+        hint.set_lower(rest.lower() + self.held_bytes);
         hint
     }
 }
@@ -242,6 +244,13 @@ impl Proxy {
         resp
     }
 
+    pub(crate) fn render_metrics(&self, out: &mut String) {
+        if let Some(spool) = self.sink.spool() {
+            self.metrics.spool_depth.store(spool.depth(), std::sync::atomic::Ordering::Relaxed);
+        }
+        self.metrics.render(&self.name, out);
+    }
+
     /// Writes the record, bounded by `record_timeout`. `Ok(false)`: the policy said not to record.
     async fn write(&self, record: Option<String>) -> Result<bool, String> {
         let Some(json) = record else {
@@ -262,7 +271,7 @@ impl Proxy {
 pub(crate) async fn handle(State(px): State<Arc<Proxy>>, req: Request) -> Response {
     if req.method() == http::Method::GET && req.uri().path() == METRICS_PATH {
         let mut text = String::new();
-        px.metrics.render(&px.name, &mut text);
+        px.render_metrics(&mut text);
         return Response::new(Body::from(text));
     }
     GatewayMetrics::add(&px.metrics.calls, 1);
@@ -312,8 +321,10 @@ pub(crate) async fn handle(State(px): State<Arc<Proxy>>, req: Request) -> Respon
     parts.version = http::Version::HTTP_11;
     strip_hop_by_hop(&mut parts.headers);
     parts.extensions = http::Extensions::new();
-    let upstream_req =
-        http::Request::from_parts(parts, Body::new(Tee { inner: body, seen: seen.clone(), metrics: px.metrics.clone() }));
+    let upstream_req = http::Request::from_parts(
+        parts,
+        Body::new(Tee { inner: body, seen: seen.clone(), metrics: px.metrics.clone() }),
+    );
 
     let exchange = |status, response_headers, response_body: &'_ [u8], response_complete, gateway_error| {
         let seen = seen.lock();

@@ -124,7 +124,13 @@ fn truncated_marker(captured: usize, total: Option<u64>) -> Value {
 
 /// A body as JSON for the record: parsed JSON or form pairs; other content types are described, never
 /// copied (their secrets could not be found); a body cut by the capture cap is a marker.
-fn body_value(redactor: &Redactor, headers: Option<&HeaderMap>, body: &[u8], complete: bool, total: u64) -> Option<Value> {
+fn body_value(
+    redactor: &Redactor,
+    headers: Option<&HeaderMap>,
+    body: &[u8],
+    complete: bool,
+    total: u64,
+) -> Option<Value> {
     if body.is_empty() && complete {
         return None;
     }
@@ -185,12 +191,10 @@ impl Recorder {
                 ..Default::default()
             });
         }
-        let (users, level) = match self.kind {
+        match self.kind {
             Kind::Aws => self.aws(x, &mut ev)?,
             Kind::Http => self.http(x, &mut ev)?,
-        };
-        let _ = users;
-        let _ = level;
+        }
         if let Some((code, message)) = &x.gateway_error {
             ev.error_code = Some(code.to_string());
             ev.error_message = Some(cut(message, MAX_SHORT_BYTES));
@@ -207,7 +211,7 @@ impl Recorder {
         self.policy.level(&Call { method: x.method.as_str(), path: x.path, operation, users })
     }
 
-    fn aws(&self, x: &Exchange<'_>, ev: &mut CloudTrailEvent) -> Option<((), Level)> {
+    fn aws(&self, x: &Exchange<'_>, ev: &mut CloudTrailEvent) -> Option<()> {
         let key = sigv4_access_key(x.request_headers, x.query);
         let identity = match key.as_deref().and_then(|k| self.identities.get(k)) {
             Some(id) => id.clone(),
@@ -232,10 +236,8 @@ impl Recorder {
             response_body_complete: x.response_complete,
             account_id: Some(&account),
         });
-        let users: Vec<&str> = [identity.user_name.as_deref(), identity.arn.as_deref(), key.as_deref()]
-            .into_iter()
-            .flatten()
-            .collect();
+        let users: Vec<&str> =
+            [identity.user_name.as_deref(), identity.arn.as_deref(), key.as_deref()].into_iter().flatten().collect();
         let level = self.level(x, &d.event_name, &users);
         if level == Level::None {
             return None;
@@ -282,10 +284,10 @@ impl Recorder {
             self.redactor.value(&mut v);
             v
         });
-        Some(((), level))
+        Some(())
     }
 
-    fn http(&self, x: &Exchange<'_>, ev: &mut CloudTrailEvent) -> Option<((), Level)> {
+    fn http(&self, x: &Exchange<'_>, ev: &mut CloudTrailEvent) -> Option<()> {
         let route = self.openapi.as_ref().and_then(|api| api.route(x.method.as_str(), x.path));
         let event_name = match &route {
             Some(r) => r.operation_id.clone().unwrap_or_else(|| format!("{} {}", x.method, r.template)),
@@ -359,13 +361,9 @@ impl Recorder {
             if let Some(q) = x.query.filter(|q| !q.is_empty()) {
                 params.insert("query".into(), Value::Object(self.redactor.query(q)));
             }
-            if let Some(b) = body_value(
-                &self.redactor,
-                Some(x.request_headers),
-                x.request_body,
-                x.request_complete,
-                x.request_total,
-            ) {
+            if let Some(b) =
+                body_value(&self.redactor, Some(x.request_headers), x.request_body, x.request_complete, x.request_total)
+            {
                 params.insert("body".into(), b);
             }
             ev.request_parameters = (!params.is_empty()).then_some(Value::Object(params));
@@ -394,7 +392,7 @@ impl Recorder {
         if !extra.is_empty() {
             ev.additional_event_data = Some(Value::Object(extra));
         }
-        Some(((), level))
+        Some(())
     }
 }
 

@@ -30,8 +30,25 @@ const SECRET_PARTS: &[&str] = &[
 ];
 /// ... unless it ends with one of these: the name or id of a secret is what an audit needs to say which
 /// secret was read (`SecretId`, `SecretArn`, `TokenType`, `PasswordLength`, `passwordResetRequired`).
-const NOT_SECRET_SUFFIXES: &[&str] =
-    &["id", "ids", "arn", "arns", "name", "names", "type", "types", "length", "required", "count", "list", "expiration"];
+const NOT_SECRET_SUFFIXES: &[&str] = &[
+    "id",
+    "ids",
+    "arn",
+    "arns",
+    "name",
+    "names",
+    "type",
+    "types",
+    "length",
+    "required",
+    "count",
+    "list",
+    "expiration",
+];
+
+/// Hard-coded: tokens that are not secrets — idempotency and pagination tokens AWS itself records.
+const NOT_SECRET_NAMES: &[&str] =
+    &["clienttoken", "clientrequesttoken", "idempotencytoken", "nexttoken", "continuationtoken", "paginationtoken"];
 
 /// Replaces secrets; built once per gateway.
 #[derive(Clone, Default)]
@@ -56,7 +73,9 @@ impl Redactor {
         if self.extra.contains(&n) {
             return true;
         }
-        SECRET_PARTS.iter().any(|p| n.contains(p)) && !NOT_SECRET_SUFFIXES.iter().any(|s| n.ends_with(s))
+        !NOT_SECRET_NAMES.contains(&n.as_str())
+            && SECRET_PARTS.iter().any(|p| n.contains(p))
+            && !NOT_SECRET_SUFFIXES.iter().any(|s| n.ends_with(s))
     }
 
     /// The replacement of one secret value.
@@ -170,6 +189,7 @@ mod tests {
             "X-Amz-Security-Token": "t",
             "KeyName": "my-keypair",
             "Key": "photos/cat.jpg",
+            "ClientRequestToken": "idem-1",
         });
         r.value(&mut v);
         let text = v.to_string();
@@ -183,6 +203,7 @@ mod tests {
         assert_eq!(v["list"][1]["PrivateKey"], MARKER);
         assert_eq!(v["KeyName"], "my-keypair");
         assert_eq!(v["Key"], "photos/cat.jpg");
+        assert_eq!(v["ClientRequestToken"], "idem-1");
     }
 
     #[test]
@@ -200,7 +221,9 @@ mod tests {
     #[test]
     fn query_strings_lose_tokens_and_sigv4_signatures() {
         let r = Redactor::default();
-        let q = r.query("access_token=abc%2Bdef&X-Amz-Signature=ff00&X-Amz-Credential=AKIA%2F20240101%2Fus-east-1&a=1&a=2&q=x+y");
+        let q = r.query(
+            "access_token=abc%2Bdef&X-Amz-Signature=ff00&X-Amz-Credential=AKIA%2F20240101%2Fus-east-1&a=1&a=2&q=x+y",
+        );
         assert_eq!(q["access_token"], MARKER);
         assert_eq!(q["X-Amz-Signature"], MARKER);
         assert_eq!(q["X-Amz-Credential"], "AKIA/20240101/us-east-1");
