@@ -100,8 +100,7 @@ pub fn describe(exchange: &Exchange<'_>) -> Described {
     let ex = exchange;
     let scope = Scope::of(ex);
     let query_pairs = ex.query.map(form_pairs).unwrap_or_default();
-    let form =
-        if is_form(ex) { std::str::from_utf8(ex.request_body).map(form_pairs).unwrap_or_default() } else { Vec::new() };
+    let form = if is_form(ex) { form_body(ex) } else { Vec::new() };
     // An empty operation (`X-Amz-Target: .`, `Action=`) names no call.
     let target = header(ex.request_headers, "x-amz-target").filter(|t| !t.rsplit('.').next().unwrap_or("").is_empty());
     let action = param(&form, "Action").or_else(|| param(&query_pairs, "Action")).filter(|a| !a.is_empty());
@@ -248,6 +247,21 @@ fn is_form(ex: &Exchange<'_>) -> bool {
     let ct = header(ex.request_headers, "content-type").unwrap_or("");
     ct.starts_with("application/x-www-form-urlencoded")
         || (ct.is_empty() && *ex.method == http::Method::POST && ex.request_body.starts_with(b"Action="))
+}
+
+/// A form body's pairs. When the gateway captured only a prefix, the last pair may be cut: it is left out
+/// rather than recorded as if it were whole.
+fn form_body(ex: &Exchange<'_>) -> Vec<(String, String)> {
+    let text = match std::str::from_utf8(ex.request_body) {
+        Ok(t) => t,
+        Err(e) if !ex.request_body_complete => std::str::from_utf8(&ex.request_body[..e.valid_up_to()]).unwrap_or(""),
+        Err(_) => return Vec::new(),
+    };
+    let mut pairs = form_pairs(text);
+    if !ex.request_body_complete && !text.ends_with('&') {
+        pairs.pop();
+    }
+    pairs
 }
 
 /// `a=1&b=x%20y+z` → pairs, percent-decoded, `+` as space; a key without `=` has an empty value.

@@ -404,6 +404,29 @@ fn unsigned_or_unknown_calls_are_described_generically() {
 }
 
 #[test]
+fn a_capped_form_body_loses_its_cut_last_pair_not_its_meaning() {
+    let req = map(&[
+        ("authorization", &AUTH.replace("SERVICE", "iam")),
+        ("content-type", "application/x-www-form-urlencoded"),
+    ]);
+    let body = b"Action=CreateUser&Version=2010-05-08&UserName=Mary&Path=%2Fteam%2Fcof";
+    let d = describe(&Exchange {
+        method: &http::Method::POST,
+        path: "/",
+        query: None,
+        request_headers: &req,
+        request_body: body,
+        request_body_complete: false,
+        status: Some(http::StatusCode::OK),
+        response_headers: None,
+        response_body: b"",
+        response_body_complete: true,
+        account_id: None,
+    });
+    assert_eq!((d.event_name.as_str(), d.request_parameters), ("CreateUser", Some(json!({"userName": "Mary"}))));
+}
+
+#[test]
 fn no_response_means_no_error_code_from_here() {
     let req = map(&[("authorization", &AUTH.replace("SERVICE", "iam"))]);
     let d = describe(&Exchange {
