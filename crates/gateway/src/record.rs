@@ -19,6 +19,8 @@ use crate::redact::Redactor;
 /// marker; `userAgent` and `errorMessage` are cut at 1 KiB.
 const MAX_MEMBER_BYTES: usize = 100 * 1024;
 const MAX_SHORT_BYTES: usize = 1024;
+/// Hard-coded, as CloudTrail: `additionalEventData` over 28 KiB is replaced by a marker.
+const MAX_ADDITIONAL_BYTES: usize = 28 * 1024;
 
 /// Everything the gateway saw of one call.
 pub struct Exchange<'a> {
@@ -107,9 +109,9 @@ fn cut(s: &str, max: usize) -> String {
     s[..end].to_string()
 }
 
-fn limited(v: Value) -> Value {
+fn limited(v: Value, max: usize) -> Value {
     let n = v.to_string().len();
-    if n > MAX_MEMBER_BYTES { json!({"truncated": true, "bytes": n}) } else { v }
+    if n > max { json!({"truncated": true, "bytes": n}) } else { v }
 }
 
 fn truncated_marker(captured: usize, total: Option<u64>) -> Value {
@@ -202,8 +204,18 @@ impl Recorder {
         }
         ev.error_message = ev.error_message.map(|m| cut(&m, MAX_SHORT_BYTES));
         // Present as null when empty, as CloudTrail writes them.
-        ev.request_parameters = Some(ev.request_parameters.take().map_or(Value::Null, limited));
-        ev.response_elements = Some(ev.response_elements.take().map_or(Value::Null, limited));
+        ev.event_name = ev.event_name.map(|n| cut(&n, MAX_SHORT_BYTES));
+        ev.request_parameters =
+            Some(ev.request_parameters.take().map_or(Value::Null, |v| limited(v, MAX_MEMBER_BYTES)));
+        ev.response_elements = Some(ev.response_elements.take().map_or(Value::Null, |v| limited(v, MAX_MEMBER_BYTES)));
+        ev.additional_event_data = ev.additional_event_data.take().map(|v| limited(v, MAX_ADDITIONAL_BYTES));
+        let text = serde_json::to_string(&ev).ok()?;
+        if text.len() <= model::MAX_RECORD_BYTES {
+            return Some(text);
+        }
+        // Still over the journal's record limit (many large members at once): keep who, what and when.
+        ev.request_parameters = Some(json!({"truncated": true}));
+        ev.response_elements = Some(json!({"truncated": true}));
         serde_json::to_string(&ev).ok()
     }
 
@@ -477,5 +489,40 @@ mod tests {
         assert_eq!(v["responseElements"]["id"], 7);
         assert_eq!(v["sourceIPAddress"], "192.0.2.7");
         assert_eq!(v["userIdentity"]["type"], "Unknown");
+    }
+
+    #[test]
+    fn oversized_members_become_markers_and_the_record_stays_storable() {
+        let r = recorder(&[]);
+        let path = format!("/{}", "p".repeat(5000));
+        let big = format!(
+            "{{\"items\":[{}]}}",
+            vec!["\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\""; 4000].join(",")
+        );
+        let x = Exchange {
+            event_id: "e-2",
+            event_time: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+            peer: "192.0.2.7:5555".parse().unwrap(),
+            tls: None,
+            method: &Method::PUT,
+            path: &path,
+            query: None,
+            request_headers: &HeaderMap::new(),
+            request_body: big.as_bytes(),
+            request_complete: true,
+            request_total: big.len() as u64,
+            status: Some(StatusCode::OK),
+            response_headers: None,
+            response_body: big.as_bytes(),
+            response_complete: true,
+            gateway_error: None,
+        };
+        let text = r.record(&x).unwrap();
+        assert!(text.len() <= model::MAX_RECORD_BYTES, "{}", text.len());
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["eventName"].as_str().unwrap().len(), 1024);
+        assert_eq!(v["requestParameters"]["truncated"], true);
+        assert_eq!(v["responseElements"]["truncated"], true);
+        assert!(model::Record::parse(text.as_bytes(), || unreachable!()).is_ok());
     }
 }

@@ -448,3 +448,35 @@ fn a_300_mb_upload_streams_through_without_the_gateways_memory_growing() {
     assert_eq!(recs[0]["requestParameters"]["body"]["truncated"], true);
     assert_eq!(recs[0]["requestParameters"]["body"]["totalBytes"], TOTAL as u64);
 }
+
+#[test]
+fn a_tls_gateway_records_tls_details() {
+    let up = Upstream::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_file, cert.cert.pem()).unwrap();
+    std::fs::write(&key_file, cert.signing_key.serialize_pem()).unwrap();
+    let extra = format!(
+        "event_source = \"tls.example\"\ntls_cert_file = {:?}\ntls_key_file = {:?}",
+        cert_file.display().to_string(),
+        key_file.display().to_string()
+    );
+    let s = Server::start_with(&config_toml(&gateway_config("tls", &up.endpoint, &extra)));
+    let gw = s.gateway("tls").unwrap();
+    let port = gw.strip_prefix("https://").expect("an https gateway").rsplit(':').next().unwrap();
+    let out = Command::new("curl")
+        .args(["-sS", "--fail", "--max-time", "20", "--cacert"])
+        .arg(&cert_file)
+        .arg(format!("https://localhost:{port}/over/tls"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "curl: {}", String::from_utf8_lossy(&out.stderr));
+    s.wait_caught_up();
+    let recs = records(&s, "tls.example");
+    assert_eq!(recs.len(), 1);
+    let tls = &recs[0]["tlsDetails"];
+    assert!(tls["tlsVersion"].as_str().unwrap().starts_with("TLSv1."), "{tls}");
+    assert!(!tls["cipherSuite"].as_str().unwrap().is_empty(), "{tls}");
+    assert_eq!(tls["clientProvidedHostHeader"], format!("localhost:{port}"));
+}
