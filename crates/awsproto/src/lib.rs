@@ -106,7 +106,15 @@ pub fn describe(exchange: &Exchange<'_>) -> Described {
     let action = param(&form, "Action").or_else(|| param(&query_pairs, "Action")).filter(|a| !a.is_empty());
     let version = param(&form, "Version").or_else(|| param(&query_pairs, "Version"));
     let signing = scope.as_ref().map(|s| s.service.as_str());
-    let candidates: Vec<&'static Service> = signing.map(|s| model::by_signing_name(s).collect()).unwrap_or_default();
+    let mut candidates: Vec<&'static Service> =
+        signing.map(|s| model::by_signing_name(s).collect()).unwrap_or_default();
+    // Unsigned query calls (STS AssumeRoleWithWebIdentity, AssumeRoleWithSAML): the Version and the
+    // operation name the service.
+    if signing.is_none()
+        && let (Some(a), Some(v)) = (action, version)
+    {
+        candidates = model::by_version_and_op(v, a).collect();
+    }
 
     let call = if let Some(target) = target {
         let (prefix, op) = target.rsplit_once('.').unwrap_or(("", target));

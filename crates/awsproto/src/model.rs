@@ -144,6 +144,13 @@ pub(crate) fn by_signing_name(name: &str) -> impl Iterator<Item = &'static Servi
     table().services.iter().filter(move |s| s.signing_name == name || s.endpoint_prefix == name)
 }
 
+/// The query-protocol services of this API version that have this operation (for unsigned calls).
+pub(crate) fn by_version_and_op<'a>(version: &'a str, op: &'a str) -> impl Iterator<Item = &'static Service> + 'a {
+    table().services.iter().filter(move |s| {
+        s.api_version == version && (s.has_protocol("query") || s.has_protocol("ec2")) && s.op(op).is_some()
+    })
+}
+
 /// The service whose JSON target prefix is this (`DynamoDB_20120810`, `secretsmanager`…).
 pub(crate) fn by_target_prefix(prefix: &str) -> Option<&'static Service> {
     table().services.iter().find(|s| s.target_prefix.as_deref() == Some(prefix))

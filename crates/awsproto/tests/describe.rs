@@ -361,6 +361,11 @@ fn lambda_invoke_is_a_data_event_on_the_function() {
         ..Call::default()
     });
     assert_eq!((d.event_name.as_str(), d.category, d.read_only), ("Invoke", Category::Data, false));
+    assert_eq!(
+        d.request_parameters,
+        Some(json!({"functionName": "orders-api"})),
+        "the payload is data, not a parameter"
+    );
     assert_eq!(d.resources[0].arn, "arn:aws:lambda:eu-west-1:123456789012:function:orders-api");
     assert_eq!(d.resources[0].resource_type, "AWS::Lambda::Function");
 }
@@ -424,6 +429,28 @@ fn a_capped_form_body_loses_its_cut_last_pair_not_its_meaning() {
         account_id: None,
     });
     assert_eq!((d.event_name.as_str(), d.request_parameters), ("CreateUser", Some(json!({"userName": "Mary"}))));
+}
+
+#[test]
+fn unsigned_sts_web_identity_calls_are_still_sts() {
+    let d = run(Call {
+        req_headers: &[("content-type", "application/x-www-form-urlencoded")],
+        body:
+            b"Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fci\
+&RoleSessionName=build-7&WebIdentityToken=eyJhbGciOi.secret.jwt",
+        ..Call::default()
+    });
+    assert_eq!(
+        (d.protocol, d.event_source.as_str(), d.event_name.as_str()),
+        (Protocol::Query, "sts.amazonaws.com", "AssumeRoleWithWebIdentity")
+    );
+    assert!(d.read_only);
+    let p = d.request_parameters.expect("requestParameters");
+    assert_eq!(
+        (p["roleSessionName"].clone(), p["webIdentityToken"].clone()),
+        (json!("build-7"), json!("HIDDEN_DUE_TO_SECURITY_REASONS"))
+    );
+    assert_eq!(d.resources[0].arn, "arn:aws:iam::123456789012:role/ci");
 }
 
 #[test]
