@@ -79,7 +79,12 @@ pub struct App {
     pub delivery: std::sync::OnceLock<Arc<delivery::Delivery>>,
     /// Every trail's Insights, once started ([`App::start_insights`]).
     pub insights: std::sync::OnceLock<Arc<service::insights::Insights>>,
+    /// More `/metrics` families from what runs beside the API (the `[[gateways]]`), set once at start.
+    pub extra_metrics: std::sync::OnceLock<MetricsSource>,
 }
+
+/// Appends `/metrics` families to the text being rendered.
+pub type MetricsSource = Box<dyn Fn(&mut String) + Send + Sync>;
 
 /// The buckets the S3 read API serves: local folders only (an S3-configured bucket is served by its own S3).
 pub struct BucketResolver {
@@ -190,6 +195,7 @@ impl App {
             buckets: BucketResolver::from_config(&config_for_buckets, data_dir),
             delivery: std::sync::OnceLock::new(),
             insights: std::sync::OnceLock::new(),
+            extra_metrics: std::sync::OnceLock::new(),
         })
     }
 
@@ -301,6 +307,9 @@ async fn handle(State(app): State<Arc<App>>, ConnectInfo(peer): ConnectInfo<Sock
             let mut text = app.store.render_metrics();
             if let Some(d) = app.delivery.get() {
                 d.render_metrics(&mut text);
+            }
+            if let Some(extra) = app.extra_metrics.get() {
+                extra(&mut text);
             }
             ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
         }

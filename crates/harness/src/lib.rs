@@ -43,6 +43,10 @@ pub enum HarnessError {
     ExitedBeforeListening { log: String },
     #[error("expected the https listening line, got {line:?}")]
     NoHttpsLine { line: Option<String> },
+    #[error("expected a gateway listening line, got {line:?}")]
+    NoGatewayLine { line: Option<String> },
+    #[error("gateway exited before listening: {log}")]
+    GatewayExited { log: String },
     #[error("moto server: {reason}")]
     Moto { reason: String },
     #[error("no {field} in /proc/{pid}/status")]
@@ -58,6 +62,8 @@ pub struct Server {
     pub endpoint: String,
     /// `https://ADDR` when the config has a `[tls]` section (the second stdout line).
     pub https_endpoint: Option<String>,
+    /// The `[[gateways]]` run inside the server: (name, `http://ADDR`), in config order.
+    pub gateways: Vec<(String, String)>,
     pub data_dir: PathBuf,
     pub config: Option<PathBuf>,
     /// The server's stderr, `<data_dir>.stderr.log`; restarts on the same data dir append to it.
@@ -89,6 +95,7 @@ impl Server {
             addr: String::new(),
             endpoint: String::new(),
             https_endpoint: None,
+            gateways: Vec::new(),
             data_dir: opts.data_dir.clone(),
             config: opts.config.clone(),
             stderr_log,
@@ -109,7 +116,8 @@ impl Server {
         server.endpoint = format!("http://{}", server.addr);
         // With `[tls]` configured the next line names the HTTPS listener.
         let config_text = opts.config.as_ref().and_then(|c| std::fs::read_to_string(c).ok());
-        if config_text.is_some_and(|t| t.contains("[tls]")) {
+        let gateways = config_text.as_deref().map_or(0, |t| t.matches("[[gateways]]").count());
+        if config_text.as_deref().is_some_and(|t| t.contains("[tls]")) {
             server.https_endpoint = Some(match lines.next() {
                 Some(Ok(line)) if line.starts_with("opentrail listening on https://") => {
                     line.trim_start_matches("opentrail listening on ").trim().to_string()
@@ -117,9 +125,27 @@ impl Server {
                 other => return Err(HarnessError::NoHttpsLine { line: other.and_then(Result::ok) }),
             });
         }
+        // Then one line per gateway: `opentrail gateway NAME listening on http://ADDR`.
+        for _ in 0..gateways {
+            let line = lines.next().and_then(Result::ok);
+            let parsed = line.as_deref().and_then(|l| {
+                let rest = l.strip_prefix("opentrail gateway ")?;
+                let (name, url) = rest.split_once(" listening on ")?;
+                Some((name.to_string(), url.trim().to_string()))
+            });
+            match parsed {
+                Some(g) => server.gateways.push(g),
+                None => return Err(HarnessError::NoGatewayLine { line }),
+            }
+        }
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         Ok(server)
+    }
+
+    /// The endpoint of the in-server gateway `name`.
+    pub fn gateway(&self, name: &str) -> Option<&str> {
+        self.gateways.iter().find(|(n, _)| n == name).map(|(_, e)| e.as_str())
     }
 
     fn exited(&self) -> HarnessError {
@@ -163,6 +189,161 @@ impl Server {
 }
 
 impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// How to start `opentrail gateway` (its own process).
+#[derive(Debug, Clone)]
+pub struct GatewayOptions {
+    pub bin: PathBuf,
+    /// The opentrail server records go to.
+    pub endpoint: String,
+    pub upstream: String,
+    /// `--listen`; port 0 picks a free port, read back from the gateway's "listening" line.
+    pub listen: String,
+    pub config: Option<PathBuf>,
+    /// `--kind`: `aws` or `http`.
+    pub kind: Option<String>,
+    pub spool: Option<PathBuf>,
+    /// The credentials the gateway signs its records with (a writer key suffices).
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// Where its stderr goes (appended across restarts).
+    pub log_file: PathBuf,
+    pub log_filter: String,
+}
+
+impl GatewayOptions {
+    /// `bin gateway --endpoint endpoint --upstream upstream --listen 127.0.0.1:0`, logging at info into `log_file`.
+    pub fn new(bin: &Path, endpoint: &str, upstream: &str, key: (&str, &str), log_file: &Path) -> GatewayOptions {
+        GatewayOptions {
+            bin: bin.to_path_buf(),
+            endpoint: endpoint.to_string(),
+            upstream: upstream.to_string(),
+            listen: "127.0.0.1:0".to_string(),
+            config: None,
+            kind: None,
+            spool: None,
+            access_key_id: key.0.to_string(),
+            secret_access_key: key.1.to_string(),
+            log_file: log_file.to_path_buf(),
+            log_filter: "info".to_string(),
+        }
+    }
+}
+
+/// A running `opentrail gateway`; SIGKILLed when dropped unless stopped first.
+pub struct GatewayProcess {
+    child: Child,
+    /// `host:port` it listens on.
+    pub addr: String,
+    /// `http://` + `addr`.
+    pub endpoint: String,
+    stderr_log: PathBuf,
+    log_start: u64,
+}
+
+impl GatewayProcess {
+    /// Starts the gateway and waits for its "opentrail gateway listening on http://" line.
+    pub fn spawn(opts: &GatewayOptions) -> Result<GatewayProcess, HarnessError> {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&opts.log_file);
+        let log = log.map_err(io("open", &opts.log_file))?;
+        let log_start = log.metadata().map_err(io("stat", &opts.log_file))?.len();
+        let mut cmd = Command::new(&opts.bin);
+        cmd.arg("gateway")
+            .arg("--endpoint")
+            .arg(&opts.endpoint)
+            .arg("--upstream")
+            .arg(&opts.upstream)
+            .arg("--listen")
+            .arg(&opts.listen);
+        if let Some(c) = &opts.config {
+            cmd.arg("--config").arg(c);
+        }
+        if let Some(k) = &opts.kind {
+            cmd.arg("--kind").arg(k);
+        }
+        if let Some(s) = &opts.spool {
+            cmd.arg("--spool").arg(s);
+        }
+        cmd.env("AWS_ACCESS_KEY_ID", &opts.access_key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &opts.secret_access_key)
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env("OPENTRAIL_LOG", &opts.log_filter)
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(log);
+        let child = cmd.spawn().map_err(io("start", &opts.bin))?;
+        let mut gw = GatewayProcess {
+            child,
+            addr: String::new(),
+            endpoint: String::new(),
+            stderr_log: opts.log_file.clone(),
+            log_start,
+        };
+        let stdout = gw.child.stdout.take().ok_or_else(|| gw.exited())?;
+        let mut lines = BufReader::new(stdout).lines();
+        gw.addr = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(rest) = line.strip_prefix("opentrail gateway listening on http://") {
+                        break rest.trim().to_string();
+                    }
+                }
+                _ => return Err(gw.exited()),
+            }
+        };
+        gw.endpoint = format!("http://{}", gw.addr);
+        std::thread::spawn(move || for _ in lines {});
+        Ok(gw)
+    }
+
+    fn exited(&mut self) -> HarnessError {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        HarnessError::GatewayExited { log: self.stderr() }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What this gateway wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        let mut bytes = Vec::new();
+        if let Ok(mut f) = std::fs::File::open(&self.stderr_log)
+            && f.seek(SeekFrom::Start(self.log_start)).is_ok()
+        {
+            let _ = f.read_to_end(&mut bytes);
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// The lines this gateway logged at ERROR level.
+    pub fn errors_logged(&self) -> Vec<String> {
+        self.stderr().lines().filter(|l| l.contains(" ERROR ")).map(str::to_string).collect()
+    }
+
+    /// SIGKILL and wait, as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait: a graceful stop.
+    pub fn stop(&mut self) {
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for GatewayProcess {
     fn drop(&mut self) {
         self.kill();
     }

@@ -11,6 +11,7 @@ macro_rules! note {
 
 mod bucket_source;
 mod commands;
+mod gateway_cmd;
 mod import;
 mod ingest;
 mod insights_cmd;
@@ -186,6 +187,35 @@ Output goes out page by page; a closed pipe (`| head`) ends the command quietly.
         /// How to print the events.
         #[arg(long, value_enum, default_value_t = output::Output::Table)]
         output: output::Output,
+    },
+    /// Run an audit gateway: a reverse proxy that records every call to the upstream as a CloudTrail event
+    /// on the server at --endpoint, before the answer is released (or into a spool with --spool).
+    #[command(after_help = format!("\
+The process prints `opentrail gateway listening on http://ADDR` once it listens (port 0 picks a port).
+Records go to POST /v1/events of the server, signed with the credentials below (a writer key suffices);
+concurrent calls' records share one request. Without --spool the gateway is fail-closed: while the
+server cannot take records, calls are answered 503 and not forwarded. Counters: GET {}
+on the gateway's own address. Semantics and the config file: docs/gateway.md.
+
+{CREDENTIALS_HELP}", gateway::METRICS_PATH))]
+    Gateway {
+        #[command(flatten)]
+        endpoint: Endpoint,
+        /// Address to listen on (port 0 picks a free port) [default: the config's, else 127.0.0.1:9000].
+        #[arg(long)]
+        listen: Option<String>,
+        /// The service behind the gateway, http://host:port [default: the config's].
+        #[arg(long)]
+        upstream: Option<String>,
+        /// Gateway config (TOML: capture policy, redaction, identities, OpenAPI, JWT…).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// What the upstream speaks: aws (AWS-compatible service) or http (any HTTP API) [default: aws].
+        #[arg(long)]
+        kind: Option<gateway::Kind>,
+        /// Spool mode: records are written to this folder first and forwarded in the background.
+        #[arg(long, value_name = "DIR")]
+        spool: Option<PathBuf>,
     },
     /// Verify offline that the index agrees with the journal (the server must be stopped).
     Check {
@@ -372,6 +402,9 @@ fn main() -> std::process::ExitCode {
                 output,
             },
         ),
+        Command::Gateway { endpoint, listen, upstream, config, kind, spool } => {
+            gateway_cmd::run(&endpoint.endpoint, listen, upstream, config, kind, spool)
+        }
         Command::Check { data_dir } => serve::check(&data_dir),
         Command::Validate(args) => return validate::run(&args),
         Command::Keys { command: KeysCommand::List { endpoint, start_time, end_time, fingerprint, output } } => {

@@ -44,9 +44,30 @@ pub fn run(
         }
         None => None,
     };
+    let mut gateway_cfgs = Vec::new();
+    for (i, table) in cfg.gateways.iter().enumerate() {
+        let mut g = gateway::GatewayConfig::from_table(table, &format!("gateways[{i}]."))?;
+        // The server's own principals are known callers of every gateway (their secrets are not used).
+        g.principals.extend(cfg.principals.iter().map(|p| gateway::config::IdentityConfig {
+            access_key_id: p.access_key_id.clone(),
+            identity_type: p.principal_type.clone(),
+            user_name: p.user_name.clone(),
+            role_name: p.role_name.clone(),
+            session_name: p.session_name.clone(),
+            account_id: p.account_id.clone(),
+            secret_access_key: None,
+            role: None,
+            policy: None,
+        }));
+        let tls = match (&g.tls_cert_file, &g.tls_key_file) {
+            (Some(c), Some(k)) => Some(api::load_server_config(c, k)?),
+            _ => None,
+        };
+        gateway_cfgs.push((g, tls));
+    }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     // Bind before anything is written to the data dir: a port in use fails the start with nothing created.
-    let (listener, tls) = rt.block_on(async {
+    let (listener, tls, gateway_listeners) = rt.block_on(async {
         let listener = api::listener::bind(&listen).await.with_context(|| format!("listen on {listen}"))?;
         let tls = match tls {
             Some((tls_listen, server_config)) => {
@@ -57,8 +78,16 @@ pub fn run(
             }
             None => None,
         };
-        Ok::<_, anyhow::Error>((listener, tls))
+        let mut gateway_listeners = Vec::new();
+        for (g, _) in &gateway_cfgs {
+            let addr = g.listen.as_deref().unwrap_or_default();
+            let l =
+                api::listener::bind(addr).await.with_context(|| format!("listen (gateway {}) on {addr}", g.name))?;
+            gateway_listeners.push(l);
+        }
+        Ok::<_, anyhow::Error>((listener, tls, gateway_listeners))
     })?;
+    let (listener, tls, gateway_listeners) = (listener, tls, gateway_listeners);
     create_data_dir(&data_dir)?;
     if cfg.principals.is_empty() {
         let p = generated_admin(&data_dir)?;
@@ -90,9 +119,29 @@ pub fn run(
         );
     }
     let door = api::FrontDoor::new(limits, store.metrics().clone());
+    let store_metrics = store.metrics().clone();
     app.start_delivery(rt.handle().clone())?;
     app.start_insights()?;
     app.start_key_schedule(rt.handle());
+    let defaults = gateway::Defaults { account_id: app.config.account_id.clone(), region: app.config.region.clone() };
+    let gateways = {
+        let _rt = rt.enter();
+        let mut gws = Vec::new();
+        for (g, tls) in gateway_cfgs {
+            let target = gateway::Target::Store { store: store.clone(), gateway: g.name.clone() };
+            let gw = gateway::Gateway::new(&g, &defaults, target).with_context(|| format!("gateway {}", g.name))?;
+            gws.push((gw, tls));
+        }
+        gws
+    };
+    if !gateways.is_empty() {
+        let rendered: Vec<gateway::Gateway> = gateways.iter().map(|(g, _)| g.clone()).collect();
+        let _ = app.extra_metrics.set(Box::new(move |out: &mut String| {
+            for g in &rendered {
+                g.render_metrics(out);
+            }
+        }));
+    }
     let app_for_stop = app.clone();
     rt.block_on(async move {
         let addr = listener.local_addr()?;
@@ -101,6 +150,10 @@ pub fn run(
         writeln!(stdout, "opentrail listening on http://{addr}")?;
         if let Some((l, _)) = &tls {
             writeln!(stdout, "opentrail listening on https://{}", l.local_addr()?)?;
+        }
+        for ((g, tls), l) in gateways.iter().zip(&gateway_listeners) {
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            writeln!(stdout, "opentrail gateway {} listening on {scheme}://{}", g.name(), l.local_addr()?)?;
         }
         stdout.flush()?;
         drop(stdout);
@@ -114,6 +167,13 @@ pub fn run(
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
+        let mut gateway_tasks = Vec::new();
+        for ((g, tls), l) in gateways.into_iter().zip(gateway_listeners) {
+            // Each gateway has its own connection limit: proxied traffic never starves the API.
+            let gdoor = api::FrontDoor::new(limits, store_metrics.clone());
+            let stop = stopped(stop_rx.clone());
+            gateway_tasks.push(tokio::spawn(async move { gdoor.serve(l, tls, g.router(), stop).await }));
+        }
         let http = door.serve(listener, None, api::router(app.clone()), stopped(stop_rx.clone()));
         match tls {
             Some((l, server_config)) => {
@@ -121,6 +181,9 @@ pub fn run(
                 tokio::try_join!(http, https)?;
             }
             None => http.await?,
+        }
+        for t in gateway_tasks {
+            t.await??;
         }
         Ok::<_, anyhow::Error>(())
     })?;
@@ -155,7 +218,7 @@ fn raise_fd_limit() -> Option<u64> {
     Some(lim.rlim_cur)
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
         Err(e) => {
@@ -179,7 +242,7 @@ fn create_data_dir(data_dir: &Path) -> Result<()> {
 
 /// Logs to stderr: `OPENTRAIL_LOG` is the filter (default `info`), `OPENTRAIL_LOG_FORMAT=json` writes JSON
 /// lines; colour codes only when stderr is a terminal and `NO_COLOR` is not set.
-fn init_logging() {
+pub(crate) fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("OPENTRAIL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());

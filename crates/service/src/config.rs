@@ -215,6 +215,10 @@ pub struct Config {
     /// The digest signing keys' rotation schedule.
     #[serde(default)]
     pub keys: KeysConfig,
+    /// Audit gateways run inside the server (`[[gateways]]`), each read by the `gateway` crate, which
+    /// owns their keys (`docs/gateway.md`).
+    #[serde(default)]
+    pub gateways: Vec<toml::Table>,
 }
 
 /// `[keys]`: `rotate_every = "90d"` rotates the digest signing key when the current one is that old
@@ -409,6 +413,7 @@ impl Default for Config {
             delivery: DeliveryConfig::default(),
             buckets: std::collections::BTreeMap::new(),
             keys: KeysConfig::default(),
+            gateways: Vec::new(),
         }
     }
 }

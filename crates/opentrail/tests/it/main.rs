@@ -12,6 +12,8 @@ mod delivery;
 mod delivery_crash;
 mod delivery_s3;
 mod front_door;
+mod gateway;
+mod gateway_aws;
 mod import;
 mod insights;
 mod lookup_events;
