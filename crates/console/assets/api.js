@@ -14,7 +14,9 @@ async function answer(resp) {
   let body = null;
   try { body = await resp.json(); } catch { body = null; }
   if (resp.ok) return body;
-  const code = body?.__type || `HTTP${resp.status}`;
+  let code = body?.__type || `HTTP${resp.status}`;
+  // The browser drops the cookie at its Max-Age, so an expired session may arrive as no session at all.
+  if (resp.status === 401 && session && Date.now() >= Date.parse(session.expiresAt)) code = 'SessionExpired';
   const err = new ApiError(resp.status, code, body?.message || body?.Message || resp.statusText);
   if (resp.status === 401 && session) {
     session = null;

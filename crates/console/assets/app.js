@@ -21,7 +21,7 @@ function header() {
     link('/events', t('nav.events'), { 'aria-current': here.startsWith('/events') || here === '/' ? 'page' : null }),
     link('/trails', t('nav.trails'), { 'aria-current': here === '/trails' ? 'page' : null }),
     link('/insights', t('nav.insights'), { 'aria-current': here === '/insights' ? 'page' : null })) : null;
-  const who = s ? h('span', { class: 'who', id: 'who' }, t('nav.signedInAs', { user: s.user, role: s.role })) : null;
+  const who = s ? h('span', { class: 'who', id: 'signed-in-as' }, t('nav.signedInAs', { user: s.user, role: s.role })) : null;
   const out = s ? h('button', { type: 'button', class: 'secondary', id: 'sign-out', onclick: async () => {
     await signOut(); navigate('/signin');
   } }, t('nav.signout')) : null;

@@ -65,7 +65,7 @@ const id = {
   'nav.events': 'Riwayat peristiwa', 'nav.trails': 'Jejak', 'nav.insights': 'Insights',
   'nav.signout': 'Keluar', 'nav.language': 'Bahasa', 'nav.signedInAs': 'Masuk sebagai {user} ({role})',
   'signin.title': 'Masuk ke opentrail', 'signin.withKeys': 'Kunci akses', 'signin.withUser': 'Pengguna konsol',
-  'signin.accessKeyId': 'ID kunci akses', 'signin.secretAccessKey': 'Kunci akses rahasia',
+  'signin.accessKeyId': 'Access key ID', 'signin.secretAccessKey': 'Secret access key',
   'signin.user': 'Nama pengguna', 'signin.password': 'Kata sandi', 'signin.submit': 'Masuk',
   'signin.expired': 'Sesi Anda telah berakhir. Silakan masuk lagi.',
   'signin.ended': 'Sesi Anda sudah selesai. Silakan masuk lagi.',
