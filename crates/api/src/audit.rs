@@ -250,61 +250,6 @@ pub(crate) fn lower_camel(v: &Value) -> Value {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_become_lower_camel_recursively() {
-        let v = json!({"TrailName": "t", "LookupAttributes": [{"AttributeKey": "EventName"}], "isX": 1});
-        assert_eq!(
-            lower_camel(&v),
-            json!({"trailName": "t", "lookupAttributes": [{"attributeKey": "EventName"}], "isX": 1})
-        );
-    }
-
-    #[test]
-    fn an_oversized_member_is_cut_to_fit_and_named() {
-        let big = "z".repeat(300 * 1024);
-        let v = json!({"name": "t", "zz": big, "after": "kept?"});
-        let mut cuts = Vec::new();
-        let out = fit(&v, MAX_MEMBER_BYTES, "requestParameters", &mut cuts);
-        assert!(encoded_len(&out) <= MAX_MEMBER_BYTES, "{}", encoded_len(&out));
-        assert_eq!(out["name"], "t", "what fits is kept");
-        let zz = out["zz"].as_str().unwrap();
-        assert!(zz.ends_with(CUT_MARK) && zz.len() > 90 * 1024, "the cut member keeps what fits");
-        let paths: Vec<&str> = cuts.iter().map(|c| c.path.as_str()).collect();
-        assert!(paths.contains(&"requestParameters.zz"), "{paths:?}");
-        assert!(cuts.iter().any(|c| c.original_bytes > 300 * 1024));
-    }
-
-    #[test]
-    fn cut_strings_stay_valid_with_multibyte_and_escaped_characters() {
-        let v = json!("é\"\n".repeat(1000));
-        let mut cuts = Vec::new();
-        let out = fit(&v, 500, "x", &mut cuts);
-        assert!(encoded_len(&out) <= 500);
-        assert!(out.as_str().unwrap().ends_with(CUT_MARK));
-    }
-
-    #[test]
-    fn escaped_lengths_are_what_serde_json_writes() {
-        for c in ['a', 'é', '€', '😀', '"', '\\', '\n', '\u{8}', '\u{1}', '\u{1f}', '/', '\u{7f}'] {
-            assert_eq!(escaped_len(c), encoded_len(&json!(c.to_string())) - 2, "{c:?}");
-        }
-    }
-
-    #[test]
-    fn long_arrays_keep_a_prefix() {
-        let v = json!((0..10_000).collect::<Vec<_>>());
-        let mut cuts = Vec::new();
-        let out = fit(&v, 1000, "ids", &mut cuts);
-        assert!(encoded_len(&out) <= 1000);
-        assert_eq!(out[0], 0);
-        assert!(cuts.iter().any(|c| c.path.starts_with("ids[")));
-    }
-}
-
 /// A console session's `sessionContext`, as CloudTrail writes an IAM user's console calls: the session's
 /// `creationDate` and `mfaAuthenticated` (no MFA here), beside the issuer an assumed role already has.
 fn console_session_context(identity: &mut model::cloudtrail::UserIdentity, signed_in: model::EventTime) {
@@ -388,4 +333,59 @@ pub(crate) fn sign_in_record(app: &App, s: &SignIn<'_>) -> Result<IngestItem, Ap
         .map_err(|e| ApiError::internal(&format!("sign-in record is invalid: {e}")))?;
     record.fields.provenance = Provenance::SelfAudit;
     Ok(IngestItem { record, client_id: false })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_become_lower_camel_recursively() {
+        let v = json!({"TrailName": "t", "LookupAttributes": [{"AttributeKey": "EventName"}], "isX": 1});
+        assert_eq!(
+            lower_camel(&v),
+            json!({"trailName": "t", "lookupAttributes": [{"attributeKey": "EventName"}], "isX": 1})
+        );
+    }
+
+    #[test]
+    fn an_oversized_member_is_cut_to_fit_and_named() {
+        let big = "z".repeat(300 * 1024);
+        let v = json!({"name": "t", "zz": big, "after": "kept?"});
+        let mut cuts = Vec::new();
+        let out = fit(&v, MAX_MEMBER_BYTES, "requestParameters", &mut cuts);
+        assert!(encoded_len(&out) <= MAX_MEMBER_BYTES, "{}", encoded_len(&out));
+        assert_eq!(out["name"], "t", "what fits is kept");
+        let zz = out["zz"].as_str().unwrap();
+        assert!(zz.ends_with(CUT_MARK) && zz.len() > 90 * 1024, "the cut member keeps what fits");
+        let paths: Vec<&str> = cuts.iter().map(|c| c.path.as_str()).collect();
+        assert!(paths.contains(&"requestParameters.zz"), "{paths:?}");
+        assert!(cuts.iter().any(|c| c.original_bytes > 300 * 1024));
+    }
+
+    #[test]
+    fn cut_strings_stay_valid_with_multibyte_and_escaped_characters() {
+        let v = json!("é\"\n".repeat(1000));
+        let mut cuts = Vec::new();
+        let out = fit(&v, 500, "x", &mut cuts);
+        assert!(encoded_len(&out) <= 500);
+        assert!(out.as_str().unwrap().ends_with(CUT_MARK));
+    }
+
+    #[test]
+    fn escaped_lengths_are_what_serde_json_writes() {
+        for c in ['a', 'é', '€', '😀', '"', '\\', '\n', '\u{8}', '\u{1}', '\u{1f}', '/', '\u{7f}'] {
+            assert_eq!(escaped_len(c), encoded_len(&json!(c.to_string())) - 2, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn long_arrays_keep_a_prefix() {
+        let v = json!((0..10_000).collect::<Vec<_>>());
+        let mut cuts = Vec::new();
+        let out = fit(&v, 1000, "ids", &mut cuts);
+        assert!(encoded_len(&out) <= 1000);
+        assert_eq!(out[0], 0);
+        assert!(cuts.iter().any(|c| c.path.starts_with("ids[")));
+    }
 }

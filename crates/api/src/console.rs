@@ -102,13 +102,13 @@ pub(crate) async fn serve(
     } else if get && path == "/console/api/session" {
         match session_of(app, &parts, false) {
             Ok((session, principal)) => json_answer(StatusCode::OK, session_info(app, &session, &principal)),
-            Err(r) => r,
+            Err(r) => *r,
         }
     } else if let Some(requested) = data_call(&parts.method, &path) {
         match requested {
-            Err(r) => r,
+            Err(r) => *r,
             Ok(requested) => match session_of(app, &parts, true) {
-                Err(r) => r,
+                Err(r) => *r,
                 Ok((session, principal)) => {
                     let signed_in = model::EventTime(session.created_ms);
                     let mut r = crate::chain::serve_console(
@@ -129,22 +129,22 @@ pub(crate) async fn serve(
 
 /// The operation a console data call names: `POST /console/api/call/<Operation>` (one of
 /// [`CONSOLE_OPERATIONS`]) or `GET /console/api/event-counts`; `None` when the path is neither.
-fn data_call(method: &Method, path: &str) -> Option<Result<Requested, Response>> {
+fn data_call(method: &Method, path: &str) -> Option<Result<Requested, Refused>> {
     let known = |op| Ok(Requested::Known { op, event_id: None, s3: None });
     if path == "/console/api/event-counts" {
         return Some(if method == Method::GET {
             known(Operation::GetEventCounts)
         } else {
-            Err(error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "event counts are read with GET"))
+            Err(refused(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "event counts are read with GET"))
         });
     }
     let name = path.strip_prefix("/console/api/call/")?;
     if method != Method::POST {
-        return Some(Err(error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "console calls are POSTs")));
+        return Some(Err(refused(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "console calls are POSTs")));
     }
     Some(match CONSOLE_OPERATIONS.iter().find(|op| op.name() == name) {
         Some(op) => known(*op),
-        None => Err(error(
+        None => Err(refused(
             StatusCode::NOT_FOUND,
             "UnknownOperationException",
             format!("the console does not call '{name}'"),
@@ -190,6 +190,13 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response
     json_answer(status, json!({"__type": code, "message": message.into()}))
 }
 
+/// A console request refused before it reached the chain: the whole answer (boxed: it is large).
+type Refused = Box<Response>;
+
+fn refused(status: StatusCode, code: &str, message: impl Into<String>) -> Refused {
+    Box::new(error(status, code, message))
+}
+
 /// This server's origin as the browser names it: the scheme of the connection and the Host header.
 fn own_origin(parts: &Parts, secure: bool) -> Option<String> {
     let host = header_str(&parts.headers, "host")?;
@@ -197,9 +204,9 @@ fn own_origin(parts: &Parts, secure: bool) -> Option<String> {
 }
 
 /// `Origin`, when sent, must be this server's; a POST must send it (every current browser does).
-fn check_origin(parts: &Parts) -> Result<(), Response> {
+fn check_origin(parts: &Parts) -> Result<(), Refused> {
     let secure = parts.extensions.get::<TlsInfo>().is_some();
-    let refuse = |why: &str| Err(error(StatusCode::FORBIDDEN, "CrossOriginRequest", why.to_string()));
+    let refuse = |why: &str| Err(refused(StatusCode::FORBIDDEN, "CrossOriginRequest", why.to_string()));
     match header_str(&parts.headers, "origin") {
         None if parts.method == Method::POST => refuse("a console call must come from the console's own page"),
         None => Ok(()),
@@ -220,15 +227,15 @@ fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// The caller's live session and its principal; with `csrf`, its token and Origin checked too.
-fn session_of(app: &App, parts: &Parts, csrf: bool) -> Result<(::console::Session, Principal), Response> {
-    let signed_out = |msg: &str| error(StatusCode::UNAUTHORIZED, "NotSignedIn", msg.to_string());
+fn session_of(app: &App, parts: &Parts, csrf: bool) -> Result<(::console::Session, Principal), Refused> {
+    let signed_out = |msg: &str| refused(StatusCode::UNAUTHORIZED, "NotSignedIn", msg.to_string());
     let Some(id) = cookie_value(&parts.headers, COOKIE) else {
         return Err(signed_out("sign in to use the console"));
     };
     let session = match app.console_sessions.get(id, (app.clock)().0) {
         Ok(s) => s,
         Err(::console::SessionError::Expired) => {
-            return Err(error(StatusCode::UNAUTHORIZED, "SessionExpired", "your session has expired: sign in again"));
+            return Err(refused(StatusCode::UNAUTHORIZED, "SessionExpired", "your session has expired: sign in again"));
         }
         Err(::console::SessionError::Unknown) => {
             return Err(signed_out("your session has ended (signed out, or the server restarted): sign in again"));
@@ -242,7 +249,7 @@ fn session_of(app: &App, parts: &Parts, csrf: bool) -> Result<(::console::Sessio
         check_origin(parts)?;
         let given = header_str(&parts.headers, CSRF_HEADER).unwrap_or("");
         if !::console::constant_time_eq(given.as_bytes(), session.csrf_token.as_bytes()) {
-            return Err(error(
+            return Err(refused(
                 StatusCode::FORBIDDEN,
                 "InvalidCsrfToken",
                 format!("the call lacks this session's token in {CSRF_HEADER}"),
@@ -298,7 +305,7 @@ struct SignInBody {
 /// attempt is recorded (durably, before the answer); a writer cannot sign in (it cannot read).
 async fn sign_in(app: &Arc<App>, peer: SocketAddr, secure: bool, parts: &Parts, body: Body) -> Response {
     if let Err(r) = check_origin(parts) {
-        return r;
+        return *r;
     }
     let bytes = match axum::body::to_bytes(body, MAX_SIGNIN_BYTES).await {
         Ok(b) => b,
@@ -320,9 +327,8 @@ async fn sign_in(app: &Arc<App>, peer: SocketAddr, secure: bool, parts: &Parts, 
         (None, None, Some(name), Some(password)) if !name.is_empty() && !password.is_empty() => {
             let cfg = app.config.console.users.iter().find(|u| u.name == name).cloned();
             let hash = cfg.as_ref().map(|u| u.password_hash.clone());
-            let ok = crate::blocking(move || ::console::verify_password(hash.as_deref(), &password))
-                .await
-                .unwrap_or(false);
+            let ok =
+                crate::blocking(move || ::console::verify_password(hash.as_deref(), &password)).await.unwrap_or(false);
             let p = cfg.as_ref().and_then(|u| app.principals.get(&u.principal).cloned());
             (p, Some(name).filter(|_| cfg.is_some()), ok, "the user name or password is wrong")
         }
@@ -396,10 +402,8 @@ async fn sign_in(app: &Arc<App>, peer: SocketAddr, secure: bool, parts: &Parts, 
     };
     let session = app.console_sessions.create(&p.access_key_id, user.as_deref(), now.0);
     let mut resp = json_answer(StatusCode::OK, session_info(app, &session, &p));
-    resp.headers_mut().insert(
-        header::SET_COOKIE,
-        session_cookie(&session.id, app.console_sessions.lifetime_secs(), secure),
-    );
+    resp.headers_mut()
+        .insert(header::SET_COOKIE, session_cookie(&session.id, app.console_sessions.lifetime_secs(), secure));
     resp
 }
 
@@ -407,7 +411,7 @@ async fn sign_in(app: &Arc<App>, peer: SocketAddr, secure: bool, parts: &Parts, 
 fn sign_out(app: &App, secure: bool, parts: &Parts) -> Response {
     let (session, _) = match session_of(app, parts, true) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     app.console_sessions.remove(&session.id);
     let mut resp = json_answer(StatusCode::OK, json!({"signedOut": true}));
@@ -460,7 +464,11 @@ mod tests {
 
     #[test]
     fn origin_must_match_and_a_post_must_name_it() {
-        let ok = parts(Method::POST, "/console/api/signout", &[("host", "127.0.0.1:4590"), ("origin", "http://127.0.0.1:4590")]);
+        let ok = parts(
+            Method::POST,
+            "/console/api/signout",
+            &[("host", "127.0.0.1:4590"), ("origin", "http://127.0.0.1:4590")],
+        );
         assert!(check_origin(&ok).is_ok());
         let other = parts(Method::POST, "/x", &[("host", "127.0.0.1:4590"), ("origin", "http://evil.example")]);
         assert!(check_origin(&other).is_err());

@@ -61,9 +61,7 @@ fn parse(pairs: &[(String, String)], window_start: Option<EventTime>) -> Result<
             _ => {
                 return Err(WireError::Parameter {
                     name: "query",
-                    reason: format!(
-                        "unknown parameter '{name}' (known: attr, start, end, category, by, top, buckets)"
-                    ),
+                    reason: format!("unknown parameter '{name}' (known: attr, start, end, category, by, top, buckets)"),
                 });
             }
         }

@@ -1,7 +1,7 @@
 // Sign-in, Trails and Insights.
 import { ApiError, call, counts, currentSession, signIn } from './api.js';
 import { barChart } from './chart.js';
-import { h, link, clear } from './dom.js';
+import { append, h, link, clear } from './dom.js';
 import { t } from './i18n.js';
 
 function iso(ms) { return new Date(ms).toISOString().replace('.000Z', 'Z'); }
@@ -90,7 +90,7 @@ async function drawTrail(card, trail) {
     } }, logging ? t('trails.stop') : t('trails.start')) : null;
   const sel = selectors.AdvancedEventSelectors?.length ? selectors.AdvancedEventSelectors : selectors.EventSelectors;
   const ins = (insightSel.InsightSelectors || []).map((s) => s.InsightType).join(', ');
-  clear(card).append(
+  append(clear(card), [
     h('h2', {}, trail.Name, ' ', h('span', { class: `badge ${logging ? 'on' : 'off'}` }, logging ? t('trails.logging') : t('trails.notLogging'))),
     status.error ? h('p', { class: 'error' }, status.error) : null,
     h('dl', {},
@@ -104,7 +104,7 @@ async function drawTrail(card, trail) {
       h('dt', {}, t('trails.digestError')), h('dd', { class: status.LatestDigestDeliveryError ? 'error-code' : '' }, status.LatestDigestDeliveryError || t('trails.noneSet')),
       h('dt', {}, t('trails.selectors')), h('dd', {}, sel ? h('pre', { class: 'json small' }, JSON.stringify(sel, null, 2)) : t('trails.noneSet')),
       h('dt', {}, t('trails.insightSelectors')), h('dd', {}, ins || t('trails.noneSet'))),
-    toggle);
+    toggle]);
 }
 
 export async function renderInsights(main) {

@@ -82,7 +82,13 @@ fn traffic(s: &Server) {
         lines.push(call(format!("burst-{i:04}"), &iso(burst + i * 10), "ec2.amazonaws.com", "RunInstances", "batch"));
     }
     for i in 0..12 {
-        lines.push(call(format!("base-{i:04}"), &iso(burst - 3600 + i * 240), "ec2.amazonaws.com", "RunInstances", "batch"));
+        lines.push(call(
+            format!("base-{i:04}"),
+            &iso(burst - 3600 + i * 240),
+            "ec2.amazonaws.com",
+            "RunInstances",
+            "batch",
+        ));
     }
     lines.push(insight("11111111-2222-3333-4444-555555555555", "Start", &iso(burst)));
     lines.push(insight("11111111-2222-3333-4444-555555555555", "End", &iso(burst + 15 * 60)));
@@ -108,8 +114,15 @@ fn sign_in(s: &Server, body: Value) -> (u16, Option<(String, String)>, Value) {
     (r.status, session, v)
 }
 
-fn console_post(s: &Server, session: &(String, String), path: &str, origin: Option<&str>, csrf: bool) -> client::Response {
-    let mut h = vec![("content-type".to_string(), "application/json".to_string()), ("cookie".to_string(), session.0.clone())];
+fn console_post(
+    s: &Server,
+    session: &(String, String),
+    path: &str,
+    origin: Option<&str>,
+    csrf: bool,
+) -> client::Response {
+    let mut h =
+        vec![("content-type".to_string(), "application/json".to_string()), ("cookie".to_string(), session.0.clone())];
     if let Some(o) = origin {
         h.push(("origin".to_string(), o.to_string()));
     }
