@@ -570,6 +570,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn console_users_name_a_principal_and_carry_an_argon2_hash() {
+        let base = r#"
+[[principals]]
+access_key_id = "AKIAEXAMPLEAUDITOR01"
+secret_access_key = "auditor-secret-key-0001"
+user_name = "Audrey"
+role = "auditor"
+"#;
+        let ok = format!(
+            "{base}\n[console]\nsession_lifetime = \"30m\"\nusers = [{{ name = \"ana\", password_hash = \"$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA\", principal = \"AKIAEXAMPLEAUDITOR01\" }}]\n"
+        );
+        let cfg = Config::parse(&ok).unwrap();
+        assert_eq!(cfg.console.session_lifetime, Duration::from_secs(1800));
+        assert_eq!(cfg.console.users[0].principal, "AKIAEXAMPLEAUDITOR01");
+        assert_eq!(Config::parse(base).unwrap().console.session_lifetime, DEFAULT_CONSOLE_SESSION);
+        let err = |text: String| Config::parse(&text).unwrap_err().to_string();
+        let bad_principal = ok.replace("principal = \"AKIAEXAMPLEAUDITOR01\"", "principal = \"AKIANOSUCHKEY0000001\"");
+        assert!(err(bad_principal).contains("console.users[0].principal"));
+        assert!(err(ok.replace("$argon2id$", "$2b$")).contains("console.users[0].password_hash"));
+        assert!(err(ok.replace("\"30m\"", "\"soon\"")).contains("soon"));
+    }
+
+    #[test]
     fn the_documented_example_parses() {
         let cfg = Config::parse(
             r#"
