@@ -32,7 +32,7 @@ async function newPage(opts = {}) {
   return p;
 }
 
-const shot = (name) => page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+const shot = (name, fullPage = true) => page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage });
 
 async function signInWithKeys(p, base, key, secret) {
   await p.goto(`${base}/`);
@@ -244,7 +244,7 @@ try {
     await signInWithKeys(page, URL_, env('ADMIN_KEY'), env('ADMIN_SECRET'));
     await page.getByRole('heading', { name: 'Riwayat peristiwa' }).waitFor();
     await rows(page).first().waitFor();
-    await shot('events-id-phone');
+    await shot('events-id-phone', false);
     await page.locator('#language').selectOption('en');
     await page.getByRole('heading', { name: 'Event history' }).waitFor();
     await page.reload();

@@ -189,17 +189,37 @@ fn the_console_solves_the_seed_case_in_a_browser_and_records_what_it_did() {
     }
     s.wait_caught_up();
 
+    // An unknown access key and an unknown console user are refused alike, and recorded with the name hidden.
+    let (status, session, _) = sign_in(&s, json!({"accessKeyId": "AKIANOSUCHKEY0000001", "secretAccessKey": "x"}));
+    assert_eq!((status, session.is_none()), (401, true));
+    let (status, session, answer) = sign_in(&s, json!({"user": "nobody", "password": PASSWORD}));
+    assert_eq!((status, session.is_none()), (401, true), "{answer}");
+    let (status, session, _) = sign_in(&s, json!({"user": USER, "password": "not the passphrase"}));
+    assert_eq!((status, session.is_none()), (401, true));
+    s.wait_caught_up();
+
     // Sign-ins are records of their own: the wrong secret, the writer, and the successes.
     let logins = s.lookup_all(&[("EventName", "ConsoleLogin")]);
     let records: Vec<Value> =
         logins.iter().map(|e| serde_json::from_str(e["CloudTrailEvent"].as_str().unwrap()).unwrap()).collect();
-    let failed = records.iter().find(|r| r["errorMessage"] == "Failed authentication").expect("the wrong secret");
+    let failed = records
+        .iter()
+        .find(|r| r["errorMessage"] == "Failed authentication" && r["userIdentity"]["userName"] == "John")
+        .expect("the wrong secret");
     assert_eq!(failed["eventType"], "AwsConsoleSignIn");
     assert_eq!(failed["eventSource"], "signin.amazonaws.com");
     assert_eq!(failed["responseElements"]["ConsoleLogin"], "Failure");
-    assert_eq!(failed["userIdentity"]["userName"], "John");
     assert_eq!(failed["additionalEventData"]["MFAUsed"], "No");
     assert!(failed["additionalEventData"]["LoginTo"].as_str().unwrap().starts_with("http://127.0.0.1:"));
+    let hidden: Vec<&Value> =
+        records.iter().filter(|r| r["userIdentity"]["userName"] == "HIDDEN_DUE_TO_SECURITY_REASONS").collect();
+    assert_eq!(hidden.len(), 2, "the unknown key and the unknown user");
+    assert!(hidden.iter().all(|r| r["errorMessage"] == "No username found in supplied account"));
+    let wrong_password = records
+        .iter()
+        .find(|r| r["additionalEventData"]["ConsoleUser"] == USER && r["responseElements"]["ConsoleLogin"] == "Failure")
+        .expect("the wrong password");
+    assert_eq!(wrong_password["errorMessage"], "Failed authentication");
     let writer = records.iter().find(|r| r["userIdentity"]["userName"] == "ingester").expect("the writer's attempt");
     assert_eq!(writer["responseElements"]["ConsoleLogin"], "Failure");
     let ok: Vec<&Value> = records.iter().filter(|r| r["responseElements"]["ConsoleLogin"] == "Success").collect();
