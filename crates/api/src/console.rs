@@ -26,6 +26,8 @@ use crate::{App, TlsInfo, header_str};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "opentrail_session";
+/// The cookie carrying the CSRF token to the page (readable by it; the server reads only the header).
+pub const CSRF_COOKIE: &str = "opentrail_csrf";
 /// The header carrying the session's CSRF token.
 pub const CSRF_HEADER: &str = "x-opentrail-csrf";
 /// Hard-coded: the largest sign-in body (two short strings).
@@ -286,6 +288,14 @@ fn session_info(app: &App, s: &::console::Session, p: &Principal) -> Value {
     })
 }
 
+/// The CSRF token as a cookie the page can read (not HttpOnly), so a freshly loaded page sends its first call
+/// without waiting for `/console/api/session`; the server checks the header, never this cookie.
+fn csrf_cookie(value: &str, max_age: i64, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!("{CSRF_COOKIE}={value}; Path=/; SameSite=Strict; Max-Age={max_age}{secure}"))
+        .unwrap_or(HeaderValue::from_static("opentrail_csrf=; Path=/; Max-Age=0"))
+}
+
 fn session_cookie(value: &str, max_age: i64, secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
     HeaderValue::from_str(&format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"))
@@ -402,8 +412,10 @@ async fn sign_in(app: &Arc<App>, peer: SocketAddr, secure: bool, parts: &Parts, 
     };
     let session = app.console_sessions.create(&p.access_key_id, user.as_deref(), now.0);
     let mut resp = json_answer(StatusCode::OK, session_info(app, &session, &p));
-    resp.headers_mut()
-        .insert(header::SET_COOKIE, session_cookie(&session.id, app.console_sessions.lifetime_secs(), secure));
+    let max_age = app.console_sessions.lifetime_secs();
+    let h = resp.headers_mut();
+    h.append(header::SET_COOKIE, session_cookie(&session.id, max_age, secure));
+    h.append(header::SET_COOKIE, csrf_cookie(&session.csrf_token, max_age, secure));
     resp
 }
 
@@ -415,7 +427,8 @@ fn sign_out(app: &App, secure: bool, parts: &Parts) -> Response {
     };
     app.console_sessions.remove(&session.id);
     let mut resp = json_answer(StatusCode::OK, json!({"signedOut": true}));
-    resp.headers_mut().insert(header::SET_COOKIE, session_cookie("", 0, secure));
+    resp.headers_mut().append(header::SET_COOKIE, session_cookie("", 0, secure));
+    resp.headers_mut().append(header::SET_COOKIE, csrf_cookie("", 0, secure));
     resp
 }
 

@@ -8,6 +8,16 @@ let session = null;
 let onSignedOut = () => {};
 
 export function currentSession() { return session; }
+
+// The session's CSRF token: from the session answer, or (before it arrives) from the opentrail_csrf cookie the
+// sign-in set, so a page's first call need not wait for the session answer.
+function csrf() {
+  if (session?.csrfToken) return session.csrfToken;
+  const c = document.cookie.split(';').map((x) => x.trim()).find((x) => x.startsWith('opentrail_csrf='));
+  return c ? c.slice('opentrail_csrf='.length) : '';
+}
+
+export function mayBeSignedIn() { return csrf() !== ''; }
 export function whenSignedOut(f) { onSignedOut = f; }
 
 async function answer(resp) {
@@ -46,7 +56,7 @@ export async function signIn(form) {
 }
 
 export async function signOut() {
-  const token = session?.csrfToken || '';
+  const token = csrf();
   session = null;
   await fetch('/console/api/signout', { method: 'POST', credentials: 'same-origin', headers: { 'x-opentrail-csrf': token } });
 }
@@ -55,7 +65,7 @@ export async function signOut() {
 export async function call(operation, body = {}) {
   const resp = await fetch(`/console/api/call/${operation}`, {
     method: 'POST', credentials: 'same-origin',
-    headers: { 'content-type': 'application/json', 'x-opentrail-csrf': session?.csrfToken || '' },
+    headers: { 'content-type': 'application/json', 'x-opentrail-csrf': csrf() },
     body: JSON.stringify(body),
   });
   return answer(resp);
@@ -65,7 +75,7 @@ export async function call(operation, body = {}) {
 export async function counts(pairs) {
   const q = new URLSearchParams(pairs).toString();
   const resp = await fetch(`/console/api/event-counts?${q}`, {
-    credentials: 'same-origin', headers: { 'x-opentrail-csrf': session?.csrfToken || '' },
+    credentials: 'same-origin', headers: { 'x-opentrail-csrf': csrf() },
   });
   return answer(resp);
 }

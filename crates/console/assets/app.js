@@ -1,6 +1,6 @@
 // The console's entry: the header (navigation, language, who is signed in, sign out) and the router. Pages
 // are drawn from the address, so reload and shared links work; in-console links navigate without a reload.
-import { currentSession, loadSession, signOut, whenSignedOut } from './api.js';
+import { currentSession, loadSession, mayBeSignedIn, signOut, whenSignedOut } from './api.js';
 import { h, link, clear } from './dom.js';
 import { renderEvent, renderEvents } from './events.js';
 import { LANGUAGES, lang, setLang, t } from './i18n.js';
@@ -37,7 +37,12 @@ export function navigate(url, replace = false) {
 async function route() {
   const path = location.pathname;
   if (!currentSession()) {
-    const s = await loadSession().catch(() => ({ signedOut: 'NotSignedIn' }));
+    // With the CSRF cookie of a session, the event history's calls start at once, beside the session's check
+    // (the other pages wait: what they show depends on the session's role).
+    const early = mayBeSignedIn() && path.startsWith('/events');
+    const checked = loadSession().catch(() => ({ signedOut: 'NotSignedIn' }));
+    if (early) draw(path);
+    const s = await checked;
     if (s.signedOut) {
       if (s.signedOut === 'SessionExpired') pendingNotice = t('signin.expired');
       const back = path === '/signin' ? '/events' : path + location.search;
@@ -46,8 +51,13 @@ async function route() {
       renderSignIn(main, { notice: pendingNotice, onSignedIn: () => { pendingNotice = null; navigate(back, true); } });
       return;
     }
+    if (early) { header(); return; }
   }
   header();
+  draw(path);
+}
+
+function draw(path) {
   const ctx = { navigate };
   if (path === '/' || path === '/signin') return navigate('/events', true);
   if (path === '/events') return renderEvents(main, ctx);

@@ -115,12 +115,13 @@ function cell(col, ev, rec) {
 }
 
 // Pages of the current query: the NextToken of each page seen, kept here (not in the address).
-let paging = { key: null, tokens: [null], index: 0 };
+let paging = { key: null, tokens: [null], index: 0, now: Date.now() };
 
 export async function renderEvents(main, ctx) {
-  const st = parseState(location.search);
   const key = location.search;
-  if (paging.key !== key) paging = { key, tokens: [null], index: 0 };
+  // A preset range ends at "now" as of the first page: later pages keep it (a NextToken is tied to its range).
+  if (paging.key !== key) paging = { key, tokens: [null], index: 0, now: Date.now() };
+  const st = parseState(location.search, paging.now);
   clear(main);
   main.append(h('h1', {}, t('events.title')));
   main.append(filterForm(st, ctx));

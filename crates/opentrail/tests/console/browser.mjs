@@ -161,6 +161,16 @@ try {
     assert.equal(await rows(page).first().getAttribute('data-event-id'), first);
   });
 
+  await step('a preset range pages forward', async () => {
+    await page.goto(`${URL_}/events?EventName=${PAGED}&range=1d`);
+    await rows(page).first().waitFor();
+    const first = await rows(page).first().getAttribute('data-event-id');
+    await page.locator('#next-page').click();
+    await page.getByText('Page 2').waitFor();
+    await rows(page).first().waitFor();
+    assert.notEqual(await rows(page).first().getAttribute('data-event-id'), first);
+  });
+
   await step('the chart zooms into a bar', async () => {
     await page.goto(`${URL_}/events?EventName=${PAGED}&range=7d`);
     await page.locator('svg.chart .bar').first().waitFor();
