@@ -7,7 +7,7 @@ import { h, link, clear } from './dom.js';
 import { t } from './i18n.js';
 
 export const ATTRIBUTES = ['EventName', 'Username', 'EventSource', 'ResourceName', 'ResourceType', 'AccessKeyId',
-  'ReadOnly', 'EventId', 'SourceIPAddress', 'ErrorCode', 'UserAgent'];
+  'ReadOnly', 'EventId', 'SourceIPAddress', 'ErrorCode', 'UserAgent', 'AccountId', 'Provenance'];
 const RANGES = { '1h': 3600e3, '1d': 86400e3, '7d': 7 * 86400e3 };
 const PAGE_SIZE = 50;
 const CHART_BARS = 48;
