@@ -255,3 +255,40 @@ fn the_console_solves_the_seed_case_in_a_browser_and_records_what_it_did() {
     s.assert_no_errors_logged();
     short.assert_no_errors_logged();
 }
+
+#[test]
+fn console_files_revalidate_by_etag_and_every_answer_carries_the_security_headers() {
+    let s = Server::start();
+    let html = vec![("accept".to_string(), "text/html".to_string())];
+    let page = s.raw("GET", "/events?EventName=CreateUser", &html, b"");
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("/console/assets/app.js"));
+    let app = s.raw("GET", "/console/assets/app.js", &[], b"");
+    assert_eq!(app.status, 200);
+    assert_eq!(app.header("content-type"), Some("text/javascript; charset=utf-8"));
+    let etag = app.header("etag").unwrap().to_string();
+    let again = s.raw("GET", "/console/assets/app.js", &[("if-none-match".into(), etag)], b"");
+    assert_eq!((again.status, again.body.len()), (304, 0));
+    let signed_out = s.raw("GET", "/console/api/session", &[], b"");
+    assert_eq!(signed_out.status, 401);
+    for r in [&page, &app, &again, &signed_out] {
+        assert!(r.header("content-security-policy").unwrap().contains("frame-ancestors 'none'"));
+        assert!(!r.header("content-security-policy").unwrap().contains("unsafe-inline"));
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+        assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
+    }
+    // An unsigned GET / without Accept: text/html is still the API's (S3 ListBuckets, refused unsigned).
+    let api = s.raw("GET", "/", &[], b"");
+    assert_ne!(api.status, 200);
+    assert!(api.header("content-security-policy").is_none());
+    // The sign-in wants this server's Origin.
+    let h = vec![
+        ("content-type".to_string(), "application/json".to_string()),
+        ("origin".to_string(), "http://evil.example".to_string()),
+    ];
+    let body = json!({"accessKeyId": ADMIN_KEY, "secretAccessKey": ADMIN_SECRET}).to_string();
+    let r = s.raw("POST", "/console/api/signin", &h, body.as_bytes());
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.header("set-cookie").is_none());
+    s.assert_no_errors_logged();
+}
