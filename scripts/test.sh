@@ -29,6 +29,22 @@ if [ ! -f "$sdkjs/node_modules/.package-lock.json" ] || [ "$sdkjs/package-lock.j
   (cd "$sdkjs" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
+# The web console's browser tests (crates/opentrail/tests/it/console.rs): Debian's headless Chromium, and
+# playwright-core pinned by tests/console/package-lock.json (it drives /usr/bin/chromium; it downloads no browser).
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "scripts/test.sh: /usr/bin/chromium is missing; install Debian's chromium (apt-get install chromium)" >&2
+    exit 1
+  fi
+fi
+consolejs=crates/opentrail/tests/console
+if [ ! -f "$consolejs/node_modules/.package-lock.json" ] || [ "$consolejs/package-lock.json" -nt "$consolejs/node_modules/.package-lock.json" ]; then
+  (cd "$consolejs" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi

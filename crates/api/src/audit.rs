@@ -101,9 +101,14 @@ pub(crate) fn build(app: &App, ctx: &CallContext, facts: &Facts<'_>) -> Result<(
         json!({"truncated": {"cut": listed, "cutCount": cuts.len(), "limitBytes": MAX_MEMBER_BYTES}})
     });
     let data_event = facts.s3.as_ref().is_some_and(|s| s.data_event);
+    let mut identity = ctx.principal.user_identity();
+    if let Some(signed_in) = ctx.console_session {
+        console_session_context(&mut identity, signed_in);
+    }
     let event = CloudTrailEvent {
         event_version: Some("1.11".into()),
-        user_identity: Some(ctx.principal.user_identity()),
+        user_identity: Some(identity),
+        session_credential_from_console: ctx.console_session.map(|_| "true".to_string()),
         event_time: Some(ctx.now.to_rfc3339()),
         event_source: Some(facts.surface.event_source().into()),
         event_name: Some(facts.event_name.into()),
@@ -243,6 +248,91 @@ pub(crate) fn lower_camel(v: &Value) -> Value {
         Value::Array(a) => Value::Array(a.iter().map(lower_camel).collect()),
         other => other.clone(),
     }
+}
+
+/// A console session's `sessionContext`, as CloudTrail writes an IAM user's console calls: the session's
+/// `creationDate` and `mfaAuthenticated` (no MFA here), beside the issuer an assumed role already has.
+fn console_session_context(identity: &mut model::cloudtrail::UserIdentity, signed_in: model::EventTime) {
+    let ctx = identity.session_context.get_or_insert_with(Default::default);
+    ctx.attributes = Some(model::cloudtrail::SessionAttributes {
+        creation_date: Some(signed_in.to_rfc3339()),
+        mfa_authenticated: Some("false".into()),
+        ..Default::default()
+    });
+}
+
+/// One console sign-in, as AWS records `ConsoleLogin`.
+pub(crate) struct SignIn<'a> {
+    /// The principal signed in as, or `None` for an unknown user or access key.
+    pub principal: Option<&'a service::Principal>,
+    /// The console user's name (`[console] users`), when signed in with a password.
+    pub console_user: Option<&'a str>,
+    /// `None` on success; the failure's `errorMessage`.
+    pub error: Option<&'a str>,
+    /// `additionalEventData.LoginTo`: the console's address.
+    pub login_to: String,
+    pub source_ip: String,
+    pub user_agent: Option<String>,
+    pub now: model::EventTime,
+}
+
+/// The `AwsConsoleSignIn` record of a sign-in (`signin.amazonaws.com`, `ConsoleLogin`,
+/// `responseElements.ConsoleLogin` Success or Failure, `additionalEventData` LoginTo, MobileVersion and
+/// MFAUsed), with the `SelfAudit` provenance. An unknown user is `HIDDEN_DUE_TO_SECURITY_REASONS`, as AWS
+/// hides a mistyped name that may be a password.
+pub(crate) fn sign_in_record(app: &App, s: &SignIn<'_>) -> Result<IngestItem, ApiError> {
+    let identity = match s.principal {
+        Some(p) => {
+            let mut id = p.user_identity();
+            // AWS leaves the key empty on console sign-ins: no access key was used.
+            id.access_key_id = Some(String::new());
+            id
+        }
+        None => model::cloudtrail::UserIdentity {
+            identity_type: Some("IAMUser".into()),
+            account_id: Some(app.config.account_id.clone()),
+            access_key_id: Some(String::new()),
+            user_name: Some("HIDDEN_DUE_TO_SECURITY_REASONS".into()),
+            ..Default::default()
+        },
+    };
+    let ua = s.user_agent.clone().unwrap_or_default();
+    let mut cuts = Vec::new();
+    let ua = match fit(&json!(ua), MAX_TEXT_BYTES, "userAgent", &mut cuts) {
+        Value::String(v) => v,
+        _ => String::new(),
+    };
+    let mobile = if ua.contains("Mobile") { "Yes" } else { "No" };
+    let mut additional = json!({"LoginTo": s.login_to, "MobileVersion": mobile, "MFAUsed": "No"});
+    if let Some(u) = s.console_user {
+        additional["ConsoleUser"] = json!(u);
+    }
+    let event = CloudTrailEvent {
+        event_version: Some("1.11".into()),
+        user_identity: Some(identity),
+        event_time: Some(s.now.to_rfc3339()),
+        event_source: Some("signin.amazonaws.com".into()),
+        event_name: Some("ConsoleLogin".into()),
+        aws_region: Some(app.config.region.clone()),
+        source_ip_address: Some(s.source_ip.clone()),
+        user_agent: Some(ua),
+        error_message: s.error.map(str::to_string),
+        request_parameters: Some(Value::Null),
+        response_elements: Some(json!({"ConsoleLogin": if s.error.is_none() { "Success" } else { "Failure" }})),
+        additional_event_data: Some(additional),
+        event_id: Some(uuid::Uuid::new_v4().to_string()),
+        read_only: Some(false),
+        event_type: Some("AwsConsoleSignIn".into()),
+        management_event: Some(true),
+        recipient_account_id: Some(app.config.account_id.clone()),
+        event_category: Some("Management".into()),
+        ..Default::default()
+    };
+    let text = serde_json::to_string(&event).map_err(|e| ApiError::internal(&e))?;
+    let mut record = Record::parse(text.as_bytes(), || uuid::Uuid::new_v4().to_string())
+        .map_err(|e| ApiError::internal(&format!("sign-in record is invalid: {e}")))?;
+    record.fields.provenance = Provenance::SelfAudit;
+    Ok(IngestItem { record, client_id: false })
 }
 
 #[cfg(test)]

@@ -125,10 +125,61 @@ async fn authenticate_and_call(
         now: (app.clock)(),
         fresh_id: uuid::Uuid::new_v4(),
         durable_seq: app.store.durable_seq(),
+        console_session: None,
     };
     // 4. From here on every call is audited.
     let resp = call(app, &ctx, requested, &parts, body).await;
     (resp, Some(ctx.principal.arn))
+}
+
+/// A call of the web console: authenticated by its session (`console.rs` checked the cookie, the CSRF token
+/// and the Origin) instead of SigV4, then the same chain: body within the operation's limit → authorize →
+/// rate-limit → call → audit (with `sessionCredentialFromConsole`) → answer. Logged as [`serve`] logs.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn serve_console(
+    app: &Arc<App>,
+    peer: SocketAddr,
+    tls: Option<TlsInfo>,
+    request_id: &str,
+    requested: &Requested,
+    principal: service::Principal,
+    signed_in: model::EventTime,
+    parts: Parts,
+    body: Body,
+) -> Response {
+    let started = std::time::Instant::now();
+    let limit = requested.max_body_bytes(&app.config.server);
+    let (body, _held) = match crate::body::read_request_body(app, body, limit, |_| {}).await {
+        Ok(b) => b,
+        Err(e) => {
+            app.store.metrics().record_request("Authenticate", e.code);
+            return encode(requested, request_id, Err(e));
+        }
+    };
+    let ctx = CallContext {
+        principal,
+        request_id: request_id.to_string(),
+        source_ip: crate::source_ip(&app.config.trusted_proxies, peer.ip(), &parts.headers),
+        user_agent: header_str(&parts.headers, "user-agent").map(str::to_string),
+        tls,
+        host: header_str(&parts.headers, "host").map(str::to_string),
+        now: (app.clock)(),
+        fresh_id: uuid::Uuid::new_v4(),
+        durable_seq: app.store.durable_seq(),
+        console_session: Some(signed_in),
+    };
+    let resp = call(app, &ctx, requested, &parts, body).await;
+    tracing::info!(
+        method = %parts.method,
+        operation = %requested.metric_name(),
+        principal = %ctx.principal.arn,
+        console = true,
+        status = resp.status().as_u16(),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        %request_id,
+        "request"
+    );
+    resp
 }
 
 async fn call(app: &Arc<App>, ctx: &CallContext, requested: &Requested, parts: &Parts, body: Bytes) -> Response {

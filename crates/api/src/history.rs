@@ -18,6 +18,8 @@ use crate::{App, CallContext, blocking};
 const DEFAULT_TOP: usize = 10;
 /// Hard-coded: the most values `top` may ask for (the answer stays small).
 pub const MAX_TOP: usize = 10_000;
+/// Hard-coded: the most intervals `buckets` may cut the range into (the console's chart draws up to 60).
+pub const MAX_BUCKETS: usize = 240;
 
 /// The query parameters of a native count, decoded.
 pub(crate) fn query_pairs(uri: &axum::http::Uri) -> Result<Vec<(String, String)>, WireError> {
@@ -31,12 +33,13 @@ struct Parsed {
     query: EventQuery,
     by: Option<String>,
     top: Option<String>,
+    buckets: Option<String>,
 }
 
 fn parse(pairs: &[(String, String)], window_start: Option<EventTime>) -> Result<Parsed, WireError> {
     let mut conditions = Vec::new();
     let (mut start, mut end, mut category) = (None, None, QueryCategory::Standard);
-    let mut p = Parsed { query: EventQuery::default(), by: None, top: None };
+    let mut p = Parsed { query: EventQuery::default(), by: None, top: None, buckets: None };
     for (name, value) in pairs {
         let time = |name: &'static str| {
             EventTime::parse_flexible(value).map_err(|e| WireError::Parameter { name, reason: e.to_string() })
@@ -54,10 +57,11 @@ fn parse(pairs: &[(String, String)], window_start: Option<EventTime>) -> Result<
             }
             "by" => p.by = Some(value.clone()),
             "top" => p.top = Some(value.clone()),
+            "buckets" => p.buckets = Some(value.clone()),
             _ => {
                 return Err(WireError::Parameter {
                     name: "query",
-                    reason: format!("unknown parameter '{name}' (known: attr, start, end, category, by, top)"),
+                    reason: format!("unknown parameter '{name}' (known: attr, start, end, category, by, top, buckets)"),
                 });
             }
         }
@@ -112,6 +116,10 @@ pub(crate) async fn event_counts(app: &Arc<App>, ctx: &CallContext, uri: &axum::
         },
     };
     let top = number("top", p.top.as_deref(), DEFAULT_TOP, 1..=MAX_TOP)?;
+    if p.buckets.is_some() {
+        let n = number("buckets", p.buckets.as_deref(), 1, 1..=MAX_BUCKETS)?;
+        return series(app, p.query, n).await;
+    }
     let store = app.store.clone();
     let query = p.query;
     let counts = blocking(move || store.count(&query, by)).await??;
@@ -123,6 +131,44 @@ pub(crate) async fn event_counts(app: &Arc<App>, ctx: &CallContext, uri: &axum::
         answer["Without"] = json!(counts.without);
         answer["Values"] = ranked.into_iter().take(top).map(|(v, n)| json!({"Value": v, "Count": n})).collect();
     }
+    let body = serde_json::to_vec(&answer).map_err(|e| ApiError::internal(&e))?;
+    Ok(Reply::Encoded { body, content_type: "application/json", headers: Vec::new(), summary: Value::Null })
+}
+
+/// `buckets=N`: the range `start`..`end` (both required) cut into N equal intervals, each with how many
+/// events match and how many of those failed (have an `errorCode`):
+/// `{"Total":n,"Errors":n,"IntervalMillis":w,"Series":[{"Start":…,"End":…,"Count":n,"Errors":n}…]}`. The
+/// console's activity chart; one audited call, N counts from postings.
+async fn series(app: &Arc<App>, query: EventQuery, n: usize) -> Result<Reply, ApiError> {
+    let (Some(start), Some(end)) = (query.start, query.end) else {
+        let reason = "buckets needs both start and end".to_string();
+        return Err(WireError::Parameter { name: "buckets", reason }.into());
+    };
+    let span = (end.0 - start.0).max(0) + 1;
+    let width = ((span + n as i64 - 1) / n as i64).max(1);
+    let store = app.store.clone();
+    let rows = blocking(move || -> Result<Vec<(i64, i64, u64, u64)>, service::StoreError> {
+        let mut rows = Vec::with_capacity(n);
+        let mut from = start.0;
+        while from <= end.0 && rows.len() < n {
+            let to = (from + width - 1).min(end.0);
+            let q = EventQuery { start: Some(EventTime(from)), end: Some(EventTime(to)), ..query.clone() };
+            let c = store.count(&q, Some(AttributeKey::ErrorCode))?;
+            rows.push((from, to, c.total, c.total.saturating_sub(c.without)));
+            from = to + 1;
+        }
+        Ok(rows)
+    })
+    .await??;
+    let total: u64 = rows.iter().map(|r| r.2).sum();
+    let errors: u64 = rows.iter().map(|r| r.3).sum();
+    let series: Vec<Value> = rows
+        .into_iter()
+        .map(|(f, t, c, e)| {
+            json!({"Start": EventTime(f).to_rfc3339(), "End": EventTime(t).to_rfc3339(), "Count": c, "Errors": e})
+        })
+        .collect();
+    let answer = json!({"Total": total, "Errors": errors, "IntervalMillis": width, "Series": series});
     let body = serde_json::to_vec(&answer).map_err(|e| ApiError::internal(&e))?;
     Ok(Reply::Encoded { body, content_type: "application/json", headers: Vec::new(), summary: Value::Null })
 }

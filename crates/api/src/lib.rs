@@ -1,7 +1,8 @@
 //! opentrail's HTTP surfaces on one listener: the CloudTrail JSON 1.1 API (`POST /` + `X-Amz-Target`),
 //! the cloudtrail-data API (`POST /PutAuditEvents`), the native API (`POST /v1/events`,
 //! `GET /v1/events/{eventId}`), the S3 read API over local-folder buckets (path-style `GET|HEAD /<bucket>…`),
-//! `GET /healthz` and `GET /metrics`.
+//! `GET /healthz` and `GET /metrics`, and the web console (`console.rs`: its pages on unsigned browser GETs,
+//! `/console/…` for its assets and calls, which enter the same chain with a session cookie instead of SigV4).
 //!
 //! Architecture invariant: only this crate knows HTTP, SigV4 and AWS exception names. Every request but
 //! health and metrics goes through the one operation chain (`chain.rs`): authenticated from its headers
@@ -13,6 +14,7 @@ pub mod body;
 mod chain;
 mod channels;
 mod cloudtrail;
+mod console;
 mod data;
 pub mod error;
 mod history;
@@ -81,6 +83,8 @@ pub struct App {
     pub insights: std::sync::OnceLock<Arc<service::insights::Insights>>,
     /// More `/metrics` families from what runs beside the API (the `[[gateways]]`), set once at start.
     pub extra_metrics: std::sync::OnceLock<MetricsSource>,
+    /// The web console's signed-in sessions (in memory: a restart signs everyone out).
+    pub console_sessions: ::console::Sessions,
 }
 
 /// Appends `/metrics` families to the text being rendered.
@@ -196,6 +200,7 @@ impl App {
             delivery: std::sync::OnceLock::new(),
             insights: std::sync::OnceLock::new(),
             extra_metrics: std::sync::OnceLock::new(),
+            console_sessions: ::console::Sessions::new(config_for_buckets.console.session_lifetime),
         })
     }
 
@@ -290,6 +295,9 @@ pub struct CallContext {
     /// The journal's last durable seq when the call arrived: where StartLogging/StopLogging start or stop a
     /// trail's delivery.
     pub durable_seq: Option<model::Seq>,
+    /// When the call came from the web console: when its session signed in (the record then says
+    /// `sessionCredentialFromConsole` and the session's `creationDate`).
+    pub console_session: Option<EventTime>,
 }
 
 pub fn router(app: Arc<App>) -> axum::Router {
@@ -303,6 +311,7 @@ async fn handle(State(app): State<Arc<App>>, ConnectInfo(peer): ConnectInfo<Sock
     let (parts, body) = req.into_parts();
     let mut resp = match (&parts.method, parts.uri.path()) {
         (&Method::GET, "/healthz") => health(&app),
+        _ if console::is_console_request(&parts) => console::serve(&app, peer, tls, &request_id, parts, body).await,
         (&Method::GET, "/metrics") => {
             let mut text = app.store.render_metrics();
             if let Some(d) = app.delivery.get() {

@@ -234,6 +234,11 @@ on the gateway's own address. Semantics and the config file: docs/gateway.md.
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// The web console's helpers (the console itself is served by `opentrail serve`, at `/`).
+    Console {
+        #[command(subcommand)]
+        command: ConsoleCommand,
+    },
     /// The Insights detector with no server: over historical events, or over one numeric series.
     Insights {
         #[command(subcommand)]
@@ -319,6 +324,21 @@ impl DetectorArgs {
 }
 
 #[derive(Subcommand)]
+enum ConsoleCommand {
+    /// Reads a password from stdin (its first line) and prints its argon2id PHC string, for
+    /// `password_hash` of a `[[console.users]]` entry in the config.
+    #[command(after_help = "\
+Example:
+  printf '%s\\n' 'a long passphrase' | opentrail console hash-password
+Config:
+  [[console.users]]
+  name = \"ana\"
+  password_hash = \"$argon2id$v=19$m=19456,t=2,p=1$…\"
+  principal = \"AKIAEXAMPLEAUDITOR01\"   # the access key ID whose role and policy ana gets")]
+    HashPassword,
+}
+
+#[derive(Subcommand)]
 enum KeysCommand {
     /// ListPublicKeys: every key (or those valid in [--start-time, --end-time]) with its validity window;
     /// `--output value` or `pem` writes a key file for `opentrail validate --public-key`.
@@ -345,6 +365,18 @@ enum KeysCommand {
         #[command(flatten)]
         endpoint: Endpoint,
     },
+}
+
+/// `opentrail console hash-password`: the first line of stdin (without its line ending), hashed.
+fn hash_password() -> anyhow::Result<std::process::ExitCode> {
+    use anyhow::Context;
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).context("read the password from stdin")?;
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    let phc = console::hash_password(password).context("hash the password")?;
+    println!("{phc}");
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 fn main() -> std::process::ExitCode {
@@ -417,6 +449,7 @@ fn main() -> std::process::ExitCode {
             )
         }
         Command::Keys { command: KeysCommand::Rotate { endpoint } } => validate::keys_rotate(&endpoint.endpoint),
+        Command::Console { command: ConsoleCommand::HashPassword } => hash_password(),
         Command::Insights { command: InsightsCommand::Replay { files, detector, data_events, output } } => {
             detector.settings().and_then(|s| insights_cmd::replay(&files, s, data_events, output))
         }

@@ -219,6 +219,43 @@ pub struct Config {
     /// owns their keys (`docs/gateway.md`).
     #[serde(default)]
     pub gateways: Vec<toml::Table>,
+    /// The web console's users and sessions.
+    #[serde(default)]
+    pub console: ConsoleConfig,
+}
+
+/// Default of [`ConsoleConfig::session_lifetime`]: a working day.
+pub const DEFAULT_CONSOLE_SESSION: Duration = Duration::from_secs(12 * 3600);
+
+/// `[console]`: users who sign in with a name and password (each acting as a configured principal, with
+/// its role and policy), and how long a console session lives (`"<n>s"`, `"<n>m"`, `"<n>h"` or `"<n>d"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    pub users: Vec<ConsoleUserConfig>,
+    #[serde(deserialize_with = "session_lifetime")]
+    pub session_lifetime: Duration,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig { users: Vec::new(), session_lifetime: DEFAULT_CONSOLE_SESSION }
+    }
+}
+
+/// `[[console.users]]`: `name`, `password_hash` (an argon2 PHC string, from `opentrail console
+/// hash-password`) and `principal` (the access key ID whose role and policy the user gets).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleUserConfig {
+    pub name: String,
+    pub password_hash: String,
+    pub principal: String,
+}
+
+fn session_lifetime<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_rotation_period(&text).map_err(serde::de::Error::custom)
 }
 
 /// `[keys]`: `rotate_every = "90d"` rotates the digest signing key when the current one is that old
@@ -414,6 +451,7 @@ impl Default for Config {
             buckets: std::collections::BTreeMap::new(),
             keys: KeysConfig::default(),
             gateways: Vec::new(),
+            console: ConsoleConfig::default(),
         }
     }
 }
@@ -509,6 +547,25 @@ impl Config {
                     .map_err(|reason| ConfigError::Invalid { field: field("policy"), reason })?;
             }
         }
+        let mut names = std::collections::HashSet::new();
+        for (i, u) in self.console.users.iter().enumerate() {
+            let field = |f: &str| format!("console.users[{i}].{f}");
+            if u.name.is_empty() || u.name.len() > 64 || u.name.chars().any(|c| c.is_control()) {
+                return invalid(field("name"), "must be 1 to 64 printable characters");
+            }
+            if !names.insert(u.name.as_str()) {
+                return invalid(field("name"), "is used by another console user");
+            }
+            if !u.password_hash.starts_with("$argon2") {
+                return invalid(
+                    field("password_hash"),
+                    "must be an argon2 PHC string (make one with `opentrail console hash-password`)",
+                );
+            }
+            if !self.principals.iter().any(|p| p.access_key_id == u.principal) {
+                return invalid(field("principal"), "must be the access_key_id of one of [[principals]]");
+            }
+        }
         Ok(())
     }
 }
@@ -516,6 +573,29 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn console_users_name_a_principal_and_carry_an_argon2_hash() {
+        let base = r#"
+[[principals]]
+access_key_id = "AKIAEXAMPLEAUDITOR01"
+secret_access_key = "auditor-secret-key-0001"
+user_name = "Audrey"
+role = "auditor"
+"#;
+        let ok = format!(
+            "{base}\n[console]\nsession_lifetime = \"30m\"\nusers = [{{ name = \"ana\", password_hash = \"$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA\", principal = \"AKIAEXAMPLEAUDITOR01\" }}]\n"
+        );
+        let cfg = Config::parse(&ok).unwrap();
+        assert_eq!(cfg.console.session_lifetime, Duration::from_secs(1800));
+        assert_eq!(cfg.console.users[0].principal, "AKIAEXAMPLEAUDITOR01");
+        assert_eq!(Config::parse(base).unwrap().console.session_lifetime, DEFAULT_CONSOLE_SESSION);
+        let err = |text: String| Config::parse(&text).unwrap_err().to_string();
+        let bad_principal = ok.replace("principal = \"AKIAEXAMPLEAUDITOR01\"", "principal = \"AKIANOSUCHKEY0000001\"");
+        assert!(err(bad_principal).contains("console.users[0].principal"));
+        assert!(err(ok.replace("$argon2id$", "$2b$")).contains("console.users[0].password_hash"));
+        assert!(err(ok.replace("\"30m\"", "\"soon\"")).contains("soon"));
+    }
 
     #[test]
     fn the_documented_example_parses() {

@@ -4,6 +4,7 @@
 mod api_policies;
 mod audit;
 mod cli;
+mod console;
 mod core;
 mod crash;
 mod data_plane;
