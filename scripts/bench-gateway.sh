@@ -109,7 +109,8 @@ s, p = d["summary"], d["latencyPercentiles"]
 codes = d.get("statusCodeDistribution", {})
 ok = sum(v for k, v in codes.items() if k.startswith("2"))
 total = sum(codes.values()) or 1
-print(f"{s[\"requestsPerSec\"]:.0f} {p[\"p50\"]*1000:.2f} {p[\"p99\"]*1000:.2f} {100*ok/total:.1f}")'
+rps, p50, p99 = s["requestsPerSec"], p["p50"] * 1000, p["p99"] * 1000
+print("%.0f %.2f %.2f %.1f" % (rps, p50, p99, 100 * ok / total))'
 }
 
 # wrk -> "rps p50 p99 -" (closed loop, latencies in ms); 1 MB bodies posted by a Lua script.
