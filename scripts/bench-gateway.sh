@@ -22,11 +22,13 @@ SCRATCH=${SCRATCH:-/work/bench-tmp/gw}
 log() { echo "bench-gateway: $*" >&2; }
 
 command -v nginx >/dev/null || { log "installing nginx"; apt-get install -y -q nginx >&2; }
-if [ -z "${OHA:-}" ]; then
+# oha for both measurements; WRK_ONLY=1 measures throughput with wrk alone (no constant-rate latency).
+if [ -z "${WRK_ONLY:-}" ] && [ -z "${OHA:-}" ]; then
   if command -v oha >/dev/null; then OHA=$(command -v oha); else
     log "installing oha (cargo install)"; cargo install --locked oha >&2; OHA=$(command -v oha)
   fi
 fi
+command -v wrk >/dev/null || { log "installing wrk"; apt-get install -y -q wrk >&2; }
 [ -x "$BIN" ] || { log "no $BIN: cargo build --release -p opentrail"; exit 2; }
 
 rm -rf "$SCRATCH"; mkdir -p "$SCRATCH"
@@ -107,7 +109,28 @@ s, p = d["summary"], d["latencyPercentiles"]
 codes = d.get("statusCodeDistribution", {})
 ok = sum(v for k, v in codes.items() if k.startswith("2"))
 total = sum(codes.values()) or 1
-print(f"{s[\"requestsPerSec\"]:.0f} {p[\"p50\"]*1000:.2f} {p[\"p99\"]*1000:.2f} {100*ok/total:.1f}")'
+rps, p50, p99 = s["requestsPerSec"], p["p50"] * 1000, p["p99"] * 1000
+print("%.0f %.2f %.2f %.1f" % (rps, p50, p99, 100 * ok / total))'
+}
+
+# wrk -> "rps p50 p99 -" (closed loop, latencies in ms); 1 MB bodies posted by a Lua script.
+cat > "$SCRATCH/post1mb.lua" <<'LUA'
+local f = io.open(os.getenv("BODY_FILE"), "rb"); wrk.body = f:read("*a"); f:close()
+wrk.method = "POST"; wrk.headers["Content-Type"] = "application/octet-stream"
+done = function(summary, latency, requests)
+  io.write(string.format("%.0f %.2f %.2f -\n", summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
+LUA
+cat > "$SCRATCH/get.lua" <<'LUA'
+done = function(summary, latency, requests)
+  io.write(string.format("%.0f %.2f %.2f -\n", summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
+LUA
+run_wrk() { # body url
+  local script="$SCRATCH/get.lua"; [ "$1" = 1MB ] && script="$SCRATCH/post1mb.lua"
+  BODY_FILE="$SCRATCH/1mb.bin" wrk -t2 -c "$CONCURRENCY" -d "$DURATION" -s "$script" "$2" | tail -1
 }
 
 declare -A URL=([direct]="http://127.0.0.1:$UP" [nginx]="http://127.0.0.1:$PX" [gateway-failclosed]="$FC" [gateway-spool]="$SP")
@@ -121,10 +144,14 @@ for body in small 1MB; do
     u="${URL[$t]}/bench/items"
     if [ "$body" = small ]; then args=(-m GET); else args=(-m POST -D "$SCRATCH/1mb.bin" -T application/octet-stream); fi
     log "$t $body: throughput"
-    read -r rps p50 p99 ok < <(run_oha -z "$DURATION" -c "$CONCURRENCY" "${args[@]}" "$u")
-    if [ "$body" = small ]; then
+    if [ -n "${WRK_ONLY:-}" ]; then
+      read -r rps p50 p99 ok < <(run_wrk "$body" "$u")
+    else
+      read -r rps p50 p99 ok < <(run_oha -z "$DURATION" -c "$CONCURRENCY" "${args[@]}" "$u")
+    fi
+    if [ "$body" = small ] && [ -z "${WRK_ONLY:-}" ]; then
       log "$t $body: latency at $RATE/s"
-      read -r _ q50 q99 qok < <(run_oha -z "$DURATION" -c "$CONCURRENCY" -q "$RATE" "${args[@]}" "$u")
+      read -r _ q50 q99 qok < <(run_oha -z "$DURATION" -c "$CONCURRENCY" -q "$RATE" --latency-correction "${args[@]}" "$u")
     else
       q50=-; q99=-; qok=-
     fi
