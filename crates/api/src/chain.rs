@@ -115,18 +115,7 @@ async fn authenticate_and_call(
         Ok(p) => p,
         Err(e) => return unaudited(e),
     };
-    let ctx = CallContext {
-        principal,
-        request_id: request_id.to_string(),
-        source_ip: crate::source_ip(&app.config.trusted_proxies, peer.ip(), &parts.headers),
-        user_agent: header_str(&parts.headers, "user-agent").map(str::to_string),
-        tls,
-        host: header_str(&parts.headers, "host").map(str::to_string),
-        now: (app.clock)(),
-        fresh_id: uuid::Uuid::new_v4(),
-        durable_seq: app.store.durable_seq(),
-        console_session: None,
-    };
+    let ctx = CallContext::new(app, peer, tls, request_id, &parts.headers, principal, None);
     // 4. From here on every call is audited.
     let resp = call(app, &ctx, requested, &parts, body).await;
     (resp, Some(ctx.principal.arn))
@@ -156,18 +145,7 @@ pub(crate) async fn serve_console(
             return encode(requested, request_id, Err(e));
         }
     };
-    let ctx = CallContext {
-        principal,
-        request_id: request_id.to_string(),
-        source_ip: crate::source_ip(&app.config.trusted_proxies, peer.ip(), &parts.headers),
-        user_agent: header_str(&parts.headers, "user-agent").map(str::to_string),
-        tls,
-        host: header_str(&parts.headers, "host").map(str::to_string),
-        now: (app.clock)(),
-        fresh_id: uuid::Uuid::new_v4(),
-        durable_seq: app.store.durable_seq(),
-        console_session: Some(signed_in),
-    };
+    let ctx = CallContext::new(app, peer, tls, request_id, &parts.headers, principal, Some(signed_in));
     let resp = call(app, &ctx, requested, &parts, body).await;
     tracing::info!(
         method = %parts.method,

@@ -300,6 +300,33 @@ pub struct CallContext {
     pub console_session: Option<EventTime>,
 }
 
+impl CallContext {
+    /// The context of a call that arrived from `peer` with these headers, made by `principal` (SigV4) or by a
+    /// console session signed in at `console_session`.
+    pub(crate) fn new(
+        app: &App,
+        peer: SocketAddr,
+        tls: Option<TlsInfo>,
+        request_id: &str,
+        headers: &HeaderMap,
+        principal: Principal,
+        console_session: Option<EventTime>,
+    ) -> CallContext {
+        CallContext {
+            principal,
+            request_id: request_id.to_string(),
+            source_ip: source_ip(&app.config.trusted_proxies, peer.ip(), headers),
+            user_agent: header_str(headers, "user-agent").map(str::to_string),
+            tls,
+            host: header_str(headers, "host").map(str::to_string),
+            now: (app.clock)(),
+            fresh_id: uuid::Uuid::new_v4(),
+            durable_seq: app.store.durable_seq(),
+            console_session,
+        }
+    }
+}
+
 pub fn router(app: Arc<App>) -> axum::Router {
     axum::Router::new().fallback(handle).with_state(app)
 }

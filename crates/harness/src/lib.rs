@@ -55,7 +55,7 @@ pub enum HarnessError {
 
 /// A running server; SIGKILLed when dropped unless stopped first.
 pub struct Server {
-    child: Child,
+    process: Process,
     /// `host:port` of the HTTP listener.
     pub addr: String,
     /// `http://` + `addr`.
@@ -66,10 +66,6 @@ pub struct Server {
     pub gateways: Vec<(String, String)>,
     pub data_dir: PathBuf,
     pub config: Option<PathBuf>,
-    /// The server's stderr, `<data_dir>.stderr.log`; restarts on the same data dir append to it.
-    stderr_log: PathBuf,
-    /// Length of `stderr_log` when this server started: what it logged starts there.
-    log_start: u64,
 }
 
 impl Server {
@@ -91,17 +87,15 @@ impl Server {
         let child = cmd.spawn().map_err(io("start", &opts.bin))?;
         // From here on, an error drops `server`, which kills the child.
         let mut server = Server {
-            child,
+            process: Process { child, stderr_log, log_start },
             addr: String::new(),
             endpoint: String::new(),
             https_endpoint: None,
             gateways: Vec::new(),
             data_dir: opts.data_dir.clone(),
             config: opts.config.clone(),
-            stderr_log,
-            log_start,
         };
-        let stdout = server.child.stdout.take().ok_or_else(|| server.exited())?;
+        let stdout = server.process.child.stdout.take().ok_or_else(|| server.exited())?;
         let mut lines = BufReader::new(stdout).lines();
         server.addr = loop {
             match lines.next() {
@@ -151,47 +145,6 @@ impl Server {
     fn exited(&self) -> HarnessError {
         HarnessError::ExitedBeforeListening { log: self.stderr() }
     }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// What this server wrote to stderr so far (not what earlier servers on the same data dir wrote).
-    pub fn stderr(&self) -> String {
-        let mut bytes = Vec::new();
-        if let Ok(mut f) = std::fs::File::open(&self.stderr_log)
-            && f.seek(SeekFrom::Start(self.log_start)).is_ok()
-        {
-            let _ = f.read_to_end(&mut bytes);
-        }
-        String::from_utf8_lossy(&bytes).into_owned()
-    }
-
-    /// The lines this server logged at ERROR level.
-    pub fn errors_logged(&self) -> Vec<String> {
-        self.stderr().lines().filter(|l| l.contains(" ERROR ")).map(str::to_string).collect()
-    }
-
-    /// SIGKILL and wait, as a crash would.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM and wait: a graceful stop.
-    pub fn stop(&mut self) {
-        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 /// How to start `opentrail gateway` (its own process).
@@ -236,13 +189,11 @@ impl GatewayOptions {
 
 /// A running `opentrail gateway`; SIGKILLed when dropped unless stopped first.
 pub struct GatewayProcess {
-    child: Child,
+    process: Process,
     /// `host:port` it listens on.
     pub addr: String,
     /// `http://` + `addr`.
     pub endpoint: String,
-    stderr_log: PathBuf,
-    log_start: u64,
 }
 
 impl GatewayProcess {
@@ -278,13 +229,11 @@ impl GatewayProcess {
             .stderr(log);
         let child = cmd.spawn().map_err(io("start", &opts.bin))?;
         let mut gw = GatewayProcess {
-            child,
+            process: Process { child, stderr_log: opts.log_file.clone(), log_start },
             addr: String::new(),
             endpoint: String::new(),
-            stderr_log: opts.log_file.clone(),
-            log_start,
         };
-        let stdout = gw.child.stdout.take().ok_or_else(|| gw.exited())?;
+        let stdout = gw.process.child.stdout.take().ok_or_else(|| gw.exited())?;
         let mut lines = BufReader::new(stdout).lines();
         gw.addr = loop {
             match lines.next() {
@@ -302,16 +251,29 @@ impl GatewayProcess {
     }
 
     fn exited(&mut self) -> HarnessError {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
         HarnessError::GatewayExited { log: self.stderr() }
     }
+}
 
+/// A child process started by the harness (a server or a gateway) with its stderr appended to a log file:
+/// what it logged, and stopping it. Dropping it kills the child. `Server` and `GatewayProcess` dereference
+/// to it.
+#[derive(Debug)]
+pub struct Process {
+    child: Child,
+    stderr_log: PathBuf,
+    /// Length of `stderr_log` when this process started: what it logged starts there (restarts on the same
+    /// log file append to it).
+    log_start: u64,
+}
+
+impl Process {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    /// What this gateway wrote to stderr so far.
+    /// What this process wrote to stderr so far (not what earlier processes on the same log file wrote).
     pub fn stderr(&self) -> String {
         let mut bytes = Vec::new();
         if let Ok(mut f) = std::fs::File::open(&self.stderr_log)
@@ -322,7 +284,7 @@ impl GatewayProcess {
         String::from_utf8_lossy(&bytes).into_owned()
     }
 
-    /// The lines this gateway logged at ERROR level.
+    /// The lines this process logged at ERROR level.
     pub fn errors_logged(&self) -> Vec<String> {
         self.stderr().lines().filter(|l| l.contains(" ERROR ")).map(str::to_string).collect()
     }
@@ -343,11 +305,29 @@ impl GatewayProcess {
     }
 }
 
-impl Drop for GatewayProcess {
+impl Drop for Process {
     fn drop(&mut self) {
         self.kill();
     }
 }
+
+macro_rules! deref_to_process {
+    ($t:ty) => {
+        impl std::ops::Deref for $t {
+            type Target = Process;
+            fn deref(&self) -> &Process {
+                &self.process
+            }
+        }
+        impl std::ops::DerefMut for $t {
+            fn deref_mut(&mut self) -> &mut Process {
+                &mut self.process
+            }
+        }
+    };
+}
+deref_to_process!(Server);
+deref_to_process!(GatewayProcess);
 
 fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> HarnessError {
     let path = path.to_path_buf();
