@@ -389,6 +389,9 @@ async fn control_plane(
     let cp = app.control_plane.clone();
     // A rename needs no space; only a broken disk fails here.
     let committed = blocking(move || cp.commit(staged)).await.and_then(|r| r.map_err(|e| ApiError::internal(&e)));
+    if committed.is_ok() && op.changes_event_data_stores() {
+        app.sync_lake();
+    }
     applied_after_audit(app, ctx, requested, op, committed.map(|()| answer))
 }
 

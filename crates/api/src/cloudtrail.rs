@@ -10,7 +10,7 @@ use crate::chain::Reply;
 use crate::error::ApiError;
 use crate::lookup::{MAX_RESULTS, NATIVE_MAX_RESULTS, encode_page, parse_lookup_request};
 use crate::operation::Operation;
-use crate::{App, CallContext, ControlPlane, blocking, channels, keys, trails};
+use crate::{App, CallContext, ControlPlane, blocking, channels, keys, lake, trails};
 
 /// A read: changes nothing.
 pub(crate) async fn read(app: &Arc<App>, ctx: &CallContext, op: Operation, params: &Value) -> Result<Reply, ApiError> {
@@ -22,6 +22,13 @@ pub(crate) async fn read(app: &Arc<App>, ctx: &CallContext, op: Operation, param
         Operation::GetChannel => channels::get(&cp.channels, params),
         Operation::ListChannels => channels::list(&cp.channels, params),
         Operation::GetTrailStatus => trails::status(app, params).await,
+        Operation::GetEventDataStore => lake::get(&cp.event_data_stores, params),
+        Operation::ListEventDataStores => lake::list(&cp.event_data_stores, params),
+        Operation::StartQuery => lake::start_query(app, ctx, params).await,
+        Operation::DescribeQuery => lake::describe_query(app, params),
+        Operation::GetQueryResults => lake::get_query_results(app, params),
+        Operation::CancelQuery => lake::cancel_query(app, params),
+        Operation::ListQueries => lake::list_queries(app, params),
         _ => trails::call(&cp.trails, ctx, op, params).await,
     };
     answer.map(Reply::Json)
@@ -38,6 +45,11 @@ pub(crate) async fn control(
         Operation::CreateChannel => channels::create(&cp.channels, ctx, params).await,
         Operation::UpdateChannel => channels::update(&cp.channels, params).await,
         Operation::DeleteChannel => channels::delete(&cp.channels, params).await,
+        Operation::CreateEventDataStore => lake::create(&cp.event_data_stores, ctx, params).await,
+        Operation::UpdateEventDataStore => lake::update(&cp.event_data_stores, ctx, params).await,
+        Operation::DeleteEventDataStore => lake::delete(&cp.event_data_stores, ctx, params).await,
+        Operation::StartEventDataStoreIngestion => lake::set_ingestion(&cp.event_data_stores, ctx, params, true).await,
+        Operation::StopEventDataStoreIngestion => lake::set_ingestion(&cp.event_data_stores, ctx, params, false).await,
         _ => trails::call(&cp.trails, ctx, op, params).await,
     }
 }

@@ -92,6 +92,7 @@ pub fn run(
     let door = api::FrontDoor::new(limits, store.metrics().clone());
     app.start_delivery(rt.handle().clone())?;
     app.start_insights()?;
+    app.start_lake()?;
     app.start_key_schedule(rt.handle());
     let app_for_stop = app.clone();
     rt.block_on(async move {

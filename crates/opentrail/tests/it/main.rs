@@ -13,6 +13,7 @@ mod delivery_crash;
 mod delivery_s3;
 mod front_door;
 mod insights;
+mod lake;
 mod lookup_events;
 mod richer_lookups;
 mod s3_api;
