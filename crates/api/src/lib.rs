@@ -18,7 +18,7 @@ pub mod error;
 mod history;
 mod ingest;
 mod keys;
-mod lake;
+mod cloudtrail_lake;
 pub mod listener;
 pub mod lookup;
 pub mod operation;

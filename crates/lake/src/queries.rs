@@ -190,6 +190,7 @@ impl QueryEngine {
                 None => return Err(QueryError::StoreNotFound(store.clone())),
             }
         }
+        tables.sort_by(|a, b| a.0.cmp(&b.0));
         tables.dedup_by(|a, b| a.0 == b.0);
         // Plan against empty stores: a bad statement fails here, not in the background.
         let empty: Vec<(String, Snapshot)> =

@@ -181,7 +181,7 @@ async fn register(ctx: &SessionContext, id: &str, snap: &Snapshot) -> Result<(),
         let files = ListingTable::try_new(config).map_err(failed)?;
         df = ctx.read_table(Arc::new(files)).map_err(failed)?.union(df).map_err(failed)?;
     }
-    ctx.register_table(id, df.into_view()).map_err(failed)?;
+    ctx.register_table(datafusion::sql::TableReference::bare(id.to_string()), df.into_view()).map_err(failed)?;
     Ok(())
 }
 

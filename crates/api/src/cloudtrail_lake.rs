@@ -149,7 +149,12 @@ pub(crate) fn get_query_results(app: &App, params: &Value) -> Result<Value, ApiE
         .rows
         .iter()
         .map(|r| {
-            Value::Array(page.columns.iter().zip(r).map(|(c, v)| json!({ c.as_str(): v })).collect::<Vec<Value>>())
+            let cells = page.columns.iter().zip(r).map(|(c, v)| {
+                let mut cell = serde_json::Map::new();
+                cell.insert(c.clone(), Value::String(v.clone()));
+                Value::Object(cell)
+            });
+            Value::Array(cells.collect())
         })
         .collect();
     let mut v = json!({
