@@ -236,9 +236,10 @@ impl QueryEngine {
                     .await;
                 }
                 let snaps: Vec<(String, Snapshot)> = tables.iter().map(|(id, t)| (id.clone(), t.snapshot())).collect();
+                let tail_rows = snaps.iter().flat_map(|(_, s)| &s.tail).map(|b| b.num_rows() as u64).sum();
                 let ctx = sql::session(&snaps, opts.memory_limit, opts.threads).await?;
                 let plan = sql::plan(&ctx, &sql).await?;
-                sql::run(&ctx, plan, &original, opts.max_result_rows).await
+                sql::run(&ctx, plan, &original, opts.max_result_rows, tail_rows).await
             };
             let outcome = tokio::time::timeout(opts.timeout, run).await;
             let ms = started.elapsed().as_millis() as u64;

@@ -181,7 +181,7 @@ async fn register(ctx: &SessionContext, id: &str, snap: &Snapshot) -> Result<(),
         let files = ListingTable::try_new(config).map_err(failed)?;
         df = ctx.read_table(Arc::new(files)).map_err(failed)?.union(df).map_err(failed)?;
     }
-    ctx.register_table(datafusion::sql::TableReference::bare(id.to_string()), df.into_view()).map_err(failed)?;
+    ctx.register_table(datafusion::common::TableReference::bare(id.to_string()), df.into_view()).map_err(failed)?;
     Ok(())
 }
 
@@ -203,12 +203,14 @@ pub struct Answer {
 }
 
 /// Runs a plan to the end and formats its rows; fails when it would hold more than `max_rows` rows (the
-/// answer is never cut short silently).
+/// answer is never cut short silently). `tail_rows`: the rows of the stores' tails (an in-memory scan
+/// reports no metrics of its own; each scan of a tail reads all of it).
 pub async fn run(
     ctx: &SessionContext,
     plan: Arc<dyn ExecutionPlan>,
     statement: &str,
     max_rows: usize,
+    tail_rows: u64,
 ) -> Result<Answer, SqlError> {
     use futures::StreamExt;
     let mut stream = datafusion::physical_plan::execute_stream(plan.clone(), ctx.task_ctx())
@@ -230,7 +232,7 @@ pub async fn run(
         }
         format_rows(&batch, &mut rows)?;
     }
-    let (events_scanned, events_matched, bytes_scanned) = statistics(&plan);
+    let (events_scanned, events_matched, bytes_scanned) = statistics(&plan, tail_rows);
     Ok(Answer { columns, rows, events_scanned, events_matched, bytes_scanned })
 }
 
@@ -259,7 +261,7 @@ fn format_rows(batch: &RecordBatch, rows: &mut Vec<Vec<String>>) -> Result<(), S
 /// (events scanned, events matched, bytes scanned) from the plan's metrics: rows the scans produced, rows
 /// that passed the filters right above them (all scanned rows when there is none), and bytes read from
 /// Parquet files.
-fn statistics(plan: &Arc<dyn ExecutionPlan>) -> (u64, u64, u64) {
+fn statistics(plan: &Arc<dyn ExecutionPlan>, tail_rows: u64) -> (u64, u64, u64) {
     fn metric(p: &Arc<dyn ExecutionPlan>, name: &str) -> u64 {
         p.metrics().and_then(|m| m.sum_by_name(name)).map_or(0, |v| v.as_usize() as u64)
     }
@@ -267,29 +269,32 @@ fn statistics(plan: &Arc<dyn ExecutionPlan>) -> (u64, u64, u64) {
         p.metrics().and_then(|m| m.output_rows()).unwrap_or(0) as u64
     }
     /// A scan: (rows read, rows it produced, bytes read). Rows a Parquet scan's pushed-down filter removed
-    /// were read too.
-    fn scan(p: &Arc<dyn ExecutionPlan>) -> (u64, u64, u64) {
+    /// were read too; a scan without metrics is a tail's, which it reads whole.
+    fn scan(p: &Arc<dyn ExecutionPlan>, tail_rows: u64) -> (u64, u64, u64) {
+        if p.metrics().and_then(|m| m.output_rows()).is_none() {
+            // A source without metrics: a tail's in-memory scan (or a constant, which reads nothing).
+            return if p.name() == "DataSourceExec" { (tail_rows, tail_rows, 0) } else { (0, 0, 0) };
+        }
         let produced = output_rows(p);
         (produced + metric(p, "pushdown_rows_pruned"), produced, metric(p, "bytes_scanned"))
     }
-    fn visit(p: &Arc<dyn ExecutionPlan>, acc: &mut (u64, u64, u64)) {
+    fn visit(p: &Arc<dyn ExecutionPlan>, acc: &mut (u64, u64, u64), tail_rows: u64) {
         for c in p.children() {
             if c.children().is_empty() {
-                let (read, produced, bytes) = scan(c);
+                let (read, produced, bytes) = scan(c, tail_rows);
                 acc.0 += read;
                 acc.2 += bytes;
                 acc.1 += if p.name() == "FilterExec" { output_rows(p) } else { produced };
             } else {
-                visit(c, acc);
+                visit(c, acc, tail_rows);
             }
         }
     }
     if plan.children().is_empty() {
-        let (read, produced, bytes) = scan(plan);
-        return (read, produced, bytes);
+        return scan(plan, tail_rows);
     }
     let mut acc = (0, 0, 0);
-    visit(plan, &mut acc);
+    visit(plan, &mut acc, tail_rows);
     acc
 }
 

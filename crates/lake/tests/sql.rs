@@ -40,9 +40,11 @@ fn query(t: &Table, statement: &str) -> Answer {
     rt.block_on(async {
         let (sql_text, ids) = sql::prepare(statement).unwrap();
         assert_eq!(ids, vec![ID.to_string()]);
-        let ctx = sql::session(&[(ID.to_string(), t.snapshot())], 256 << 20, 2).await.unwrap();
+        let snap = t.snapshot();
+        let tail_rows = snap.tail.iter().map(|b| b.num_rows() as u64).sum();
+        let ctx = sql::session(&[(ID.to_string(), snap)], 256 << 20, 2).await.unwrap();
         let plan = sql::plan(&ctx, &sql_text).await.unwrap();
-        sql::run(&ctx, plan, statement, 1_000_000).await.unwrap()
+        sql::run(&ctx, plan, statement, 1_000_000, tail_rows).await.unwrap()
     })
 }
 

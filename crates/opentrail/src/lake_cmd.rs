@@ -95,6 +95,7 @@ pub fn query(endpoint: &str, args: &QueryArgs) -> Result<std::process::ExitCode>
                         header_done = true;
                     }
                     csv.write_record(cells.iter().map(|(_, v)| v))?;
+                    csv.flush()?;
                     out.write_all(&std::mem::take(csv.get_mut()))?;
                 }
                 QueryOutput::Table => rows.push(cells.into_iter().map(|(_, v)| v).collect()),
