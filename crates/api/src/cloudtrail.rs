@@ -7,10 +7,10 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::chain::Reply;
+use crate::cloudtrail_lake as lake_ops;
 use crate::error::ApiError;
 use crate::lookup::{MAX_RESULTS, NATIVE_MAX_RESULTS, encode_page, parse_lookup_request};
 use crate::operation::Operation;
-use crate::cloudtrail_lake as lake_ops;
 use crate::{App, CallContext, ControlPlane, blocking, channels, keys, trails};
 
 /// A read: changes nothing.
@@ -49,8 +49,12 @@ pub(crate) async fn control(
         Operation::CreateEventDataStore => lake_ops::create(&cp.event_data_stores, ctx, params).await,
         Operation::UpdateEventDataStore => lake_ops::update(&cp.event_data_stores, ctx, params).await,
         Operation::DeleteEventDataStore => lake_ops::delete(&cp.event_data_stores, ctx, params).await,
-        Operation::StartEventDataStoreIngestion => lake_ops::set_ingestion(&cp.event_data_stores, ctx, params, true).await,
-        Operation::StopEventDataStoreIngestion => lake_ops::set_ingestion(&cp.event_data_stores, ctx, params, false).await,
+        Operation::StartEventDataStoreIngestion => {
+            lake_ops::set_ingestion(&cp.event_data_stores, ctx, params, true).await
+        }
+        Operation::StopEventDataStoreIngestion => {
+            lake_ops::set_ingestion(&cp.event_data_stores, ctx, params, false).await
+        }
         _ => trails::call(&cp.trails, ctx, op, params).await,
     }
 }

@@ -86,8 +86,7 @@ impl Lake {
             }
             let table = Table::open(&self.store_dir(&spec.id))?;
             let admission = Arc::new(RwLock::new(spec.admission.clone()));
-            let view =
-                LakeView::new(format!("lake:{}", spec.id), table.clone(), admission.clone(), self.clock.clone());
+            let view = LakeView::new(format!("lake:{}", spec.id), table.clone(), admission.clone(), self.clock.clone());
             let opts = RunOptions { background: true, ..RunOptions::default() };
             let handle = views::spawn(view, self.feed.clone(), &self.views, opts)
                 .map_err(|source| LakeError::View { id: spec.id.clone(), source })?;

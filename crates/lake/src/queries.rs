@@ -218,7 +218,8 @@ impl QueryEngine {
             entries.insert(info.id.clone(), Entry { info: info.clone(), answer: None, abort: None });
         }
         let durable = self.lake.durable_seq();
-        let (entries, slots, opts, qid) = (self.entries.clone(), self.slots.clone(), self.opts.clone(), info.id.clone());
+        let (entries, slots, opts, qid) =
+            (self.entries.clone(), self.slots.clone(), self.opts.clone(), info.id.clone());
         let original = statement.to_string();
         let work = async move {
             let Ok(_permit) = slots.acquire_owned().await else { return };
@@ -336,7 +337,13 @@ impl QueryEngine {
     }
 
     /// The queries on `store` created in `[start, end]` (epoch ms) with `status`, newest first.
-    pub fn list(&self, store: &str, start: Option<i64>, end: Option<i64>, status: Option<QueryStatus>) -> Vec<QueryInfo> {
+    pub fn list(
+        &self,
+        store: &str,
+        start: Option<i64>,
+        end: Option<i64>,
+        status: Option<QueryStatus>,
+    ) -> Vec<QueryInfo> {
         let now = self.now();
         let mut out: Vec<QueryInfo> = self
             .entries

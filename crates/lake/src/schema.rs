@@ -71,8 +71,10 @@ const ISSUER_STRINGS: &[(&str, &str)] = &[
     ("accountid", "accountId"),
     ("username", "userName"),
 ];
-const ATTRIBUTE_STRINGS: &[(&str, &str)] = &[("creationdate", "creationDate"), ("mfaauthenticated", "mfaAuthenticated")];
-const SESSION_STRINGS: &[(&str, &str)] = &[("sourceidentity", "sourceIdentity"), ("ec2roledelivery", "ec2RoleDelivery")];
+const ATTRIBUTE_STRINGS: &[(&str, &str)] =
+    &[("creationdate", "creationDate"), ("mfaauthenticated", "mfaAuthenticated")];
+const SESSION_STRINGS: &[(&str, &str)] =
+    &[("sourceidentity", "sourceIdentity"), ("ec2roledelivery", "ec2RoleDelivery")];
 const RESOURCE_STRINGS: &[(&str, &str)] = &[("arn", "ARN"), ("accountid", "accountId"), ("type", "type")];
 const TLS_STRINGS: &[(&str, &str)] = &[
     ("tlsversion", "tlsVersion"),

@@ -309,9 +309,7 @@ fn json_functions() -> Vec<datafusion::logical_expr::ScalarUDF> {
     fn make(name: &str, scalar_only: bool) -> datafusion::logical_expr::ScalarUDF {
         let f = move |args: &[ColumnarValue]| -> datafusion::error::Result<ColumnarValue> {
             let arrays = ColumnarValue::values_to_arrays(args)?;
-            let cast = |a: &datafusion::arrow::array::ArrayRef| {
-                datafusion::arrow::compute::cast(a, &DataType::Utf8)
-            };
+            let cast = |a: &datafusion::arrow::array::ArrayRef| datafusion::arrow::compute::cast(a, &DataType::Utf8);
             let (docs, paths) = (cast(&arrays[0])?, cast(&arrays[1])?);
             let docs = docs.as_any().downcast_ref::<StringArray>().expect("cast to Utf8");
             let paths = paths.as_any().downcast_ref::<StringArray>().expect("cast to Utf8");

@@ -378,7 +378,8 @@ fn time_range(batch: &RecordBatch) -> (i64, i64) {
     use datafusion::arrow::array::{Array, TimestampMillisecondArray};
     let Some(t) = batch.column(0).as_any().downcast_ref::<TimestampMillisecondArray>() else { return (0, 0) };
     let values = (0..t.len()).filter(|i| t.is_valid(*i)).map(|i| t.value(i));
-    values.fold(None, |acc: Option<(i64, i64)>, v| Some(acc.map_or((v, v), |(lo, hi)| (lo.min(v), hi.max(v)))))
+    values
+        .fold(None, |acc: Option<(i64, i64)>, v| Some(acc.map_or((v, v), |(lo, hi)| (lo.min(v), hi.max(v)))))
         .unwrap_or((0, 0))
 }
 
@@ -410,10 +411,7 @@ fn remove_debris(dir: &Path, manifest: &Manifest) {
 /// The partition day (`YYYY-MM-DD`, UTC) of an eventTime; records without one go to `1970-01-01`.
 pub fn day_of(event_time_ms: Option<i64>) -> String {
     let ms = event_time_ms.unwrap_or(0);
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .format("%Y-%m-%d")
-        .to_string()
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().format("%Y-%m-%d").to_string()
 }
 
 /// Writes `records` (CloudTrail records as JSON text) as one Parquet file of the lake's schema at `path`

@@ -18,7 +18,6 @@ fn events(n: u64, seed: u64) -> Vec<String> {
         seed,
         start: model::EventTime::parse("2026-01-01T00:00:00Z").unwrap(),
         span_ms: 3 * 86_400_000,
-        ..Default::default()
     })
     .collect()
 }
@@ -74,10 +73,14 @@ fn count_by(records: &[Value], key: impl Fn(&Value) -> Option<Vec<String>>) -> V
             *m.entry(k).or_default() += 1;
         }
     }
-    sorted(m.into_iter().map(|(mut k, n)| {
-        k.push(n.to_string());
-        k
-    }).collect())
+    sorted(
+        m.into_iter()
+            .map(|(mut k, n)| {
+                k.push(n.to_string());
+                k
+            })
+            .collect(),
+    )
 }
 
 #[test]
@@ -98,9 +101,8 @@ fn typical_audit_queries_equal_a_linear_evaluation() {
             "SELECT userIdentity.userName, count(*) FROM {ID} WHERE eventName LIKE 'Delete%' GROUP BY 1 ORDER BY 2 DESC"
         ),
     );
-    let expect = count_by(&all, |r| {
-        s(&r["eventName"]).starts_with("Delete").then(|| vec![s(&r["userIdentity"]["userName"])])
-    });
+    let expect =
+        count_by(&all, |r| s(&r["eventName"]).starts_with("Delete").then(|| vec![s(&r["userIdentity"]["userName"])]));
     assert_eq!(sorted(a.rows.clone()), expect);
     let counts: Vec<u64> = a.rows.iter().map(|r| r[1].parse().unwrap()).collect();
     assert!(counts.windows(2).all(|w| w[0] >= w[1]), "ORDER BY 2 DESC: {counts:?}");
@@ -112,9 +114,7 @@ fn typical_audit_queries_equal_a_linear_evaluation() {
         ),
     );
     let expect = count_by(&all, |r| {
-        r.get("errorCode")
-            .filter(|e| !e.is_null())
-            .map(|e| vec![s(&r["eventSource"]), s(&r["eventName"]), s(e)])
+        r.get("errorCode").filter(|e| !e.is_null()).map(|e| vec![s(&r["eventSource"]), s(&r["eventName"]), s(e)])
     });
     assert!(!expect.is_empty());
     assert_eq!(sorted(a.rows), expect);

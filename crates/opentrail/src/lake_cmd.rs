@@ -34,9 +34,7 @@ pub fn query(endpoint: &str, args: &QueryArgs) -> Result<std::process::ExitCode>
     let client = Client::new(endpoint)?;
     let id = store_id(&client, args.store)?;
     let sql = name_store(args.sql, &id);
-    let started = client
-        .cloudtrail("StartQuery", &json!({"QueryStatement": sql}))
-        .context("StartQuery")?;
+    let started = client.cloudtrail("StartQuery", &json!({"QueryStatement": sql})).context("StartQuery")?;
     let qid = started["QueryId"].as_str().ok_or_else(|| anyhow!("StartQuery answered without a QueryId"))?.to_string();
     let spinner = spinner();
     // Polls quickly at first (short queries answer in milliseconds), then every 200 ms.
@@ -63,7 +61,6 @@ pub fn query(endpoint: &str, args: &QueryArgs) -> Result<std::process::ExitCode>
     let mut columns: Vec<String> = Vec::new();
     let mut rows: Vec<Vec<String>> = Vec::new();
     let mut token: Option<String> = None;
-    let mut csv = csv::Writer::from_writer(Vec::new());
     let mut header_done = false;
     let mut printed = 0u64;
     loop {
@@ -91,12 +88,10 @@ pub fn query(endpoint: &str, args: &QueryArgs) -> Result<std::process::ExitCode>
                 }
                 QueryOutput::Csv => {
                     if !header_done {
-                        csv.write_record(&columns)?;
+                        out.write_all(&csv_line(columns.iter())?)?;
                         header_done = true;
                     }
-                    csv.write_record(cells.iter().map(|(_, v)| v))?;
-                    csv.flush()?;
-                    out.write_all(&std::mem::take(csv.get_mut()))?;
+                    out.write_all(&csv_line(cells.iter().map(|(_, v)| v))?)?;
                 }
                 QueryOutput::Table => rows.push(cells.into_iter().map(|(_, v)| v).collect()),
             }
@@ -106,8 +101,6 @@ pub fn query(endpoint: &str, args: &QueryArgs) -> Result<std::process::ExitCode>
             None => break,
         }
     }
-    csv.flush()?;
-    out.write_all(csv.get_ref())?;
     if args.output == QueryOutput::Table {
         print_table(&mut out, &columns, &rows)?;
     }
@@ -184,7 +177,8 @@ pub fn name_store(sql: &str, id: &str) -> String {
         if word.is_empty() {
             return;
         }
-        let after_from = prev.as_deref().is_some_and(|p| p.eq_ignore_ascii_case("from") || p.eq_ignore_ascii_case("join"));
+        let after_from =
+            prev.as_deref().is_some_and(|p| p.eq_ignore_ascii_case("from") || p.eq_ignore_ascii_case("join"));
         if after_from && word.eq_ignore_ascii_case("events") {
             out.push_str(id);
         } else {
@@ -215,6 +209,13 @@ pub fn name_store(sql: &str, id: &str) -> String {
     }
     flush(&mut word, &mut prev, &mut out);
     out
+}
+
+/// One RFC 4180 line.
+fn csv_line<'a>(fields: impl Iterator<Item = &'a String>) -> Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(fields)?;
+    w.into_inner().map_err(|e| anyhow!("csv: {e}"))
 }
 
 fn spinner() -> indicatif::ProgressBar {
@@ -384,7 +385,10 @@ mod tests {
             name_store("SELECT eventName FROM events WHERE x = 'FROM events' GROUP BY 1", id),
             format!("SELECT eventName FROM {id} WHERE x = 'FROM events' GROUP BY 1")
         );
-        assert_eq!(name_store("select * from EVENTS a join events b on a.x=b.x", id), format!("select * from {id} a join {id} b on a.x=b.x"));
+        assert_eq!(
+            name_store("select * from EVENTS a join events b on a.x=b.x", id),
+            format!("select * from {id} a join {id} b on a.x=b.x")
+        );
         assert_eq!(name_store("SELECT events FROM x", id), "SELECT events FROM x");
     }
 }

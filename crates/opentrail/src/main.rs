@@ -335,14 +335,12 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve { config, data_dir, listen } => serve::run(config, data_dir, listen),
-        Command::Query { endpoint, store, output, sql } => lake_cmd::query(
-            &endpoint.endpoint,
-            &lake_cmd::QueryArgs { sql: &sql, store: store.as_deref(), output },
-        ),
-        Command::Export { endpoint, start, end, format, out } => lake_cmd::export(
-            &endpoint.endpoint,
-            &lake_cmd::ExportArgs { start: &start, end: &end, format, out: &out },
-        ),
+        Command::Query { endpoint, store, output, sql } => {
+            lake_cmd::query(&endpoint.endpoint, &lake_cmd::QueryArgs { sql: &sql, store: store.as_deref(), output })
+        }
+        Command::Export { endpoint, start, end, format, out } => {
+            lake_cmd::export(&endpoint.endpoint, &lake_cmd::ExportArgs { start: &start, end: &end, format, out: &out })
+        }
         Command::Ingest { endpoint, batch, files } => ingest::ingest(&endpoint.endpoint, batch, &files),
         Command::Lookup {
             endpoint, attrs, count: true, by, top, start, end, since, until, insights, output, ..

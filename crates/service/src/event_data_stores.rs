@@ -32,7 +32,9 @@ const STATE_VERSION: u32 = 1;
 pub enum EventDataStoreError {
     #[error("event data store '{store}' does not exist")]
     NotFound { store: String },
-    #[error("'{value}' is not an event data store ARN (arn:aws:cloudtrail:<region>:<account>:eventdatastore/<id>) or id")]
+    #[error(
+        "'{value}' is not an event data store ARN (arn:aws:cloudtrail:<region>:<account>:eventdatastore/<id>) or id"
+    )]
     InvalidArn { value: String },
     #[error("an event data store named '{name}' already exists")]
     AlreadyExists { name: String },
@@ -225,7 +227,8 @@ impl EventDataStores {
         id: uuid::Uuid,
         now: EventTime,
     ) -> Result<EventDataStore, EventDataStoreError> {
-        let name = s.name.clone().ok_or(EventDataStoreError::InvalidField { field: "Name", reason: "is required".into() })?;
+        let name =
+            s.name.clone().ok_or(EventDataStoreError::InvalidField { field: "Name", reason: "is required".into() })?;
         validate_name(&name)?;
         let billing_mode = s.billing_mode.unwrap_or(BillingMode::ExtendableRetention);
         let retention_period = retention(s.retention_period, billing_mode)?;
@@ -237,7 +240,11 @@ impl EventDataStores {
             arn: format!("arn:aws:cloudtrail:{}:{}:eventdatastore/{id}", self.region, self.account_id),
             id: id.clone(),
             name,
-            status: if s.start_ingestion.unwrap_or(true) { StoreStatus::Enabled } else { StoreStatus::StoppedIngestion },
+            status: if s.start_ingestion.unwrap_or(true) {
+                StoreStatus::Enabled
+            } else {
+                StoreStatus::StoppedIngestion
+            },
             selectors,
             multi_region_enabled: s.multi_region_enabled.unwrap_or(true),
             organization_enabled: s.organization_enabled.unwrap_or(false),
@@ -322,7 +329,8 @@ impl EventDataStores {
                 return Err(EventDataStoreError::Inactive { store: reference.into(), status: st.status.as_str() });
             }
             let billing = s.billing_mode.unwrap_or(st.billing_mode);
-            if s.billing_mode == Some(BillingMode::FixedRetention) && st.billing_mode == BillingMode::ExtendableRetention
+            if s.billing_mode == Some(BillingMode::FixedRetention)
+                && st.billing_mode == BillingMode::ExtendableRetention
             {
                 return Err(EventDataStoreError::InvalidField {
                     field: "BillingMode",

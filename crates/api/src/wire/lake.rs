@@ -142,14 +142,7 @@ impl TryFrom<ListRequest> for Page {
         {
             return Err(ApiError::client("InvalidDateRangeException", "StartTime is after EndTime"));
         }
-        Ok(Page {
-            store: r.event_data_store,
-            max,
-            token: r.next_token.filter(|t| !t.is_empty()),
-            start,
-            end,
-            status,
-        })
+        Ok(Page { store: r.event_data_store, max, token: r.next_token.filter(|t| !t.is_empty()), start, end, status })
     }
 }
 

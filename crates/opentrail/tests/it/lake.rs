@@ -87,7 +87,10 @@ fn every_lake_operation_round_trips_through_the_aws_cli() {
     assert_eq!(created["MultiRegionEnabled"], true);
     assert_eq!(created["AdvancedEventSelectors"][0]["FieldSelectors"][0]["Equals"], json!(["Management"]));
     fails(aws(&s, &["create-event-data-store", "--name", "eds1"]), "EventDataStoreAlreadyExistsException");
-    fails(aws(&s, &["create-event-data-store", "--name", "eds2", "--retention-period", "4000"]), "InvalidParameterException");
+    fails(
+        aws(&s, &["create-event-data-store", "--name", "eds2", "--retention-period", "4000"]),
+        "InvalidParameterException",
+    );
 
     // GetEventDataStore by ARN and by id; ListEventDataStores.
     let got = ok(aws(&s, &["get-event-data-store", "--event-data-store", &arn]));
@@ -145,7 +148,10 @@ fn every_lake_operation_round_trips_through_the_aws_cli() {
     assert_eq!(values(&r["QueryResultRows"]), vec![vec!["tail-0001".to_string(), "dave".to_string()]]);
 
     // SELECT only; unknown stores and queries; cancelling a finished query.
-    fails(aws(&s, &["start-query", "--query-statement", &format!("DELETE FROM {id}")]), "InvalidQueryStatementException");
+    fails(
+        aws(&s, &["start-query", "--query-statement", &format!("DELETE FROM {id}")]),
+        "InvalidQueryStatementException",
+    );
     fails(aws(&s, &["start-query", "--query-statement", "SELECT nope FROM nowhere"]), "InvalidQueryStatementException");
     fails(
         aws(&s, &["start-query", "--query-statement", &format!("SELECT no_such_column FROM {id}")]),
@@ -156,7 +162,10 @@ fn every_lake_operation_round_trips_through_the_aws_cli() {
         "EventDataStoreNotFoundException",
     );
     fails(aws(&s, &["cancel-query", "--query-id", &qid]), "InactiveQueryException");
-    fails(aws(&s, &["describe-query", "--query-id", "00000000-0000-4000-8000-000000000000"]), "QueryIdNotFoundException");
+    fails(
+        aws(&s, &["describe-query", "--query-id", "00000000-0000-4000-8000-000000000000"]),
+        "QueryIdNotFoundException",
+    );
 
     // ListQueries.
     let listed = ok(aws(&s, &["list-queries", "--event-data-store", &id]));
@@ -165,10 +174,20 @@ fn every_lake_operation_round_trips_through_the_aws_cli() {
     assert!(listed["Queries"].as_array().unwrap().iter().all(|q| q["QueryStatus"] == "FINISHED"));
 
     // UpdateEventDataStore; termination protection as AWS: delete refused until it is off.
-    fails(aws(&s, &["delete-event-data-store", "--event-data-store", &id]), "EventDataStoreTerminationProtectedException");
+    fails(
+        aws(&s, &["delete-event-data-store", "--event-data-store", &id]),
+        "EventDataStoreTerminationProtectedException",
+    );
     let updated = ok(aws(
         &s,
-        &["update-event-data-store", "--event-data-store", &id, "--no-termination-protection-enabled", "--retention-period", "30"],
+        &[
+            "update-event-data-store",
+            "--event-data-store",
+            &id,
+            "--no-termination-protection-enabled",
+            "--retention-period",
+            "30",
+        ],
     ));
     assert_eq!(updated["TerminationProtectionEnabled"], false);
     assert_eq!(updated["RetentionPeriod"], 30);
@@ -201,7 +220,8 @@ fn selectors_decide_which_events_enter_a_store() {
     ));
     let id = created["EventDataStoreArn"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
     s.ingest(&iam_events(40, "sel").join("\n"));
-    let q = format!("SELECT eventName, count(*) FROM {id} WHERE eventSource = 'iam.amazonaws.com' GROUP BY 1 ORDER BY 1");
+    let q =
+        format!("SELECT eventName, count(*) FROM {id} WHERE eventSource = 'iam.amazonaws.com' GROUP BY 1 ORDER BY 1");
     let qid = ok(aws(&s, &["start-query", "--query-statement", &q]))["QueryId"].as_str().unwrap().to_string();
     assert_eq!(wait_finished(&s, &qid)["QueryStatus"], "FINISHED");
     let rows = values(&ok(aws(&s, &["get-query-results", "--query-id", &qid]))["QueryResultRows"]);
