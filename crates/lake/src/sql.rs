@@ -220,7 +220,15 @@ pub async fn run(
         .schema()
         .fields()
         .iter()
-        .map(|f| names.get(f.name()).cloned().unwrap_or_else(|| f.name().clone()))
+        .map(|f| {
+            // A struct field is named `<table>.useridentity[username]` by DataFusion; CloudTrail Lake names it
+            // by the field (`username`).
+            let name = match f.name().rsplit_once('[') {
+                Some((_, field)) if f.name().ends_with(']') => field.trim_end_matches(']').to_string(),
+                _ => f.name().clone(),
+            };
+            names.get(&name.to_lowercase()).cloned().unwrap_or(name)
+        })
         .collect();
     let mut rows = Vec::new();
     while let Some(batch) = stream.next().await {
@@ -278,15 +286,34 @@ fn statistics(plan: &Arc<dyn ExecutionPlan>, tail_rows: u64) -> (u64, u64, u64) 
         let produced = output_rows(p);
         (produced + metric(p, "pushdown_rows_pruned"), produced, metric(p, "bytes_scanned"))
     }
-    fn visit(p: &Arc<dyn ExecutionPlan>, acc: &mut (u64, u64, u64), tail_rows: u64) {
-        for c in p.children() {
+    /// `filtered`: the output of the FilterExec above `p` through single-child nodes (repartitions,
+    /// coalescing), which is what the scan below matched.
+    fn visit(p: &Arc<dyn ExecutionPlan>, acc: &mut (u64, u64, u64), tail_rows: u64, filtered: Option<u64>) {
+        let children = p.children();
+        let filtered = if p.name() == "FilterExec" {
+            Some(output_rows(p))
+        } else if children.len() == 1
+            && matches!(
+                p.name(),
+                "RepartitionExec"
+                    | "CoalesceBatchesExec"
+                    | "CoalescePartitionsExec"
+                    | "ProjectionExec"
+                    | "CooperativeExec"
+            )
+        {
+            filtered
+        } else {
+            None
+        };
+        for c in children {
             if c.children().is_empty() {
                 let (read, produced, bytes) = scan(c, tail_rows);
                 acc.0 += read;
                 acc.2 += bytes;
-                acc.1 += if p.name() == "FilterExec" { output_rows(p) } else { produced };
+                acc.1 += filtered.unwrap_or(produced);
             } else {
-                visit(c, acc, tail_rows);
+                visit(c, acc, tail_rows, filtered);
             }
         }
     }
@@ -294,7 +321,7 @@ fn statistics(plan: &Arc<dyn ExecutionPlan>, tail_rows: u64) -> (u64, u64, u64) 
         return scan(plan, tail_rows);
     }
     let mut acc = (0, 0, 0);
-    visit(plan, &mut acc, tail_rows);
+    visit(plan, &mut acc, tail_rows, None);
     acc
 }
 
