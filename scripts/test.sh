@@ -12,6 +12,9 @@ for m in ("boto3", "botocore", "moto", "rsa"):
 sys.exit(0 if shutil.which("aws") else 1)
 PY
 
+# DuckDB reads the lake's Parquet files in crates/opentrail/tests/it/lake.rs.
+python3 -c 'import duckdb' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check 'duckdb>=1.1'
+
 # The AWS SDK for JavaScript v3 that crates/opentrail/tests/it/sdk_js.rs drives, pinned by its package-lock.json;
 # reinstalled only when the lock file is newer than what npm last installed.
 sdkjs=crates/opentrail/tests/sdk-js

@@ -418,6 +418,11 @@ async fn control_plane(
     let cp = app.control_plane.clone();
     // A rename needs no space; only a broken disk fails here.
     let committed = blocking(move || cp.commit(staged)).await.and_then(|r| r.map_err(|e| ApiError::internal(&e)));
+    if committed.is_ok() && op.changes_event_data_stores() {
+        // Starting or stopping a view opens files and joins a thread: not on the async workers.
+        let app = app.clone();
+        let _ = blocking(move || app.sync_lake()).await;
+    }
     applied_after_audit(app, ctx, requested, op, committed.map(|()| answer))
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::chain::Reply;
+use crate::cloudtrail_lake as lake_ops;
 use crate::error::ApiError;
 use crate::lookup::{MAX_RESULTS, NATIVE_MAX_RESULTS, encode_page, parse_lookup_request};
 use crate::operation::Operation;
@@ -22,6 +23,13 @@ pub(crate) async fn read(app: &Arc<App>, ctx: &CallContext, op: Operation, param
         Operation::GetChannel => channels::get(&cp.channels, params),
         Operation::ListChannels => channels::list(&cp.channels, params),
         Operation::GetTrailStatus => trails::status(app, params).await,
+        Operation::GetEventDataStore => lake_ops::get(&cp.event_data_stores, params),
+        Operation::ListEventDataStores => lake_ops::list(&cp.event_data_stores, params),
+        Operation::StartQuery => lake_ops::start_query(app, ctx, params).await,
+        Operation::DescribeQuery => lake_ops::describe_query(app, params),
+        Operation::GetQueryResults => lake_ops::get_query_results(app, params),
+        Operation::CancelQuery => lake_ops::cancel_query(app, params),
+        Operation::ListQueries => lake_ops::list_queries(app, params),
         _ => trails::call(&cp.trails, ctx, op, params).await,
     };
     answer.map(Reply::Json)
@@ -38,6 +46,15 @@ pub(crate) async fn control(
         Operation::CreateChannel => channels::create(&cp.channels, ctx, params).await,
         Operation::UpdateChannel => channels::update(&cp.channels, params).await,
         Operation::DeleteChannel => channels::delete(&cp.channels, params).await,
+        Operation::CreateEventDataStore => lake_ops::create(&cp.event_data_stores, ctx, params).await,
+        Operation::UpdateEventDataStore => lake_ops::update(&cp.event_data_stores, ctx, params).await,
+        Operation::DeleteEventDataStore => lake_ops::delete(&cp.event_data_stores, ctx, params).await,
+        Operation::StartEventDataStoreIngestion => {
+            lake_ops::set_ingestion(&cp.event_data_stores, ctx, params, true).await
+        }
+        Operation::StopEventDataStoreIngestion => {
+            lake_ops::set_ingestion(&cp.event_data_stores, ctx, params, false).await
+        }
         _ => trails::call(&cp.trails, ctx, op, params).await,
     }
 }

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use service::audit_events::AuditEventError;
 use service::channels::ChannelError;
+use service::event_data_stores::EventDataStoreError;
 use service::trails::TrailError;
 use service::{BatchError, StoreError, Throttled};
 
@@ -321,6 +322,37 @@ impl From<ChannelError> for ApiError {
             ChannelError::InvalidToken { .. } => "InvalidNextTokenException",
             ChannelError::Io { source, .. } => return ApiError::state_write(&e, source),
             ChannelError::Corrupt { .. } => return ApiError::internal(&e),
+        };
+        ApiError::client(code, e.to_string())
+    }
+}
+
+impl From<EventDataStoreError> for ApiError {
+    fn from(e: EventDataStoreError) -> Self {
+        let code = match &e {
+            EventDataStoreError::NotFound { .. } => "EventDataStoreNotFoundException",
+            EventDataStoreError::InvalidArn { .. } => "EventDataStoreARNInvalidException",
+            EventDataStoreError::AlreadyExists { .. } => "EventDataStoreAlreadyExistsException",
+            EventDataStoreError::InvalidField { .. } => "InvalidParameterException",
+            EventDataStoreError::TerminationProtected { .. } => "EventDataStoreTerminationProtectedException",
+            EventDataStoreError::Inactive { .. } => "InactiveEventDataStoreException",
+            EventDataStoreError::InvalidToken { .. } => "InvalidNextTokenException",
+            EventDataStoreError::Io { source, .. } => return ApiError::state_write(&e, source),
+            EventDataStoreError::Corrupt { .. } => return ApiError::internal(&e),
+        };
+        ApiError::client(code, e.to_string())
+    }
+}
+
+impl From<lake::QueryError> for ApiError {
+    fn from(e: lake::QueryError) -> Self {
+        use lake::QueryError as Q;
+        let code = match &e {
+            Q::InvalidStatement(_) => "InvalidQueryStatementException",
+            Q::StoreNotFound(_) => "EventDataStoreNotFoundException",
+            Q::NotFound(_) => "QueryIdNotFoundException",
+            Q::Inactive { .. } => "InactiveQueryException",
+            Q::InvalidToken(_) => "InvalidNextTokenException",
         };
         ApiError::client(code, e.to_string())
     }

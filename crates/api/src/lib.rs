@@ -15,6 +15,7 @@ mod chain;
 mod channels;
 mod cloudtrail;
 mod console;
+mod cloudtrail_lake;
 mod data;
 pub mod error;
 mod history;
@@ -39,6 +40,7 @@ use axum::response::{IntoResponse, Response};
 use model::EventTime;
 use service::audit_events::EventIdKey;
 use service::channels::Channels;
+use service::event_data_stores::EventDataStores;
 use service::keys::KeyRing;
 use service::trails::TrailStore;
 use service::{Config, EventStore, Principal, Principals, RateLimiter};
@@ -85,6 +87,8 @@ pub struct App {
     pub extra_metrics: std::sync::OnceLock<MetricsSource>,
     /// The web console's signed-in sessions (in memory: a restart signs everyone out).
     pub console_sessions: ::console::Sessions,
+    /// The lake's views and its query engine, once started ([`App::start_lake`]).
+    pub lake: std::sync::OnceLock<Arc<lake::QueryEngine>>,
 }
 
 /// Appends `/metrics` families to the text being rendered.
@@ -145,18 +149,23 @@ impl BucketResolver {
     }
 }
 
-/// The control-plane state: trails and channels. Clones share the stores.
+/// The control-plane state: trails, channels and event data stores. Clones share the stores.
 #[derive(Clone)]
 pub struct ControlPlane {
     pub trails: Arc<TrailStore>,
     pub channels: Arc<Channels>,
+    pub event_data_stores: Arc<EventDataStores>,
 }
 
 impl ControlPlane {
     /// Staging copies: a call run against them writes its change to staging files and no further, until
     /// [`ControlPlane::commit`]. Hold `App::control_plane_turn` from here to the commit.
     pub fn staging(&self) -> ControlPlane {
-        ControlPlane { trails: Arc::new(self.trails.staging()), channels: Arc::new(self.channels.staging()) }
+        ControlPlane {
+            trails: Arc::new(self.trails.staging()),
+            channels: Arc::new(self.channels.staging()),
+            event_data_stores: Arc::new(self.event_data_stores.staging()),
+        }
     }
 
     /// Makes what a staging copy did current (renames, then memory).
@@ -165,7 +174,8 @@ impl ControlPlane {
             Arc::try_unwrap(a).map_err(|_| std::io::Error::other("staging copy still in use"))
         }
         self.trails.commit(take(staged.trails)?)?;
-        self.channels.commit(take(staged.channels)?)
+        self.channels.commit(take(staged.channels)?)?;
+        self.event_data_stores.commit(take(staged.event_data_stores)?)
     }
 }
 
@@ -180,6 +190,8 @@ impl App {
         let keys = KeyRing::open(data_dir, clock()).map_err(|e| state_error("signing keys", &e))?;
         let channels =
             Channels::open(data_dir, &config.region, &config.account_id).map_err(|e| state_error("channels", &e))?;
+        let event_data_stores = EventDataStores::open(data_dir, &config.region, &config.account_id)
+            .map_err(|e| state_error("event data stores", &e))?;
         let home = service::trails::Home { account: config.account_id.clone(), region: config.region.clone() };
         let trails = TrailStore::open(data_dir, home).map_err(|e| state_error("trail state", &e))?;
         let event_id_key = EventIdKey::open(data_dir).map_err(|e| state_error("event id key", &e))?;
@@ -193,7 +205,11 @@ impl App {
             clock,
             data_dir: data_dir.to_path_buf(),
             keys: Arc::new(keys),
-            control_plane: ControlPlane { trails: Arc::new(trails), channels: Arc::new(channels) },
+            control_plane: ControlPlane {
+                trails: Arc::new(trails),
+                channels: Arc::new(channels),
+                event_data_stores: Arc::new(event_data_stores),
+            },
             control_plane_turn: tokio::sync::Mutex::new(()),
             event_id_key,
             buckets: BucketResolver::from_config(&config_for_buckets, data_dir),
@@ -201,6 +217,7 @@ impl App {
             insights: std::sync::OnceLock::new(),
             extra_metrics: std::sync::OnceLock::new(),
             console_sessions: ::console::Sessions::new(config_for_buckets.console.session_lifetime),
+            lake: std::sync::OnceLock::new(),
         })
     }
 
@@ -254,9 +271,55 @@ impl App {
         Ok(())
     }
 
+    /// Starts the lake: a view per event data store (`<data-dir>/lake`) and the query engine.
+    pub fn start_lake(&self) -> Result<(), AppError> {
+        let opts = lake::queries::QueryOptions::default();
+        let dir = self.data_dir.join("lake");
+        let clock = self.clock.clone();
+        let l = lake::Lake::new(&dir, self.store.record_feed(), self.store.views().clone(), clock);
+        let engine = lake::QueryEngine::new(l, opts).map_err(|e| AppError::State {
+            what: "lake query engine",
+            path: dir.clone(),
+            reason: e.to_string(),
+        })?;
+        let _ = self.lake.set(Arc::new(engine));
+        self.sync_lake();
+        Ok(())
+    }
+
+    /// Makes the lake's views follow the event data stores (after a change is committed, and at start):
+    /// enabled and stopped stores have a view, deleted ones keep their data until they are purged.
+    pub fn sync_lake(&self) {
+        let Some(engine) = self.lake.get() else { return };
+        let stores = &self.control_plane.event_data_stores;
+        if let Err(e) = stores.purge((self.clock)()) {
+            tracing::warn!(error = %e, "cannot purge deleted event data stores");
+        }
+        let all = stores.all();
+        let specs: Vec<lake::StoreSpec> = all
+            .iter()
+            .filter(|s| s.status != service::event_data_stores::StoreStatus::PendingDeletion)
+            .map(|s| lake::StoreSpec {
+                id: s.id.clone(),
+                admission: lake::Admission {
+                    selectors: s.selection(),
+                    retention_days: Some(s.retention_period),
+                    ingesting: s.ingesting(),
+                },
+            })
+            .collect();
+        let keep: Vec<String> = all.iter().map(|s| s.id.clone()).collect();
+        if let Err(e) = engine.lake().reconcile(&specs, &keep) {
+            tracing::error!(error = %e, "cannot start the lake view of an event data store");
+        }
+    }
+
     /// Stops the Insights detectors (each saves its state) and every trail's delivery (staged files stay in
     /// their outbox for the next start).
     pub fn stop_background(&self) {
+        if let Some(l) = self.lake.get() {
+            l.lake().shutdown();
+        }
         if let Some(i) = self.insights.get() {
             i.shutdown();
         }

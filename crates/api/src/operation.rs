@@ -108,6 +108,20 @@ operations! {
     ListChannels => CloudTrail, Read;
     UpdateChannel => CloudTrail, ControlPlane;
     DeleteChannel => CloudTrail, ControlPlane;
+    CreateEventDataStore => CloudTrail, ControlPlane;
+    GetEventDataStore => CloudTrail, Read;
+    ListEventDataStores => CloudTrail, Read;
+    UpdateEventDataStore => CloudTrail, ControlPlane;
+    DeleteEventDataStore => CloudTrail, ControlPlane;
+    StartEventDataStoreIngestion => CloudTrail, ControlPlane;
+    StopEventDataStoreIngestion => CloudTrail, ControlPlane;
+    // Queries are kept in memory, not control-plane state: their calls are recorded as reads are (queued
+    // for the next group commit before the answer).
+    StartQuery => CloudTrail, Read;
+    DescribeQuery => CloudTrail, Read;
+    GetQueryResults => CloudTrail, Read;
+    CancelQuery => CloudTrail, Read;
+    ListQueries => CloudTrail, Read;
     PutAuditEvents => CloudTrailData, Records;
     PutEvents => Native, Records;
     GetEvent => Native, Read;
@@ -166,6 +180,18 @@ impl Operation {
     /// An S3 call on an object (a data event in CloudTrail's terms) rather than on a bucket or the account.
     pub fn is_s3_object_call(self) -> bool {
         matches!(self, Operation::GetObject | Operation::HeadObject | Operation::PutObject | Operation::DeleteObject)
+    }
+
+    /// A call whose commit the lake's views must follow (started, given new selectors, stopped).
+    pub fn changes_event_data_stores(self) -> bool {
+        matches!(
+            self,
+            Operation::CreateEventDataStore
+                | Operation::UpdateEventDataStore
+                | Operation::DeleteEventDataStore
+                | Operation::StartEventDataStoreIngestion
+                | Operation::StopEventDataStoreIngestion
+        )
     }
 
     pub fn read_only(self) -> bool {

@@ -345,7 +345,7 @@ struct DataResourceShape<'a> {
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct AdvancedEventSelectorShape<'a> {
+pub(crate) struct AdvancedEventSelectorShape<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<&'a str>,
     field_selectors: Vec<FieldSelectorShape<'a>>,
@@ -393,7 +393,7 @@ impl<'a> EventSelectorShape<'a> {
 }
 
 impl<'a> AdvancedEventSelectorShape<'a> {
-    fn of(s: &'a AdvancedEventSelector) -> AdvancedEventSelectorShape<'a> {
+    pub(crate) fn of(s: &'a AdvancedEventSelector) -> AdvancedEventSelectorShape<'a> {
         AdvancedEventSelectorShape {
             name: s.name.as_deref(),
             field_selectors: s.field_selectors.iter().map(FieldSelectorShape).collect(),

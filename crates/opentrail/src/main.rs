@@ -15,6 +15,7 @@ mod gateway_cmd;
 mod import;
 mod ingest;
 mod insights_cmd;
+mod lake_cmd;
 mod output;
 mod query;
 mod serve;
@@ -216,6 +217,44 @@ on the gateway's own address. Semantics and the config file: docs/gateway.md.
         /// Spool mode: records are written to this folder first and forwarded in the background.
         #[arg(long, value_name = "DIR")]
         spool: Option<PathBuf>,
+    /// Run a CloudTrail Lake SQL query (SELECT only) over an event data store and print its rows.
+    #[command(after_help = format!("\
+The store is --store (a name, id or ARN) or, by default, `opentrail-default`, created on first use with every
+management event and the S3, Lambda and DynamoDB data events. `FROM events` names that store; an event data
+store id (`FROM 3f1e…`) names any store, as in CloudTrail Lake. Field names as CloudTrail Lake spells them:
+eventTime, eventName, userIdentity.username, sourceIPAddress, … (case does not matter). A spinner shows on a
+terminal while the query runs; statistics go to stderr on a terminal.
+
+{CREDENTIALS_HELP}"))]
+    Query {
+        #[command(flatten)]
+        endpoint: Endpoint,
+        /// The event data store (name, id or ARN) [default: opentrail-default, created on first use].
+        #[arg(long)]
+        store: Option<String>,
+        /// How to print the rows.
+        #[arg(long, value_enum, default_value_t = lake_cmd::QueryOutput::Table)]
+        output: lake_cmd::QueryOutput,
+        /// The SQL statement.
+        sql: String,
+    },
+    /// Export the events of a time range as Parquet or CloudTrail log files, resumably (a position file in
+    /// --out says where an interrupted export goes on).
+    #[command(after_help = CREDENTIALS_HELP)]
+    Export {
+        #[command(flatten)]
+        endpoint: Endpoint,
+        /// Earliest event time, inclusive (ISO-8601, epoch seconds or ms, or a duration before now: 7d).
+        #[arg(long)]
+        start: String,
+        /// Latest event time, inclusive.
+        #[arg(long)]
+        end: String,
+        #[arg(long, value_enum)]
+        format: lake_cmd::ExportFormat,
+        /// The folder to write into (created; holds the position file `.opentrail-export.json`).
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Verify offline that the index agrees with the journal (the server must be stopped).
     Check {
@@ -394,6 +433,12 @@ fn main() -> std::process::ExitCode {
                 s3: &s3,
             };
             ingest::run(&opts, &files)
+        }
+        Command::Query { endpoint, store, output, sql } => {
+            lake_cmd::query(&endpoint.endpoint, &lake_cmd::QueryArgs { sql: &sql, store: store.as_deref(), output })
+        }
+        Command::Export { endpoint, start, end, format, out } => {
+            lake_cmd::export(&endpoint.endpoint, &lake_cmd::ExportArgs { start: &start, end: &end, format, out: &out })
         }
         Command::Lookup {
             endpoint, attrs, count: true, by, top, start, end, since, until, insights, output, ..

@@ -122,6 +122,7 @@ pub fn run(
     let store_metrics = store.metrics().clone();
     app.start_delivery(rt.handle().clone())?;
     app.start_insights()?;
+    app.start_lake()?;
     app.start_key_schedule(rt.handle());
     let defaults = gateway::Defaults { account_id: app.config.account_id.clone(), region: app.config.region.clone() };
     let gateways = {

@@ -7,6 +7,7 @@ pub mod audit_events;
 pub mod batch;
 pub mod channels;
 pub mod config;
+pub mod event_data_stores;
 mod index_view;
 pub mod insights;
 pub mod keys;

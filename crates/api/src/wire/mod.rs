@@ -13,6 +13,7 @@
 pub(crate) mod channels;
 pub(crate) mod data;
 pub(crate) mod keys;
+pub(crate) mod lake;
 pub(crate) mod lookup;
 pub(crate) mod trails;
 

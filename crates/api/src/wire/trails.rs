@@ -181,7 +181,7 @@ struct DataResource {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct AdvancedEventSelector {
+pub(crate) struct AdvancedEventSelector {
     name: Option<String>,
     field_selectors: Option<Vec<AdvancedFieldSelector>>,
 }
@@ -189,7 +189,7 @@ struct AdvancedEventSelector {
 /// One field and its condition lists, one member per operator.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct AdvancedFieldSelector {
+pub(crate) struct AdvancedFieldSelector {
     field: Option<String>,
     equals: Option<Vec<String>>,
     starts_with: Option<Vec<String>>,

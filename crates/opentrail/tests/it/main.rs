@@ -17,6 +17,7 @@ mod gateway;
 mod gateway_aws;
 mod import;
 mod insights;
+mod lake;
 mod lookup_events;
 mod richer_lookups;
 mod s3_api;

@@ -1,0 +1,203 @@
+//! SQL over a lake table (Parquet files + tail) equals a naive evaluation over the same generated events:
+//! typical audit queries, and property tests over seeds, sizes and where the flush cut the events.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use lake::sql::{self, Answer};
+use lake::table::Table;
+use lake::view::batches_by_day;
+use proptest::prelude::*;
+use serde_json::Value;
+
+const ID: &str = "3f1e2d3c-1111-4222-8333-444455556666";
+
+fn events(n: u64, seed: u64) -> Vec<String> {
+    eventgen::generate(&eventgen::GenOptions {
+        events: n,
+        seed,
+        start: model::EventTime::parse("2026-01-01T00:00:00Z").unwrap(),
+        span_ms: 3 * 86_400_000,
+    })
+    .collect()
+}
+
+/// A table holding `records`: the first `flushed` in Parquet files (two flushes), the rest in the tail.
+fn table(dir: &std::path::Path, records: &[String], flushed: usize) -> Arc<Table> {
+    let t = Table::open(dir).unwrap();
+    let half = flushed / 2;
+    for (i, part) in [&records[..half], &records[half..flushed]].into_iter().enumerate() {
+        t.append(batches_by_day(part.iter().map(String::as_str), |_| true), i as u64);
+        t.flush().unwrap();
+    }
+    t.append(batches_by_day(records[flushed..].iter().map(String::as_str), |_| true), 2);
+    t
+}
+
+fn query(t: &Table, statement: &str) -> Answer {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let (sql_text, ids) = sql::prepare(statement).unwrap();
+        assert_eq!(ids, vec![ID.to_string()]);
+        let snap = t.snapshot();
+        let tail_rows = snap.tail.iter().map(|b| b.num_rows() as u64).sum();
+        let ctx = sql::session(&[(ID.to_string(), snap)], 256 << 20, 2).await.unwrap();
+        let plan = sql::plan(&ctx, &sql_text).await.unwrap();
+        sql::run(&ctx, plan, statement, 1_000_000, tail_rows).await.unwrap()
+    })
+}
+
+fn parsed(records: &[String]) -> Vec<Value> {
+    records.iter().map(|r| serde_json::from_str(r).unwrap()).collect()
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Rows as a sorted multiset, for queries without ORDER BY.
+fn sorted(rows: Vec<Vec<String>>) -> Vec<Vec<String>> {
+    let mut rows = rows;
+    rows.sort();
+    rows
+}
+
+fn count_by(records: &[Value], key: impl Fn(&Value) -> Option<Vec<String>>) -> Vec<Vec<String>> {
+    let mut m: BTreeMap<Vec<String>, u64> = BTreeMap::new();
+    for r in records {
+        if let Some(k) = key(r) {
+            *m.entry(k).or_default() += 1;
+        }
+    }
+    sorted(
+        m.into_iter()
+            .map(|(mut k, n)| {
+                k.push(n.to_string());
+                k
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn typical_audit_queries_equal_a_linear_evaluation() {
+    let dir = tempfile::tempdir().unwrap();
+    let recs = events(3000, 7);
+    let t = table(dir.path(), &recs, 2000);
+    let all = parsed(&recs);
+
+    let a = query(&t, &format!("SELECT eventName, count(*) AS n FROM {ID} GROUP BY eventName"));
+    assert_eq!(a.columns, vec!["eventName", "n"]);
+    assert_eq!(sorted(a.rows), count_by(&all, |r| Some(vec![s(&r["eventName"])])));
+    assert_eq!(a.events_scanned, 3000);
+
+    let a = query(
+        &t,
+        &format!(
+            "SELECT userIdentity.userName, count(*) FROM {ID} WHERE eventName LIKE 'Delete%' GROUP BY 1 ORDER BY 2 DESC"
+        ),
+    );
+    let expect =
+        count_by(&all, |r| s(&r["eventName"]).starts_with("Delete").then(|| vec![s(&r["userIdentity"]["userName"])]));
+    assert_eq!(sorted(a.rows.clone()), expect);
+    let counts: Vec<u64> = a.rows.iter().map(|r| r[1].parse().unwrap()).collect();
+    assert!(counts.windows(2).all(|w| w[0] >= w[1]), "ORDER BY 2 DESC: {counts:?}");
+
+    let a = query(
+        &t,
+        &format!(
+            "SELECT eventSource, eventName, errorCode, count(*) FROM {ID} WHERE errorCode IS NOT NULL GROUP BY 1, 2, 3"
+        ),
+    );
+    let expect = count_by(&all, |r| {
+        r.get("errorCode").filter(|e| !e.is_null()).map(|e| vec![s(&r["eventSource"]), s(&r["eventName"]), s(e)])
+    });
+    assert!(!expect.is_empty());
+    assert_eq!(sorted(a.rows), expect);
+
+    let needle = s(&all[2500]["sourceIPAddress"]);
+    let a = query(&t, &format!("SELECT eventID FROM {ID} WHERE sourceIPAddress = '{needle}'"));
+    let expect: Vec<Vec<String>> =
+        sorted(all.iter().filter(|r| s(&r["sourceIPAddress"]) == needle).map(|r| vec![s(&r["eventID"])]).collect());
+    assert_eq!(sorted(a.rows), expect);
+    assert_eq!(a.events_matched, expect.len() as u64);
+
+    let a = query(
+        &t,
+        &format!(
+            "SELECT count(*) FROM {ID} WHERE eventTime >= '2026-01-02 00:00:00' AND eventTime < '2026-01-03 00:00:00'"
+        ),
+    );
+    let lo = model::EventTime::parse("2026-01-02T00:00:00Z").unwrap().0;
+    let hi = model::EventTime::parse("2026-01-03T00:00:00Z").unwrap().0;
+    let n = all
+        .iter()
+        .filter(|r| {
+            let t = model::EventTime::parse(r["eventTime"].as_str().unwrap()).unwrap().0;
+            (lo..hi).contains(&t)
+        })
+        .count();
+    assert_eq!(a.rows, vec![vec![n.to_string()]]);
+}
+
+#[test]
+fn the_whole_record_and_typed_columns_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let recs = events(300, 3);
+    let t = table(dir.path(), &recs, 100);
+    let a = query(&t, &format!("SELECT eventJson, eventID, readOnly, eventTime FROM {ID}"));
+    assert_eq!(a.rows.len(), recs.len());
+    for row in &a.rows {
+        let r: Value = serde_json::from_str(&row[0]).unwrap();
+        assert_eq!(s(&r["eventID"]), row[1]);
+        assert_eq!(r.get("readOnly").map(s).unwrap_or_default(), row[2]);
+        let t = r["eventTime"].as_str().unwrap();
+        assert_eq!(row[3], format!("{} {}.000", &t[..10], &t[11..19]));
+    }
+    let mut stored: Vec<&str> = a.rows.iter().map(|r| r[0].as_str()).collect();
+    let mut given: Vec<&str> = recs.iter().map(String::as_str).collect();
+    stored.sort_unstable();
+    given.sort_unstable();
+    assert_eq!(stored, given, "eventjson keeps every record exactly as stored");
+}
+
+#[test]
+fn only_one_select_is_accepted() {
+    for bad in [
+        format!("DELETE FROM {ID}"),
+        format!("DROP TABLE {ID}"),
+        format!("INSERT INTO {ID} VALUES (1)"),
+        format!("SELECT 1 FROM {ID}; SELECT 2 FROM {ID}"),
+        "CREATE TABLE x (a int)".to_string(),
+        "SET datafusion.execution.batch_size = 1".to_string(),
+        "SELEC nothing".to_string(),
+    ] {
+        assert!(matches!(sql::prepare(&bad), Err(sql::SqlError::Invalid(_))), "{bad}");
+    }
+    let (q, ids) = sql::prepare(&format!("SELECT 'x {ID}' FROM {} t", ID.to_uppercase())).unwrap();
+    assert_eq!(q, format!("SELECT 'x {ID}' FROM \"{ID}\" t"));
+    assert_eq!(ids, vec![ID.to_string()]);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+
+    #[test]
+    fn counts_by_name_and_source_equal_a_linear_count(seed in 0u64..1000, n in 1usize..600, cut in 0.0f64..1.0) {
+        let dir = tempfile::tempdir().unwrap();
+        let recs = events(n as u64, seed);
+        let t = table(dir.path(), &recs, (n as f64 * cut) as usize);
+        let all = parsed(&recs);
+        let a = query(&t, &format!("SELECT eventSource, eventName, count(*) FROM {ID} GROUP BY 1, 2"));
+        prop_assert_eq!(sorted(a.rows), count_by(&all, |r| Some(vec![s(&r["eventSource"]), s(&r["eventName"])])));
+        let a = query(&t, &format!("SELECT awsRegion, count(*) FROM {ID} WHERE readOnly = false GROUP BY 1"));
+        prop_assert_eq!(
+            sorted(a.rows),
+            count_by(&all, |r| (r.get("readOnly") == Some(&Value::Bool(false))).then(|| vec![s(&r["awsRegion"])]))
+        );
+    }
+}

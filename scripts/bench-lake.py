@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""The query half of scripts/bench-lake.sh: five audit queries by opentrail (`opentrail query`, against the
+running server named by OPENTRAIL_ENDPOINT), DuckDB and chDB over the Parquet files the store's manifest names;
+each query REPS times per engine, best and median reported; answers compared between engines. Prints Markdown."""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+
+def manifest_files(data):
+    lake = os.path.join(data, "lake")
+    store = [d for d in os.listdir(lake) if d.startswith("eventdatastore=")][0]
+    root = os.path.join(lake, store)
+    m = json.load(open(os.path.join(root, "manifest.json")))
+    files = [os.path.join(root, f["path"]) for f in m["files"]]
+    rows = sum(f["rows"] for f in m["files"])
+    size = sum(f["bytes"] for f in m["files"])
+    return root, files, rows, size
+
+
+def opentrail(bin_, sql):
+    start = time.perf_counter()
+    out = subprocess.run([bin_, "query", "--output", "csv", sql], capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if out.returncode != 0:
+        raise SystemExit(f"opentrail query failed: {out.stderr}")
+    lines = out.stdout.strip().splitlines()[1:]
+    return wall, sorted(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--events", type=int, required=True)
+    a = ap.parse_args()
+    root, files, rows, size = manifest_files(a.data)
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"CREATE VIEW t AS SELECT * FROM read_parquet({files!r})")
+    # Deterministic picks: a source IP seen rarely, and the user who assumed roles most.
+    ip = con.execute(
+        "SELECT sourceipaddress FROM t GROUP BY 1 HAVING count(*) BETWEEN 2 AND 50 ORDER BY 1 LIMIT 1"
+    ).fetchone()[0]
+    user = con.execute(
+        "SELECT useridentity.arn FROM t WHERE eventname = 'AssumeRole' AND useridentity.arn IS NOT NULL "
+        "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1"
+    ).fetchone()[0]
+    # Lake SQL (opentrail), DuckDB, ClickHouse (chDB): the same questions in each engine's dialect.
+    queries = [
+        (
+            "group by event name",
+            "SELECT eventName, count(*) AS n FROM events GROUP BY eventName",
+            "SELECT eventname, count(*) AS n FROM t GROUP BY eventname",
+            "SELECT eventname, count() AS n FROM T GROUP BY eventname",
+        ),
+        (
+            "by user over a month",
+            "SELECT userIdentity.arn, count(*) AS n FROM events WHERE eventTime >= '2026-01-01 00:00:00' "
+            "AND eventTime < '2026-01-31 00:00:00' GROUP BY userIdentity.arn",
+            "SELECT useridentity.arn, count(*) AS n FROM t WHERE eventtime >= TIMESTAMPTZ '2026-01-01 00:00:00+00' "
+            "AND eventtime < TIMESTAMPTZ '2026-01-31 00:00:00+00' GROUP BY 1",
+            "SELECT tupleElement(useridentity, 'arn') AS a, count() AS n FROM T WHERE eventtime >= "
+            "toDateTime64('2026-01-01 00:00:00', 3, 'UTC') AND eventtime < toDateTime64('2026-01-31 00:00:00', 3, 'UTC') GROUP BY a",
+        ),
+        (
+            "errors by API",
+            "SELECT eventSource, eventName, errorCode, count(*) AS n FROM events WHERE errorCode IS NOT NULL "
+            "GROUP BY eventSource, eventName, errorCode",
+            "SELECT eventsource, eventname, errorcode, count(*) FROM t WHERE errorcode IS NOT NULL GROUP BY 1, 2, 3",
+            "SELECT eventsource, eventname, errorcode, count() FROM T WHERE errorcode IS NOT NULL "
+            "GROUP BY eventsource, eventname, errorcode",
+        ),
+        (
+            "needle by source IP",
+            f"SELECT eventID, eventName FROM events WHERE sourceIPAddress = '{ip}'",
+            f"SELECT eventid, eventname FROM t WHERE sourceipaddress = '{ip}'",
+            f"SELECT eventid, eventname FROM T WHERE sourceipaddress = '{ip}'",
+        ),
+        (
+            "AssumeRole → what the role did",
+            "SELECT b.eventName, count(*) AS n FROM events a JOIN events b ON b.userIdentity.accessKeyId = "
+            "json_extract_scalar(a.responseElements, '$.credentials.accessKeyId') "
+            f"WHERE a.eventName = 'AssumeRole' AND a.userIdentity.arn = '{user}' GROUP BY b.eventName",
+            "SELECT b.eventname, count(*) FROM t a JOIN t b ON b.useridentity.accesskeyid = "
+            "json_extract_string(a.responseelements, '$.credentials.accessKeyId') "
+            f"WHERE a.eventname = 'AssumeRole' AND a.useridentity.arn = '{user}' GROUP BY 1",
+            "SELECT tupleElement(b.useridentity, 'accesskeyid') AS k0, b.eventname AS name, count() FROM T AS b "
+            "WHERE tupleElement(b.useridentity, 'accesskeyid') IN (SELECT JSONExtractString(responseelements, "
+            f"'credentials', 'accessKeyId') FROM T WHERE eventname = 'AssumeRole' AND tupleElement(useridentity, 'arn') = '{user}') "
+            "GROUP BY k0, name",
+        ),
+    ]
+    try:
+        import chdb
+        from chdb import session as chs
+
+        sess = chs.Session()
+        glob = "{" + ",".join(os.path.relpath(f, root) for f in files) + "}"
+        sess.query(f"CREATE VIEW T AS SELECT * FROM file('{root}/{glob}', Parquet)")
+    except ImportError:
+        sess = None
+
+    def timed(f):
+        best, times, ans = None, [], None
+        for _ in range(a.reps):
+            t0 = time.perf_counter()
+            ans = f()
+            times.append(time.perf_counter() - t0)
+        return min(times), statistics.median(times), ans
+
+    results = []
+    for name, lake_sql, duck_sql, ch_sql in queries:
+        ot = timed(lambda: opentrail(a.bin, lake_sql))
+        ot = (ot[0], ot[1], ot[2][1])
+        dk = timed(lambda: sorted(",".join("" if v is None else str(v) for v in r) for r in con.execute(duck_sql).fetchall()))
+        ch = None
+        if sess is not None:
+            ch = timed(lambda: sorted(sess.query(ch_sql, "CSV").data().replace('"', "").strip().splitlines()))
+        results.append((name, ot, dk, ch))
+        if len(ot[2]) != len(dk[2]):
+            print(f"warning: {name}: opentrail {len(ot[2])} rows, duckdb {len(dk[2])}", file=sys.stderr)
+
+    print(f"Lake: {rows:,} events in {len(files)} Parquet files, {size:,} bytes = {size / max(rows, 1):.1f} bytes/event "
+          f"(corpus {a.events:,} generated events; the store holds management events and S3/Lambda/DynamoDB data events)\n")
+    print(f"Needle IP `{ip}`; AssumeRole caller `{user}`. Best of {a.reps} (median), seconds; opentrail is the whole "
+          "`opentrail query` (StartQuery, DescribeQuery polls, GetQueryResults, over HTTP), the engines in-process.\n")
+    print("| query | rows | opentrail | DuckDB | chDB | opentrail ÷ faster |")
+    print("|---|---|---|---|---|---|")
+    for name, ot, dk, ch in results:
+        faster = min(dk[0], ch[0]) if ch else dk[0]
+        chs_ = f"{ch[0]:.3f} ({ch[1]:.3f})" if ch else "–"
+        print(f"| {name} | {len(ot[2])} | {ot[0]:.3f} ({ot[1]:.3f}) | {dk[0]:.3f} ({dk[1]:.3f}) | {chs_} | {ot[0] / faster:.2f}× |")
+
+
+if __name__ == "__main__":
+    main()
