@@ -217,6 +217,7 @@ on the gateway's own address. Semantics and the config file: docs/gateway.md.
         /// Spool mode: records are written to this folder first and forwarded in the background.
         #[arg(long, value_name = "DIR")]
         spool: Option<PathBuf>,
+    },
     /// Run a CloudTrail Lake SQL query (SELECT only) over an event data store and print its rows.
     #[command(after_help = format!("\
 The store is --store (a name, id or ARN) or, by default, `opentrail-default`, created on first use with every
@@ -250,6 +251,7 @@ terminal while the query runs; statistics go to stderr on a terminal.
         /// Latest event time, inclusive.
         #[arg(long)]
         end: String,
+        /// What to write: Parquet files of the lake's schema, or CloudTrail log files (gzip'd `{"Records":[…]}`).
         #[arg(long, value_enum)]
         format: lake_cmd::ExportFormat,
         /// The folder to write into (created; holds the position file `.opentrail-export.json`).
