@@ -216,7 +216,9 @@ impl Channels {
     pub fn list(&self, token: Option<&str>, max: usize) -> Result<(Vec<Channel>, Option<String>), ChannelError> {
         let after = match token {
             None => None,
-            Some(t) => Some(parse_token(t).ok_or_else(|| ChannelError::InvalidToken { token: t.to_string() })?),
+            Some(t) => {
+                Some(crate::ids::parse_token(t).ok_or_else(|| ChannelError::InvalidToken { token: t.to_string() })?)
+            }
         };
         let mut all: Vec<Channel> = self.by_id.lock().values().cloned().collect();
         all.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
@@ -295,32 +297,16 @@ impl Channels {
     /// The channel id named by an ARN or a bare id. A well-formed ARN of another Region or account
     /// names a channel that is not here; anything else is not a channel reference at all.
     pub fn resolve(&self, reference: &str) -> Result<String, ChannelError> {
-        let invalid = || ChannelError::InvalidArn { value: reference.to_string() };
-        let not_found = || ChannelError::NotFound { channel: reference.to_string() };
-        let Some(rest) = reference.strip_prefix("arn:") else {
-            return uuid::Uuid::try_parse(reference).map(|u| u.to_string()).map_err(|_| invalid());
-        };
-        let parts: Vec<&str> = rest.splitn(5, ':').collect();
-        let [partition, service, region, account, resource] = parts[..] else { return Err(invalid()) };
-        let id = resource.strip_prefix("channel/").ok_or_else(invalid)?;
-        let id = uuid::Uuid::try_parse(id).map_err(|_| invalid())?.to_string();
-        if partition.is_empty() || service != "cloudtrail" || account.len() != 12 {
-            return Err(invalid());
-        }
-        if region != self.region || account != self.account_id {
-            return Err(not_found());
-        }
-        Ok(id)
+        crate::ids::resolve(reference, "channel/", &self.region, &self.account_id).map_err(|e| match e {
+            crate::ids::RefError::Invalid => ChannelError::InvalidArn { value: reference.to_string() },
+            crate::ids::RefError::Elsewhere => ChannelError::NotFound { channel: reference.to_string() },
+        })
     }
 
     /// A copy of the current channels whose changes are written, fsync'd, to a staging file beside the
     /// state file and go no further, until [`Channels::commit`] (see `TrailStore::staging`).
     pub fn staging(&self) -> Channels {
-        let path = self.path.as_ref().map(|p| {
-            let mut name = p.file_name().unwrap_or_default().to_os_string();
-            name.push(".staged");
-            p.with_file_name(name)
-        });
+        let path = self.path.as_deref().map(crate::trails::staged_path);
         if let Some(p) = &path {
             let _ = std::fs::remove_file(p);
         }
@@ -371,11 +357,6 @@ impl Channels {
         }
         Ok(out)
     }
-}
-
-fn parse_token(t: &str) -> Option<(EventTime, String)> {
-    let (ms, id) = t.split_once(':')?;
-    Some((EventTime(ms.parse().ok()?), uuid::Uuid::try_parse(id).ok()?.to_string()))
 }
 
 /// ChannelName: 3..128 characters of `[a-zA-Z0-9._-]`.

@@ -287,7 +287,9 @@ impl EventDataStores {
     ) -> Result<(Vec<EventDataStore>, Option<String>), EventDataStoreError> {
         let after = match token {
             None => None,
-            Some(t) => Some(parse_token(t).ok_or_else(|| EventDataStoreError::InvalidToken { token: t.into() })?),
+            Some(t) => {
+                Some(crate::ids::parse_token(t).ok_or_else(|| EventDataStoreError::InvalidToken { token: t.into() })?)
+            }
         };
         let max = max.clamp(1, MAX_LIST_PAGE);
         let mut page: Vec<EventDataStore> = self
@@ -414,31 +416,15 @@ impl EventDataStores {
 
     /// The store id named by an ARN or a bare id (lower case).
     pub fn resolve(&self, reference: &str) -> Result<String, EventDataStoreError> {
-        let invalid = || EventDataStoreError::InvalidArn { value: reference.to_string() };
-        let not_found = || EventDataStoreError::NotFound { store: reference.to_string() };
-        let Some(rest) = reference.strip_prefix("arn:") else {
-            return uuid::Uuid::try_parse(reference).map(|u| u.to_string()).map_err(|_| invalid());
-        };
-        let parts: Vec<&str> = rest.splitn(5, ':').collect();
-        let [partition, service, region, account, resource] = parts[..] else { return Err(invalid()) };
-        let id = resource.strip_prefix("eventdatastore/").ok_or_else(invalid)?;
-        let id = uuid::Uuid::try_parse(id).map_err(|_| invalid())?.to_string();
-        if partition.is_empty() || service != "cloudtrail" || account.len() != 12 {
-            return Err(invalid());
-        }
-        if region != self.region || account != self.account_id {
-            return Err(not_found());
-        }
-        Ok(id)
+        crate::ids::resolve(reference, "eventdatastore/", &self.region, &self.account_id).map_err(|e| match e {
+            crate::ids::RefError::Invalid => EventDataStoreError::InvalidArn { value: reference.to_string() },
+            crate::ids::RefError::Elsewhere => EventDataStoreError::NotFound { store: reference.to_string() },
+        })
     }
 
     /// A copy whose changes go to a staging file until [`EventDataStores::commit`].
     pub fn staging(&self) -> EventDataStores {
-        let path = self.path.as_ref().map(|p| {
-            let mut name = p.file_name().unwrap_or_default().to_os_string();
-            name.push(".staged");
-            p.with_file_name(name)
-        });
+        let path = self.path.as_deref().map(crate::trails::staged_path);
         if let Some(p) = &path {
             let _ = std::fs::remove_file(p);
         }
@@ -486,11 +472,6 @@ impl EventDataStores {
         }
         Ok(out)
     }
-}
-
-fn parse_token(t: &str) -> Option<(EventTime, String)> {
-    let (ms, id) = t.split_once(':')?;
-    Some((EventTime(ms.parse().ok()?), uuid::Uuid::try_parse(id).ok()?.to_string()))
 }
 
 fn retention(given: Option<i64>, billing: BillingMode) -> Result<u32, EventDataStoreError> {

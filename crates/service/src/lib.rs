@@ -8,6 +8,7 @@ pub mod batch;
 pub mod channels;
 pub mod config;
 pub mod event_data_stores;
+mod ids;
 mod index_view;
 pub mod insights;
 pub mod keys;

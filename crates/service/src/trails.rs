@@ -1285,14 +1285,14 @@ pub fn insight_selectors(input: &[InsightSelectorInput]) -> Result<Vec<InsightSe
     Ok(out)
 }
 
-/// Writes the state with the data dir's one crash-safe write (temp file, fsync, rename, directory fsync).
-/// Where a staging copy writes: beside the state file.
-fn staged_path(path: &Path) -> PathBuf {
+/// Where a staging copy of a control-plane state file writes: beside the state file (`<name>.staged`).
+pub(crate) fn staged_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(".staged");
     path.with_file_name(name)
 }
 
+/// Writes the state with the data dir's one crash-safe write (temp file, fsync, rename, directory fsync).
 fn write_atomically(path: &Path, state: &StateFile) -> std::io::Result<()> {
     let bytes = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
     atomic_file::write_atomic(path, &bytes, 0o600).map_err(|e| e.source)
