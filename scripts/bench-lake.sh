@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The lake benchmark (BENCHMARKS.md, "Lake"): EVENTS generated events (default 10 M, seed 7, 30 days) through a
+# The lake benchmark (BENCHMARKS.md, "Lake"): EVENTS generated events (default 10 M, seed 7, 90 days from 2026-01-01) through a
 # release server into an event data store, then five audit queries by opentrail (StartQuery … GetQueryResults,
 # through `opentrail query`), DuckDB and chDB over the same Parquet files, and the lake's bytes on disk per event.
 # Usage: scripts/bench-lake.sh [EVENTS] [REPS]   (needs `cargo build --release -p opentrail`, pip duckdb chdb)
@@ -11,7 +11,6 @@ BIN=${OPENTRAIL_BIN:-$ROOT/target/release/opentrail}
 DIR=${SCRATCH:-$(mktemp -d /work/bench-lake.XXXXXX)}
 trap 'kill "${pid:-0}" 2>/dev/null || true; rm -rf "$DIR"' EXIT
 cd "$DIR"
-"$BIN" gen --events "$EVENTS" --seed 7 --span 30d > corpus.ndjson
 cat > cfg.toml <<'TOML'
 account_id = "123456789012"
 region = "us-east-1"
@@ -33,7 +32,7 @@ serve() {
 }
 serve
 s=$(date +%s.%N)
-"$BIN" ingest corpus.ndjson > /dev/null 2>&1
+"$BIN" gen --events "$EVENTS" --seed 7 --span 90d | "$BIN" ingest - > /dev/null 2>ingest.err
 t=$(date +%s.%N)
 # The default store (every management event, S3/Lambda/DynamoDB data events) takes in the whole journal.
 "$BIN" query --output csv "SELECT count(*) FROM events" > /dev/null

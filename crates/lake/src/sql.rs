@@ -11,6 +11,7 @@ use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::execution::cache::cache_manager::{CacheManager, CacheManagerConfig};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
@@ -138,6 +139,19 @@ fn spellings(statement: &str) -> HashMap<String, String> {
     out
 }
 
+/// The caches every query shares: each Parquet file's footer (and page index) and statistics, read once per
+/// process instead of once per query. Sound because a lake file never changes once written (new data and
+/// compaction write new files; see docs/formats/lake.md), and DataFusion checks each entry against the
+/// file's size and modification time anyway. Bounded by DataFusion's default limits (tens of MiB).
+fn shared_caches() -> Result<Arc<CacheManager>, SqlError> {
+    static CACHES: std::sync::OnceLock<Arc<CacheManager>> = std::sync::OnceLock::new();
+    if let Some(c) = CACHES.get() {
+        return Ok(c.clone());
+    }
+    let made = CacheManager::try_new(&CacheManagerConfig::default()).map_err(|e| SqlError::Failed(e.to_string()))?;
+    Ok(CACHES.get_or_init(|| made).clone())
+}
+
 /// A session for one query: `memory_limit` bytes of memory for its operators (beyond it, it fails — or
 /// spills where the operator can), identifiers folded to lower case, the given stores registered.
 pub async fn session(
@@ -145,10 +159,12 @@ pub async fn session(
     memory_limit: usize,
     target_partitions: usize,
 ) -> Result<SessionContext, SqlError> {
-    let runtime = RuntimeEnvBuilder::new()
+    let mut runtime = RuntimeEnvBuilder::new()
         .with_memory_limit(memory_limit, 1.0)
-        .build_arc()
+        .build()
         .map_err(|e| SqlError::Failed(e.to_string()))?;
+    runtime.cache_manager = shared_caches()?;
+    let runtime = Arc::new(runtime);
     let mut config = SessionConfig::new().with_target_partitions(target_partitions.max(1));
     let opts = config.options_mut();
     opts.execution.parquet.pushdown_filters = true;
@@ -178,7 +194,9 @@ async fn register(ctx: &SessionContext, id: &str, snap: &Snapshot) -> Result<(),
             .map_err(failed)?;
         let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
         let config = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options).with_schema(schema);
-        let files = ListingTable::try_new(config).map_err(failed)?;
+        let files = ListingTable::try_new(config)
+            .map_err(failed)?
+            .with_cache(ctx.runtime_env().cache_manager.get_file_statistic_cache());
         df = ctx.read_table(Arc::new(files)).map_err(failed)?.union(df).map_err(failed)?;
     }
     ctx.register_table(datafusion::common::TableReference::bare(id.to_string()), df.into_view()).map_err(failed)?;
