@@ -168,48 +168,79 @@ pub fn store_id(client: &Client, store: Option<&str>) -> Result<String> {
     Ok(arn.rsplit('/').next().unwrap_or_default().to_string())
 }
 
-/// Replaces the table name `events` after FROM or JOIN (any case, unquoted) with the store's id.
+/// Replaces the table name `events` (any case, unquoted) with the store's id where a table is named: after
+/// FROM or JOIN, and after a comma in a FROM list (`FROM events a, events b`).
 pub fn name_store(sql: &str, id: &str) -> String {
-    let mut out = String::with_capacity(sql.len());
-    let mut prev: Option<String> = None;
-    let mut word = String::new();
+    /// Words that end a FROM list.
+    const AFTER_FROM: [&str; 12] = [
+        "where",
+        "group",
+        "order",
+        "having",
+        "limit",
+        "union",
+        "intersect",
+        "except",
+        "select",
+        "on",
+        "using",
+        "window",
+    ];
+    struct State {
+        out: String,
+        word: String,
+        /// The word before, when nothing but whitespace came between; "," after a comma.
+        prev: Option<String>,
+        in_from: bool,
+    }
+    impl State {
+        fn flush(&mut self, id: &str) {
+            if self.word.is_empty() {
+                return;
+            }
+            let names_table = self.prev.as_deref().is_some_and(|p| {
+                p.eq_ignore_ascii_case("from") || p.eq_ignore_ascii_case("join") || (p == "," && self.in_from)
+            });
+            if names_table && self.word.eq_ignore_ascii_case("events") {
+                self.out.push_str(id);
+            } else {
+                self.out.push_str(&self.word);
+            }
+            if self.word.eq_ignore_ascii_case("from") {
+                self.in_from = true;
+            } else if AFTER_FROM.iter().any(|k| self.word.eq_ignore_ascii_case(k)) {
+                self.in_from = false;
+            }
+            self.prev = Some(std::mem::take(&mut self.word));
+        }
+    }
+    let mut st = State { out: String::with_capacity(sql.len()), word: String::new(), prev: None, in_from: false };
     let mut in_quote: Option<char> = None;
-    let flush = |word: &mut String, prev: &mut Option<String>, out: &mut String| {
-        if word.is_empty() {
-            return;
-        }
-        let after_from =
-            prev.as_deref().is_some_and(|p| p.eq_ignore_ascii_case("from") || p.eq_ignore_ascii_case("join"));
-        if after_from && word.eq_ignore_ascii_case("events") {
-            out.push_str(id);
-        } else {
-            out.push_str(word);
-        }
-        *prev = Some(std::mem::take(word));
-    };
     for c in sql.chars() {
         if let Some(q) = in_quote {
-            out.push(c);
+            st.out.push(c);
             if c == q {
                 in_quote = None;
             }
             continue;
         }
         if c.is_alphanumeric() || c == '_' || c == '-' {
-            word.push(c);
+            st.word.push(c);
             continue;
         }
-        flush(&mut word, &mut prev, &mut out);
+        st.flush(id);
         if c == '\'' || c == '"' {
             in_quote = Some(c);
-            prev = None;
+            st.prev = None;
+        } else if c == ',' {
+            st.prev = Some(",".into());
         } else if !c.is_whitespace() {
-            prev = None;
+            st.prev = None;
         }
-        out.push(c);
+        st.out.push(c);
     }
-    flush(&mut word, &mut prev, &mut out);
-    out
+    st.flush(id);
+    st.out
 }
 
 /// One RFC 4180 line.
@@ -455,5 +486,13 @@ mod tests {
             format!("select * from {id} a join {id} b on a.x=b.x")
         );
         assert_eq!(name_store("SELECT events FROM x", id), "SELECT events FROM x");
+        assert_eq!(
+            name_store("SELECT a.x, events FROM events a, events b, events WHERE a.y = 'events, events'", id),
+            format!("SELECT a.x, events FROM {id} a, {id} b, {id} WHERE a.y = 'events, events'")
+        );
+        assert_eq!(
+            name_store("SELECT count(*) FROM events GROUP BY x, events ORDER BY 1, events", id),
+            format!("SELECT count(*) FROM {id} GROUP BY x, events ORDER BY 1, events")
+        );
     }
 }

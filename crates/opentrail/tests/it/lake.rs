@@ -329,7 +329,9 @@ fn wait_status(s: &Server, qid: &str, statuses: &[&str], within: Duration) -> Va
 /// inequalities (about 10^10 comparisons). A plain cross join is no good: DataFusion counts it from the
 /// inputs' statistics without running it.
 fn slow_query(id: &str) -> String {
-    format!("SELECT count(*) FROM {id} a JOIN {id} b ON a.eventTime < b.eventTime JOIN {id} c ON b.eventTime < c.eventTime")
+    format!(
+        "SELECT count(*) FROM {id} a JOIN {id} b ON a.eventTime < b.eventTime JOIN {id} c ON b.eventTime < c.eventTime"
+    )
 }
 
 /// CPU seconds (user + system) the process has used, from /proc/<pid>/stat.
@@ -352,7 +354,8 @@ fn cpu_used_over(s: &Server, window: Duration) -> f64 {
 
 /// A quick query after a stopped one: it finishes, promptly, with the right answer.
 fn quick_query_finishes(s: &Server, id: &str, expect_create_user: usize) {
-    let q = format!("SELECT count(*) AS n FROM {id} WHERE eventName = 'CreateUser' AND eventSource = 'iam.amazonaws.com'");
+    let q =
+        format!("SELECT count(*) AS n FROM {id} WHERE eventName = 'CreateUser' AND eventSource = 'iam.amazonaws.com'");
     let qid = start_query(s, &q);
     let d = wait_status(s, &qid, &["FINISHED", "FAILED", "TIMED_OUT", "CANCELLED"], Duration::from_secs(60));
     assert_eq!(d["QueryStatus"], "FINISHED", "{d}");
@@ -425,7 +428,9 @@ fn a_query_over_its_memory_limit_fails_and_the_server_goes_on() {
         s.ingest(&chunk.join("\n"));
     }
     let by = |column: &str| {
-        format!("SELECT count(*) AS n FROM (SELECT {column}, count(*) FROM {id} WHERE eventName = 'PutRolePolicy' GROUP BY {column})")
+        format!(
+            "SELECT count(*) AS n FROM (SELECT {column}, count(*) FROM {id} WHERE eventName = 'PutRolePolicy' GROUP BY {column})"
+        )
     };
     let qid = start_query(&s, &by("eventjson"));
     let d = wait_status(&s, &qid, &["FINISHED", "FAILED", "TIMED_OUT"], Duration::from_secs(120));
@@ -473,7 +478,9 @@ fn a_query_over_max_result_rows_fails_and_is_never_truncated() {
     let id = create_store(&s, "rows");
     let events = iam_events(120, "rows");
     s.ingest(&events.join("\n"));
-    let q = |limit: &str| format!("SELECT eventID FROM {id} WHERE eventSource = 'iam.amazonaws.com' ORDER BY eventID{limit}");
+    let q = |limit: &str| {
+        format!("SELECT eventID FROM {id} WHERE eventSource = 'iam.amazonaws.com' ORDER BY eventID{limit}")
+    };
     for sql in [q(""), q(" LIMIT 51")] {
         let qid = start_query(&s, &sql);
         let d = wait_status(&s, &qid, &["FINISHED", "FAILED"], Duration::from_secs(60));
