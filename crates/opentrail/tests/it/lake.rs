@@ -326,7 +326,7 @@ fn wait_status(s: &Server, qid: &str, statuses: &[&str], within: Duration) -> Va
 }
 
 /// A query that runs for minutes over a few thousand events, in little memory: a triple self join on
-/// inequalities (about 10^10 comparisons). A plain cross join is no good: DataFusion counts it from the
+/// inequalities (n³/2 comparisons: 3·10^10 for 4000 events). A plain cross join is no good: DataFusion counts it from the
 /// inputs' statistics without running it.
 fn slow_query(id: &str) -> String {
     format!(
@@ -352,6 +352,20 @@ fn cpu_used_over(s: &Server, window: Duration) -> f64 {
     cpu_seconds(s.pid()) - before
 }
 
+/// Waits until the server is idle (under 0.2 s of CPU in a second) and fails the test if that takes over
+/// 30 s. A stopped query may finish the batch it was computing (a join batch can take seconds); one that goes
+/// on running (the slow query runs for minutes) keeps a core busy.
+fn assert_goes_idle(s: &Server, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let used = cpu_used_over(s, Duration::from_secs(1));
+        if used < 0.2 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the server still uses {used:.2} s of CPU a second after {what}");
+    }
+}
+
 /// A quick query after a stopped one: it finishes, promptly, with the right answer.
 fn quick_query_finishes(s: &Server, id: &str, expect_create_user: usize) {
     let q =
@@ -368,7 +382,7 @@ fn a_running_query_is_cancelled_and_leaves_the_query_runtime_free() {
     // One query at a time: a cancelled query that kept its slot would leave the next one QUEUED forever.
     let s = Server::start_with(&config_toml("[lake]\nmax_concurrent_queries = 1\n"));
     let id = create_store(&s, "cancel");
-    s.ingest(&iam_events(3000, "slow").join("\n"));
+    s.ingest(&iam_events(4000, "slow").join("\n"));
 
     let qid = start_query(&s, &slow_query(&id));
     wait_status(&s, &qid, &["RUNNING"], Duration::from_secs(60));
@@ -383,7 +397,7 @@ fn a_running_query_is_cancelled_and_leaves_the_query_runtime_free() {
     assert_eq!(d["QueryStatus"], "CANCELLED", "{d}");
     let stats = &d["QueryStatistics"];
     assert!(stats["ExecutionTimeInMillis"].as_u64().unwrap() >= 1000, "{d}");
-    assert!(stats["EventsScanned"].as_u64().unwrap() >= 3000, "{d}");
+    assert!(stats["EventsScanned"].as_u64().unwrap() >= 4000, "{d}");
     // GetQueryResults answers with the status and no rows (a cancelled query has no results), as AWS does.
     let r = ok(aws(&s, &["get-query-results", "--query-id", &qid]));
     assert_eq!(r["QueryStatus"], "CANCELLED", "{r}");
@@ -393,9 +407,8 @@ fn a_running_query_is_cancelled_and_leaves_the_query_runtime_free() {
     fails(aws(&s, &["cancel-query", "--query-id", &qid]), "InactiveQueryException");
 
     // The slot and the runtime are free: a quick query finishes, and then the server is idle.
-    quick_query_finishes(&s, &id, 750);
-    let idle = cpu_used_over(&s, Duration::from_secs(3));
-    assert!(idle < 0.5, "the server used {idle:.2} s of CPU in 3 s after the cancel: the query still runs");
+    quick_query_finishes(&s, &id, 1000);
+    assert_goes_idle(&s, "the cancel");
     assert_eq!(ok(aws(&s, &["describe-query", "--query-id", &qid]))["QueryStatus"], "CANCELLED");
     let listed = ok(aws(&s, &["list-queries", "--event-data-store", &id, "--query-status", "CANCELLED"]));
     assert_eq!(listed["Queries"][0]["QueryId"], qid.as_str(), "{listed}");
@@ -455,20 +468,19 @@ fn a_query_over_its_memory_limit_fails_and_the_server_goes_on() {
 fn a_query_over_its_time_is_timed_out_with_its_statistics() {
     let s = Server::start_with(&config_toml("[lake]\nquery_timeout_seconds = 1\n"));
     let id = create_store(&s, "timeout");
-    s.ingest(&iam_events(3000, "slow").join("\n"));
+    s.ingest(&iam_events(4000, "slow").join("\n"));
     let qid = start_query(&s, &slow_query(&id));
     let d = wait_status(&s, &qid, &["FINISHED", "FAILED", "TIMED_OUT", "CANCELLED"], Duration::from_secs(60));
     assert_eq!(d["QueryStatus"], "TIMED_OUT", "{d}");
     assert!(d["ErrorMessage"].as_str().unwrap().contains("longer than 1 s"), "{d}");
     let stats = &d["QueryStatistics"];
     assert!(stats["ExecutionTimeInMillis"].as_u64().unwrap() >= 1000, "{d}");
-    assert!(stats["EventsScanned"].as_u64().unwrap() >= 3000, "{d}");
+    assert!(stats["EventsScanned"].as_u64().unwrap() >= 4000, "{d}");
     let r = ok(aws(&s, &["get-query-results", "--query-id", &qid]));
     assert_eq!(r["QueryStatus"], "TIMED_OUT");
     assert_eq!(r["QueryResultRows"], json!([]));
-    quick_query_finishes(&s, &id, 750);
-    let idle = cpu_used_over(&s, Duration::from_secs(3));
-    assert!(idle < 0.5, "the server used {idle:.2} s of CPU in 3 s after the timeout: the query still runs");
+    quick_query_finishes(&s, &id, 1000);
+    assert_goes_idle(&s, "the timeout");
     s.assert_no_errors_logged();
 }
 
