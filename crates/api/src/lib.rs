@@ -271,9 +271,17 @@ impl App {
         Ok(())
     }
 
-    /// Starts the lake: a view per event data store (`<data-dir>/lake`) and the query engine.
+    /// Starts the lake: a view per event data store (`<data-dir>/lake`) and the query engine, its limits
+    /// from `[lake]`.
     pub fn start_lake(&self) -> Result<(), AppError> {
-        let opts = lake::queries::QueryOptions::default();
+        let limits = &self.config.lake;
+        let opts = lake::queries::QueryOptions {
+            memory_limit: limits.query_memory_limit_bytes(),
+            max_result_rows: usize::try_from(limits.max_result_rows).unwrap_or(usize::MAX),
+            concurrency: limits.max_concurrent_queries,
+            timeout: limits.query_timeout(),
+            ..lake::queries::QueryOptions::default()
+        };
         let dir = self.data_dir.join("lake");
         let clock = self.clock.clone();
         let l = lake::Lake::new(&dir, self.store.record_feed(), self.store.views().clone(), clock);

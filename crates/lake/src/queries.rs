@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use datafusion::physical_plan::ExecutionPlan;
 use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 
@@ -129,6 +130,24 @@ struct Entry {
     info: QueryInfo,
     answer: Option<Arc<Answer>>,
     abort: Option<tokio::task::AbortHandle>,
+    /// When it started RUNNING.
+    started: Option<Instant>,
+    /// The running plan and its stores' tail rows: what a query stopped before its end (cancelled, timed
+    /// out) had scanned so far is read from its metrics.
+    running: Option<(Arc<dyn ExecutionPlan>, u64)>,
+}
+
+impl Entry {
+    /// Statistics of a query stopped before its end: its time so far and what its plan had scanned.
+    fn stopped(&mut self) {
+        if let Some(started) = self.started {
+            self.info.execution_ms = started.elapsed().as_millis() as u64;
+        }
+        if let Some((plan, tail_rows)) = self.running.take() {
+            let (scanned, matched, bytes) = sql::statistics(&plan, tail_rows);
+            (self.info.events_scanned, self.info.events_matched, self.info.bytes_scanned) = (scanned, matched, bytes);
+        }
+    }
 }
 
 type Entries = Arc<Mutex<BTreeMap<String, Entry>>>;
@@ -215,7 +234,10 @@ impl QueryEngine {
         {
             let mut entries = self.entries.lock();
             entries.retain(|_, e| e.info.status.is_active() || e.info.created >= now - KEEP_FOR_MS);
-            entries.insert(info.id.clone(), Entry { info: info.clone(), answer: None, abort: None });
+            entries.insert(
+                info.id.clone(),
+                Entry { info: info.clone(), answer: None, abort: None, started: None, running: None },
+            );
         }
         let durable = self.lake.durable_seq();
         let (entries, slots, opts, qid) =
@@ -223,8 +245,11 @@ impl QueryEngine {
         let original = statement.to_string();
         let work = async move {
             let Ok(_permit) = slots.acquire_owned().await else { return };
-            set(&entries, &qid, |i| i.status = QueryStatus::Running);
             let started = Instant::now();
+            if let Some(e) = entries.lock().get_mut(&qid) {
+                e.info.status = QueryStatus::Running;
+                e.started = Some(started);
+            }
             let run = async {
                 // A query sees every event acknowledged before it started: wait for the stores to take it in.
                 if let Some(seq) = durable {
@@ -240,19 +265,23 @@ impl QueryEngine {
                 let tail_rows = snaps.iter().flat_map(|(_, s)| &s.tail).map(|b| b.num_rows() as u64).sum();
                 let ctx = sql::session(&snaps, opts.memory_limit, opts.threads).await?;
                 let plan = sql::plan(&ctx, &sql).await?;
+                if let Some(e) = entries.lock().get_mut(&qid) {
+                    e.running = Some((plan.clone(), tail_rows));
+                }
                 sql::run(&ctx, plan, &original, opts.max_result_rows, tail_rows).await
             };
             let outcome = tokio::time::timeout(opts.timeout, run).await;
             let ms = started.elapsed().as_millis() as u64;
             let mut guard = entries.lock();
             let Some(e) = guard.get_mut(&qid) else { return };
-            e.info.execution_ms = ms;
             e.abort = None;
             if e.info.status == QueryStatus::Cancelled {
                 return;
             }
+            e.info.execution_ms = ms;
             match outcome {
                 Ok(Ok(answer)) => {
+                    e.running = None;
                     e.info.status = QueryStatus::Finished;
                     e.info.events_matched = answer.events_matched;
                     e.info.events_scanned = answer.events_scanned;
@@ -261,11 +290,14 @@ impl QueryEngine {
                     e.answer = Some(Arc::new(answer));
                 }
                 Ok(Err(err)) => {
+                    e.stopped();
                     tracing::info!(query = %qid, error = %err, "query failed");
                     e.info.status = QueryStatus::Failed;
                     e.info.error = Some(err.to_string());
                 }
                 Err(_) => {
+                    // What it scanned before it was stopped.
+                    e.stopped();
                     e.info.status = QueryStatus::TimedOut;
                     e.info.error = Some(format!("the query ran longer than {} s", opts.timeout.as_secs()));
                 }
@@ -283,10 +315,11 @@ impl QueryEngine {
                 && e.is_panic()
             {
                 tracing::error!(query = %qid, "query panicked");
-                set(&entries, &qid, |i| {
-                    i.status = QueryStatus::Failed;
-                    i.error = Some("the query failed (internal error)".into());
-                });
+                if let Some(e) = entries.lock().get_mut(&qid) {
+                    e.stopped();
+                    e.info.status = QueryStatus::Failed;
+                    e.info.error = Some("the query failed (internal error)".into());
+                }
             }
         });
         Ok(info)
@@ -332,6 +365,7 @@ impl QueryEngine {
         if let Some(a) = e.abort.take() {
             a.abort();
         }
+        e.stopped();
         e.info.status = QueryStatus::Cancelled;
         Ok(e.info.clone())
     }
@@ -373,10 +407,4 @@ impl QueryEngine {
 
 fn invalid(e: SqlError) -> QueryError {
     QueryError::InvalidStatement(e.to_string())
-}
-
-fn set(entries: &Entries, id: &str, f: impl FnOnce(&mut QueryInfo)) {
-    if let Some(e) = entries.lock().get_mut(id) {
-        f(&mut e.info);
-    }
 }

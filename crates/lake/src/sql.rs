@@ -11,7 +11,10 @@ use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::error::DataFusionError;
 use datafusion::execution::cache::cache_manager::{CacheManager, CacheManagerConfig};
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::MemoryLimit;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
@@ -34,9 +37,12 @@ pub enum SqlError {
     /// A store named in FROM that does not exist.
     #[error("event data store {0} does not exist")]
     UnknownStore(String),
-    /// The query failed while running (out of memory, a bad cast at run time, …).
+    /// The query failed while running (a bad cast at run time, too many rows, …).
     #[error("{0}")]
     Failed(String),
+    /// The query needed more memory than its limit.
+    #[error("the query needs more memory than its limit of {limit_mib} MiB (query_memory_limit_mb): {detail}")]
+    Memory { limit_mib: usize, detail: String },
 }
 
 /// Checks the statement is exactly one query (SELECT, possibly with WITH / UNION …) and quotes bare event
@@ -152,8 +158,9 @@ fn shared_caches() -> Result<Arc<CacheManager>, SqlError> {
     Ok(CACHES.get_or_init(|| made).clone())
 }
 
-/// A session for one query: `memory_limit` bytes of memory for its operators (beyond it, it fails — or
-/// spills where the operator can), identifiers folded to lower case, the given stores registered.
+/// A session for one query: `memory_limit` bytes of memory for its operators (beyond it, it fails: there is
+/// no disk manager, so nothing spills to a temporary folder that could fill the disk unseen), identifiers
+/// folded to lower case, the given stores registered.
 pub async fn session(
     stores: &[(String, Snapshot)],
     memory_limit: usize,
@@ -161,6 +168,7 @@ pub async fn session(
 ) -> Result<SessionContext, SqlError> {
     let mut runtime = RuntimeEnvBuilder::new()
         .with_memory_limit(memory_limit, 1.0)
+        .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled))
         .build()
         .map_err(|e| SqlError::Failed(e.to_string()))?;
     runtime.cache_manager = shared_caches()?;
@@ -231,8 +239,8 @@ pub async fn run(
     tail_rows: u64,
 ) -> Result<Answer, SqlError> {
     use futures::StreamExt;
-    let mut stream = datafusion::physical_plan::execute_stream(plan.clone(), ctx.task_ctx())
-        .map_err(|e| SqlError::Failed(clean(&e)))?;
+    let mut stream =
+        datafusion::physical_plan::execute_stream(plan.clone(), ctx.task_ctx()).map_err(|e| failed(ctx, &e))?;
     let names = spellings(statement);
     let columns: Vec<String> = plan
         .schema()
@@ -250,7 +258,7 @@ pub async fn run(
         .collect();
     let mut rows = Vec::new();
     while let Some(batch) = stream.next().await {
-        let batch = batch.map_err(|e| SqlError::Failed(clean(&e)))?;
+        let batch = batch.map_err(|e| failed(ctx, &e))?;
         if rows.len() + batch.num_rows() > max_rows {
             return Err(SqlError::Failed(format!(
                 "the query returns more than {max_rows} rows; add a LIMIT, a narrower WHERE or an aggregation"
@@ -264,7 +272,19 @@ pub async fn run(
 
 /// Runs a plan and returns its batches as they are (tests, export).
 pub async fn collect_batches(ctx: &SessionContext, plan: Arc<dyn ExecutionPlan>) -> Result<Vec<RecordBatch>, SqlError> {
-    collect(plan, ctx.task_ctx()).await.map_err(|e| SqlError::Failed(clean(&e)))
+    collect(plan, ctx.task_ctx()).await.map_err(|e| failed(ctx, &e))
+}
+
+/// An error of a running query: over its memory limit ([`SqlError::Memory`], naming the limit), or any other.
+fn failed(ctx: &SessionContext, e: &DataFusionError) -> SqlError {
+    if matches!(e.find_root(), DataFusionError::ResourcesExhausted(_)) {
+        let limit_mib = match ctx.runtime_env().memory_pool.memory_limit() {
+            MemoryLimit::Finite(bytes) => bytes >> 20,
+            MemoryLimit::Infinite | MemoryLimit::Unknown => 0,
+        };
+        return SqlError::Memory { limit_mib, detail: clean(e.find_root()) };
+    }
+    SqlError::Failed(clean(e))
 }
 
 fn format_rows(batch: &RecordBatch, rows: &mut Vec<Vec<String>>) -> Result<(), SqlError> {
@@ -287,7 +307,7 @@ fn format_rows(batch: &RecordBatch, rows: &mut Vec<Vec<String>>) -> Result<(), S
 /// (events scanned, events matched, bytes scanned) from the plan's metrics: rows the scans produced, rows
 /// that passed the filters right above them (all scanned rows when there is none), and bytes read from
 /// Parquet files.
-fn statistics(plan: &Arc<dyn ExecutionPlan>, tail_rows: u64) -> (u64, u64, u64) {
+pub(crate) fn statistics(plan: &Arc<dyn ExecutionPlan>, tail_rows: u64) -> (u64, u64, u64) {
     fn metric(p: &Arc<dyn ExecutionPlan>, name: &str) -> u64 {
         p.metrics().and_then(|m| m.sum_by_name(name)).map_or(0, |v| v.as_usize() as u64)
     }

@@ -7,6 +7,7 @@ use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
+use clap::ValueEnum;
 use client::Client;
 use serde_json::{Value, json};
 
@@ -168,48 +169,79 @@ pub fn store_id(client: &Client, store: Option<&str>) -> Result<String> {
     Ok(arn.rsplit('/').next().unwrap_or_default().to_string())
 }
 
-/// Replaces the table name `events` after FROM or JOIN (any case, unquoted) with the store's id.
+/// Replaces the table name `events` (any case, unquoted) with the store's id where a table is named: after
+/// FROM or JOIN, and after a comma in a FROM list (`FROM events a, events b`).
 pub fn name_store(sql: &str, id: &str) -> String {
-    let mut out = String::with_capacity(sql.len());
-    let mut prev: Option<String> = None;
-    let mut word = String::new();
+    /// Words that end a FROM list.
+    const AFTER_FROM: [&str; 12] = [
+        "where",
+        "group",
+        "order",
+        "having",
+        "limit",
+        "union",
+        "intersect",
+        "except",
+        "select",
+        "on",
+        "using",
+        "window",
+    ];
+    struct State {
+        out: String,
+        word: String,
+        /// The word before, when nothing but whitespace came between; "," after a comma.
+        prev: Option<String>,
+        in_from: bool,
+    }
+    impl State {
+        fn flush(&mut self, id: &str) {
+            if self.word.is_empty() {
+                return;
+            }
+            let names_table = self.prev.as_deref().is_some_and(|p| {
+                p.eq_ignore_ascii_case("from") || p.eq_ignore_ascii_case("join") || (p == "," && self.in_from)
+            });
+            if names_table && self.word.eq_ignore_ascii_case("events") {
+                self.out.push_str(id);
+            } else {
+                self.out.push_str(&self.word);
+            }
+            if self.word.eq_ignore_ascii_case("from") {
+                self.in_from = true;
+            } else if AFTER_FROM.iter().any(|k| self.word.eq_ignore_ascii_case(k)) {
+                self.in_from = false;
+            }
+            self.prev = Some(std::mem::take(&mut self.word));
+        }
+    }
+    let mut st = State { out: String::with_capacity(sql.len()), word: String::new(), prev: None, in_from: false };
     let mut in_quote: Option<char> = None;
-    let flush = |word: &mut String, prev: &mut Option<String>, out: &mut String| {
-        if word.is_empty() {
-            return;
-        }
-        let after_from =
-            prev.as_deref().is_some_and(|p| p.eq_ignore_ascii_case("from") || p.eq_ignore_ascii_case("join"));
-        if after_from && word.eq_ignore_ascii_case("events") {
-            out.push_str(id);
-        } else {
-            out.push_str(word);
-        }
-        *prev = Some(std::mem::take(word));
-    };
     for c in sql.chars() {
         if let Some(q) = in_quote {
-            out.push(c);
+            st.out.push(c);
             if c == q {
                 in_quote = None;
             }
             continue;
         }
         if c.is_alphanumeric() || c == '_' || c == '-' {
-            word.push(c);
+            st.word.push(c);
             continue;
         }
-        flush(&mut word, &mut prev, &mut out);
+        st.flush(id);
         if c == '\'' || c == '"' {
             in_quote = Some(c);
-            prev = None;
+            st.prev = None;
+        } else if c == ',' {
+            st.prev = Some(",".into());
         } else if !c.is_whitespace() {
-            prev = None;
+            st.prev = None;
         }
-        out.push(c);
+        st.out.push(c);
     }
-    flush(&mut word, &mut prev, &mut out);
-    out
+    st.flush(id);
+    st.out
 }
 
 /// One RFC 4180 line.
@@ -249,10 +281,22 @@ fn print_table(out: &mut impl Write, columns: &[String], rows: &[Vec<String>]) -
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ExportFormat {
-    /// Parquet files of the lake's schema (docs/formats/lake.md), one per page of 1000 events.
+    /// Parquet files of the lake's schema (docs/formats/lake.md), 50,000 events each by default.
     Parquet,
-    /// CloudTrail log files (`{"Records":[…]}`, gzip), one per page of 1000 events.
+    /// CloudTrail log files (`{"Records":[…]}`, gzip), 1000 events each by default.
     Cloudtrail,
+}
+
+impl ExportFormat {
+    /// Events per file unless `--events-per-file` says otherwise. Parquet: large files, which is what engines
+    /// read well (a file's events are held in memory while it is written). CloudTrail log files: the size AWS
+    /// delivers, well within what `opentrail ingest` sends in one request.
+    pub fn default_events_per_file(self) -> u64 {
+        match self {
+            ExportFormat::Parquet => 50_000,
+            ExportFormat::Cloudtrail => 1000,
+        }
+    }
 }
 
 pub struct ExportArgs<'a> {
@@ -260,6 +304,8 @@ pub struct ExportArgs<'a> {
     pub end: &'a str,
     pub format: ExportFormat,
     pub out: &'a std::path::Path,
+    /// `None`: the format's default.
+    pub events_per_file: Option<u64>,
 }
 
 /// Where an export stands: written after every file (atomically), read to resume.
@@ -269,7 +315,7 @@ struct ExportPosition {
     start_ms: i64,
     end_ms: i64,
     format: ExportFormat,
-    /// The LookupEvents token of the next page; `None` when the export is complete.
+    /// The LookupEvents token of the first page not yet in a file; `None` at the start and when complete.
     next_token: Option<String>,
     files: u64,
     events: u64,
@@ -278,8 +324,13 @@ struct ExportPosition {
 
 const POSITION_FILE: &str = ".opentrail-export.json";
 
-/// Exports the events of `[start, end]` through the native LookupEvents (pages of 1000, newest first), one
-/// file per page; a position file in `out` lets an interrupted export resume where it stopped.
+/// Hard-coded: LookupEvents' native page size.
+const PAGE_EVENTS: u64 = 1000;
+
+/// Exports the events of `[start, end]` through the native LookupEvents (pages of up to 1000, newest first)
+/// into files of `events_per_file` events; a position file in `out`, written after each file, lets an
+/// interrupted export resume after the last file written (a file being written when it stopped is written
+/// again, whole, under the same name).
 pub fn export(endpoint: &str, args: &ExportArgs) -> Result<std::process::ExitCode> {
     use model::EventTime;
     let now = EventTime(chrono::Utc::now().timestamp_millis());
@@ -288,16 +339,26 @@ pub fn export(endpoint: &str, args: &ExportArgs) -> Result<std::process::ExitCod
     if start.0 > end.0 {
         bail!("--start is after --end");
     }
+    let per_file = args.events_per_file.unwrap_or_else(|| args.format.default_events_per_file());
+    if per_file == 0 {
+        bail!("--events-per-file must be at least 1");
+    }
     std::fs::create_dir_all(args.out).with_context(|| format!("create {}", args.out.display()))?;
     let pos_path = args.out.join(POSITION_FILE);
     let mut pos = match std::fs::read(&pos_path) {
         Ok(bytes) => {
             let p: ExportPosition = serde_json::from_slice(&bytes)
                 .with_context(|| format!("{} is not an export position file", pos_path.display()))?;
-            if (p.start_ms, p.end_ms, p.format) != (start.0, end.0, args.format) {
+            // A time given as a duration ago ("7d") moved since the export began: resume the range it began.
+            let relative = [args.start, args.end].iter().any(|t| EventTime::parse_flexible(t.trim()).is_err());
+            if p.format != args.format || (!relative && (p.start_ms, p.end_ms) != (start.0, end.0)) {
                 bail!(
-                    "{} holds an export of another range or format; use another --out or remove it",
-                    pos_path.display()
+                    "{} holds the {} export of {} to {}; give the same --start, --end and --format to resume it, or \
+                     use another --out",
+                    pos_path.display(),
+                    p.format.to_possible_value().map_or_else(String::new, |v| v.get_name().to_string()),
+                    EventTime(p.start_ms),
+                    EventTime(p.end_ms),
                 );
             }
             p
@@ -313,66 +374,101 @@ pub fn export(endpoint: &str, args: &ExportArgs) -> Result<std::process::ExitCod
         },
         Err(e) => return Err(e).with_context(|| format!("read {}", pos_path.display())),
     };
+    let (start, end) = (EventTime(pos.start_ms), EventTime(pos.end_ms));
     if pos.done {
-        eprintln!("export already complete: {} events in {} files", pos.events, pos.files);
+        eprintln!("export already complete: {} events in {} files in {}", pos.events, pos.files, args.out.display());
         return Ok(std::process::ExitCode::SUCCESS);
     }
+    if pos.files > 0 {
+        eprintln!(
+            "resuming the export of {start} to {end}: {} events in {} files already written",
+            pos.events, pos.files
+        );
+    }
     let client = Client::new(endpoint)?;
+    let progress = export_progress();
+    // Records fetched since the last file was written, and the token to fetch after them.
+    let mut pending: Vec<String> = Vec::new();
+    let mut token = pos.next_token.clone();
     loop {
+        let want = (per_file - pending.len() as u64).min(PAGE_EVENTS);
         let mut params = json!({
             "StartTime": start.epoch_seconds_f64(),
             "EndTime": end.epoch_seconds_f64(),
-            "MaxResults": 1000,
+            "MaxResults": want,
         });
-        if let Some(t) = &pos.next_token {
+        if let Some(t) = &token {
             params["NextToken"] = json!(t);
         }
         let body = params.to_string();
         let out = client.call("/v1/lookup", &[("content-type", "application/json")], body.as_bytes(), "opentrail")?;
         let page: Value = serde_json::from_slice(&out).context("server answered with invalid JSON")?;
-        let records: Vec<String> = page["Events"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e["CloudTrailEvent"].as_str().map(str::to_string))
-            .collect();
-        if !records.is_empty() {
-            let n = pos.files;
-            match args.format {
-                ExportFormat::Parquet => {
-                    let path = args.out.join(format!("part-{n:08}.parquet"));
-                    lake::table::write_records(&path, &records).with_context(|| format!("write {}", path.display()))?;
-                }
-                ExportFormat::Cloudtrail => {
-                    let mut b = integrity::logfile::LogFileBuilder::new();
-                    for r in &records {
-                        let t = serde_json::from_str::<Value>(r)
-                            .ok()
-                            .and_then(|v| v["eventTime"].as_str().and_then(|t| EventTime::parse_flexible(t).ok()))
-                            .unwrap_or(EventTime(0));
-                        b.push(r.as_bytes(), t);
-                    }
-                    let path = args.out.join(format!("part-{n:08}.json.gz"));
-                    atomic_file::write_atomic(&path, &b.finish().gzip, 0o644)
-                        .map_err(|e| e.source)
-                        .with_context(|| format!("write {}", path.display()))?;
-                }
-            }
-            pos.files += 1;
-            pos.events += records.len() as u64;
+        pending.extend(
+            page["Events"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e["CloudTrailEvent"].as_str().map(str::to_string)),
+        );
+        token = page["NextToken"].as_str().map(str::to_string);
+        let last = token.is_none();
+        progress.set_message(format!("{} events in {} files, {} more fetched", pos.events, pos.files, pending.len()));
+        if !last && (pending.len() as u64) < per_file {
+            continue;
         }
-        pos.next_token = page["NextToken"].as_str().map(str::to_string);
-        pos.done = pos.next_token.is_none();
+        if !pending.is_empty() {
+            write_export_file(args.out, args.format, pos.files, &pending)?;
+            pos.files += 1;
+            pos.events += pending.len() as u64;
+            pending.clear();
+        }
+        pos.next_token = token.clone();
+        pos.done = last;
         let bytes = serde_json::to_vec_pretty(&pos)?;
         atomic_file::write_atomic(&pos_path, &bytes, 0o644)
             .map_err(|e| e.source)
             .with_context(|| format!("write {}", pos_path.display()))?;
-        if pos.done {
+        progress.set_message(format!("{} events in {} files", pos.events, pos.files));
+        if last {
             break;
         }
     }
+    progress.finish_and_clear();
     eprintln!("exported {} events in {} files to {}", pos.events, pos.files, args.out.display());
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Writes file number `n` of an export (replacing a partial one a killed export left).
+fn write_export_file(out: &std::path::Path, format: ExportFormat, n: u64, records: &[String]) -> Result<()> {
+    use model::EventTime;
+    match format {
+        ExportFormat::Parquet => {
+            let path = out.join(format!("part-{n:08}.parquet"));
+            lake::table::write_records(&path, records).with_context(|| format!("write {}", path.display()))?;
+        }
+        ExportFormat::Cloudtrail => {
+            let mut b = integrity::logfile::LogFileBuilder::new();
+            for r in records {
+                let t = serde_json::from_str::<Value>(r)
+                    .ok()
+                    .and_then(|v| v["eventTime"].as_str().and_then(|t| EventTime::parse_flexible(t).ok()))
+                    .unwrap_or(EventTime(0));
+                b.push(r.as_bytes(), t);
+            }
+            let path = out.join(format!("part-{n:08}.json.gz"));
+            atomic_file::write_atomic(&path, &b.finish().gzip, 0o644)
+                .map_err(|e| e.source)
+                .with_context(|| format!("write {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// A spinner with the events written so far, on a terminal only.
+fn export_progress() -> indicatif::ProgressBar {
+    let pb = spinner();
+    pb.set_message("starting");
+    pb
 }
 
 #[cfg(test)]
@@ -391,5 +487,13 @@ mod tests {
             format!("select * from {id} a join {id} b on a.x=b.x")
         );
         assert_eq!(name_store("SELECT events FROM x", id), "SELECT events FROM x");
+        assert_eq!(
+            name_store("SELECT a.x, events FROM events a, events b, events WHERE a.y = 'events, events'", id),
+            format!("SELECT a.x, events FROM {id} a, {id} b, {id} WHERE a.y = 'events, events'")
+        );
+        assert_eq!(
+            name_store("SELECT count(*) FROM events GROUP BY x, events ORDER BY 1, events", id),
+            format!("SELECT count(*) FROM {id} GROUP BY x, events ORDER BY 1, events")
+        );
     }
 }

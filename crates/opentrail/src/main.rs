@@ -257,6 +257,10 @@ terminal while the query runs; statistics go to stderr on a terminal.
         /// The folder to write into (created; holds the position file `.opentrail-export.json`).
         #[arg(long)]
         out: PathBuf,
+        /// Events per file (default: 50000 for parquet, 1000 for cloudtrail); a file's events are held in
+        /// memory while it is written.
+        #[arg(long)]
+        events_per_file: Option<u64>,
     },
     /// Verify offline that the index agrees with the journal (the server must be stopped).
     Check {
@@ -439,9 +443,10 @@ fn main() -> std::process::ExitCode {
         Command::Query { endpoint, store, output, sql } => {
             lake_cmd::query(&endpoint.endpoint, &lake_cmd::QueryArgs { sql: &sql, store: store.as_deref(), output })
         }
-        Command::Export { endpoint, start, end, format, out } => {
-            lake_cmd::export(&endpoint.endpoint, &lake_cmd::ExportArgs { start: &start, end: &end, format, out: &out })
-        }
+        Command::Export { endpoint, start, end, format, out, events_per_file } => lake_cmd::export(
+            &endpoint.endpoint,
+            &lake_cmd::ExportArgs { start: &start, end: &end, format, out: &out, events_per_file },
+        ),
         Command::Lookup {
             endpoint, attrs, count: true, by, top, start, end, since, until, insights, output, ..
         } => query::count(

@@ -222,6 +222,83 @@ pub struct Config {
     /// The web console's users and sessions.
     #[serde(default)]
     pub console: ConsoleConfig,
+    /// What one CloudTrail Lake query may cost: memory, time, result rows, and how many run at once.
+    #[serde(default)]
+    pub lake: LakeConfig,
+}
+
+/// Default of [`LakeConfig::query_memory_limit_mb`]: 1 GiB.
+pub const DEFAULT_QUERY_MEMORY_LIMIT_MB: u64 = 1024;
+/// Default of [`LakeConfig::query_timeout_seconds`]: an hour (CloudTrail Lake's own limit).
+pub const DEFAULT_QUERY_TIMEOUT_SECONDS: u64 = 3600;
+/// Default of [`LakeConfig::max_concurrent_queries`].
+pub const DEFAULT_MAX_CONCURRENT_QUERIES: usize = 2;
+/// Default of [`LakeConfig::max_result_rows`].
+pub const DEFAULT_MAX_RESULT_ROWS: u64 = 1_000_000;
+
+/// `[lake]`: what one query may cost the server. A query over its memory limit or its result rows is
+/// FAILED, one over its time TIMED_OUT; the others go on, and so does the server.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LakeConfig {
+    /// Memory one query's operators (sorts, aggregations, joins) may hold, in MiB. Nothing spills to disk:
+    /// a query that needs more fails, naming this limit.
+    pub query_memory_limit_mb: u64,
+    /// A query running longer is stopped: TIMED_OUT.
+    pub query_timeout_seconds: u64,
+    /// Queries running at once; later ones wait QUEUED.
+    pub max_concurrent_queries: usize,
+    /// The most rows one answer may hold (kept in memory for GetQueryResults); a query that returns more
+    /// fails, never cut short.
+    pub max_result_rows: u64,
+}
+
+impl Default for LakeConfig {
+    fn default() -> Self {
+        LakeConfig {
+            query_memory_limit_mb: DEFAULT_QUERY_MEMORY_LIMIT_MB,
+            query_timeout_seconds: DEFAULT_QUERY_TIMEOUT_SECONDS,
+            max_concurrent_queries: DEFAULT_MAX_CONCURRENT_QUERIES,
+            max_result_rows: DEFAULT_MAX_RESULT_ROWS,
+        }
+    }
+}
+
+impl LakeConfig {
+    /// Hard-coded upper bounds: past them a value is a typo (bytes given as MiB, ms as seconds), not a wish.
+    /// 1 TiB of memory per query; a day per query (tokio's timer cannot take an arbitrarily far deadline);
+    /// 64 queries at once (each holds its memory limit); 100 M result rows (each kept in memory as text).
+    const MAX_MEMORY_LIMIT_MB: u64 = 1 << 20;
+    const MAX_TIMEOUT_SECONDS: u64 = 86_400;
+    const MAX_CONCURRENT: usize = 64;
+    const MAX_RESULT_ROWS: u64 = 100_000_000;
+
+    /// The memory limit in bytes.
+    pub fn query_memory_limit_bytes(&self) -> usize {
+        usize::try_from(self.query_memory_limit_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
+    }
+
+    pub fn query_timeout(&self) -> Duration {
+        Duration::from_secs(self.query_timeout_seconds)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let checks = [
+            ("query_memory_limit_mb", self.query_memory_limit_mb, Self::MAX_MEMORY_LIMIT_MB, " (1 TiB)"),
+            ("query_timeout_seconds", self.query_timeout_seconds, Self::MAX_TIMEOUT_SECONDS, " (a day)"),
+            ("max_concurrent_queries", self.max_concurrent_queries as u64, Self::MAX_CONCURRENT as u64, ""),
+            ("max_result_rows", self.max_result_rows, Self::MAX_RESULT_ROWS, ""),
+        ];
+        for (field, v, max, what) in checks {
+            if !(1..=max).contains(&v) {
+                return Err(ConfigError::Invalid {
+                    field: format!("lake.{field}"),
+                    reason: format!("must be 1 to {max}{what}, not {v}"),
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Default of [`ConsoleConfig::session_lifetime`]: a working day.
@@ -452,6 +529,7 @@ impl Default for Config {
             keys: KeysConfig::default(),
             gateways: Vec::new(),
             console: ConsoleConfig::default(),
+            lake: LakeConfig::default(),
         }
     }
 }
@@ -505,6 +583,7 @@ impl Config {
             return invalid("account_id".into(), "must be 12 digits");
         }
         self.server.validate()?;
+        self.lake.validate()?;
         let rates = self.rate_limits.default_per_second.map(|r| ("rate_limits.default_per_second".to_string(), r));
         for (field, rate) in rates
             .into_iter()
@@ -648,6 +727,37 @@ role = "admin"
             .unwrap();
         let err = Config::parse("[server]\nidle_timeout = 5\n").unwrap_err();
         assert!(err.to_string().contains("idle_timeout"), "{err}");
+    }
+
+    #[test]
+    fn lake_limits_default_and_are_named_when_wrong() {
+        let cfg = Config::parse("").unwrap();
+        assert_eq!(cfg.lake, LakeConfig::default());
+        assert_eq!(cfg.lake.query_memory_limit_bytes(), 1 << 30);
+        assert_eq!(cfg.lake.query_timeout(), Duration::from_secs(3600));
+        assert_eq!(cfg.lake.max_concurrent_queries, 2);
+        assert_eq!(cfg.lake.max_result_rows, 1_000_000);
+        let cfg = Config::parse("[lake]\nquery_memory_limit_mb = 16\nquery_timeout_seconds = 1\n").unwrap();
+        assert_eq!(cfg.lake.query_memory_limit_bytes(), 16 << 20);
+        assert_eq!(cfg.lake.query_timeout(), Duration::from_secs(1));
+        assert_eq!(cfg.lake.max_result_rows, DEFAULT_MAX_RESULT_ROWS);
+        let cases = [
+            ("query_memory_limit_mb = 0", "lake.query_memory_limit_mb"),
+            ("query_memory_limit_mb = 1073741824", "lake.query_memory_limit_mb"),
+            ("query_timeout_seconds = 0", "lake.query_timeout_seconds"),
+            ("query_timeout_seconds = 3600000", "lake.query_timeout_seconds"),
+            ("max_concurrent_queries = 0", "lake.max_concurrent_queries"),
+            ("max_concurrent_queries = 65", "lake.max_concurrent_queries"),
+            ("max_result_rows = 0", "lake.max_result_rows"),
+            ("max_result_rows = 1000000000", "lake.max_result_rows"),
+            ("max_result_rows = -1", "max_result_rows"),
+            ("query_timeout_seconds = \"1h\"", "query_timeout_seconds"),
+            ("query_timeout = 5", "query_timeout"),
+        ];
+        for (line, want) in cases {
+            let err = Config::parse(&format!("[lake]\n{line}\n")).unwrap_err().to_string();
+            assert!(err.contains(want), "{line}: {err}");
+        }
     }
 
     #[test]

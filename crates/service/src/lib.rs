@@ -21,7 +21,8 @@ pub mod trails;
 
 pub use batch::{BatchError, split_batch};
 pub use config::{
-    AuditConfig, BucketConfig, Config, ConfigError, DeliveryConfig, KeysConfig, PrincipalConfig, Role, ServerConfig,
+    AuditConfig, BucketConfig, Config, ConfigError, DeliveryConfig, KeysConfig, LakeConfig, PrincipalConfig, Role,
+    ServerConfig,
 };
 pub use index_view::INDEX_VIEW;
 pub use metrics::{AuditOutcome, Metrics};
