@@ -12,6 +12,10 @@ import sys
 import time
 
 
+# The Lake API calls `opentrail query` makes, which the server audits into the store while the benchmark runs.
+SELF_AUDIT = {"ListEventDataStores", "StartQuery", "DescribeQuery", "GetQueryResults"}
+
+
 def manifest_files(data):
     lake = os.path.join(data, "lake")
     store = [d for d in os.listdir(lake) if d.startswith("eventdatastore=")][0]
@@ -92,10 +96,9 @@ def main():
             "SELECT b.eventname, count(*) FROM t a JOIN t b ON b.useridentity.accesskeyid = "
             "json_extract_string(a.responseelements, '$.credentials.accessKeyId') "
             f"WHERE a.eventname = 'AssumeRole' AND a.useridentity.arn = '{user}' GROUP BY 1",
-            "SELECT tupleElement(b.useridentity, 'accesskeyid') AS k0, b.eventname AS name, count() FROM T AS b "
-            "WHERE tupleElement(b.useridentity, 'accesskeyid') IN (SELECT JSONExtractString(responseelements, "
-            f"'credentials', 'accessKeyId') FROM T WHERE eventname = 'AssumeRole' AND tupleElement(useridentity, 'arn') = '{user}') "
-            "GROUP BY k0, name",
+            "SELECT b.eventname, count() FROM (SELECT JSONExtractString(responseelements, 'credentials', 'accessKeyId') "
+            f"AS k FROM T WHERE eventname = 'AssumeRole' AND tupleElement(useridentity, 'arn') = '{user}') AS a "
+            "INNER JOIN T AS b ON tupleElement(b.useridentity, 'accesskeyid') = a.k GROUP BY b.eventname",
         ),
     ]
     try:
@@ -123,12 +126,19 @@ def main():
         dk = timed(lambda: sorted(",".join("" if v is None else str(v) for v in r) for r in con.execute(duck_sql).fetchall()))
         ch = None
         if sess is not None:
-            ch = timed(lambda: sorted(sess.query(ch_sql, "CSV").data().replace('"', "").strip().splitlines()))
+            ch = timed(
+                lambda: sorted(
+                    line.replace("\\N", "")
+                    for line in sess.query(ch_sql, "CSV").data().replace('"', "").strip().splitlines()
+                )
+            )
         results.append((name, ot, dk, ch))
-        # The same answer from every engine, or the timing means nothing.
+        # The same answer from every engine, or the timing means nothing. The server records the benchmark's
+        # own Lake API calls (self-audit): they are in its tail, which only opentrail reads — left out here.
+        mine = [r for r in ot[2] if r.split(",")[0] not in SELF_AUDIT]
         for other, ans in (("duckdb", dk[2]), ("chdb", ch[2] if ch else None)):
-            if ans is not None and ans != ot[2]:
-                diff = sorted(set(ot[2]) ^ set(ans))[:5]
+            if ans is not None and ans != mine:
+                diff = sorted(set(mine) ^ set(ans))[:5]
                 print(f"warning: {name}: opentrail {len(ot[2])} rows, {other} {len(ans)}; differing: {diff}", file=sys.stderr)
 
     print(f"Lake: {rows:,} events in {len(files)} Parquet files, {size:,} bytes = {size / max(rows, 1):.1f} bytes/event "

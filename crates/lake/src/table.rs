@@ -196,8 +196,8 @@ impl Table {
         true
     }
 
-    /// Takes batches (by day) into the tail and moves the applied seq to `through`.
-    pub fn append(&self, by_day: BTreeMap<String, RecordBatch>, through: u64) {
+    /// Takes batches (by day, in feed order) into the tail and moves the applied seq to `through`.
+    pub fn append(&self, by_day: impl IntoIterator<Item = (String, RecordBatch)>, through: u64) {
         let mut s = self.state.lock();
         for (day, batch) in by_day {
             if batch.num_rows() > 0 {

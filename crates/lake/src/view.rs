@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use datafusion::arrow::array::RecordBatch;
 use model::{EventFacts, Seq, StoredRecord};
 use parking_lot::RwLock;
 use service::trails::Selectors;
@@ -64,7 +65,7 @@ impl LakeView {
 pub fn batches_by_day<'a>(
     records: impl Iterator<Item = &'a str>,
     mut admit: impl FnMut(&str) -> bool,
-) -> BTreeMap<String, datafusion::arrow::array::RecordBatch> {
+) -> BTreeMap<String, RecordBatch> {
     let mut builders: BTreeMap<String, BatchBuilder> = BTreeMap::new();
     for json in records {
         if !admit(json) {
@@ -77,6 +78,30 @@ pub fn batches_by_day<'a>(
         builders.entry(day_of(t)).or_default().push(json, &value, t);
     }
     builders.into_iter().map(|(d, mut b)| (d, b.finish())).collect()
+}
+
+/// Hard-coded: a feed batch of at least this many records is converted on every core at once.
+const PARALLEL_FROM: usize = 2048;
+
+/// The records `selectors` select, as Arrow batches by day, in feed order. Converting is the view's main
+/// cost (each record is parsed for the selectors, then for its columns), so a large batch is cut into one
+/// chunk per core; a panic in a chunk is the view's panic, as it would be on one thread.
+fn convert(items: &[(Seq, StoredRecord)], selectors: &Selectors) -> Vec<(String, RecordBatch)> {
+    let one = |chunk: &[(Seq, StoredRecord)]| -> Vec<(String, RecordBatch)> {
+        batches_by_day(chunk.iter().map(|(_, r)| r.json()), |json| {
+            EventFacts::parse(json).is_ok_and(|f| selectors.matches(&f))
+        })
+        .into_iter()
+        .collect()
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cores < 2 || items.len() < PARALLEL_FROM {
+        return one(items);
+    }
+    std::thread::scope(|s| {
+        let chunks: Vec<_> = items.chunks(items.len().div_ceil(cores)).map(|c| s.spawn(move || one(c))).collect();
+        chunks.into_iter().flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+    })
 }
 
 impl View for LakeView {
@@ -92,13 +117,7 @@ impl View for LakeView {
 
     fn apply(&mut self, items: Vec<(Seq, StoredRecord)>, through: Seq) -> Result<(), ViewError> {
         let admission = self.admission.read().clone();
-        let by_day = if admission.ingesting {
-            batches_by_day(items.iter().map(|(_, r)| r.json()), |json| {
-                EventFacts::parse(json).is_ok_and(|f| admission.selectors.matches(&f))
-            })
-        } else {
-            BTreeMap::new()
-        };
+        let by_day = if admission.ingesting { convert(&items, &admission.selectors) } else { Vec::new() };
         if !by_day.is_empty() && self.oldest_pending.is_none() {
             self.oldest_pending = Some(Instant::now());
         }
