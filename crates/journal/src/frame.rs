@@ -199,6 +199,11 @@ impl FrameEncoder {
         Ok(FrameEncoder { cctx, level, raw: Vec::new(), compressed: Vec::new() })
     }
 
+    /// The level of frames compressed without a dictionary (a dictionary carries its own).
+    pub fn set_level(&mut self, level: i32) {
+        self.level = level;
+    }
+
     /// Append one frame holding `records` (first one is `first_seq`) to `out`, compressed with `dict` if given.
     pub fn encode<'a>(
         &mut self,
@@ -248,6 +253,15 @@ impl FrameEncoder {
         out[start + HEADER_LEN - 4..start + HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
         Ok(())
     }
+}
+
+/// Give a frame built by [`FrameEncoder::encode`] (with any `first_seq`) its real first sequence number, and
+/// the checksum that goes with it. `frame` is exactly one whole frame. Used by the writer for frames compressed
+/// ahead of it (`Journal::prepare`), whose sequence numbers are known only when the writer orders them.
+pub fn restamp(frame: &mut [u8], first_seq: u64) {
+    frame[16..24].copy_from_slice(&first_seq.to_le_bytes());
+    let crc = checksum(&frame[..HEADER_LEN - 4], &frame[HEADER_LEN..]);
+    frame[HEADER_LEN - 4..HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// A decoded frame: the raw payload and where each record lies in it.
@@ -389,6 +403,18 @@ mod tests {
         bytes[6] = 0;
         bytes[5] = Codec::ZstdDict as u8; // dictionary codec without an id
         assert!(matches!(parse_header(&bytes), Err(FrameError::BadDictId { .. })));
+    }
+
+    #[test]
+    fn a_restamped_frame_is_valid_at_its_new_seq_and_reads_the_same() {
+        let recs: [&[u8]; 3] = [b"hello hello hello hello", b"", b"world world world world"];
+        let mut bytes = frame(1, &recs);
+        restamp(&mut bytes, 1_000_000);
+        let h = check_frame(&bytes).unwrap();
+        assert_eq!((h.first_seq, h.count), (1_000_000, 3));
+        let block = decode_payload(&h, &bytes[HEADER_LEN..], None).unwrap();
+        assert_eq!(block.get(1_000_002), Some(recs[2]));
+        assert_eq!(bytes, frame(1_000_000, &recs), "identical to a frame encoded at that seq");
     }
 
     #[test]
