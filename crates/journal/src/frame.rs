@@ -177,6 +177,8 @@ pub fn check_frame(bytes: &[u8]) -> Result<FrameHeader, FrameError> {
     Ok(h)
 }
 
+use zstd::zstd_safe::{CParameter, DictAttachPref};
+
 /// A dictionary prepared for compression, and the id that frames compressed with it carry.
 pub struct EncoderDict {
     pub id: u16,
@@ -194,8 +196,13 @@ pub struct FrameEncoder {
 
 impl FrameEncoder {
     pub fn new(level: i32) -> std::io::Result<Self> {
-        let cctx = zstd::zstd_safe::CCtx::try_create()
+        let mut cctx = zstd::zstd_safe::CCtx::try_create()
             .ok_or_else(|| std::io::Error::other("zstd: cannot allocate a compression context"))?;
+        // A dictionary's tables are referenced by each block's compression, not copied into the context: for
+        // 16 KiB blocks zstd would otherwise copy them (hundreds of KiB) per block, a fifth of the compression
+        // time, for a ratio only ~0.5% better.
+        cctx.set_parameter(CParameter::ForceAttachDict(DictAttachPref::ForceAttach))
+            .map_err(|e| std::io::Error::other(format!("zstd: {}", zstd::zstd_safe::get_error_name(e))))?;
         Ok(FrameEncoder { cctx, level, raw: Vec::new(), compressed: Vec::new() })
     }
 
@@ -225,7 +232,14 @@ impl FrameEncoder {
         let result = match dict {
             // The zstd frame keeps its dictionary-ID field (4 bytes): zstd then refuses to decode it with any
             // other dictionary, a cross-check on top of the dictionary file's own id and checksum.
-            Some(d) => self.cctx.compress_using_cdict(&mut self.compressed, &self.raw, &d.cdict),
+            Some(d) => {
+                // Referenced for this one frame only (`disable_dictionary`), so the context never points at a
+                // dictionary that may be dropped before the context is used again.
+                let r =
+                    self.cctx.ref_cdict(&d.cdict).and_then(|_| self.cctx.compress2(&mut self.compressed, &self.raw));
+                let _ = self.cctx.disable_dictionary();
+                r
+            }
             None => self.cctx.compress(&mut self.compressed, &self.raw, self.level),
         };
         let (codec, dict_id) = match (result, dict) {

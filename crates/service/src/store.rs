@@ -357,6 +357,7 @@ impl EventStore {
         // (`IndexView::apply`), so if the checkpoint has not moved by the time we hold the lock, an id
         // absent from both was never stored.
         let indexed_before = inner.index.checkpoint();
+        let generation = inner.index.generation();
         let mut seen_here = HashSet::new();
         let mut stored_already = vec![false; items.len()];
         // Ids first met in this batch, probed against the index together (one lock, one segment list).
@@ -408,13 +409,28 @@ impl EventStore {
         let recheck = inner.index.checkpoint() != indexed_before;
         let mut ids = Vec::new();
         let mut dup_at = Vec::new();
+        // Ids neither stored at the probe nor in flight now; if the index moved since the probe, one of them
+        // may have been indexed (and left the in-flight set) meanwhile: looked for again, in what was indexed
+        // since the probe only.
+        let mut absent: Vec<(usize, String)> = Vec::new();
         for (i, id) in client_ids.into_iter().enumerate() {
             let Some(id) = id else { continue };
-            if in_flight.contains(&id) || (recheck && inner.index.find_event_id(&id)?.is_some()) {
+            if in_flight.contains(&id) {
                 dup_at.push(i);
             } else {
-                ids.push(id);
+                absent.push((i, id));
             }
+        }
+        if recheck && !absent.is_empty() {
+            let look: Vec<&str> = absent.iter().map(|(_, id)| id.as_str()).collect();
+            let found = inner.index.contains_event_ids_since(&look, generation)?;
+            drop(look);
+            for ((i, id), found) in absent.into_iter().zip(found) {
+                if found { dup_at.push(i) } else { ids.push(id) }
+            }
+            dup_at.sort_unstable();
+        } else {
+            ids.extend(absent.into_iter().map(|(_, id)| id));
         }
         if !dup_at.is_empty() {
             // Rare (the same ids sent twice at once, or indexed since the probe): drop them and let the writer
