@@ -8,7 +8,8 @@
 #
 # OPENTRAIL=path/to/opentrail (default: target/release/opentrail, or $CARGO_TARGET_DIR/release/opentrail),
 # SCRATCH=dir on a real disk (default /work/bench-tmp; removed afterwards unless KEEP=1), CORPUS=dir to keep
-# the generated log files for the next run.
+# the generated log files for the next run. The server's CPU by thread goes to stderr; RUNNABLE=1 also samples
+# how many of the server's and the client's threads want a core at once (scripts/runnable.py).
 set -euo pipefail
 EVENTS=${1:-1000000}
 PER_FILE=${2:-500}
@@ -50,6 +51,27 @@ start_server() {
 
 cpu_secs() { awk '{print ($14 + $15) / 100}' "/proc/$1/stat"; }
 
+# The server's CPU by thread name (numbered threads summed: tokio-runtime-w, …), in µs per event and as a
+# share of the wall time (100% = one core busy the whole run), on stderr: which thread limits the pipeline.
+threads() {
+  local pid=$1 secs=$2 events=$3
+  for t in /proc/"$pid"/task/*; do
+    # comm may hold spaces: the fields after it start at the last ')'.
+    sed -E 's/^[0-9]+ \((.*)\) [A-Za-z] (.*)$/\1\t\2/' "$t/stat" 2>/dev/null
+  done | python3 -c '
+import sys, re, collections
+secs, events = float(sys.argv[1]), int(sys.argv[2])
+cpu = collections.Counter()
+for line in sys.stdin:
+    name, rest = line.rstrip("\n").split("\t")
+    f = rest.split()
+    cpu[re.sub(r"[-_ ]?[0-9]+$", "", name)] += (int(f[10]) + int(f[11])) / 100  # utime, stime (fields 14, 15)
+print("server threads (CPU s, µs/event, share of wall time):", file=sys.stderr)
+for name, s in cpu.most_common(8):
+    print(f"  {name:20} {s:6.2f} s {s * 1e6 / events:5.2f} µs {100 * s / secs:5.1f} %", file=sys.stderr)
+' "$secs" "$events"
+}
+
 # Runs one import; prints its table row.
 measure() {
   local name=$1 source=$2; shift 2
@@ -58,11 +80,23 @@ measure() {
   cpu0=$(cpu_secs "$server_pid")
   t0=$(date +%s.%N)
   /usr/bin/time -o "$work/time-$name" -f "%U %S" \
-    "$BIN" ingest --endpoint "$addr" --state "$work/position-$name.json" "$source" "$@" 2>"$work/ingest-$name.log"
+    "$BIN" ingest --endpoint "$addr" --state "$work/position-$name.json" "$source" "$@" 2>"$work/ingest-$name.log" &
+  local client_pid=$!
+  if [ "${RUNNABLE:-0}" = 1 ]; then
+    # How many of the server's and the client's threads want a core at once (sampled every 5 ms): with a
+    # mean of 2 or more, two idle cores would both be busy.
+    local ingest_pid=""
+    for _ in $(seq 100); do ingest_pid=$(pgrep -P "$client_pid" || true); [ -n "$ingest_pid" ] && break; sleep 0.01; done
+    python3 "$here/scripts/runnable.py" "$work/done-$name" "$server_pid" $ingest_pid &
+    local sampler=$!
+  fi
+  wait "$client_pid"
   t1=$(date +%s.%N)
+  if [ "${RUNNABLE:-0}" = 1 ]; then touch "$work/done-$name"; wait "$sampler"; fi
   cpu1=$(cpu_secs "$server_pid")
   local summary
   summary=$(grep ' new, ' "$work/ingest-$name.log" | head -1)
+  threads "$server_pid" "$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')" "$records" >&2
   kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
   local client_cpu
   client_cpu=$(awk '{print $1 + $2}' "$work/time-$name")

@@ -152,12 +152,20 @@ struct Shared {
     writer: Mutex<()>,
     /// The manifest as last written; held while a new one is written and published.
     manifest: Mutex<Manifest>,
+    /// Above every segment id taken so far (a flush takes its id at its start but writes the manifest's
+    /// `next_id` at its end): [`EventIndex::generation`] reads it without waiting for a flush.
+    ids_taken: AtomicU64,
     /// Held for a whole merge: the background thread and `compact` must never pick overlapping inputs.
     merging: Mutex<()>,
     stop: AtomicBool,
     merge_wake: Mutex<bool>,
     merge_cv: Condvar,
 }
+
+/// A point in the index's history: segments made after it have an id at least this (see
+/// [`EventIndex::contains_event_ids_since`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Generation(u64);
 
 /// The event-history index. `Send + Sync`: lookups run concurrently; `apply` calls are serialised internally.
 pub struct EventIndex {
@@ -191,6 +199,7 @@ impl EventIndex {
             mem: RwLock::new(Memtable::default()),
             segments: RwLock::new(Arc::new(segments)),
             checkpoint: AtomicU64::new(manifest.checkpoint),
+            ids_taken: AtomicU64::new(manifest.next_id),
             writer: Mutex::new(()),
             manifest: Mutex::new(manifest),
             merging: Mutex::new(()),
@@ -342,11 +351,31 @@ impl EventIndex {
     /// the memtable's lock taken and the segment list read once, and a segment search stopped at the first
     /// hit (whether, not where).
     pub fn contains_event_ids(&self, event_ids: &[&str]) -> Result<Vec<bool>, IndexError> {
+        self.contains_in(event_ids, 0)
+    }
+
+    /// Where the index is now, for [`EventIndex::contains_event_ids_since`]: the next segment id.
+    pub fn generation(&self) -> Generation {
+        Generation(self.shared.ids_taken.load(Ordering::Acquire))
+    }
+
+    /// [`EventIndex::contains_event_ids`] for ids that were not indexed when they were looked for, after
+    /// `since` was taken: what was indexed after that look is in the memtable or in a segment made since
+    /// (a flush takes its id after the events it writes were applied, a merge after the segments it reads
+    /// were made), never in an older segment, whose blooms are not probed. Ingest's second look at a batch,
+    /// after the index moved while the batch was being prepared.
+    pub fn contains_event_ids_since(&self, event_ids: &[&str], since: Generation) -> Result<Vec<bool>, IndexError> {
+        self.contains_in(event_ids, since.0)
+    }
+
+    /// Looks in the memtable and in the segments whose id is at least `min_segment`.
+    fn contains_in(&self, event_ids: &[&str], min_segment: u64) -> Result<Vec<bool>, IndexError> {
         let (mut found, segments) = {
             let mem = self.shared.mem.read();
             let found: Vec<bool> = event_ids.iter().map(|id| mem.find_event_id(id).is_some()).collect();
             (found, self.shared.segments.read().clone())
         };
+        let segments: Vec<&Arc<Segment>> = segments.iter().filter(|s| s.id >= min_segment).collect();
         for (id, found) in event_ids.iter().zip(found.iter_mut()) {
             if *found || segments.is_empty() {
                 continue;
@@ -454,6 +483,10 @@ impl Shared {
             } else {
                 let id = next.next_id;
                 next.next_id += 1;
+                // Taken for good, even if this flush fails: a retry gets a larger id (the orphan file, if any,
+                // is removed at the next open), so no segment is ever made with an id below `ids_taken`.
+                manifest.next_id = next.next_id;
+                self.ids_taken.fetch_max(next.next_id, Ordering::AcqRel);
                 next.segments.push(id);
                 Some(Arc::new(segment::write_from_memtable(&self.dir, id, &mem, &self.cache)?))
             }
@@ -520,6 +553,7 @@ impl Shared {
             let mut manifest = self.manifest.lock();
             let id = manifest.next_id;
             manifest.next_id += 1;
+            self.ids_taken.fetch_max(manifest.next_id, Ordering::AcqRel);
             id
         };
         let merged = Arc::new(segment::merge(&self.dir, id, &inputs, &self.cache)?);

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use zstd::zstd_safe::{CDict, DDict};
+use zstd::zstd_safe::DDict;
 
 use crate::error::JournalError;
 use crate::faults::FileOps;
-use crate::frame::EncoderDict;
+use crate::frame::{EncoderDict, RawCDict};
 
 /// "OTJD": opentrail journal dictionary.
 const DICT_MAGIC: [u8; 4] = *b"OTJD";
@@ -162,14 +162,14 @@ pub(crate) fn load_all(dir: &Path) -> Result<LoadedDicts, JournalError> {
 
 /// Prepare `dict` for the writer and for readers.
 pub(crate) fn prepare(id: u16, dict: &[u8], level: i32) -> Option<(EncoderDict, DDict<'static>)> {
-    let cdict = CDict::try_create(dict, level)?;
+    let cdict = RawCDict::new(dict, level)?;
     let ddict = DDict::try_create(dict)?;
     Some((EncoderDict { id, cdict }, ddict))
 }
 
 /// Prepare `dict` for the writer only (readers got theirs at load).
 pub(crate) fn prepare_encoder(id: u16, dict: &[u8], level: i32) -> Option<EncoderDict> {
-    Some(EncoderDict { id, cdict: CDict::try_create(dict, level)? })
+    Some(EncoderDict { id, cdict: RawCDict::new(dict, level)? })
 }
 
 /// Write dictionary `id` durably: `.tmp` file, fsync, rename, fsync of the directory (the `atomic-file` crate,

@@ -180,13 +180,114 @@ pub fn check_frame(bytes: &[u8]) -> Result<FrameHeader, FrameError> {
 /// A dictionary prepared for compression, and the id that frames compressed with it carry.
 pub struct EncoderDict {
     pub id: u16,
-    pub cdict: zstd::zstd_safe::CDict<'static>,
+    pub cdict: RawCDict,
+}
+
+/// A zstd compression dictionary (`ZSTD_CDict`) held through libzstd's C API, so that [`FrameEncoder`] can
+/// reference it with the dictionary-attach parameter that the `zstd` crate exposes only behind its
+/// `experimental` feature.
+pub struct RawCDict(std::ptr::NonNull<zstd_sys::ZSTD_CDict>);
+
+// Safety: a ZSTD_CDict is read-only once created; zstd documents that one may be used by several compression
+// contexts on several threads at once.
+unsafe impl Send for RawCDict {}
+unsafe impl Sync for RawCDict {}
+
+impl RawCDict {
+    /// `None` when zstd refuses the dictionary (or cannot allocate).
+    pub fn new(dict: &[u8], level: i32) -> Option<RawCDict> {
+        // Safety: zstd copies `dict` (byCopy) before returning; the pointer and length describe a live slice.
+        let p = unsafe { zstd_sys::ZSTD_createCDict(dict.as_ptr().cast(), dict.len(), level) };
+        std::ptr::NonNull::new(p).map(RawCDict)
+    }
+}
+
+impl Drop for RawCDict {
+    fn drop(&mut self) {
+        // Safety: created by ZSTD_createCDict, freed once; no context references it past `encode` (see there).
+        unsafe { zstd_sys::ZSTD_freeCDict(self.0.as_ptr()) };
+    }
+}
+
+/// A zstd compression context (`ZSTD_CCtx`) that attaches a dictionary to each frame instead of copying its
+/// tables in: for 16 KiB blocks zstd would otherwise copy them (hundreds of KiB) per block, a fifth of the
+/// compression time, for a ratio ~0.5% better.
+struct Compressor(std::ptr::NonNull<zstd_sys::ZSTD_CCtx>);
+
+// Safety: a context is used by one thread at a time (`&mut self`); zstd contexts may move between threads.
+unsafe impl Send for Compressor {}
+
+fn zstd_result(code: usize) -> Result<usize, &'static str> {
+    // Safety: plain functions of a code; the name is a static C string.
+    unsafe {
+        if zstd_sys::ZSTD_isError(code) != 0 {
+            let name = std::ffi::CStr::from_ptr(zstd_sys::ZSTD_getErrorName(code));
+            return Err(name.to_str().unwrap_or("zstd error"));
+        }
+    }
+    Ok(code)
+}
+
+impl Compressor {
+    fn new() -> Result<Compressor, &'static str> {
+        // Safety: plain FFI; the context is freed in Drop.
+        let cctx = std::ptr::NonNull::new(unsafe { zstd_sys::ZSTD_createCCtx() })
+            .map(Compressor)
+            .ok_or("cannot allocate a compression context")?;
+        // ZSTD_c_forceAttachDict (= ZSTD_c_experimentalParam4) to ZSTD_dictForceAttach (= 1).
+        zstd_result(unsafe {
+            zstd_sys::ZSTD_CCtx_setParameter(cctx.0.as_ptr(), zstd_sys::ZSTD_cParameter::ZSTD_c_experimentalParam4, 1)
+        })?;
+        Ok(cctx)
+    }
+
+    /// Compress `src` into `dst` (cleared first) as one zstd frame with its content size, with `dict` (its
+    /// zstd dictionary ID in the frame header, its own level) or at `level` without one.
+    fn compress(
+        &mut self,
+        dst: &mut Vec<u8>,
+        src: &[u8],
+        dict: Option<&RawCDict>,
+        level: i32,
+    ) -> Result<usize, &'static str> {
+        dst.clear();
+        // Safety: plain FFI.
+        let bound = unsafe { zstd_sys::ZSTD_compressBound(src.len()) };
+        dst.reserve(bound);
+        let (cctx, out, cap, input) = (self.0.as_ptr(), dst.as_mut_ptr().cast(), dst.capacity(), src.as_ptr().cast());
+        // Safety: `out` has `cap` writable bytes, `input` `src.len()` readable ones; zstd writes at most `cap`
+        // and returns how many. The dictionary is referenced for this one frame only and dereferenced before
+        // returning, so the context never points at a dictionary that may be freed before its next use.
+        let n = unsafe {
+            match dict {
+                Some(d) => {
+                    zstd_result(zstd_sys::ZSTD_CCtx_refCDict(cctx, d.0.as_ptr()))?;
+                    let n = zstd_sys::ZSTD_compress2(cctx, out, cap, input, src.len());
+                    zstd_result(zstd_sys::ZSTD_CCtx_refCDict(cctx, std::ptr::null()))?;
+                    n
+                }
+                // Ignores the advanced parameters: the level alone, as ZSTD_compress.
+                None => zstd_sys::ZSTD_compressCCtx(cctx, out, cap, input, src.len(), level),
+            }
+        };
+        let n = zstd_result(n)?;
+        // Safety: zstd initialised the first `n <= cap` bytes.
+        unsafe { dst.set_len(n) };
+        Ok(n)
+    }
+}
+
+impl Drop for Compressor {
+    fn drop(&mut self) {
+        // Safety: created by ZSTD_createCCtx, freed once.
+        unsafe { zstd_sys::ZSTD_freeCCtx(self.0.as_ptr()) };
+    }
 }
 
 /// Builds frames: serializes records into a raw payload, compresses it, prepends the header.
 /// Owns a reusable zstd context so the writer thread does not reallocate one per block.
 pub struct FrameEncoder {
-    cctx: zstd::zstd_safe::CCtx<'static>,
+    cctx: Compressor,
     level: i32,
     raw: Vec<u8>,
     compressed: Vec<u8>,
@@ -194,9 +295,13 @@ pub struct FrameEncoder {
 
 impl FrameEncoder {
     pub fn new(level: i32) -> std::io::Result<Self> {
-        let cctx = zstd::zstd_safe::CCtx::try_create()
-            .ok_or_else(|| std::io::Error::other("zstd: cannot allocate a compression context"))?;
+        let cctx = Compressor::new().map_err(|e| std::io::Error::other(format!("zstd: {e}")))?;
         Ok(FrameEncoder { cctx, level, raw: Vec::new(), compressed: Vec::new() })
+    }
+
+    /// The level of frames compressed without a dictionary (a dictionary carries its own).
+    pub fn set_level(&mut self, level: i32) {
+        self.level = level;
     }
 
     /// Append one frame holding `records` (first one is `first_seq`) to `out`, compressed with `dict` if given.
@@ -215,14 +320,9 @@ impl FrameEncoder {
             self.raw.extend_from_slice(r);
             count += 1;
         }
-        self.compressed.clear();
-        self.compressed.reserve(zstd::zstd_safe::compress_bound(self.raw.len()));
-        let result = match dict {
-            // The zstd frame keeps its dictionary-ID field (4 bytes): zstd then refuses to decode it with any
-            // other dictionary, a cross-check on top of the dictionary file's own id and checksum.
-            Some(d) => self.cctx.compress_using_cdict(&mut self.compressed, &self.raw, &d.cdict),
-            None => self.cctx.compress(&mut self.compressed, &self.raw, self.level),
-        };
+        // The zstd frame keeps its dictionary-ID field (4 bytes): zstd then refuses to decode it with any other
+        // dictionary, a cross-check on top of the dictionary file's own id and checksum.
+        let result = self.cctx.compress(&mut self.compressed, &self.raw, dict.map(|d| &d.cdict), self.level);
         let (codec, dict_id) = match (result, dict) {
             (Ok(n), Some(d)) if n < self.raw.len() => (Codec::ZstdDict, d.id),
             (Ok(n), None) if n < self.raw.len() => (Codec::Zstd, 0),
@@ -248,6 +348,15 @@ impl FrameEncoder {
         out[start + HEADER_LEN - 4..start + HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
         Ok(())
     }
+}
+
+/// Give a frame built by [`FrameEncoder::encode`] (with any `first_seq`) its real first sequence number, and
+/// the checksum that goes with it. `frame` is exactly one whole frame. Used by the writer for frames compressed
+/// ahead of it (`Journal::prepare`), whose sequence numbers are known only when the writer orders them.
+pub fn restamp(frame: &mut [u8], first_seq: u64) {
+    frame[16..24].copy_from_slice(&first_seq.to_le_bytes());
+    let crc = checksum(&frame[..HEADER_LEN - 4], &frame[HEADER_LEN..]);
+    frame[HEADER_LEN - 4..HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// A decoded frame: the raw payload and where each record lies in it.
@@ -389,6 +498,18 @@ mod tests {
         bytes[6] = 0;
         bytes[5] = Codec::ZstdDict as u8; // dictionary codec without an id
         assert!(matches!(parse_header(&bytes), Err(FrameError::BadDictId { .. })));
+    }
+
+    #[test]
+    fn a_restamped_frame_is_valid_at_its_new_seq_and_reads_the_same() {
+        let recs: [&[u8]; 3] = [b"hello hello hello hello", b"", b"world world world world"];
+        let mut bytes = frame(1, &recs);
+        restamp(&mut bytes, 1_000_000);
+        let h = check_frame(&bytes).unwrap();
+        assert_eq!((h.first_seq, h.count), (1_000_000, 3));
+        let block = decode_payload(&h, &bytes[HEADER_LEN..], None).unwrap();
+        assert_eq!(block.get(1_000_002), Some(recs[2]));
+        assert_eq!(bytes, frame(1_000_000, &recs), "identical to a frame encoded at that seq");
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! The writer thread: drains every queued submission into one group, cuts it into blocks, writes the frames,
-//! fsyncs once, publishes the new blocks to readers, then calls every `done`. Owns rollback after a failed write.
+//! The writer thread: drains every queued submission into one group, cuts its raw submissions into blocks and
+//! compresses them (prepared submissions come as frames already, `batch.rs`), gives every frame its sequence
+//! numbers, writes the frames, fsyncs once, publishes the new blocks to readers, then calls every `done`. Owns
+//! rollback after a failed write.
 
 use std::fs::File;
 use std::io;
@@ -11,7 +13,7 @@ use std::time::Instant;
 use crate::dict::{self, DictEntry, Sampler};
 use crate::error::JournalError;
 use crate::faults::FileOps;
-use crate::frame::{EncoderDict, FrameEncoder};
+use crate::frame::{self, EncoderDict, FrameEncoder};
 use crate::recovery::{BlockLoc, SegmentMeta, segment_path, write_sidecar};
 use crate::{ReadSegment, Seq, SeqRange, Shared, Submission};
 
@@ -33,12 +35,21 @@ pub(crate) struct Writer {
     cur: Current,
     /// Frames waiting to be written to `cur` at `cur.len`.
     pending: Vec<u8>,
-    /// The dictionary new frames are compressed with; its file is durable.
-    dict: Option<EncoderDict>,
+    /// The dictionary new frames are compressed with; its file is durable. Mirrored in `Shared::encoder_dict`
+    /// for `Journal::prepare`.
+    dict: Option<Arc<EncoderDict>>,
     /// Collects records to train a dictionary on, while there is none (and dictionaries are enabled).
     sampler: Option<Sampler>,
     /// Next dictionary id (u32 so that running out of u16 ids is a plain comparison).
     next_dict_id: u32,
+}
+
+/// What a group placed so far: segments it created, its blocks, and the final lengths of segments it sealed.
+#[derive(Default)]
+struct Placed {
+    created: Vec<ReadSegment>,
+    blocks: Vec<BlockLoc>,
+    sealed_lens: Vec<(u32, u64)>,
 }
 
 /// How a group failed: a full disk (rolled back, keep going) or anything else (poisoned).
@@ -74,7 +85,9 @@ impl Writer {
         };
         let opts = &shared.opts;
         // Go on with the newest dictionary of a reopened journal, so reopening does not retrain.
-        let dict = current_dict.and_then(|(id, bytes)| dict::prepare_encoder(id, &bytes, opts.zstd_level));
+        let dict =
+            current_dict.and_then(|(id, bytes)| dict::prepare_encoder(id, &bytes, opts.zstd_level)).map(Arc::new);
+        shared.encoder_dict.write().clone_from(&dict);
         let sampler = (opts.dict_bytes > 0 && dict.is_none()).then(|| Sampler::new(opts.dict_train_bytes));
         Writer { shared, ops, encoder, next_seq, cur, pending: Vec::new(), dict, sampler, next_dict_id }
     }
@@ -112,6 +125,8 @@ impl Writer {
             Ok(bytes) => {
                 self.shared.dicts.write().insert(id, DictEntry::Ready(Arc::new(ddict)));
                 self.shared.stats.lock().dictionary_bytes += bytes;
+                let enc = Arc::new(enc);
+                *self.shared.encoder_dict.write() = Some(enc.clone());
                 self.dict = Some(enc);
                 self.sampler = None;
             }
@@ -162,17 +177,15 @@ impl Writer {
     fn commit(&mut self, subs: &[Submission]) -> Result<u64, JournalError> {
         let start_seq = self.next_seq;
         let start = (self.cur.index, self.cur.first_seq, self.cur.path.clone(), self.cur.file.clone(), self.cur.len);
-        let mut created: Vec<ReadSegment> = Vec::new();
-        let mut blocks: Vec<BlockLoc> = Vec::new();
-        let mut sealed_lens: Vec<(u32, u64)> = Vec::new();
-        match self.write_group(subs, &mut created, &mut blocks, &mut sealed_lens) {
+        let mut out = Placed::default();
+        match self.write_group(subs, &mut out) {
             Ok((raw, stored)) => {
-                self.publish(created, blocks, sealed_lens, raw, stored);
+                self.publish(out.created, out.blocks, out.sealed_lens, raw, stored);
                 Ok(start_seq)
             }
             Err(e) => {
                 self.pending.clear();
-                let rolled_back = self.rollback(&start, &created);
+                let rolled_back = self.rollback(&start, &out.created);
                 self.cur = Current { index: start.0, first_seq: start.1, path: start.2, file: start.3, len: start.4 };
                 match (e, rolled_back) {
                     (GroupError::DiskFull(path), Ok(())) => Err(JournalError::DiskFull { path }),
@@ -189,56 +202,96 @@ impl Writer {
         }
     }
 
-    fn write_group(
-        &mut self,
-        subs: &[Submission],
-        created: &mut Vec<ReadSegment>,
-        blocks: &mut Vec<BlockLoc>,
-        sealed_lens: &mut Vec<(u32, u64)>,
-    ) -> Result<(u64, u64), GroupError> {
+    fn write_group(&mut self, subs: &[Submission], out: &mut Placed) -> Result<(u64, u64), GroupError> {
         self.sample_and_train(subs);
         let block_bytes = self.shared.opts.block_bytes.max(1);
-        let segment_bytes = self.shared.opts.segment_bytes;
-        let mut records = subs.iter().flat_map(|s| s.records.iter()).peekable();
         let mut seq = self.next_seq;
         let mut frame = Vec::new();
         let mut raw_total = 0u64;
+        // Records of consecutive raw submissions, cut into blocks of about `block_bytes` across submissions.
         let mut block: Vec<&[u8]> = Vec::new();
-        while records.peek().is_some() {
-            block.clear();
-            let mut raw = 0usize;
-            while raw < block_bytes
-                && let Some(r) = records.next()
-            {
-                raw += r.len() + 4;
-                block.push(r);
+        let mut raw = 0usize;
+        for sub in subs {
+            match &sub.frames {
+                None => {
+                    for r in &sub.records {
+                        raw += r.len() + 4;
+                        block.push(r);
+                        if raw >= block_bytes {
+                            self.encode_block(&mut block, &mut seq, &mut frame, out)?;
+                            raw_total += raw as u64;
+                            raw = 0;
+                        }
+                    }
+                }
+                Some(prepared) => {
+                    if !block.is_empty() {
+                        self.encode_block(&mut block, &mut seq, &mut frame, out)?;
+                        raw_total += raw as u64;
+                        raw = 0;
+                    }
+                    let mut at = 0usize;
+                    for info in &prepared.frames {
+                        let len = info.len as usize;
+                        self.place_frame(&prepared.bytes[at..at + len], seq, info.count, out)?;
+                        let placed = self.pending.len() - len;
+                        frame::restamp(&mut self.pending[placed..], seq);
+                        at += len;
+                        seq += u64::from(info.count);
+                        raw_total += u64::from(info.raw);
+                    }
+                }
             }
-            frame.clear();
-            self.encoder
-                .encode(seq, block.iter().copied(), self.dict.as_ref(), &mut frame)
-                .map_err(|e| GroupError::Fatal(JournalError::io("compress block", &self.cur.path, e)))?;
-            let used = self.cur.len + self.pending.len() as u64;
-            if used > 0 && used + frame.len() as u64 > segment_bytes {
-                self.flush_pending()?;
-                sealed_lens.push((self.cur.index, self.cur.len));
-                self.roll(seq, created)?;
-            }
-            blocks.push(BlockLoc {
-                first_seq: seq,
-                count: block.len() as u32,
-                segment: self.cur.index,
-                offset: self.cur.len + self.pending.len() as u64,
-                len: frame.len() as u32,
-            });
-            self.pending.extend_from_slice(&frame);
-            seq += block.len() as u64;
+        }
+        if !block.is_empty() {
+            self.encode_block(&mut block, &mut seq, &mut frame, out)?;
             raw_total += raw as u64;
         }
-        let stored_total = blocks.iter().map(|b| u64::from(b.len)).sum();
+        let stored_total = out.blocks.iter().map(|b| u64::from(b.len)).sum();
         self.flush_pending()?;
         self.sync_current()?;
         self.next_seq = seq;
         Ok((raw_total, stored_total))
+    }
+
+    /// Compress `block` (its records start at `*seq`) into one frame and place it; empties `block` and moves
+    /// `*seq` past it. `*raw` is left for the caller to count.
+    fn encode_block(
+        &mut self,
+        block: &mut Vec<&[u8]>,
+        seq: &mut u64,
+        frame: &mut Vec<u8>,
+        out: &mut Placed,
+    ) -> Result<(), GroupError> {
+        frame.clear();
+        self.encoder
+            .encode(*seq, block.iter().copied(), self.dict.as_deref(), frame)
+            .map_err(|e| GroupError::Fatal(JournalError::io("compress block", &self.cur.path, e)))?;
+        let count = block.len() as u32;
+        self.place_frame(frame, *seq, count, out)?;
+        *seq += u64::from(count);
+        block.clear();
+        Ok(())
+    }
+
+    /// Queue one whole frame (first record `seq`) for writing, rolling to a new segment first if it would
+    /// not fit in the current one.
+    fn place_frame(&mut self, frame: &[u8], seq: u64, count: u32, out: &mut Placed) -> Result<(), GroupError> {
+        let used = self.cur.len + self.pending.len() as u64;
+        if used > 0 && used + frame.len() as u64 > self.shared.opts.segment_bytes {
+            self.flush_pending()?;
+            out.sealed_lens.push((self.cur.index, self.cur.len));
+            self.roll(seq, &mut out.created)?;
+        }
+        out.blocks.push(BlockLoc {
+            first_seq: seq,
+            count,
+            segment: self.cur.index,
+            offset: self.cur.len + self.pending.len() as u64,
+            len: frame.len() as u32,
+        });
+        self.pending.extend_from_slice(frame);
+        Ok(())
     }
 
     fn flush_pending(&mut self) -> Result<(), GroupError> {

@@ -27,8 +27,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::ingest::{Skip, classify, walk_folder};
 
-/// Hard-coded: requests in flight at once.
-const SENDERS: usize = 3;
+/// Hard-coded: requests in flight at once. Four, so that on two cores two requests are being decoded, parsed
+/// and compressed by the server while a third waits for its fsync and a fourth is on the wire (with three, a
+/// core idled whenever two were waiting).
+const SENDERS: usize = 4;
 /// Hard-coded: S3 objects fetched at once (handed on in key order).
 const S3_FETCHES: usize = 16;
 /// Hard-coded: fetched objects waiting to be grouped into requests.

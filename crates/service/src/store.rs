@@ -47,6 +47,10 @@ pub const DEGRADED_WINDOW: Duration = Duration::from_secs(60);
 /// was asked (the index is normally milliseconds behind).
 pub const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(5);
 
+/// Hard-coded: [`EventStore::ingest`] queues a batch of server-assigned ids from the async worker itself only
+/// below this many bytes of JSON; larger ones go to a blocking thread, where the journal compresses them.
+const INLINE_SUBMIT_MAX_BYTES: usize = 64 << 10;
+
 /// Hard-coded default of [`StoreOptions::max_index_lag`]: a few seconds of ingest at full speed.
 pub const DEFAULT_MAX_INDEX_LAG: u64 = 250_000;
 
@@ -315,9 +319,11 @@ impl EventStore {
     /// Stores the records durably (fsync'd) and returns their eventIDs. Records whose eventID is already
     /// stored, in flight, or repeated within the batch are not stored twice.
     pub async fn ingest(&self, items: Vec<IngestItem>) -> Result<IngestOutcome, StoreError> {
-        // Deduplicating client-given eventIDs may read index pages from disk: keep it off the async workers.
-        // Server-assigned ids need no lookup, so their batches are queued right here.
-        let pending = if items.iter().any(|i| i.client_id) {
+        // Deduplicating client-given eventIDs may read index pages from disk, and a large batch is compressed
+        // before it is queued (`Journal::prepare`): keep both off the async workers. Small batches of
+        // server-assigned ids need neither, so they are queued right here.
+        let large = items.iter().map(|i| i.record.json().len()).sum::<usize>() >= INLINE_SUBMIT_MAX_BYTES;
+        let pending = if large || items.iter().any(|i| i.client_id) {
             let this = self.clone();
             tokio::task::spawn_blocking(move || this.submit(items)).await.map_err(|_| StoreError::Closed)??
         } else {
@@ -351,6 +357,7 @@ impl EventStore {
         // (`IndexView::apply`), so if the checkpoint has not moved by the time we hold the lock, an id
         // absent from both was never stored.
         let indexed_before = inner.index.checkpoint();
+        let generation = inner.index.generation();
         let mut seen_here = HashSet::new();
         let mut stored_already = vec![false; items.len()];
         // Ids first met in this batch, probed against the index together (one lock, one segment list).
@@ -372,22 +379,22 @@ impl EventStore {
         }
         drop(probe_ids);
         drop(probe);
+        // The payloads are made and compressed (`Journal::prepare`, the bulk of the journal's CPU) before the
+        // in-flight lock, so concurrent batches compress in parallel; under the lock only the in-flight check
+        // and the queueing remain, so ids are in flight from the moment their batch is queued, and a batch
+        // that finds one of its ids in flight is queued after the batch that holds it, as before.
         let mut payloads = Vec::with_capacity(items.len());
         let mut fields = Vec::with_capacity(items.len());
-        let mut in_flight = inner.in_flight.lock();
-        let recheck = inner.index.checkpoint() != indexed_before;
-        let mut ids = Vec::new();
+        // For each payload, its client-given id (checked against the in-flight set under the lock).
+        let mut client_ids: Vec<Option<String>> = Vec::with_capacity(items.len());
         let mut frame_text: Option<(model::Provenance, Option<String>)> = None;
         for (item, already) in items.into_iter().zip(stored_already) {
             outcome.event_ids.push(item.record.fields.event_id.clone());
-            if item.client_id {
-                let id = &item.record.fields.event_id;
-                if already || in_flight.contains(id) || (recheck && inner.index.find_event_id(id)?.is_some()) {
-                    outcome.duplicates += 1;
-                    continue;
-                }
-                ids.push(id.clone());
+            if already {
+                outcome.duplicates += 1;
+                continue;
             }
+            client_ids.push(item.client_id.then(|| item.record.fields.event_id.clone()));
             let (json, f) = item.record.into_parts();
             // A batch's records share one provenance: its text form is made once, not per record.
             if frame_text.as_ref().is_none_or(|(p, _)| *p != f.provenance) {
@@ -397,12 +404,56 @@ impl EventStore {
             payloads.push(model::Provenance::frame_with(text, json.as_bytes()));
             fields.push(f);
         }
-        if payloads.is_empty() {
+        let mut batch = if payloads.is_empty() { None } else { Some(inner.journal.prepare(payloads)?) };
+        let mut in_flight = inner.in_flight.lock();
+        let recheck = inner.index.checkpoint() != indexed_before;
+        let mut ids = Vec::new();
+        let mut dup_at = Vec::new();
+        // Ids neither stored at the probe nor in flight now; if the index moved since the probe, one of them
+        // may have been indexed (and left the in-flight set) meanwhile: looked for again, in what was indexed
+        // since the probe only.
+        let mut absent: Vec<(usize, String)> = Vec::new();
+        for (i, id) in client_ids.into_iter().enumerate() {
+            let Some(id) = id else { continue };
+            if in_flight.contains(&id) {
+                dup_at.push(i);
+            } else {
+                absent.push((i, id));
+            }
+        }
+        if recheck && !absent.is_empty() {
+            let look: Vec<&str> = absent.iter().map(|(_, id)| id.as_str()).collect();
+            let found = inner.index.contains_event_ids_since(&look, generation)?;
+            drop(look);
+            for ((i, id), found) in absent.into_iter().zip(found) {
+                if found { dup_at.push(i) } else { ids.push(id) }
+            }
+            dup_at.sort_unstable();
+        } else {
+            ids.extend(absent.into_iter().map(|(_, id)| id));
+        }
+        if !dup_at.is_empty() {
+            // Rare (the same ids sent twice at once, or indexed since the probe): drop them and let the writer
+            // compress what is left, rather than compressing again under the lock.
+            outcome.duplicates += dup_at.len();
+            let records = batch.take().map(journal::Batch::into_records).unwrap_or_default();
+            let mut dup = dup_at.into_iter().peekable();
+            let (mut kept_records, mut kept_fields) = (Vec::new(), Vec::new());
+            for (i, (r, f)) in records.into_iter().zip(fields).enumerate() {
+                if dup.next_if_eq(&i).is_none() {
+                    kept_records.push(r);
+                    kept_fields.push(f);
+                }
+            }
+            fields = kept_fields;
+            batch = (!kept_records.is_empty()).then(|| journal::Batch::from(kept_records));
+        }
+        let Some(batch) = batch else {
             inner.metrics.events_duplicate.fetch_add(outcome.duplicates as u64, Relaxed);
             return Ok(PendingIngest { outcome, rx: None, ids, stored: 0, inner: inner.clone() });
-        }
+        };
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let stored = payloads.len();
+        let stored = batch.len();
         let handoff = inner.handoff.clone();
         let disk_full_at = inner.disk_full_at.clone();
         let done = Box::new(move |res: Result<journal::SeqRange, JournalError>| {
@@ -416,7 +467,7 @@ impl EventStore {
             let _ = tx.send(res);
         });
         let submitted =
-            if limited { inner.journal.submit(payloads, done) } else { inner.journal.submit_exempt(payloads, done) };
+            if limited { inner.journal.submit(batch, done) } else { inner.journal.submit_exempt(batch, done) };
         if let Err(e) = submitted {
             if matches!(e, JournalError::Backpressure { .. }) {
                 inner.metrics.backpressure_rejections.fetch_add(1, Relaxed);

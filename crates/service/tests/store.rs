@@ -130,6 +130,41 @@ fn concurrent_batches_carrying_the_same_event_id_store_it_once() {
 }
 
 #[test]
+fn concurrent_large_batches_compressed_ahead_of_the_journal_store_shared_ids_once() {
+    // Batches large enough to be compressed before they are queued (`Journal::prepare`): a batch that finds
+    // shared ids in flight or indexed once it holds the in-flight lock drops them and is queued raw.
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let store = open(dir.path());
+    let mut stored = 0;
+    for round in 0..12u32 {
+        let base = round * 10_000;
+        let batch = |own: u32| -> Vec<IngestItem> {
+            let shared = (0..60).map(|k| record(base + k, "CreateUser"));
+            shared.chain((0..900).map(|k| record(base + own + k, "GetUser"))).collect()
+        };
+        let (a, b) = (store.clone(), store.clone());
+        let (ba, bb) = (batch(1_000), batch(5_000));
+        let (ra, rb) = rt.block_on(async move {
+            let ta = tokio::spawn(async move { a.ingest(ba).await });
+            let tb = tokio::spawn(async move { b.ingest(bb).await });
+            (ta.await.unwrap().unwrap(), tb.await.unwrap().unwrap())
+        });
+        assert_eq!(ra.stored + rb.stored, 1_860, "round {round}: {} + {}", ra.stored, rb.stored);
+        assert_eq!(ra.duplicates + rb.duplicates, 60, "round {round}");
+        assert_eq!(ra.event_ids.len(), 960);
+        assert_eq!(ra.event_ids[0], format!("ev-{base}"));
+        stored += 1_860;
+    }
+    let durable = store.durable_seq().unwrap();
+    assert_eq!(durable.0, stored);
+    assert!(store.wait_indexed(durable, Duration::from_secs(20)));
+    let report = store.check().unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    store.shutdown();
+}
+
+#[test]
 fn an_acknowledged_event_is_found_by_id_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let rt = rt();

@@ -159,6 +159,32 @@ fn contains_event_ids_agrees_with_find_event_id_in_the_memtable_and_in_segments(
 }
 
 #[test]
+fn contains_event_ids_since_finds_what_was_indexed_after_the_generation_in_memtable_flushes_and_merges() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = EventIndex::open(dir.path()).unwrap();
+    let old = event("old", 1, "X", "u");
+    index.apply(&[(Seq(1), &old)]).unwrap();
+    index.persist().unwrap();
+    let since = index.generation();
+    // After the generation: one event flushed to a new segment, one merged with the old segment, one left in
+    // the memtable.
+    let (flushed, merged, in_mem) =
+        (event("flushed", 2, "X", "u"), event("merged", 3, "X", "u"), event("mem", 4, "X", "u"));
+    index.apply(&[(Seq(2), &flushed)]).unwrap();
+    index.persist().unwrap();
+    index.apply(&[(Seq(3), &merged)]).unwrap();
+    index.persist().unwrap();
+    index.compact().unwrap();
+    index.apply(&[(Seq(4), &in_mem)]).unwrap();
+    let ids = ["flushed", "merged", "mem", "missing"];
+    assert_eq!(index.contains_event_ids_since(&ids, since).unwrap(), [true, true, true, false]);
+    // What was indexed before the generation is for the first look (`contains_event_ids`) to find.
+    assert_eq!(index.contains_event_ids(&["old"]).unwrap(), [true]);
+    assert_eq!(index.generation(), index.generation());
+    assert_ne!(index.generation(), since);
+}
+
+#[test]
 fn insight_events_are_only_found_by_insight_queries() {
     let dir = tempfile::tempdir().unwrap();
     let index = EventIndex::open(dir.path()).unwrap();

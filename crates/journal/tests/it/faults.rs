@@ -69,10 +69,20 @@ fn enospc_while_rolling_a_segment_removes_the_partial_group() {
     faults.enospc_writes.store(0, Ordering::SeqCst);
     let r = j.append(batch(2, 40)).unwrap();
     assert_eq!(r.first, Seq(3));
+    // the same with a batch compressed ahead of the writer: its frames are rolled back too
+    let segments_before = j.stats().segments;
+    let prepared = j.prepare(batch(3, 40)).unwrap();
+    assert!(prepared.is_prepared());
+    faults.enospc_creates.store(1, Ordering::SeqCst);
+    assert!(matches!(j.append(prepared), Err(JournalError::DiskFull { .. })));
+    assert_eq!(j.stats().segments, segments_before);
+    let r = j.append(j.prepare(batch(4, 40)).unwrap()).unwrap();
+    assert_eq!(r.first, Seq(43));
     drop(j);
     let (j, _) = Journal::open(small_opts(dir.path())).unwrap();
     let mut expected = batch(0, 2);
     expected.extend(batch(2, 40));
+    expected.extend(batch(4, 40));
     assert_eq!(all_records(&j), expected);
 }
 
@@ -125,8 +135,13 @@ fn concurrent_submitters_get_dense_unique_ranges() {
             std::thread::spawn(move || {
                 (0..40)
                     .map(|i| {
-                        let recs = batch(t * 1000 + i, 1 + (t + i) % 5);
-                        let r = j.append(recs.clone()).unwrap();
+                        // every other batch large and compressed ahead of the writer, in the same groups as
+                        // raw ones
+                        let n = if (t + i) % 2 == 0 { 1 + (t + i) % 5 } else { 60 + (t + i) % 40 };
+                        let recs = batch(t * 1000 + i, n);
+                        let prepared = j.prepare(recs.clone()).unwrap();
+                        assert_eq!(prepared.is_prepared(), n >= 60);
+                        let r = j.append(prepared).unwrap();
                         (r, recs)
                     })
                     .collect::<Vec<_>>()

@@ -7,6 +7,8 @@ use proptest::prelude::*;
 #[derive(Debug, Clone)]
 enum Op {
     Append(Vec<Vec<u8>>),
+    /// Compressed ahead of the writer (`Journal::prepare`) when large enough for the options.
+    AppendPrepared(Vec<Vec<u8>>),
     Reopen,
     Read(u64),
     ReadMany(Vec<u64>),
@@ -24,7 +26,8 @@ fn record() -> impl Strategy<Value = Vec<u8>> {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => proptest::collection::vec(record(), 1..12).prop_map(Op::Append),
+        4 => proptest::collection::vec(record(), 1..12).prop_map(Op::Append),
+        3 => proptest::collection::vec(record(), 1..40).prop_map(Op::AppendPrepared),
         1 => Just(Op::Reopen),
         2 => any::<u64>().prop_map(Op::Read),
         2 => proptest::collection::vec(any::<u64>(), 0..10).prop_map(Op::ReadMany),
@@ -61,6 +64,12 @@ proptest! {
             match op {
                 Op::Append(recs) => {
                     let r = j.append(recs.clone()).unwrap();
+                    prop_assert_eq!(r.first, Seq(model.len() as u64 + 1));
+                    prop_assert_eq!(r.len(), recs.len() as u64);
+                    model.extend(recs);
+                }
+                Op::AppendPrepared(recs) => {
+                    let r = j.append(j.prepare(recs.clone()).unwrap()).unwrap();
                     prop_assert_eq!(r.first, Seq(model.len() as u64 + 1));
                     prop_assert_eq!(r.len(), recs.len() as u64);
                     model.extend(recs);
