@@ -377,14 +377,20 @@ fn quick_query_finishes(s: &Server, id: &str, expect_create_user: usize) {
     assert_eq!(values(&r["QueryResultRows"]), vec![vec![expect_create_user.to_string()]]);
 }
 
+/// A server with `[lake]` set to `lake`, a store named `name` holding 4,000 events, and the slow query started
+/// over it: (server, store id, query id).
+fn slow_query_started(lake: &str, name: &str) -> (Server, String, String) {
+    let s = Server::start_with(&config_toml(&format!("[lake]\n{lake}\n")));
+    let id = create_store(&s, name);
+    s.ingest(&iam_events(4000, "slow").join("\n"));
+    let qid = start_query(&s, &slow_query(&id));
+    (s, id, qid)
+}
+
 #[test]
 fn a_running_query_is_cancelled_and_leaves_the_query_runtime_free() {
     // One query at a time: a cancelled query that kept its slot would leave the next one QUEUED forever.
-    let s = Server::start_with(&config_toml("[lake]\nmax_concurrent_queries = 1\n"));
-    let id = create_store(&s, "cancel");
-    s.ingest(&iam_events(4000, "slow").join("\n"));
-
-    let qid = start_query(&s, &slow_query(&id));
+    let (s, id, qid) = slow_query_started("max_concurrent_queries = 1", "cancel");
     wait_status(&s, &qid, &["RUNNING"], Duration::from_secs(60));
     // It really is working (so the idle server after the cancel below means something).
     let busy = cpu_used_over(&s, Duration::from_secs(2));
@@ -466,10 +472,7 @@ fn a_query_over_its_memory_limit_fails_and_the_server_goes_on() {
 
 #[test]
 fn a_query_over_its_time_is_timed_out_with_its_statistics() {
-    let s = Server::start_with(&config_toml("[lake]\nquery_timeout_seconds = 1\n"));
-    let id = create_store(&s, "timeout");
-    s.ingest(&iam_events(4000, "slow").join("\n"));
-    let qid = start_query(&s, &slow_query(&id));
+    let (s, id, qid) = slow_query_started("query_timeout_seconds = 1", "timeout");
     let d = wait_status(&s, &qid, &["FINISHED", "FAILED", "TIMED_OUT", "CANCELLED"], Duration::from_secs(60));
     assert_eq!(d["QueryStatus"], "TIMED_OUT", "{d}");
     assert!(d["ErrorMessage"].as_str().unwrap().contains("longer than 1 s"), "{d}");
