@@ -13,27 +13,6 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-fn ok(mut cmd: Command) -> Value {
-    let out = cmd.output().expect("run aws");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "aws failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
-    if stdout.trim().is_empty() { json!({}) } else { serde_json::from_str(&stdout).expect("aws printed JSON") }
-}
-
-fn fails(mut cmd: Command, code: &str) -> String {
-    let out = cmd.output().expect("run aws");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "expected {code}, the call succeeded");
-    assert!(stderr.contains(&format!("An error occurred ({code})")), "expected {code}:\n{stderr}");
-    stderr
-}
-
-fn aws(s: &Server, args: &[&str]) -> Command {
-    let mut c = s.aws(ADMIN_KEY, ADMIN_SECRET);
-    c.arg("cloudtrail").args(args);
-    c
-}
-
 /// `n` IAM calls by three users, names cycling through four operations.
 fn iam_events(n: usize, prefix: &str) -> Vec<String> {
     let names = ["CreateUser", "DeleteUser", "GetUser", "DeleteRole"];
@@ -49,7 +28,7 @@ fn iam_events(n: usize, prefix: &str) -> Vec<String> {
 fn wait_finished(s: &Server, qid: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let d = ok(aws(s, &["describe-query", "--query-id", qid]));
+        let d = ok(admin(s, &["describe-query", "--query-id", qid]));
         let status = d["QueryStatus"].as_str().unwrap().to_string();
         if !matches!(status.as_str(), "QUEUED" | "RUNNING") || Instant::now() > deadline {
             return d;
@@ -80,7 +59,7 @@ fn every_lake_operation_round_trips_through_the_aws_cli() {
     s.ingest(&events.join("\n"));
 
     // CreateEventDataStore: AWS's defaults (management events, termination protection, multi-Region).
-    let created = ok(aws(&s, &["create-event-data-store", "--name", "eds1", "--retention-period", "7"]));
+    let created = ok(admin(&s, &["create-event-data-store", "--name", "eds1", "--retention-period", "7"]));
     let arn = created["EventDataStoreArn"].as_str().unwrap().to_string();
     let id = arn.rsplit('/').next().unwrap().to_string();
     assert!(arn.starts_with(&format!("arn:aws:cloudtrail:us-east-1:{ACCOUNT}:eventdatastore/")), "{arn}");
@@ -89,20 +68,20 @@ fn every_lake_operation_round_trips_through_the_aws_cli() {
     assert_eq!(created["TerminationProtectionEnabled"], true);
     assert_eq!(created["MultiRegionEnabled"], true);
     assert_eq!(created["AdvancedEventSelectors"][0]["FieldSelectors"][0]["Equals"], json!(["Management"]));
-    fails(aws(&s, &["create-event-data-store", "--name", "eds1"]), "EventDataStoreAlreadyExistsException");
+    fails(admin(&s, &["create-event-data-store", "--name", "eds1"]), "EventDataStoreAlreadyExistsException");
     fails(
-        aws(&s, &["create-event-data-store", "--name", "eds2", "--retention-period", "4000"]),
+        admin(&s, &["create-event-data-store", "--name", "eds2", "--retention-period", "4000"]),
         "InvalidParameterException",
     );
 
     // GetEventDataStore by ARN and by id; ListEventDataStores.
-    let got = ok(aws(&s, &["get-event-data-store", "--event-data-store", &arn]));
+    let got = ok(admin(&s, &["get-event-data-store", "--event-data-store", &arn]));
     assert_eq!(got["Name"], "eds1");
-    assert_eq!(ok(aws(&s, &["get-event-data-store", "--event-data-store", &id]))["EventDataStoreArn"], arn.as_str());
-    let listed = ok(aws(&s, &["list-event-data-stores"]));
+    assert_eq!(ok(admin(&s, &["get-event-data-store", "--event-data-store", &id]))["EventDataStoreArn"], arn.as_str());
+    let listed = ok(admin(&s, &["list-event-data-stores"]));
     assert_eq!(listed["EventDataStores"].as_array().unwrap().len(), 1);
     fails(
-        aws(&s, &["get-event-data-store", "--event-data-store", "00000000-0000-4000-8000-000000000000"]),
+        admin(&s, &["get-event-data-store", "--event-data-store", "00000000-0000-4000-8000-000000000000"]),
         "EventDataStoreNotFoundException",
     );
 
@@ -110,7 +89,7 @@ fn every_lake_operation_round_trips_through_the_aws_cli() {
     let sql = format!(
         "SELECT userIdentity.username, count(*) AS n FROM {id} WHERE eventName LIKE 'Delete%' AND eventSource = 'iam.amazonaws.com' GROUP BY 1 ORDER BY 2 DESC, 1"
     );
-    let qid = ok(aws(&s, &["start-query", "--query-statement", &sql]))["QueryId"].as_str().unwrap().to_string();
+    let qid = ok(admin(&s, &["start-query", "--query-statement", &sql]))["QueryId"].as_str().unwrap().to_string();
     assert_eq!(qid.len(), 36);
     let d = wait_finished(&s, &qid);
     assert_eq!(d["QueryStatus"], "FINISHED", "{d}");
@@ -118,7 +97,7 @@ fn every_lake_operation_round_trips_through_the_aws_cli() {
     let stats = &d["QueryStatistics"];
     assert!(stats["EventsScanned"].as_u64().unwrap() >= 200, "{stats}");
     assert_eq!(stats["EventsMatched"].as_u64().unwrap(), 100, "{stats}");
-    let results = ok(aws(&s, &["get-query-results", "--query-id", &qid]));
+    let results = ok(admin(&s, &["get-query-results", "--query-id", &qid]));
     assert_eq!(results["QueryStatus"], "FINISHED");
     let mut expect: BTreeMap<String, u64> = BTreeMap::new();
     for e in &events {
@@ -136,52 +115,55 @@ fn every_lake_operation_round_trips_through_the_aws_cli() {
     assert!(results["QueryResultRows"][0][1].get("n").is_some());
 
     // Pages: one row at a time, with a NextToken, never cut short.
-    let page = ok(aws(&s, &["get-query-results", "--query-id", &qid, "--max-query-results", "1", "--no-paginate"]));
+    let page = ok(admin(&s, &["get-query-results", "--query-id", &qid, "--max-query-results", "1", "--no-paginate"]));
     assert_eq!(page["QueryResultRows"].as_array().unwrap().len(), 1);
     let token = page["NextToken"].as_str().expect("a NextToken for the rest");
-    let rest = ok(aws(&s, &["get-query-results", "--query-id", &qid, "--next-token", token]));
+    let rest = ok(admin(&s, &["get-query-results", "--query-id", &qid, "--next-token", token]));
     assert_eq!(rest["QueryResultRows"].as_array().unwrap().len(), expect.len() - 1);
 
     // The tail: an event acknowledged a moment ago is found (no flush in between).
     s.ingest(&api_call("tail-0001", "2026-03-30T00:00:00Z", "TagRole", "dave"));
     let q = format!("SELECT eventID, userIdentity.userName FROM {id} WHERE eventName = 'TagRole'");
-    let qid2 = ok(aws(&s, &["start-query", "--query-statement", &q]))["QueryId"].as_str().unwrap().to_string();
+    let qid2 = ok(admin(&s, &["start-query", "--query-statement", &q]))["QueryId"].as_str().unwrap().to_string();
     assert_eq!(wait_finished(&s, &qid2)["QueryStatus"], "FINISHED");
-    let r = ok(aws(&s, &["get-query-results", "--query-id", &qid2]));
+    let r = ok(admin(&s, &["get-query-results", "--query-id", &qid2]));
     assert_eq!(values(&r["QueryResultRows"]), vec![vec!["tail-0001".to_string(), "dave".to_string()]]);
 
     // SELECT only; unknown stores and queries; cancelling a finished query.
     fails(
-        aws(&s, &["start-query", "--query-statement", &format!("DELETE FROM {id}")]),
-        "InvalidQueryStatementException",
-    );
-    fails(aws(&s, &["start-query", "--query-statement", "SELECT nope FROM nowhere"]), "InvalidQueryStatementException");
-    fails(
-        aws(&s, &["start-query", "--query-statement", &format!("SELECT no_such_column FROM {id}")]),
+        admin(&s, &["start-query", "--query-statement", &format!("DELETE FROM {id}")]),
         "InvalidQueryStatementException",
     );
     fails(
-        aws(&s, &["start-query", "--query-statement", "SELECT * FROM 00000000-0000-4000-8000-000000000000"]),
+        admin(&s, &["start-query", "--query-statement", "SELECT nope FROM nowhere"]),
+        "InvalidQueryStatementException",
+    );
+    fails(
+        admin(&s, &["start-query", "--query-statement", &format!("SELECT no_such_column FROM {id}")]),
+        "InvalidQueryStatementException",
+    );
+    fails(
+        admin(&s, &["start-query", "--query-statement", "SELECT * FROM 00000000-0000-4000-8000-000000000000"]),
         "EventDataStoreNotFoundException",
     );
-    fails(aws(&s, &["cancel-query", "--query-id", &qid]), "InactiveQueryException");
+    fails(admin(&s, &["cancel-query", "--query-id", &qid]), "InactiveQueryException");
     fails(
-        aws(&s, &["describe-query", "--query-id", "00000000-0000-4000-8000-000000000000"]),
+        admin(&s, &["describe-query", "--query-id", "00000000-0000-4000-8000-000000000000"]),
         "QueryIdNotFoundException",
     );
 
     // ListQueries.
-    let listed = ok(aws(&s, &["list-queries", "--event-data-store", &id]));
+    let listed = ok(admin(&s, &["list-queries", "--event-data-store", &id]));
     let ids: Vec<&str> = listed["Queries"].as_array().unwrap().iter().map(|q| q["QueryId"].as_str().unwrap()).collect();
     assert!(ids.contains(&qid.as_str()) && ids.contains(&qid2.as_str()), "{listed}");
     assert!(listed["Queries"].as_array().unwrap().iter().all(|q| q["QueryStatus"] == "FINISHED"));
 
     // UpdateEventDataStore; termination protection as AWS: delete refused until it is off.
     fails(
-        aws(&s, &["delete-event-data-store", "--event-data-store", &id]),
+        admin(&s, &["delete-event-data-store", "--event-data-store", &id]),
         "EventDataStoreTerminationProtectedException",
     );
-    let updated = ok(aws(
+    let updated = ok(admin(
         &s,
         &[
             "update-event-data-store",
@@ -194,10 +176,10 @@ fn every_lake_operation_round_trips_through_the_aws_cli() {
     ));
     assert_eq!(updated["TerminationProtectionEnabled"], false);
     assert_eq!(updated["RetentionPeriod"], 30);
-    ok(aws(&s, &["delete-event-data-store", "--event-data-store", &id]));
-    assert_eq!(ok(aws(&s, &["get-event-data-store", "--event-data-store", &id]))["Status"], "PENDING_DELETION");
+    ok(admin(&s, &["delete-event-data-store", "--event-data-store", &id]));
+    assert_eq!(ok(admin(&s, &["get-event-data-store", "--event-data-store", &id]))["Status"], "PENDING_DELETION");
     fails(
-        aws(&s, &["start-query", "--query-statement", &format!("SELECT eventID FROM {id}")]),
+        admin(&s, &["start-query", "--query-statement", &format!("SELECT eventID FROM {id}")]),
         "EventDataStoreNotFoundException",
     );
 
@@ -211,7 +193,7 @@ fn every_lake_operation_round_trips_through_the_aws_cli() {
 #[test]
 fn selectors_decide_which_events_enter_a_store() {
     let s = Server::start();
-    let created = ok(aws(
+    let created = ok(admin(
         &s,
         &[
             "create-event-data-store",
@@ -225,9 +207,9 @@ fn selectors_decide_which_events_enter_a_store() {
     s.ingest(&iam_events(40, "sel").join("\n"));
     let q =
         format!("SELECT eventName, count(*) FROM {id} WHERE eventSource = 'iam.amazonaws.com' GROUP BY 1 ORDER BY 1");
-    let qid = ok(aws(&s, &["start-query", "--query-statement", &q]))["QueryId"].as_str().unwrap().to_string();
+    let qid = ok(admin(&s, &["start-query", "--query-statement", &q]))["QueryId"].as_str().unwrap().to_string();
     assert_eq!(wait_finished(&s, &qid)["QueryStatus"], "FINISHED");
-    let rows = values(&ok(aws(&s, &["get-query-results", "--query-id", &qid]))["QueryResultRows"]);
+    let rows = values(&ok(admin(&s, &["get-query-results", "--query-id", &qid]))["QueryResultRows"]);
     // GetUser is a read: it never entered the store.
     assert_eq!(rows, vec![vec!["CreateUser", "10"], vec!["DeleteRole", "10"], vec!["DeleteUser", "10"]]);
     s.assert_no_errors_logged();
@@ -304,19 +286,19 @@ print(json.dumps({"by_name": by_name, "users": users, "day": day[0][0]}))
 
 /// A store collecting every management event (AWS's default selectors); its id.
 fn create_store(s: &Server, name: &str) -> String {
-    let created = ok(aws(s, &["create-event-data-store", "--name", name]));
+    let created = ok(admin(s, &["create-event-data-store", "--name", name]));
     created["EventDataStoreArn"].as_str().unwrap().rsplit('/').next().unwrap().to_string()
 }
 
 fn start_query(s: &Server, sql: &str) -> String {
-    ok(aws(s, &["start-query", "--query-statement", sql]))["QueryId"].as_str().unwrap().to_string()
+    ok(admin(s, &["start-query", "--query-statement", sql]))["QueryId"].as_str().unwrap().to_string()
 }
 
 /// DescribeQuery until the query's status is one of `statuses` (fails the test after `within`).
 fn wait_status(s: &Server, qid: &str, statuses: &[&str], within: Duration) -> Value {
     let deadline = Instant::now() + within;
     loop {
-        let d = ok(aws(s, &["describe-query", "--query-id", qid]));
+        let d = ok(admin(s, &["describe-query", "--query-id", qid]));
         if statuses.contains(&d["QueryStatus"].as_str().unwrap()) {
             return d;
         }
@@ -373,7 +355,7 @@ fn quick_query_finishes(s: &Server, id: &str, expect_create_user: usize) {
     let qid = start_query(s, &q);
     let d = wait_status(s, &qid, &["FINISHED", "FAILED", "TIMED_OUT", "CANCELLED"], Duration::from_secs(60));
     assert_eq!(d["QueryStatus"], "FINISHED", "{d}");
-    let r = ok(aws(s, &["get-query-results", "--query-id", &qid]));
+    let r = ok(admin(s, &["get-query-results", "--query-id", &qid]));
     assert_eq!(values(&r["QueryResultRows"]), vec![vec![expect_create_user.to_string()]]);
 }
 
@@ -396,27 +378,27 @@ fn a_running_query_is_cancelled_and_leaves_the_query_runtime_free() {
     let busy = cpu_used_over(&s, Duration::from_secs(2));
     assert!(busy > 0.3, "the slow query used only {busy:.2} s of CPU in 2 s");
 
-    let cancelled = ok(aws(&s, &["cancel-query", "--query-id", &qid]));
+    let cancelled = ok(admin(&s, &["cancel-query", "--query-id", &qid]));
     assert_eq!(cancelled["QueryStatus"], "CANCELLED", "{cancelled}");
     assert_eq!(cancelled["QueryId"], qid.as_str());
-    let d = ok(aws(&s, &["describe-query", "--query-id", &qid]));
+    let d = ok(admin(&s, &["describe-query", "--query-id", &qid]));
     assert_eq!(d["QueryStatus"], "CANCELLED", "{d}");
     let stats = &d["QueryStatistics"];
     assert!(stats["ExecutionTimeInMillis"].as_u64().unwrap() >= 1000, "{d}");
     assert!(stats["EventsScanned"].as_u64().unwrap() >= 4000, "{d}");
     // GetQueryResults answers with the status and no rows (a cancelled query has no results), as AWS does.
-    let r = ok(aws(&s, &["get-query-results", "--query-id", &qid]));
+    let r = ok(admin(&s, &["get-query-results", "--query-id", &qid]));
     assert_eq!(r["QueryStatus"], "CANCELLED", "{r}");
     assert_eq!(r["QueryResultRows"], json!([]), "{r}");
     assert!(r.get("NextToken").is_none(), "{r}");
     // It stays cancelled: no late FINISHED, and cancelling it again is refused.
-    fails(aws(&s, &["cancel-query", "--query-id", &qid]), "InactiveQueryException");
+    fails(admin(&s, &["cancel-query", "--query-id", &qid]), "InactiveQueryException");
 
     // The slot and the runtime are free: a quick query finishes, and then the server is idle.
     quick_query_finishes(&s, &id, 1000);
     assert_goes_idle(&s, "the cancel");
-    assert_eq!(ok(aws(&s, &["describe-query", "--query-id", &qid]))["QueryStatus"], "CANCELLED");
-    let listed = ok(aws(&s, &["list-queries", "--event-data-store", &id, "--query-status", "CANCELLED"]));
+    assert_eq!(ok(admin(&s, &["describe-query", "--query-id", &qid]))["QueryStatus"], "CANCELLED");
+    let listed = ok(admin(&s, &["list-queries", "--event-data-store", &id, "--query-status", "CANCELLED"]));
     assert_eq!(listed["Queries"][0]["QueryId"], qid.as_str(), "{listed}");
     s.assert_no_errors_logged();
 }
@@ -456,7 +438,7 @@ fn a_query_over_its_memory_limit_fails_and_the_server_goes_on() {
     assert_eq!(d["QueryStatus"], "FAILED", "{d}");
     let message = d["ErrorMessage"].as_str().unwrap();
     assert!(message.contains("memory") && message.contains("8 MiB"), "{message}");
-    let r = ok(aws(&s, &["get-query-results", "--query-id", &qid]));
+    let r = ok(admin(&s, &["get-query-results", "--query-id", &qid]));
     assert_eq!(r["QueryStatus"], "FAILED");
     assert_eq!(r["ErrorMessage"], message);
     assert_eq!(r["QueryResultRows"], json!([]));
@@ -465,7 +447,10 @@ fn a_query_over_its_memory_limit_fails_and_the_server_goes_on() {
     let qid = start_query(&s, &by("eventID"));
     let d = wait_status(&s, &qid, &["FINISHED", "FAILED", "TIMED_OUT"], Duration::from_secs(120));
     assert_eq!(d["QueryStatus"], "FINISHED", "{d}");
-    assert_eq!(values(&ok(aws(&s, &["get-query-results", "--query-id", &qid]))["QueryResultRows"]), vec![vec!["5000"]]);
+    assert_eq!(
+        values(&ok(admin(&s, &["get-query-results", "--query-id", &qid]))["QueryResultRows"]),
+        vec![vec!["5000"]]
+    );
     // Nothing was spilled to a temporary folder instead.
     s.assert_no_errors_logged();
 }
@@ -479,7 +464,7 @@ fn a_query_over_its_time_is_timed_out_with_its_statistics() {
     let stats = &d["QueryStatistics"];
     assert!(stats["ExecutionTimeInMillis"].as_u64().unwrap() >= 1000, "{d}");
     assert!(stats["EventsScanned"].as_u64().unwrap() >= 4000, "{d}");
-    let r = ok(aws(&s, &["get-query-results", "--query-id", &qid]));
+    let r = ok(admin(&s, &["get-query-results", "--query-id", &qid]));
     assert_eq!(r["QueryStatus"], "TIMED_OUT");
     assert_eq!(r["QueryResultRows"], json!([]));
     quick_query_finishes(&s, &id, 1000);
@@ -501,14 +486,14 @@ fn a_query_over_max_result_rows_fails_and_is_never_truncated() {
         let d = wait_status(&s, &qid, &["FINISHED", "FAILED"], Duration::from_secs(60));
         assert_eq!(d["QueryStatus"], "FAILED", "{sql}: {d}");
         assert!(d["ErrorMessage"].as_str().unwrap().contains("more than 50 rows"), "{d}");
-        let r = ok(aws(&s, &["get-query-results", "--query-id", &qid]));
+        let r = ok(admin(&s, &["get-query-results", "--query-id", &qid]));
         assert_eq!(r["QueryStatus"], "FAILED");
         assert_eq!(r["QueryResultRows"], json!([]), "a failed query shows no partial rows");
     }
     // Exactly the limit is an answer, whole.
     let qid = start_query(&s, &q(" LIMIT 50"));
     assert_eq!(wait_status(&s, &qid, &["FINISHED", "FAILED"], Duration::from_secs(60))["QueryStatus"], "FINISHED");
-    let rows = values(&ok(aws(&s, &["get-query-results", "--query-id", &qid]))["QueryResultRows"]);
+    let rows = values(&ok(admin(&s, &["get-query-results", "--query-id", &qid]))["QueryResultRows"]);
     let mut ids: Vec<String> = (0..120).map(|i| format!("rows-{i:05}")).collect();
     ids.truncate(50);
     assert_eq!(rows, ids.into_iter().map(|i| vec![i]).collect::<Vec<_>>());

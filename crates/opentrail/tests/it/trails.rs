@@ -1,6 +1,5 @@
 //! Black-box tests of the trails control plane: the real binary driven by the real aws CLI v1 and boto3.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -11,33 +10,6 @@ const TRAIL: &str = "trail-one";
 
 fn arn(name: &str) -> String {
     format!("arn:aws:cloudtrail:us-east-1:{ACCOUNT}:trail/{name}")
-}
-
-/// Runs an aws CLI command that must succeed; returns its JSON output (`{}` for no output).
-fn ok(mut cmd: Command) -> Value {
-    let out = cmd.output().expect("run aws");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "aws failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
-    if stdout.trim().is_empty() { json!({}) } else { serde_json::from_str(&stdout).expect("aws printed JSON") }
-}
-
-/// Runs an aws CLI command that must fail with the service error `code`; returns stderr.
-fn fails(mut cmd: Command, code: &str) -> String {
-    let out = cmd.output().expect("run aws");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        matches!(out.status.code(), Some(254 | 255)),
-        "expected a service error {code}, got {:?}: {stderr}",
-        out.status
-    );
-    assert!(stderr.contains(&format!("An error occurred ({code})")), "expected {code}:\n{stderr}");
-    stderr
-}
-
-fn admin(s: &Server, args: &[&str]) -> Command {
-    let mut c = s.aws(ADMIN_KEY, ADMIN_SECRET);
-    c.arg("cloudtrail").args(args);
-    c
 }
 
 /// A signed call that must succeed (cheap: no CLI start-up).

@@ -387,3 +387,35 @@ pub fn spawn_ingester(
         }
     })
 }
+
+/// Runs an aws CLI command that must succeed; returns its JSON output (`{}` for no output).
+pub fn ok(mut cmd: Command) -> serde_json::Value {
+    let out = cmd.output().expect("run aws");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "aws failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    if stdout.trim().is_empty() {
+        serde_json::json!({})
+    } else {
+        serde_json::from_str(&stdout).expect("aws printed JSON")
+    }
+}
+
+/// Runs an aws CLI command that must fail with the service error `code`; returns stderr.
+pub fn fails(mut cmd: Command, code: &str) -> String {
+    let out = cmd.output().expect("run aws");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        matches!(out.status.code(), Some(254 | 255)),
+        "expected a service error {code}, got {:?}: {stderr}",
+        out.status
+    );
+    assert!(stderr.contains(&format!("An error occurred ({code})")), "expected {code}:\n{stderr}");
+    stderr
+}
+
+/// `aws cloudtrail <args>` as the admin.
+pub fn admin(s: &Server, args: &[&str]) -> Command {
+    let mut c = s.aws(ADMIN_KEY, ADMIN_SECRET);
+    c.arg("cloudtrail").args(args);
+    c
+}
