@@ -386,7 +386,8 @@ pub fn export(endpoint: &str, args: &ExportArgs) -> Result<std::process::ExitCod
         );
     }
     let client = Client::new(endpoint)?;
-    let progress = export_progress();
+    let progress = spinner();
+    progress.set_message("starting");
     // Records fetched since the last file was written, and the token to fetch after them.
     let mut pending: Vec<String> = Vec::new();
     let mut token = pos.next_token.clone();
@@ -465,12 +466,6 @@ fn write_export_file(out: &std::path::Path, format: ExportFormat, n: u64, record
 }
 
 /// A spinner with the events written so far, on a terminal only.
-fn export_progress() -> indicatif::ProgressBar {
-    let pb = spinner();
-    pb.set_message("starting");
-    pb
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
