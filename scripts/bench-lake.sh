@@ -3,13 +3,20 @@
 # release server into an event data store, then five audit queries by opentrail (StartQuery … GetQueryResults,
 # through `opentrail query`), DuckDB and chDB over the same Parquet files, and the lake's bytes on disk per event.
 # Usage: scripts/bench-lake.sh [EVENTS] [REPS]   (needs `cargo build --release -p opentrail`, pip duckdb chdb)
+# KEEP=dir: generate into dir and keep it; a later run with the same KEEP=dir skips the ingest and queries it again.
 set -euo pipefail
 EVENTS=${1:-10000000}
 REPS=${2:-3}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${OPENTRAIL_BIN:-$ROOT/target/release/opentrail}
-DIR=${SCRATCH:-$(mktemp -d /work/bench-lake.XXXXXX)}
-trap 'kill "${pid:-0}" 2>/dev/null || true; rm -rf "$DIR"' EXIT
+if [ -n "${KEEP:-}" ]; then
+  DIR=$KEEP
+  mkdir -p "$DIR"
+  trap 'kill "${pid:-0}" 2>/dev/null || true' EXIT
+else
+  DIR=${SCRATCH:-$(mktemp -d /work/bench-lake.XXXXXX)}
+  trap 'kill "${pid:-0}" 2>/dev/null || true; rm -rf "$DIR"' EXIT
+fi
 cd "$DIR"
 cat > cfg.toml <<'TOML'
 account_id = "123456789012"
@@ -30,6 +37,11 @@ serve() {
   E=$(grep -o 'http://[0-9.:]*' serve.out | head -1)
   export OPENTRAIL_ENDPOINT=$E
 }
+if [ -d data/lake ]; then
+  serve
+  python3 "$ROOT/scripts/bench-lake.py" --bin "$BIN" --data data --reps "$REPS" --events "$EVENTS"
+  exit
+fi
 serve
 s=$(date +%s.%N)
 "$BIN" gen --events "$EVENTS" --seed 7 --span 90d | "$BIN" ingest - > /dev/null 2>ingest.err

@@ -11,7 +11,9 @@ use std::sync::{Arc, LazyLock};
 use datafusion::arrow::array::{
     ArrayRef, BooleanBuilder, ListBuilder, RecordBatch, StringBuilder, StructBuilder, TimestampMillisecondBuilder,
 };
+use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::error::ArrowError;
 use serde_json::Value;
 
 /// The version of the schema below; written in every file's key-value metadata and in the manifest.
@@ -137,6 +139,42 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 /// The lake table's schema (version [`SCHEMA_VERSION`]).
 pub fn schema() -> SchemaRef {
     SCHEMA.clone()
+}
+
+/// The schema queries read the table as: every string (nested ones too) as `Utf8View`, which the Parquet
+/// reader fills with views into its pages instead of copying each value out, and which DataFusion groups,
+/// compares and hashes without copying either. The files hold the same strings (Parquet does not know the
+/// difference); the tail's batches are cast to it when a query registers the store.
+pub fn read_schema() -> SchemaRef {
+    static READ: LazyLock<SchemaRef> = LazyLock::new(|| {
+        let fields: Vec<Field> = schema().fields().iter().map(|f| view_field(f)).collect();
+        Arc::new(Schema::new(fields))
+    });
+    READ.clone()
+}
+
+/// A batch of [`schema`] as a batch of [`read_schema`] (strings become views of the same bytes).
+pub fn to_read(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(read_schema().fields())
+        .map(|(c, f)| cast(c, f.data_type()))
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(read_schema(), columns)
+}
+
+fn view_type(t: &DataType) -> DataType {
+    match t {
+        DataType::Utf8 => DataType::Utf8View,
+        DataType::Struct(fields) => DataType::Struct(fields.iter().map(|f| view_field(f)).collect::<Vec<_>>().into()),
+        DataType::List(item) => DataType::List(Arc::new(view_field(item))),
+        other => other.clone(),
+    }
+}
+
+fn view_field(f: &Field) -> Field {
+    f.clone().with_data_type(view_type(f.data_type()))
 }
 
 /// A member as text: strings as they are, numbers and booleans printed (some writers send `"readOnly":"true"`

@@ -178,6 +178,7 @@ pub async fn session(
     opts.execution.parquet.pushdown_filters = true;
     opts.execution.parquet.reorder_filters = true;
     let ctx = SessionContext::new_with_config_rt(config, runtime);
+    ctx.add_optimizer_rule(Arc::new(crate::eager::EagerCountJoin));
     for udf in json_functions() {
         ctx.register_udf(udf);
     }
@@ -189,9 +190,10 @@ pub async fn session(
 
 /// Registers a store as the union of its Parquet files and its tail.
 async fn register(ctx: &SessionContext, id: &str, snap: &Snapshot) -> Result<(), SqlError> {
-    let schema = schema::schema();
+    let schema = schema::read_schema();
     let failed = |e: datafusion::error::DataFusionError| SqlError::Failed(format!("opening store {id}: {e}"));
-    let tail = MemTable::try_new(schema.clone(), vec![snap.tail.clone()]).map_err(failed)?;
+    let tail = snap.tail.iter().map(schema::to_read).collect::<Result<Vec<_>, _>>().map_err(|e| failed(e.into()))?;
+    let tail = MemTable::try_new(schema.clone(), vec![tail]).map_err(failed)?;
     let mut df = ctx.read_table(Arc::new(tail)).map_err(failed)?;
     if !snap.files.is_empty() {
         let urls = snap
@@ -368,17 +370,19 @@ pub(crate) fn statistics(plan: &Arc<dyn ExecutionPlan>, tail_rows: u64) -> (u64,
 /// steps. A scalar is returned as text (a string without quotes); `json_extract` returns the JSON text of
 /// whatever is there. Not JSON, or no such path: null.
 fn json_functions() -> Vec<datafusion::logical_expr::ScalarUDF> {
-    use datafusion::arrow::array::{Array, StringArray};
+    use datafusion::arrow::array::{Array, StringViewArray};
     use datafusion::arrow::datatypes::DataType;
     use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
     fn make(name: &str, scalar_only: bool) -> datafusion::logical_expr::ScalarUDF {
         let f = move |args: &[ColumnarValue]| -> datafusion::error::Result<ColumnarValue> {
             let arrays = ColumnarValue::values_to_arrays(args)?;
-            let cast = |a: &datafusion::arrow::array::ArrayRef| datafusion::arrow::compute::cast(a, &DataType::Utf8);
+            // The lake's strings are views (schema::read_schema); anything else is cast to them.
+            let cast =
+                |a: &datafusion::arrow::array::ArrayRef| datafusion::arrow::compute::cast(a, &DataType::Utf8View);
             let (docs, paths) = (cast(&arrays[0])?, cast(&arrays[1])?);
-            let docs = docs.as_any().downcast_ref::<StringArray>().expect("cast to Utf8");
-            let paths = paths.as_any().downcast_ref::<StringArray>().expect("cast to Utf8");
-            let out: StringArray = (0..docs.len())
+            let docs = docs.as_any().downcast_ref::<StringViewArray>().expect("cast to Utf8View");
+            let paths = paths.as_any().downcast_ref::<StringViewArray>().expect("cast to Utf8View");
+            let out: StringViewArray = (0..docs.len())
                 .map(|i| {
                     if docs.is_null(i) || paths.is_null(i) {
                         return None;
@@ -395,7 +399,8 @@ fn json_functions() -> Vec<datafusion::logical_expr::ScalarUDF> {
                 .collect();
             Ok(ColumnarValue::Array(Arc::new(out)))
         };
-        create_udf(name, vec![DataType::Utf8, DataType::Utf8], DataType::Utf8, Volatility::Immutable, Arc::new(f))
+        let string = DataType::Utf8View;
+        create_udf(name, vec![string.clone(), string.clone()], string, Volatility::Immutable, Arc::new(f))
     }
     vec![make("json_extract_scalar", true), make("json_extract", false)]
 }

@@ -38,7 +38,7 @@ fn query(t: &Table, statement: &str) -> Answer {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let (sql_text, ids) = sql::prepare(statement).unwrap();
-        assert_eq!(ids, vec![ID.to_string()]);
+        assert!(!ids.is_empty() && ids.iter().all(|i| i == ID), "{ids:?}");
         let snap = t.snapshot();
         let tail_rows = snap.tail.iter().map(|b| b.num_rows() as u64).sum();
         let ctx = sql::session(&[(ID.to_string(), snap)], 256 << 20, 2).await.unwrap();
@@ -144,6 +144,86 @@ fn typical_audit_queries_equal_a_linear_evaluation() {
     assert_eq!(a.rows, vec![vec![n.to_string()]]);
 }
 
+/// Pairs (a, b) where b's access key is the one a's AssumeRole returned, counted by `key(a, b)`.
+fn assume_role_pairs(all: &[Value], key: impl Fn(&Value, &Value) -> Vec<String>) -> Vec<Vec<String>> {
+    let mut m: BTreeMap<Vec<String>, u64> = BTreeMap::new();
+    for a in all.iter().filter(|r| r["eventName"] == "AssumeRole") {
+        let Some(k) = a["responseElements"]["credentials"]["accessKeyId"].as_str() else { continue };
+        for b in all.iter().filter(|b| b["userIdentity"]["accessKeyId"].as_str() == Some(k)) {
+            *m.entry(key(a, b)).or_default() += 1;
+        }
+    }
+    sorted(
+        m.into_iter()
+            .map(|(mut k, n)| {
+                k.push(n.to_string());
+                k
+            })
+            .collect(),
+    )
+}
+
+/// Counts over a join are computed without making the pairs (the `eager` optimizer rule): the answers equal
+/// the pairs counted one by one, with grouping columns from either side or both; a query the rule does not
+/// apply to (a left join) is answered as before.
+#[test]
+fn counts_over_a_join_equal_the_pairs_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let recs = events(4000, 11);
+    let t = table(dir.path(), &recs, 2500);
+    let all = parsed(&recs);
+    let on = "b.userIdentity.accessKeyId = json_extract_scalar(a.responseElements, '$.credentials.accessKeyId')";
+
+    let q = format!(
+        "SELECT b.eventName, count(*) AS n FROM {ID} a JOIN {ID} b ON {on} WHERE a.eventName = 'AssumeRole' GROUP BY b.eventName"
+    );
+    let expect = assume_role_pairs(&all, |_, b| vec![s(&b["eventName"])]);
+    assert!(expect.iter().any(|r| r[1] != "1"), "the corpus has keys used more than once: {expect:?}");
+    assert_eq!(sorted(query(&t, &q).rows), expect);
+    assert!(plan_text(&t, &q).contains("__eager_"), "the rule rewrote the join: {}", plan_text(&t, &q));
+
+    let q = format!(
+        "SELECT a.userIdentity.arn, b.eventName, count(*), count(1) FROM {ID} a JOIN {ID} b ON {on} \
+         WHERE a.eventName = 'AssumeRole' GROUP BY a.userIdentity.arn, b.eventName"
+    );
+    let expect: Vec<Vec<String>> =
+        assume_role_pairs(&all, |a, b| vec![s(&a["userIdentity"]["arn"]), s(&b["eventName"])])
+            .into_iter()
+            .map(|mut r| {
+                r.push(r[2].clone());
+                r
+            })
+            .collect();
+    assert_eq!(sorted(query(&t, &q).rows), expect);
+
+    // Not rewritten: an outer join keeps the AssumeRole calls whose key was never used.
+    let q = format!(
+        "SELECT a.eventName, count(*) FROM {ID} a LEFT JOIN {ID} b ON {on} WHERE a.eventName = 'AssumeRole' GROUP BY a.eventName"
+    );
+    assert!(!plan_text(&t, &q).contains("__eager_"));
+    let used = assume_role_pairs(&all, |_, _| vec![]).first().map_or(0, |r| r[0].parse::<u64>().unwrap());
+    let unused = all
+        .iter()
+        .filter(|a| a["eventName"] == "AssumeRole")
+        .filter(|a| {
+            let k = a["responseElements"]["credentials"]["accessKeyId"].as_str();
+            !all.iter().any(|b| k.is_some() && b["userIdentity"]["accessKeyId"].as_str() == k)
+        })
+        .count() as u64;
+    assert_eq!(query(&t, &q).rows, vec![vec!["AssumeRole".to_string(), (used + unused).to_string()]]);
+}
+
+/// The optimized logical plan of `statement`.
+fn plan_text(t: &Table, statement: &str) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let (sql_text, _) = sql::prepare(statement).unwrap();
+        let ctx = sql::session(&[(ID.to_string(), t.snapshot())], 256 << 20, 2).await.unwrap();
+        let df = ctx.sql(&sql_text).await.unwrap();
+        format!("{}", df.into_optimized_plan().unwrap().display_indent())
+    })
+}
+
 #[test]
 fn the_whole_record_and_typed_columns_agree() {
     let dir = tempfile::tempdir().unwrap();
@@ -199,5 +279,19 @@ proptest! {
             sorted(a.rows),
             count_by(&all, |r| (r.get("readOnly") == Some(&Value::Bool(false))).then(|| vec![s(&r["awsRegion"])]))
         );
+        // A self-join on the caller's access key, grouped by both sides: the eager rewrite against pairs.
+        let a = query(&t, &format!(
+            "SELECT a.eventSource, b.awsRegion, count(*) FROM {ID} a JOIN {ID} b \
+             ON a.userIdentity.accessKeyId = b.userIdentity.accessKeyId GROUP BY 1, 2"
+        ));
+        let mut m: BTreeMap<Vec<String>, u64> = BTreeMap::new();
+        for x in &all {
+            let Some(k) = x["userIdentity"]["accessKeyId"].as_str() else { continue };
+            for y in all.iter().filter(|y| y["userIdentity"]["accessKeyId"].as_str() == Some(k)) {
+                *m.entry(vec![s(&x["eventSource"]), s(&y["awsRegion"])]).or_default() += 1;
+            }
+        }
+        let expect: Vec<Vec<String>> = m.into_iter().map(|(mut k, n)| { k.push(n.to_string()); k }).collect();
+        prop_assert_eq!(sorted(a.rows), sorted(expect));
     }
 }

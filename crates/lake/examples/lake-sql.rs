@@ -1,0 +1,40 @@
+//! Times SQL over one event data store's table in-process (no server, no HTTP): the engine's share of a
+//! query, for tuning the lake. Usage: `lake-sql <store dir> <reps> <file of queries, one per line>`; `FROM
+//! events` names the store. Prints the best time of each query and its plan with metrics (EXPLAIN ANALYZE).
+use std::time::Instant;
+
+use lake::{Table, sql};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let dir = std::path::Path::new(&args[1]);
+    let reps: usize = args[2].parse().expect("reps");
+    let queries = std::fs::read_to_string(&args[3]).expect("queries file");
+    let threads: usize = std::env::var("THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(2);
+    let table = Table::open(dir).expect("open table");
+    let snap = table.snapshot();
+    eprintln!("{} files, {} rows", snap.files.len(), snap.rows());
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build().unwrap();
+    rt.block_on(async {
+        for q in queries.lines().filter(|l| !l.trim().is_empty()) {
+            let stores = vec![("events".to_string(), snap.clone())];
+            let mut best = f64::MAX;
+            let mut rows = 0;
+            for _ in 0..reps {
+                let t = Instant::now();
+                let ctx = sql::session(&stores, 4 << 30, threads).await.unwrap();
+                let plan = sql::plan(&ctx, q).await.unwrap();
+                let a = sql::run(&ctx, plan, q, 10_000_000, 0).await.unwrap();
+                best = best.min(t.elapsed().as_secs_f64());
+                rows = a.rows.len();
+            }
+            println!("{:8.1} ms  {rows:>6} rows  {q}", best * 1000.0);
+            if std::env::var("EXPLAIN").is_ok() {
+                let ctx = sql::session(&stores, 4 << 30, threads).await.unwrap();
+                let df = ctx.sql(&format!("EXPLAIN ANALYZE {q}")).await.unwrap();
+                let b = df.collect().await.unwrap();
+                println!("{}", datafusion::arrow::util::pretty::pretty_format_batches(&b).unwrap());
+            }
+        }
+    });
+}
