@@ -9,6 +9,7 @@
 //! Layout under the lake folder (`<data-dir>/lake`): `eventdatastore=<id>/manifest.json` and
 //! `eventdatastore=<id>/date=YYYY-MM-DD/*.parquet` (docs/formats/lake.md).
 
+mod count;
 mod eager;
 pub mod queries;
 pub mod schema;

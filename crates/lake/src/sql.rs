@@ -16,6 +16,7 @@ use datafusion::execution::cache::cache_manager::{CacheManager, CacheManagerConf
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::MemoryLimit;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
@@ -177,8 +178,14 @@ pub async fn session(
     let opts = config.options_mut();
     opts.execution.parquet.pushdown_filters = true;
     opts.execution.parquet.reorder_filters = true;
-    let ctx = SessionContext::new_with_config_rt(config, runtime);
-    ctx.add_optimizer_rule(Arc::new(crate::eager::EagerCountJoin));
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .with_optimizer_rule(Arc::new(crate::eager::EagerCountJoin))
+        .with_physical_optimizer_rule(Arc::new(crate::count::CountByViews))
+        .build();
+    let ctx = SessionContext::new_with_state(state);
     for udf in json_functions() {
         ctx.register_udf(udf);
     }

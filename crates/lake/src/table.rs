@@ -322,15 +322,13 @@ impl Table {
             path: folder.clone(),
             source,
         })?;
-        let batch = concat_batches(&schema::schema(), batches)
-            .map_err(|source| TableError::Arrow { path: path.clone(), source })?;
-        let batch = sort_by_time(batch).map_err(|source| TableError::Arrow { path: path.clone(), source })?;
+        let batch = file_batch(batches).map_err(|source| TableError::Arrow { path: path.clone(), source })?;
         let (min_time, max_time) = time_range(&batch);
         let tmp = atomic_file::tmp_path(&path);
         let io = |action, source| TableError::Io { action, path: tmp.clone(), source };
         let file = File::create(&tmp).map_err(|e| io("create", e))?;
         let pq = |source| TableError::Parquet { path: path.clone(), source };
-        let mut w = ArrowWriter::try_new(file, schema::schema(), Some(writer_properties())).map_err(pq)?;
+        let mut w = ArrowWriter::try_new(file, schema::read_schema(), Some(writer_properties())).map_err(pq)?;
         w.write(&batch).map_err(pq)?;
         let file = w.into_inner().map_err(pq)?;
         file.sync_all().map_err(|e| io("fsync", e))?;
@@ -366,6 +364,15 @@ fn read_file(path: &Path) -> Result<Vec<RecordBatch>, TableError> {
     let pq = |source| TableError::Parquet { path: path.into(), source };
     let reader = ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq)?.build().map_err(pq)?;
     reader.map(|b| b.map_err(|source| TableError::Arrow { path: path.into(), source })).collect()
+}
+
+/// The batches of one file as one batch sorted by event time, its strings as views: the file's embedded
+/// Arrow schema then says `Utf8View` for every string, nested ones too, and the Parquet reader fills views
+/// into its pages instead of copying each value out (docs/formats/lake.md). Batches from the tail (plain
+/// strings) and from files being compacted (either) are both accepted.
+fn file_batch(batches: &[RecordBatch]) -> Result<RecordBatch, datafusion::arrow::error::ArrowError> {
+    let batches = batches.iter().map(schema::to_read).collect::<Result<Vec<_>, _>>()?;
+    sort_by_time(concat_batches(&schema::read_schema(), &batches)?)
 }
 
 fn sort_by_time(batch: RecordBatch) -> Result<RecordBatch, datafusion::arrow::error::ArrowError> {
@@ -420,14 +427,12 @@ pub fn day_of(event_time_ms: Option<i64>) -> String {
 pub fn write_records(path: &Path, records: &[String]) -> Result<u64, TableError> {
     let by_day = crate::view::batches_by_day(records.iter().map(String::as_str), |_| true);
     let batches: Vec<RecordBatch> = by_day.into_values().collect();
-    let batch = concat_batches(&schema::schema(), &batches)
-        .map_err(|source| TableError::Arrow { path: path.into(), source })?;
-    let batch = sort_by_time(batch).map_err(|source| TableError::Arrow { path: path.into(), source })?;
+    let batch = file_batch(&batches).map_err(|source| TableError::Arrow { path: path.into(), source })?;
     let tmp = atomic_file::tmp_path(path);
     let io = |action, source| TableError::Io { action, path: tmp.clone(), source };
     let file = File::create(&tmp).map_err(|e| io("create", e))?;
     let pq = |source| TableError::Parquet { path: path.into(), source };
-    let mut w = ArrowWriter::try_new(file, schema::schema(), Some(writer_properties())).map_err(pq)?;
+    let mut w = ArrowWriter::try_new(file, schema::read_schema(), Some(writer_properties())).map_err(pq)?;
     w.write(&batch).map_err(pq)?;
     let file = w.into_inner().map_err(pq)?;
     file.sync_all().map_err(|e| io("fsync", e))?;

@@ -224,6 +224,39 @@ fn plan_text(t: &Table, statement: &str) -> String {
     })
 }
 
+/// The physical plan of `statement`.
+fn plan_text_physical(t: &Table, statement: &str) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let (sql_text, _) = sql::prepare(statement).unwrap();
+        let ctx = sql::session(&[(ID.to_string(), t.snapshot())], 256 << 20, 2).await.unwrap();
+        let plan = sql::plan(&ctx, &sql_text).await.unwrap();
+        format!("{}", datafusion::physical_plan::displayable(plan.as_ref()).indent(false))
+    })
+}
+
+/// A grouping with as many groups as rows counts each once; with too little memory for its groups it fails
+/// at the query's limit instead of growing past it.
+#[test]
+fn counting_groups_is_bounded_by_the_query_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let recs = events(3000, 5);
+    let t = table(dir.path(), &recs, 1500);
+    let q = format!("SELECT eventID, count(*) FROM {ID} GROUP BY eventID");
+    assert!(plan_text_physical(&t, &q).contains("CountByViewsExec"));
+    let a = query(&t, &q);
+    assert_eq!(a.rows.len(), 3000);
+    assert!(a.rows.iter().all(|r| r[1] == "1"));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let err = rt.block_on(async {
+        let (sql_text, _) = sql::prepare(&q).unwrap();
+        let ctx = sql::session(&[(ID.to_string(), t.snapshot())], 64 << 10, 2).await.unwrap();
+        let plan = sql::plan(&ctx, &sql_text).await.unwrap();
+        sql::run(&ctx, plan, &q, 1_000_000, 0).await.unwrap_err()
+    });
+    assert!(matches!(err, sql::SqlError::Memory { .. }), "{err}");
+}
+
 #[test]
 fn the_whole_record_and_typed_columns_agree() {
     let dir = tempfile::tempdir().unwrap();
@@ -274,6 +307,17 @@ proptest! {
         let all = parsed(&recs);
         let a = query(&t, &format!("SELECT eventSource, eventName, count(*) FROM {ID} GROUP BY 1, 2"));
         prop_assert_eq!(sorted(a.rows), count_by(&all, |r| Some(vec![s(&r["eventSource"]), s(&r["eventName"])])));
+        // A null group (no error code) and two counts: the partial counting by views against a linear count.
+        let q = format!("SELECT errorCode, count(*), count(1) FROM {ID} GROUP BY 1");
+        prop_assert!(plan_text_physical(&t, &q).contains("CountByViewsExec"));
+        let expect: Vec<Vec<String>> = count_by(&all, |r| Some(vec![s(r.get("errorCode").unwrap_or(&Value::Null))]))
+            .into_iter()
+            .map(|mut r| {
+                r.push(r[1].clone());
+                r
+            })
+            .collect();
+        prop_assert_eq!(sorted(query(&t, &q).rows), expect);
         let a = query(&t, &format!("SELECT awsRegion, count(*) FROM {ID} WHERE readOnly = false GROUP BY 1"));
         prop_assert_eq!(
             sorted(a.rows),
