@@ -66,7 +66,7 @@ fn rewrite(agg: &Aggregate) -> Result<Option<LogicalPlan>> {
     if agg.group_expr.is_empty() || agg.aggr_expr.is_empty() || !agg.aggr_expr.iter().all(is_count_star) {
         return Ok(None);
     }
-    let Some(groups) = agg.group_expr.iter().map(as_column).collect::<Option<Vec<&Column>>>() else {
+    let Some(groups) = agg.group_expr.iter().map(Expr::try_as_col).collect::<Option<Vec<&Column>>>() else {
         return Ok(None);
     };
     // Through projections of bare columns (which name the join's columns as they are) to the join.
@@ -105,12 +105,12 @@ fn rewrite(agg: &Aggregate) -> Result<Option<LogicalPlan>> {
     };
     let left = side(&join.left, join.on.iter().map(|(l, _)| l).collect(), &left_groups, "l")?;
     let right = side(&join.right, join.on.iter().map(|(_, r)| r).collect(), &right_groups, "r")?;
-    let keys: Vec<(Column, Column)> = (0..join.on.len())
-        .map(|i| (Column::from_name(format!("{PREFIX}l{i}")), Column::from_name(format!("{PREFIX}r{i}"))))
-        .collect();
-    let (lk, rk): (Vec<Column>, Vec<Column>) = keys.into_iter().unzip();
-    let pairs =
-        cast(col(format!("{PREFIX}ln")) * col(format!("{PREFIX}rn")), datafusion::arrow::datatypes::DataType::Int64);
+    let keys = |tag: &str| -> Vec<Column> {
+        (0..join.on.len()).map(|i| Column::from_name(format!("{PREFIX}{tag}{i}"))).collect()
+    };
+    let (lk, rk) = (keys("l"), keys("r"));
+    // Both counts are Int64, and so is their product.
+    let pairs = col(format!("{PREFIX}ln")) * col(format!("{PREFIX}rn"));
     let joined = LogicalPlanBuilder::from(left)
         .join(right, JoinType::Inner, (lk, rk), None)?
         .aggregate(agg.group_expr.clone(), vec![sum(pairs).alias(format!("{PREFIX}pairs"))])?
@@ -125,11 +125,4 @@ fn rewrite(agg: &Aggregate) -> Result<Option<LogicalPlan>> {
         out.push(total.alias_qualified(qualifier.cloned(), field.name()));
     }
     Ok(Some(LogicalPlanBuilder::from(joined).project(out)?.build()?))
-}
-
-fn as_column(e: &Expr) -> Option<&Column> {
-    match e {
-        Expr::Column(c) => Some(c),
-        _ => None,
-    }
 }
