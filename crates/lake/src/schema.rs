@@ -144,7 +144,7 @@ pub fn schema() -> SchemaRef {
 /// The schema queries read the table as: every string (nested ones too) as `Utf8View`, which the Parquet
 /// reader fills with views into its pages instead of copying each value out, and which DataFusion groups,
 /// compares and hashes without copying either. The files hold the same strings (Parquet does not know the
-/// difference); the tail's batches are cast to it when a query registers the store.
+/// difference); the table casts the tail's batches to it as it takes them in.
 pub fn read_schema() -> SchemaRef {
     static READ: LazyLock<SchemaRef> = LazyLock::new(|| {
         let fields: Vec<Field> = schema().fields().iter().map(|f| view_field(f)).collect();

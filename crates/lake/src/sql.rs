@@ -199,8 +199,7 @@ pub async fn session(
 async fn register(ctx: &SessionContext, id: &str, snap: &Snapshot) -> Result<(), SqlError> {
     let schema = schema::read_schema();
     let failed = |e: datafusion::error::DataFusionError| SqlError::Failed(format!("opening store {id}: {e}"));
-    let tail = snap.tail.iter().map(schema::to_read).collect::<Result<Vec<_>, _>>().map_err(|e| failed(e.into()))?;
-    let tail = MemTable::try_new(schema.clone(), vec![tail]).map_err(failed)?;
+    let tail = MemTable::try_new(schema.clone(), vec![snap.tail.clone()]).map_err(failed)?;
     let mut df = ctx.read_table(Arc::new(tail)).map_err(failed)?;
     if !snap.files.is_empty() {
         let urls = snap

@@ -196,13 +196,18 @@ impl Table {
         true
     }
 
-    /// Takes batches (by day, in feed order) into the tail and moves the applied seq to `through`.
+    /// Takes batches of [`schema::schema`] (by day, in feed order) into the tail and moves the applied seq to `through`.
     pub fn append(&self, by_day: impl IntoIterator<Item = (String, RecordBatch)>, through: u64) {
+        // Held as queries read it (strings as views): converted once here, not by every query, and before
+        // the lock that queries take for their snapshot.
+        let batches: Vec<(String, RecordBatch)> = by_day
+            .into_iter()
+            .filter(|(_, b)| b.num_rows() > 0)
+            .map(|(day, b)| (day, schema::to_read(&b).expect("the lake's own batch casts to its view types")))
+            .collect();
         let mut s = self.state.lock();
-        for (day, batch) in by_day {
-            if batch.num_rows() > 0 {
-                s.tail.entry(day).or_default().push(batch);
-            }
+        for (day, batch) in batches {
+            s.tail.entry(day).or_default().push(batch);
         }
         s.applied = Some(through);
         drop(s);
@@ -324,17 +329,7 @@ impl Table {
         })?;
         let batch = file_batch(batches).map_err(|source| TableError::Arrow { path: path.clone(), source })?;
         let (min_time, max_time) = time_range(&batch);
-        let tmp = atomic_file::tmp_path(&path);
-        let io = |action, source| TableError::Io { action, path: tmp.clone(), source };
-        let file = File::create(&tmp).map_err(|e| io("create", e))?;
-        let pq = |source| TableError::Parquet { path: path.clone(), source };
-        let mut w = ArrowWriter::try_new(file, schema::read_schema(), Some(writer_properties())).map_err(pq)?;
-        w.write(&batch).map_err(pq)?;
-        let file = w.into_inner().map_err(pq)?;
-        file.sync_all().map_err(|e| io("fsync", e))?;
-        let bytes = file.metadata().map_err(|e| io("stat", e))?.len();
-        drop(file);
-        std::fs::rename(&tmp, &path).map_err(|e| io("rename", e))?;
+        let bytes = write_parquet(&path, &batch)?;
         File::open(&folder).and_then(|d| d.sync_all()).map_err(|source| TableError::Io {
             action: "fsync",
             path: folder,
@@ -368,8 +363,8 @@ fn read_file(path: &Path) -> Result<Vec<RecordBatch>, TableError> {
 
 /// The batches of one file as one batch sorted by event time, its strings as views: the file's embedded
 /// Arrow schema then says `Utf8View` for every string, nested ones too, and the Parquet reader fills views
-/// into its pages instead of copying each value out (docs/formats/lake.md). Batches from the tail (plain
-/// strings) and from files being compacted (either) are both accepted.
+/// into its pages instead of copying each value out (docs/formats/lake.md). Batches from the tail (views
+/// already) and from files being compacted (views, or plain strings in files written before) are accepted.
 fn file_batch(batches: &[RecordBatch]) -> Result<RecordBatch, datafusion::arrow::error::ArrowError> {
     let batches = batches.iter().map(schema::to_read).collect::<Result<Vec<_>, _>>()?;
     sort_by_time(concat_batches(&schema::read_schema(), &batches)?)
@@ -428,15 +423,23 @@ pub fn write_records(path: &Path, records: &[String]) -> Result<u64, TableError>
     let by_day = crate::view::batches_by_day(records.iter().map(String::as_str), |_| true);
     let batches: Vec<RecordBatch> = by_day.into_values().collect();
     let batch = file_batch(&batches).map_err(|source| TableError::Arrow { path: path.into(), source })?;
+    write_parquet(path, &batch)?;
+    Ok(batch.num_rows() as u64)
+}
+
+/// Writes `batch` (from [`file_batch`]) as the Parquet file `path`: under a temporary name, fsynced, then
+/// renamed into place. Returns the file's size; the caller fsyncs the folder if the rename must be durable.
+fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<u64, TableError> {
     let tmp = atomic_file::tmp_path(path);
     let io = |action, source| TableError::Io { action, path: tmp.clone(), source };
     let file = File::create(&tmp).map_err(|e| io("create", e))?;
     let pq = |source| TableError::Parquet { path: path.into(), source };
     let mut w = ArrowWriter::try_new(file, schema::read_schema(), Some(writer_properties())).map_err(pq)?;
-    w.write(&batch).map_err(pq)?;
+    w.write(batch).map_err(pq)?;
     let file = w.into_inner().map_err(pq)?;
     file.sync_all().map_err(|e| io("fsync", e))?;
+    let bytes = file.metadata().map_err(|e| io("stat", e))?.len();
     drop(file);
     std::fs::rename(&tmp, path).map_err(|e| io("rename", e))?;
-    Ok(batch.num_rows() as u64)
+    Ok(bytes)
 }
