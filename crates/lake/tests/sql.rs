@@ -35,15 +35,36 @@ fn table(dir: &std::path::Path, records: &[String], flushed: usize) -> Arc<Table
 }
 
 fn query(t: &Table, statement: &str) -> Answer {
+    try_query(t, statement, 256 << 20).unwrap()
+}
+
+/// Runs `statement` over `t` (stored as store `ID`) with `memory_limit` bytes for its operators.
+fn try_query(t: &Table, statement: &str, memory_limit: usize) -> Result<Answer, sql::SqlError> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let (sql_text, ids) = sql::prepare(statement).unwrap();
         assert!(!ids.is_empty() && ids.iter().all(|i| i == ID), "{ids:?}");
         let snap = t.snapshot();
         let tail_rows = snap.tail.iter().map(|b| b.num_rows() as u64).sum();
-        let ctx = sql::session(&[(ID.to_string(), snap)], 256 << 20, 2).await.unwrap();
+        let ctx = sql::session(&[(ID.to_string(), snap)], memory_limit, 2).await.unwrap();
         let plan = sql::plan(&ctx, &sql_text).await.unwrap();
-        sql::run(&ctx, plan, statement, 1_000_000, tail_rows).await.unwrap()
+        sql::run(&ctx, plan, statement, 1_000_000, tail_rows).await
+    })
+}
+
+/// The optimized logical plan of `statement`, then its physical plan, as text.
+fn plans(t: &Table, statement: &str) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let (sql_text, _) = sql::prepare(statement).unwrap();
+        let ctx = sql::session(&[(ID.to_string(), t.snapshot())], 256 << 20, 2).await.unwrap();
+        let logical = ctx.sql(&sql_text).await.unwrap().into_optimized_plan().unwrap();
+        let physical = sql::plan(&ctx, &sql_text).await.unwrap();
+        format!(
+            "{}\n{}",
+            logical.display_indent(),
+            datafusion::physical_plan::displayable(physical.as_ref()).indent(false)
+        )
     })
 }
 
@@ -178,7 +199,7 @@ fn counts_over_a_join_equal_the_pairs_counted() {
     let expect = assume_role_pairs(&all, |_, b| vec![s(&b["eventName"])]);
     assert!(expect.iter().any(|r| r[1] != "1"), "the corpus has keys used more than once: {expect:?}");
     assert_eq!(sorted(query(&t, &q).rows), expect);
-    assert!(plan_text(&t, &q).contains("__eager_"), "the rule rewrote the join: {}", plan_text(&t, &q));
+    assert!(plans(&t, &q).contains("__eager_"), "the rule rewrote the join: {}", plans(&t, &q));
 
     let q = format!(
         "SELECT a.userIdentity.arn, b.eventName, count(*), count(1) FROM {ID} a JOIN {ID} b ON {on} \
@@ -198,7 +219,7 @@ fn counts_over_a_join_equal_the_pairs_counted() {
     let q = format!(
         "SELECT a.eventName, count(*) FROM {ID} a LEFT JOIN {ID} b ON {on} WHERE a.eventName = 'AssumeRole' GROUP BY a.eventName"
     );
-    assert!(!plan_text(&t, &q).contains("__eager_"));
+    assert!(!plans(&t, &q).contains("__eager_"));
     let used = assume_role_pairs(&all, |_, _| vec![]).first().map_or(0, |r| r[0].parse::<u64>().unwrap());
     let unused = all
         .iter()
@@ -211,28 +232,6 @@ fn counts_over_a_join_equal_the_pairs_counted() {
     assert_eq!(query(&t, &q).rows, vec![vec!["AssumeRole".to_string(), (used + unused).to_string()]]);
 }
 
-/// The optimized logical plan of `statement`.
-fn plan_text(t: &Table, statement: &str) -> String {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let (sql_text, _) = sql::prepare(statement).unwrap();
-        let ctx = sql::session(&[(ID.to_string(), t.snapshot())], 256 << 20, 2).await.unwrap();
-        let df = ctx.sql(&sql_text).await.unwrap();
-        format!("{}", df.into_optimized_plan().unwrap().display_indent())
-    })
-}
-
-/// The physical plan of `statement`.
-fn plan_text_physical(t: &Table, statement: &str) -> String {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let (sql_text, _) = sql::prepare(statement).unwrap();
-        let ctx = sql::session(&[(ID.to_string(), t.snapshot())], 256 << 20, 2).await.unwrap();
-        let plan = sql::plan(&ctx, &sql_text).await.unwrap();
-        format!("{}", datafusion::physical_plan::displayable(plan.as_ref()).indent(false))
-    })
-}
-
 /// A grouping with as many groups as rows counts each once; with too little memory for its groups it fails
 /// at the query's limit instead of growing past it.
 #[test]
@@ -241,17 +240,11 @@ fn counting_groups_is_bounded_by_the_query_memory() {
     let recs = events(3000, 5);
     let t = table(dir.path(), &recs, 1500);
     let q = format!("SELECT eventID, count(*) FROM {ID} GROUP BY eventID");
-    assert!(plan_text_physical(&t, &q).contains("CountByViewsExec"));
+    assert!(plans(&t, &q).contains("CountByViewsExec"));
     let a = query(&t, &q);
     assert_eq!(a.rows.len(), 3000);
     assert!(a.rows.iter().all(|r| r[1] == "1"));
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let err = rt.block_on(async {
-        let (sql_text, _) = sql::prepare(&q).unwrap();
-        let ctx = sql::session(&[(ID.to_string(), t.snapshot())], 64 << 10, 2).await.unwrap();
-        let plan = sql::plan(&ctx, &sql_text).await.unwrap();
-        sql::run(&ctx, plan, &q, 1_000_000, 0).await.unwrap_err()
-    });
+    let err = try_query(&t, &q, 64 << 10).unwrap_err();
     assert!(matches!(err, sql::SqlError::Memory { .. }), "{err}");
 }
 
@@ -307,7 +300,7 @@ proptest! {
         prop_assert_eq!(sorted(a.rows), count_by(&all, |r| Some(vec![s(&r["eventSource"]), s(&r["eventName"])])));
         // A null group (no error code) and two counts: the partial counting by views against a linear count.
         let q = format!("SELECT errorCode, count(*), count(1) FROM {ID} GROUP BY 1");
-        prop_assert!(plan_text_physical(&t, &q).contains("CountByViewsExec"));
+        prop_assert!(plans(&t, &q).contains("CountByViewsExec"));
         let expect: Vec<Vec<String>> = count_by(&all, |r| Some(vec![s(r.get("errorCode").unwrap_or(&Value::Null))]))
             .into_iter()
             .map(|mut r| {
