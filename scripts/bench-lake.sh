@@ -37,25 +37,23 @@ serve() {
   E=$(grep -o 'http://[0-9.:]*' serve.out | head -1)
   export OPENTRAIL_ENDPOINT=$E
 }
-if [ -d data/lake ]; then
+if [ ! -d data/lake ]; then
+  # Generate, ingest and let the lake take it all in (skipped when KEEP=dir already holds a lake).
   serve
-  python3 "$ROOT/scripts/bench-lake.py" --bin "$BIN" --data data --reps "$REPS" --events "$EVENTS"
-  exit
+  s=$(date +%s.%N)
+  "$BIN" gen --events "$EVENTS" --seed 7 --span 90d | "$BIN" ingest - > /dev/null 2>ingest.err
+  t=$(date +%s.%N)
+  # The default store (every management event, S3/Lambda/DynamoDB data events) takes in the whole journal.
+  "$BIN" query --output csv "SELECT count(*) FROM events" > /dev/null
+  for _ in $(seq 7200); do
+    lag=$(curl -s "$E/metrics" | awk '/^opentrail_view_lag_events\{view="lake:/ {s += $2} END {print s + 0}')
+    [ "$lag" = 0 ] && break
+    sleep 0.5
+  done
+  u=$(date +%s.%N)
+  printf 'ingest %.1f s; lake caught up %.1f s after the ingest ended\n' "$(echo "$t - $s" | bc)" "$(echo "$u - $t" | bc)" >&2
+  # A graceful stop flushes the tail to Parquet, so every engine reads the same files; then serve again.
+  kill "$pid"; wait "$pid" 2>/dev/null || true
 fi
-serve
-s=$(date +%s.%N)
-"$BIN" gen --events "$EVENTS" --seed 7 --span 90d | "$BIN" ingest - > /dev/null 2>ingest.err
-t=$(date +%s.%N)
-# The default store (every management event, S3/Lambda/DynamoDB data events) takes in the whole journal.
-"$BIN" query --output csv "SELECT count(*) FROM events" > /dev/null
-for _ in $(seq 7200); do
-  lag=$(curl -s "$E/metrics" | awk '/^opentrail_view_lag_events\{view="lake:/ {s += $2} END {print s + 0}')
-  [ "$lag" = 0 ] && break
-  sleep 0.5
-done
-u=$(date +%s.%N)
-printf 'ingest %.1f s; lake caught up %.1f s after the ingest ended\n' "$(echo "$t - $s" | bc)" "$(echo "$u - $t" | bc)" >&2
-# A graceful stop flushes the tail to Parquet, so every engine reads the same files; then serve again.
-kill "$pid"; wait "$pid" 2>/dev/null || true
 serve
 python3 "$ROOT/scripts/bench-lake.py" --bin "$BIN" --data data --reps "$REPS" --events "$EVENTS"
