@@ -30,6 +30,17 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Turns transparent huge pages off for this process (Linux `PR_SET_THP_DISABLE`; it covers every mapping
+/// from here on, the allocator's included). With THP `always` (a common distribution default), each query
+/// the lake runs faults fresh 2 MiB pages that the kernel zeroes whole: in profiles a quarter of the
+/// server's CPU went to `clear_page`, and a `GROUP BY eventName` over 10 M events took 80–450 ms instead of
+/// a steady 60 (BENCHMARKS.md, "Lake"). The flag is per process and inherited by children; nothing else
+/// on the machine changes. Where it cannot be set, nothing happens.
+fn no_transparent_huge_pages() {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let _ = rustix::thread::disable_transparent_huge_pages(true);
+}
+
 /// Default listen address of `opentrail serve` and default endpoint of the client subcommands.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4590";
 
@@ -425,6 +436,7 @@ fn hash_password() -> anyhow::Result<std::process::ExitCode> {
 }
 
 fn main() -> std::process::ExitCode {
+    no_transparent_huge_pages();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve { config, data_dir, listen } => serve::run(config, data_dir, listen),
