@@ -26,7 +26,7 @@ pub(crate) async fn read(app: &Arc<App>, ctx: &CallContext, op: Operation, param
         Operation::GetEventDataStore => lake_ops::get(&cp.event_data_stores, params),
         Operation::ListEventDataStores => lake_ops::list(&cp.event_data_stores, params),
         Operation::StartQuery => lake_ops::start_query(app, ctx, params).await,
-        Operation::DescribeQuery => lake_ops::describe_query(app, params),
+        Operation::DescribeQuery => lake_ops::describe_query(app, ctx, params).await,
         Operation::GetQueryResults => lake_ops::get_query_results(app, params),
         Operation::CancelQuery => lake_ops::cancel_query(app, params),
         Operation::ListQueries => lake_ops::list_queries(app, params),

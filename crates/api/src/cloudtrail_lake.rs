@@ -119,9 +119,27 @@ fn query_of(app: &App, req: &QueryRequest) -> Result<lake::QueryInfo, ApiError> 
     Ok(info)
 }
 
-pub(crate) fn describe_query(app: &App, params: &Value) -> Result<Value, ApiError> {
+/// The header with which a DescribeQuery may wait for its query to leave QUEUED/RUNNING: up to that many
+/// milliseconds (at most [`MAX_WAIT_MS`]), answering as soon as it does. An opentrail extension (a long
+/// poll): `opentrail query` sends it so that it hears of an answer as it is ready, without polling; AWS
+/// clients never send it and get CloudTrail's immediate answer.
+pub const WAIT_HEADER: &str = "x-opentrail-wait-ms";
+
+/// Hard-coded: the longest wait [`WAIT_HEADER`] may ask for.
+pub const MAX_WAIT_MS: u64 = 20_000;
+
+pub(crate) async fn describe_query(app: &App, ctx: &CallContext, params: &Value) -> Result<Value, ApiError> {
     let req = wire::parse::<QueryRequest>(params)?;
-    let q = query_of(app, &req)?;
+    let mut q = query_of(app, &req)?;
+    if let Some(wait) = &ctx.wait_ms {
+        let ms = wait.trim().parse::<u64>().ok().filter(|ms| *ms <= MAX_WAIT_MS).ok_or_else(|| {
+            ApiError::client(
+                "InvalidParameterException",
+                format!("header {WAIT_HEADER}: '{wait}' is not a number of milliseconds from 0 to {MAX_WAIT_MS}"),
+            )
+        })?;
+        q = engine(app)?.wait(&q.id, std::time::Duration::from_millis(ms)).await?;
+    }
     let mut v = json!({
         "QueryId": q.id,
         "QueryString": q.statement,

@@ -45,6 +45,7 @@ use service::keys::KeyRing;
 use service::trails::TrailStore;
 use service::{Config, EventStore, Principal, Principals, RateLimiter};
 
+pub use cloudtrail_lake::{MAX_WAIT_MS, WAIT_HEADER};
 pub use error::ApiError;
 pub use listener::{ConnectionLimits, FrontDoor};
 pub use tls::{TlsError, load_server_config};
@@ -369,6 +370,9 @@ pub struct CallContext {
     /// When the call came from the web console: when its session signed in (the record then says
     /// `sessionCredentialFromConsole` and the session's `creationDate`).
     pub console_session: Option<EventTime>,
+    /// `x-opentrail-wait-ms` as sent: how long a DescribeQuery may wait for its query to settle (an opentrail
+    /// extension that AWS clients never send; see `cloudtrail_lake::describe_query`).
+    pub wait_ms: Option<String>,
 }
 
 impl CallContext {
@@ -394,6 +398,7 @@ impl CallContext {
             fresh_id: uuid::Uuid::new_v4(),
             durable_seq: app.store.durable_seq(),
             console_session,
+            wait_ms: header_str(headers, WAIT_HEADER).map(str::to_string),
         }
     }
 }

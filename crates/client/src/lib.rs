@@ -253,8 +253,18 @@ impl Client {
 
     /// A CloudTrail JSON 1.1 call sent once; any status is an answer (see [`Client::send`]).
     pub fn send_cloudtrail(&self, operation: &str, params: &Value) -> Result<Response, ClientError> {
+        self.send_cloudtrail_with(operation, params, &[])
+    }
+
+    /// [`Client::send_cloudtrail`] with more headers.
+    pub fn send_cloudtrail_with(
+        &self,
+        operation: &str,
+        params: &Value,
+        extra_headers: &[(&str, &str)],
+    ) -> Result<Response, ClientError> {
         let target = format!("{CLOUDTRAIL_TARGET}.{operation}");
-        self.send("POST", "/", &json_1_1_headers(&target), params.to_string().as_bytes())
+        self.send("POST", "/", &cloudtrail_headers(&target, extra_headers), params.to_string().as_bytes())
     }
 
     /// Sends one signed POST and returns the body of a 2xx answer. 503s and throttling are retried; any other
@@ -306,8 +316,18 @@ impl Client {
 
     /// A CloudTrail JSON 1.1 call, retried as [`Client::call`] does; a non-2xx answer is an error.
     pub fn cloudtrail(&self, operation: &str, params: &Value) -> Result<Value, ClientError> {
+        self.cloudtrail_with(operation, params, &[])
+    }
+
+    /// [`Client::cloudtrail`] with more headers.
+    pub fn cloudtrail_with(
+        &self,
+        operation: &str,
+        params: &Value,
+        extra_headers: &[(&str, &str)],
+    ) -> Result<Value, ClientError> {
         let target = format!("{CLOUDTRAIL_TARGET}.{operation}");
-        let out = self.call("/", &json_1_1_headers(&target), params.to_string().as_bytes(), "cloudtrail")?;
+        let out = self.call("/", &cloudtrail_headers(&target, extra_headers), params.to_string().as_bytes(), "cloudtrail")?;
         serde_json::from_slice(&out).map_err(|source| ClientError::InvalidJson { source })
     }
 
@@ -344,8 +364,11 @@ impl Client {
 }
 
 /// The headers of a JSON 1.1 call of `target`.
-fn json_1_1_headers(target: &str) -> [(&'static str, &str); 2] {
-    [("content-type", "application/x-amz-json-1.1"), ("x-amz-target", target)]
+/// The headers of a CloudTrail JSON 1.1 call to `target`, then `extra`.
+fn cloudtrail_headers<'a>(target: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut headers = vec![("content-type", "application/x-amz-json-1.1"), ("x-amz-target", target)];
+    headers.extend_from_slice(extra);
+    headers
 }
 
 /// Seconds since the Unix epoch, as SigV4 wants them.

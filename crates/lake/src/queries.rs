@@ -159,6 +159,14 @@ pub struct QueryEngine {
     slots: Arc<Semaphore>,
     entries: Entries,
     opts: QueryOptions,
+    /// Counts the queries that left QUEUED/RUNNING: what [`QueryEngine::wait`] waits on.
+    settled: Settled,
+}
+
+type Settled = Arc<tokio::sync::watch::Sender<u64>>;
+
+fn settle(settled: &Settled) {
+    settled.send_modify(|n| *n += 1);
 }
 
 impl Drop for QueryEngine {
@@ -183,6 +191,7 @@ impl QueryEngine {
             slots: Arc::new(Semaphore::new(opts.concurrency.max(1))),
             entries: Arc::new(Mutex::new(BTreeMap::new())),
             opts,
+            settled: Arc::new(tokio::sync::watch::Sender::new(0)),
         })
     }
 
@@ -240,8 +249,8 @@ impl QueryEngine {
             );
         }
         let durable = self.lake.durable_seq();
-        let (entries, slots, opts, qid) =
-            (self.entries.clone(), self.slots.clone(), self.opts.clone(), info.id.clone());
+        let (entries, slots, opts, qid, settled) =
+            (self.entries.clone(), self.slots.clone(), self.opts.clone(), info.id.clone(), self.settled.clone());
         let original = statement.to_string();
         let work = async move {
             let Ok(_permit) = slots.acquire_owned().await else { return };
@@ -302,6 +311,8 @@ impl QueryEngine {
                     e.info.error = Some(format!("the query ran longer than {} s", opts.timeout.as_secs()));
                 }
             }
+            drop(guard);
+            settle(&settled);
         };
         let rt = self.runtime.as_ref().expect("the query runtime lives as long as the engine");
         let handle = rt.spawn(work);
@@ -309,7 +320,7 @@ impl QueryEngine {
             e.abort = Some(handle.abort_handle());
         }
         // A panic in DataFusion fails the query, not the server.
-        let (entries, qid) = (self.entries.clone(), info.id.clone());
+        let (entries, qid, settled) = (self.entries.clone(), info.id.clone(), self.settled.clone());
         rt.spawn(async move {
             if let Err(e) = handle.await
                 && e.is_panic()
@@ -320,6 +331,7 @@ impl QueryEngine {
                     e.info.status = QueryStatus::Failed;
                     e.info.error = Some("the query failed (internal error)".into());
                 }
+                settle(&settled);
             }
         });
         Ok(info)
@@ -367,7 +379,10 @@ impl QueryEngine {
         }
         e.stopped();
         e.info.status = QueryStatus::Cancelled;
-        Ok(e.info.clone())
+        let info = e.info.clone();
+        drop(entries);
+        settle(&self.settled);
+        Ok(info)
     }
 
     /// The queries on `store` created in `[start, end]` (epoch ms) with `status`, newest first.
@@ -392,15 +407,22 @@ impl QueryEngine {
         out
     }
 
-    /// Waits (polling) until the query leaves QUEUED/RUNNING or `timeout` passes; its last state.
-    pub fn wait(&self, id: &str, timeout: Duration) -> Result<QueryInfo, QueryError> {
-        let deadline = Instant::now() + timeout;
+    /// Waits until the query leaves QUEUED/RUNNING or `timeout` passes; its state then. Woken by the query
+    /// settling, not by polling: a client long-polling DescribeQuery hears of the answer as it is ready.
+    pub async fn wait(&self, id: &str, timeout: Duration) -> Result<QueryInfo, QueryError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        // Subscribed before the first look: a query settling in between still wakes the wait.
+        let mut settled = self.settled.subscribe();
         loop {
             let info = self.describe(id)?;
-            if !info.status.is_active() || Instant::now() >= deadline {
+            if !info.status.is_active() {
                 return Ok(info);
             }
-            std::thread::sleep(Duration::from_millis(5));
+            match tokio::time::timeout_at(deadline, settled.changed()).await {
+                Ok(Ok(())) => continue,
+                // The deadline passed (or the engine is going away): the state as it is.
+                _ => return self.describe(id),
+            }
         }
     }
 }

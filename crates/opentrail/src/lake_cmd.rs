@@ -38,11 +38,16 @@ pub fn query(endpoint: &str, args: &QueryArgs) -> Result<std::process::ExitCode>
     let started = client.cloudtrail("StartQuery", &json!({"QueryStatement": sql})).context("StartQuery")?;
     let qid = started["QueryId"].as_str().ok_or_else(|| anyhow!("StartQuery answered without a QueryId"))?.to_string();
     let spinner = spinner();
-    // Polls quickly at first (short queries answer in milliseconds), then every 20 ms: a DescribeQuery costs
-    // the server well under a millisecond, and a coarser step would add up to the step to every answer.
-    let mut wait = Duration::from_millis(2);
+    // Long-polls: each DescribeQuery waits on the server for the query to settle (api::WAIT_HEADER), so the
+    // answer is heard of as it is ready; the spinner is updated between waits. A server that does not wait
+    // (one from before the header) is polled every 20 ms instead.
+    let wait = Duration::from_millis(500);
+    let wait_header = wait.as_millis().to_string();
     let described = loop {
-        let d = client.cloudtrail("DescribeQuery", &json!({"QueryId": qid})).context("DescribeQuery")?;
+        let asked = std::time::Instant::now();
+        let d = client
+            .cloudtrail_with("DescribeQuery", &json!({"QueryId": qid}), &[(api::WAIT_HEADER, &wait_header)])
+            .context("DescribeQuery")?;
         let status = d["QueryStatus"].as_str().unwrap_or_default().to_string();
         if !matches!(status.as_str(), "QUEUED" | "RUNNING") {
             break d;
@@ -50,8 +55,9 @@ pub fn query(endpoint: &str, args: &QueryArgs) -> Result<std::process::ExitCode>
         let scanned = d["QueryStatistics"]["EventsScanned"].as_u64().unwrap_or(0);
         spinner.set_message(format!("{status} {qid} ({scanned} events scanned)"));
         spinner.tick();
-        std::thread::sleep(wait);
-        wait = (wait * 2).min(Duration::from_millis(20));
+        if asked.elapsed() < wait / 2 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
     };
     spinner.finish_and_clear();
     let status = described["QueryStatus"].as_str().unwrap_or_default();

@@ -94,6 +94,18 @@ fn every_lake_operation_round_trips_through_the_aws_cli() {
     let d = wait_finished(&s, &qid);
     assert_eq!(d["QueryStatus"], "FINISHED", "{d}");
     assert_eq!(d["QueryString"], sql.as_str());
+    // The long-poll header: a settled query is described at once, whatever the wait; a wait that is not a
+    // number of milliseconds up to the limit is refused, naming the header.
+    let (waited, took) = describe_waiting(&s, &qid, "20000");
+    let waited = waited.json();
+    assert_eq!(waited["QueryStatus"], "FINISHED", "{waited}");
+    assert_eq!(waited["QueryStatistics"]["EventsMatched"], d["QueryStatistics"]["EventsMatched"], "{waited}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    for bad in ["soon", "-1", "20001"] {
+        let (r, _) = describe_waiting(&s, &qid, bad);
+        assert_eq!((r.status, r.code()), (400, "InvalidParameterException".to_string()), "{bad}: {}", r.text());
+        assert!(r.json()["message"].as_str().unwrap().contains(api::WAIT_HEADER), "{}", r.text());
+    }
     let stats = &d["QueryStatistics"];
     assert!(stats["EventsScanned"].as_u64().unwrap() >= 200, "{stats}");
     assert_eq!(stats["EventsMatched"].as_u64().unwrap(), 100, "{stats}");
@@ -307,6 +319,13 @@ fn wait_status(s: &Server, qid: &str, statuses: &[&str], within: Duration) -> Va
     }
 }
 
+/// DescribeQuery of `qid` with `x-opentrail-wait-ms: wait`, and how long it took.
+fn describe_waiting(s: &Server, qid: &str, wait: &str) -> (Reply, Duration) {
+    let t = Instant::now();
+    let r = s.cloudtrail_with(ADMIN_KEY, ADMIN_SECRET, "DescribeQuery", &json!({"QueryId": qid}), &[(api::WAIT_HEADER, wait)]);
+    (r, t.elapsed())
+}
+
 /// A query that runs for minutes over a few thousand events, in little memory: a triple self join on
 /// inequalities (n³/2 comparisons: 3·10^10 for 4000 events). A plain cross join is no good: DataFusion counts it from the
 /// inputs' statistics without running it.
@@ -378,8 +397,18 @@ fn a_running_query_is_cancelled_and_leaves_the_query_runtime_free() {
     let busy = cpu_used_over(&s, Duration::from_secs(2));
     assert!(busy > 0.3, "the slow query used only {busy:.2} s of CPU in 2 s");
 
-    let cancelled = ok(admin(&s, &["cancel-query", "--query-id", &qid]));
+    // A long-polling DescribeQuery (x-opentrail-wait-ms) on a running query answers RUNNING when its wait
+    // is over, and one still waiting is woken by the cancel, long before its 20 s are up.
+    let (d, _) = describe_waiting(&s, &qid, "300");
+    assert_eq!(d.json()["QueryStatus"], "RUNNING", "{}", d.text());
+    let (cancelled, (d, took)) = std::thread::scope(|scope| {
+        let waiting = scope.spawn(|| describe_waiting(&s, &qid, "20000"));
+        std::thread::sleep(Duration::from_millis(500));
+        (ok(admin(&s, &["cancel-query", "--query-id", &qid])), waiting.join().unwrap())
+    });
     assert_eq!(cancelled["QueryStatus"], "CANCELLED", "{cancelled}");
+    assert_eq!(d.json()["QueryStatus"], "CANCELLED", "{}", d.text());
+    assert!(took < Duration::from_secs(15), "the waiting DescribeQuery was not woken by the cancel: {took:?}");
     assert_eq!(cancelled["QueryId"], qid.as_str());
     let d = ok(admin(&s, &["describe-query", "--query-id", &qid]));
     assert_eq!(d["QueryStatus"], "CANCELLED", "{d}");

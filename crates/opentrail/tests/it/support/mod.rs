@@ -205,7 +205,19 @@ impl Server {
 
     /// A CloudTrail JSON 1.1 call with opentrail's own client.
     pub fn cloudtrail(&self, key: &str, secret: &str, op: &str, params: &serde_json::Value) -> Reply {
-        client_of(&self.addr, key, secret).send_cloudtrail(op, params).expect("request")
+        self.cloudtrail_with(key, secret, op, params, &[])
+    }
+
+    /// [`Server::cloudtrail`] with more headers.
+    pub fn cloudtrail_with(
+        &self,
+        key: &str,
+        secret: &str,
+        op: &str,
+        params: &serde_json::Value,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        client_of(&self.addr, key, secret).send_cloudtrail_with(op, params, headers).expect("request")
     }
 
     /// Ingests NDJSON as the admin; returns the parsed answer.
