@@ -327,7 +327,8 @@ impl Client {
         extra_headers: &[(&str, &str)],
     ) -> Result<Value, ClientError> {
         let target = format!("{CLOUDTRAIL_TARGET}.{operation}");
-        let out = self.call("/", &cloudtrail_headers(&target, extra_headers), params.to_string().as_bytes(), "cloudtrail")?;
+        let out =
+            self.call("/", &cloudtrail_headers(&target, extra_headers), params.to_string().as_bytes(), "cloudtrail")?;
         serde_json::from_slice(&out).map_err(|source| ClientError::InvalidJson { source })
     }
 

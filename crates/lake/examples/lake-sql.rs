@@ -6,6 +6,10 @@ use std::time::Instant;
 
 use lake::{Table, sql};
 
+/// The server's allocator, so the figures are the engine's share as the server runs it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let dir = std::path::Path::new(&args[1]);

@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::common::stats::Precision;
+use datafusion::common::{ScalarValue, TableReference};
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::error::DataFusionError;
-use datafusion::common::stats::Precision;
-use datafusion::common::{ScalarValue, TableReference};
 use datafusion::execution::cache::cache_manager::{
     CacheManager, CacheManagerConfig, CachedFileMetadata, DEFAULT_FILE_STATISTICS_MEMORY_LIMIT,
 };
@@ -181,9 +181,7 @@ impl Cache<TableScopedPath, CachedFileMetadata> for LeanStatistics {
     }
 
     fn put(&self, key: &TableScopedPath, mut value: CachedFileMetadata) -> Option<CachedFileMetadata> {
-        let nested = |p: &Precision<ScalarValue>| {
-            p.get_value().is_some_and(|v| v.data_type().is_nested())
-        };
+        let nested = |p: &Precision<ScalarValue>| p.get_value().is_some_and(|v| v.data_type().is_nested());
         if value.statistics.column_statistics.iter().any(|c| nested(&c.min_value) || nested(&c.max_value)) {
             let mut stats = (*value.statistics).clone();
             for c in &mut stats.column_statistics {

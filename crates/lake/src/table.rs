@@ -19,7 +19,7 @@ use datafusion::arrow::compute::concat_batches;
 use parking_lot::{Condvar, Mutex};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
@@ -345,6 +345,10 @@ pub fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        // Each file is sorted by event time: as deltas, a timestamp takes a byte or two before zstd instead of
+        // eight, and zstd has a tenth as much to decompress (most of what a time-range query read).
+        .set_column_encoding(ColumnPath::from("eventtime"), Encoding::DELTA_BINARY_PACKED)
+        .set_column_dictionary_enabled(ColumnPath::from("eventtime"), false)
         .set_column_bloom_filter_enabled(ColumnPath::from("eventid"), true)
         .set_column_bloom_filter_enabled(ColumnPath::from("sourceipaddress"), true)
         .set_key_value_metadata(Some(vec![parquet::file::metadata::KeyValue::new(

@@ -322,7 +322,13 @@ fn wait_status(s: &Server, qid: &str, statuses: &[&str], within: Duration) -> Va
 /// DescribeQuery of `qid` with `x-opentrail-wait-ms: wait`, and how long it took.
 fn describe_waiting(s: &Server, qid: &str, wait: &str) -> (Reply, Duration) {
     let t = Instant::now();
-    let r = s.cloudtrail_with(ADMIN_KEY, ADMIN_SECRET, "DescribeQuery", &json!({"QueryId": qid}), &[(api::WAIT_HEADER, wait)]);
+    let r = s.cloudtrail_with(
+        ADMIN_KEY,
+        ADMIN_SECRET,
+        "DescribeQuery",
+        &json!({"QueryId": qid}),
+        &[(api::WAIT_HEADER, wait)],
+    );
     (r, t.elapsed())
 }
 
