@@ -364,7 +364,6 @@ impl Client {
     }
 }
 
-/// The headers of a JSON 1.1 call of `target`.
 /// The headers of a CloudTrail JSON 1.1 call to `target`, then `extra`.
 fn cloudtrail_headers<'a>(target: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
     let mut headers = vec![("content-type", "application/x-amz-json-1.1"), ("x-amz-target", target)];

@@ -11,6 +11,10 @@ use lake::{Table, sql};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    // As the server runs (crates/opentrail/src/main.rs): without transparent huge pages, whose zeroing made
+    // timings swing 2-3x on a machine with THP `always`.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let _ = rustix::thread::disable_transparent_huge_pages(true);
     let args: Vec<String> = std::env::args().collect();
     let dir = std::path::Path::new(&args[1]);
     let reps: usize = args[2].parse().expect("reps");
