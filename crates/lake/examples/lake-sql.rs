@@ -1,7 +1,9 @@
 //! Times SQL over one event data store's table in-process (no server, no HTTP): the engine's share of a
 //! query, for tuning the lake. Usage: `lake-sql <store dir> <reps> <file of queries, one per line>`; `FROM
 //! events` names the store. Prints the best time of each query (and of
-//! its session and plan alone) and its plan with metrics (EXPLAIN ANALYZE).
+//! its session and plan alone) and its plan with metrics (EXPLAIN ANALYZE). `PUSHDOWN=1`: every Parquet scan
+//! evaluates its filter while decoding (DataFusion's `pushdown_filters` for the session), to compare with the
+//! per-scan choice the lake makes (crates/lake/src/pushdown.rs).
 use std::time::Instant;
 
 use lake::{Table, sql};
@@ -31,7 +33,7 @@ fn main() {
             let mut rows = 0;
             for _ in 0..reps {
                 let t = Instant::now();
-                let ctx = sql::session(&stores, 4 << 30, threads).await.unwrap();
+                let ctx = session(&stores, threads).await;
                 let plan = sql::plan(&ctx, q).await.unwrap();
                 best_plan = best_plan.min(t.elapsed().as_secs_f64());
                 let a = sql::run(&ctx, plan, q, 10_000_000, 0).await.unwrap();
@@ -40,11 +42,19 @@ fn main() {
             }
             println!("{:8.1} ms (planned in {:.1})  {rows:>6} rows  {q}", best * 1000.0, best_plan * 1000.0);
             if std::env::var("EXPLAIN").is_ok() {
-                let ctx = sql::session(&stores, 4 << 30, threads).await.unwrap();
+                let ctx = session(&stores, threads).await;
                 let df = ctx.sql(&format!("EXPLAIN ANALYZE {q}")).await.unwrap();
                 let b = df.collect().await.unwrap();
                 println!("{}", datafusion::arrow::util::pretty::pretty_format_batches(&b).unwrap());
             }
         }
     });
+}
+
+async fn session(stores: &[(String, lake::Snapshot)], threads: usize) -> datafusion::prelude::SessionContext {
+    let ctx = sql::session(stores, 4 << 30, threads).await.unwrap();
+    if std::env::var("PUSHDOWN").is_ok() {
+        ctx.state_ref().write().config_mut().options_mut().execution.parquet.pushdown_filters = true;
+    }
+    ctx
 }

@@ -11,6 +11,7 @@
 
 mod count;
 mod eager;
+mod pushdown;
 pub mod queries;
 pub mod schema;
 pub mod sql;

@@ -23,6 +23,9 @@ use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::MemoryLimit;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_optimizer::filter_pushdown::FilterPushdown;
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
@@ -257,14 +260,15 @@ pub async fn session(
     let runtime = Arc::new(runtime);
     let mut config = SessionConfig::new().with_target_partitions(target_partitions.max(1));
     let opts = config.options_mut();
-    opts.execution.parquet.pushdown_filters = true;
+    // Off for the session, on per scan where it pays (crate::pushdown).
+    opts.execution.parquet.pushdown_filters = false;
     opts.execution.parquet.reorder_filters = true;
     let state = SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)
         .with_default_features()
         .with_optimizer_rule(Arc::new(crate::eager::EagerCountJoin))
-        .with_physical_optimizer_rule(Arc::new(crate::count::CountByViews))
+        .with_physical_optimizer_rules(physical_rules())
         .build();
     let ctx = SessionContext::new_with_state(state);
     for udf in json_functions() {
@@ -274,6 +278,17 @@ pub async fn session(
         register(&ctx, id, snap).await?;
     }
     Ok(ctx)
+}
+
+/// DataFusion's physical optimizer rules with ours: [`crate::pushdown::ChoosePushdown`] just before the
+/// first filter pushdown (which acts on its choice), [`crate::count::CountByViews`] last (it replaces the
+/// partial aggregates the other rules have placed).
+fn physical_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
+    let mut rules = PhysicalOptimizer::new().rules;
+    let at = rules.iter().position(|r| r.name() == FilterPushdown::new().name()).unwrap_or(0);
+    rules.insert(at, Arc::new(crate::pushdown::ChoosePushdown));
+    rules.push(Arc::new(crate::count::CountByViews));
+    rules
 }
 
 /// Registers a store as the union of its Parquet files and its tail.

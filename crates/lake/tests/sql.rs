@@ -234,6 +234,43 @@ fn counts_over_a_join_equal_the_pairs_counted() {
 
 /// A grouping with as many groups as rows counts each once; with too little memory for its groups it fails
 /// at the query's limit instead of growing past it.
+/// A filter keeping most rows is evaluated after the scan decodes its columns; a selective one, or one whose
+/// share the statistics cannot tell, while it decodes (crate::pushdown).
+#[test]
+fn scans_filter_while_decoding_only_where_few_rows_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let recs = events(3000, 7);
+    let t = table(dir.path(), &recs, 3000);
+    let all = parsed(&recs);
+    let with_ip = all.iter().filter(|r| r.get("sourceIPAddress").is_some_and(|e| !e.is_null())).count();
+    assert!(with_ip > 2970, "{with_ip} of 3000 events have a source IP");
+    // Whether a FilterExec on `column` sits right above a scan of the Parquet files (the filter evaluated
+    // after decoding) rather than inside the scan (a row filter). The tail's in-memory scan has its own.
+    let filter_above_files = |plan: &str, column: &str| {
+        let lines: Vec<&str> = plan.lines().collect();
+        lines.windows(2).any(|w| w[0].contains(&format!("FilterExec: {column}@")) && w[1].contains("file_type=parquet"))
+    };
+    let scans_files_with = |plan: &str, predicate: &str| {
+        plan.lines().any(|l| l.contains("file_type=parquet") && l.contains(&format!("predicate={predicate}")))
+    };
+    // Nearly every row has a source IP: evaluated after decoding (the files' predicate only prunes).
+    let q = format!("SELECT eventName, count(*) FROM {ID} WHERE sourceIPAddress IS NOT NULL GROUP BY 1");
+    let plan = plans(&t, &q);
+    assert!(filter_above_files(&plan, "sourceipaddress"), "{plan}");
+    // A comparison's share is unknown: a row filter, no FilterExec above the files.
+    let plan = plans(&t, &format!("SELECT eventID FROM {ID} WHERE eventName = 'AssumeRole'"));
+    assert!(!filter_above_files(&plan, "eventname") && scans_files_with(&plan, "eventname@"), "{plan}");
+    // Too few rows have no source IP for a share above the limit: a row filter.
+    let plan = plans(&t, &format!("SELECT eventID FROM {ID} WHERE sourceIPAddress IS NULL"));
+    assert!(!filter_above_files(&plan, "sourceipaddress"), "{plan}");
+    // The answers are the same either way.
+    let a = query(&t, &q);
+    assert_eq!(
+        sorted(a.rows),
+        count_by(&all, |r| r.get("sourceIPAddress").filter(|v| !v.is_null()).map(|_| vec![s(&r["eventName"])]))
+    );
+}
+
 #[test]
 fn counting_groups_is_bounded_by_the_query_memory() {
     let dir = tempfile::tempdir().unwrap();
@@ -313,6 +350,18 @@ proptest! {
         prop_assert_eq!(
             sorted(a.rows),
             count_by(&all, |r| (r.get("readOnly") == Some(&Value::Bool(false))).then(|| vec![s(&r["awsRegion"])]))
+        );
+        // Null checks, whose share of rows the files' null counts tell (crate::pushdown chooses by it).
+        let a = query(&t, &format!(
+            "SELECT eventName, count(*) FROM {ID} WHERE (errorCode IS NOT NULL AND errorMessage IS NULL) \
+             OR sourceIPAddress IS NULL GROUP BY 1"
+        ));
+        let present = |r: &Value, k: &str| r.get(k).is_some_and(|v| !v.is_null());
+        prop_assert_eq!(
+            sorted(a.rows),
+            count_by(&all, |r| ((present(r, "errorCode") && !present(r, "errorMessage"))
+                || !present(r, "sourceIPAddress"))
+                .then(|| vec![s(&r["eventName"])]))
         );
         // A self-join on the caller's access key, grouped by both sides: the eager rewrite against pairs.
         let a = query(&t, &format!(
