@@ -37,7 +37,7 @@ use datafusion::physical_plan::{ExecutionPlan, Statistics, replace_children_if_n
 /// each: keeping 3 % (`errorCode IS NOT NULL`), errors by API took 140–174 ms against 104–117 and `SELECT
 /// eventID, eventName` 456–474 ms against 383–437; keeping 0.23 % (`… AND additionalEventData IS NOT
 /// NULL`), the two were even (423–528 ms against 492–535 for the eventIDs).
-pub const KEEPS_AT_MOST: f64 = 0.01;
+const KEEPS_AT_MOST: f64 = 0.01;
 
 #[derive(Debug, Default)]
 pub struct ChoosePushdown;
@@ -50,16 +50,16 @@ impl PhysicalOptimizerRule for ChoosePushdown {
             {
                 // The files' statistics, whole: the row count is inexact once the scan has a predicate to
                 // prune with, but the estimate is of the share, from the files' counts.
-                let stats = DataSource::partition_statistics(scan.0, None)?;
+                let stats = DataSource::partition_statistics(scan.config, None)?;
                 let keeps = share_kept(filter.predicate(), &stats);
                 let push = keeps.is_none_or(|k| k <= KEEPS_AT_MOST);
-                let input = with_pushdown(filter.input(), scan, push);
+                let input = with_pushdown(scan, push);
                 let p = replace_children_if_necessary(p.clone(), vec![input])?;
                 // The scan below is decided: not visited again as a scan without a filter.
                 return Ok(Transformed::new(p, true, TreeNodeRecursion::Jump));
             }
             match parquet_scan(&p) {
-                Some(scan) => Ok(Transformed::yes(with_pushdown(&p, scan, true))),
+                Some(scan) => Ok(Transformed::yes(with_pushdown(scan, true))),
                 None => Ok(Transformed::no(p)),
             }
         })
@@ -75,25 +75,29 @@ impl PhysicalOptimizerRule for ChoosePushdown {
     }
 }
 
-/// The scan config and Parquet source of a Parquet `DataSourceExec`.
-fn parquet_scan(p: &Arc<dyn ExecutionPlan>) -> Option<(&FileScanConfig, &ParquetSource)> {
-    p.downcast_ref::<DataSourceExec>()?.downcast_to_file_source::<ParquetSource>()
+/// A Parquet `DataSourceExec`: the exec, its scan config and its Parquet source.
+struct Scan<'a> {
+    exec: &'a DataSourceExec,
+    config: &'a FileScanConfig,
+    source: &'a ParquetSource,
 }
 
-fn with_pushdown(
-    plan: &Arc<dyn ExecutionPlan>,
-    (config, source): (&FileScanConfig, &ParquetSource),
-    push: bool,
-) -> Arc<dyn ExecutionPlan> {
-    let source = Arc::new(source.clone().with_pushdown_filters(push));
-    let config = FileScanConfigBuilder::from(config.clone()).with_source(source).build();
-    let exec = plan.downcast_ref::<DataSourceExec>().expect("a parquet scan").clone();
-    Arc::new(exec.with_data_source(Arc::new(config)))
+fn parquet_scan(p: &Arc<dyn ExecutionPlan>) -> Option<Scan<'_>> {
+    let exec = p.downcast_ref::<DataSourceExec>()?;
+    let (config, source) = exec.downcast_to_file_source::<ParquetSource>()?;
+    Some(Scan { exec, config, source })
+}
+
+/// The scan with its row filter on (`push`) or off.
+fn with_pushdown(scan: Scan<'_>, push: bool) -> Arc<dyn ExecutionPlan> {
+    let source = Arc::new(scan.source.clone().with_pushdown_filters(push));
+    let config = FileScanConfigBuilder::from(scan.config.clone()).with_source(source).build();
+    Arc::new(scan.exec.clone().with_data_source(Arc::new(config)))
 }
 
 /// The share of the rows `e` keeps, when the statistics tell (null counts and row count known), else `None`.
 /// `stats` are of the plan whose output `e`'s columns index.
-pub(crate) fn share_kept(e: &Arc<dyn PhysicalExpr>, stats: &Statistics) -> Option<f64> {
+fn share_kept(e: &Arc<dyn PhysicalExpr>, stats: &Statistics) -> Option<f64> {
     let nulls = |c: &Arc<dyn PhysicalExpr>| -> Option<f64> {
         let column = c.downcast_ref::<Column>()?;
         let rows = *stats.num_rows.get_value()?;

@@ -232,8 +232,6 @@ fn counts_over_a_join_equal_the_pairs_counted() {
     assert_eq!(query(&t, &q).rows, vec![vec!["AssumeRole".to_string(), (used + unused).to_string()]]);
 }
 
-/// A grouping with as many groups as rows counts each once; with too little memory for its groups it fails
-/// at the query's limit instead of growing past it.
 /// A filter keeping most rows is evaluated after the scan decodes its columns; a selective one, or one whose
 /// share the statistics cannot tell, while it decodes (crate::pushdown).
 #[test]
@@ -271,6 +269,8 @@ fn scans_filter_while_decoding_only_where_few_rows_pass() {
     );
 }
 
+/// A grouping with as many groups as rows counts each once; with too little memory for its groups it fails
+/// at the query's limit instead of growing past it.
 #[test]
 fn counting_groups_is_bounded_by_the_query_memory() {
     let dir = tempfile::tempdir().unwrap();
