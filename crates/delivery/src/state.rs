@@ -95,6 +95,10 @@ pub struct DeliveredLog {
     pub sha256: String,
     pub oldest: Option<EventTime>,
     pub newest: Option<EventTime>,
+    /// When the upload succeeded: the digest whose window holds it lists it. `None` in states written before
+    /// it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered: Option<EventTime>,
 }
 
 /// The last digest of a Region's chain (what the next digest's `previousDigest*` fields name).
@@ -181,11 +185,18 @@ mod tests {
             sha256: "00".into(),
             oldest: Some(EventTime(1)),
             newest: None,
+            delivered: Some(EventTime(9)),
         });
         s.save(dir.path()).unwrap();
         let back = TrailState::load(dir.path()).unwrap().unwrap();
         assert_eq!(back.checkpoint, 7);
-        assert_eq!(back.regions["us-east-1"].pending.len(), 1);
+        assert_eq!(back.regions["us-east-1"].pending, s.regions["us-east-1"].pending);
+        // A state written before delivery times were kept still loads; its files have none.
+        let old = std::fs::read_to_string(dir.path().join(STATE_FILE)).unwrap().replace(",\"delivered\":9", "");
+        assert!(!old.contains("delivered\":"), "{old}");
+        std::fs::write(dir.path().join(STATE_FILE), old).unwrap();
+        let back = TrailState::load(dir.path()).unwrap().unwrap();
+        assert_eq!(back.regions["us-east-1"].pending[0].delivered, None);
         std::fs::write(dir.path().join(STATE_FILE), b"{").unwrap();
         assert!(TrailState::load(dir.path()).is_err());
     }

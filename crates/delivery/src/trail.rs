@@ -34,6 +34,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Hard-coded: how often the runner ticks the view (cut, upload, digest checks).
 pub const TICK: Duration = Duration::from_millis(100);
 
+/// Hard-coded: digest windows written in one step after a long pause (the rest follow in the next steps).
+const MAX_DIGEST_WINDOWS_PER_STEP: i64 = 256;
+
 pub struct TrailDelivery {
     shared: Arc<Shared>,
     view_name: String,
@@ -252,6 +255,7 @@ impl TrailDelivery {
                                 sha256: item.sha256.clone(),
                                 oldest: item.oldest,
                                 newest: item.newest,
+                                delivered: Some(now),
                             });
                         }
                         StagedKind::Digest => {
@@ -348,13 +352,32 @@ impl TrailDelivery {
         self.trail.as_ref().is_some_and(|t| t.settings.log_file_validation_enabled)
     }
 
-    /// Writes one digest per Region (the trail's home Region always, and every Region it delivered to) and
-    /// stages them; `final_round` is the last digest before logging stops or the trail goes (each chain
-    /// starts again after it).
-    fn digest_round(&mut self, final_round: bool) -> Result<(), ViewError> {
+    /// The digest windows that have closed since the last digest, on the chain's grid: the k-th ends exactly k
+    /// digest intervals after the window the chain started with, however late the view gets to them (a busy
+    /// machine, a restart), so every digest of a chain but its final one spans exactly one interval and a
+    /// validator can tell a deleted digest from a late one. At most [`MAX_DIGEST_WINDOWS_PER_STEP`] per step.
+    fn closed_windows(&self) -> Vec<EventTime> {
+        let Some(last) = self.state.last_digest_end else { return Vec::new() };
+        let step = (self.shared.digest_interval.as_millis() as i64).max(1000);
+        let now = self.now().0;
+        (1..=MAX_DIGEST_WINDOWS_PER_STEP).map(|k| EventTime(last.0 + k * step)).take_while(|end| end.0 <= now).collect()
+    }
+
+    /// Writes a digest for each closed window of the grid ([`Self::closed_windows`]).
+    fn digest_closed_windows(&mut self) -> Result<(), ViewError> {
+        for end in self.closed_windows() {
+            self.digest_round(end, false)?;
+        }
+        Ok(())
+    }
+
+    /// Writes one digest per Region (the trail's home Region always, and every Region it delivered to) for the
+    /// window ending at `end`, listing the log files delivered by then, and stages them; `final_round` is the
+    /// last digest before logging stops or the trail goes (each chain starts again after it).
+    fn digest_round(&mut self, end: EventTime, final_round: bool) -> Result<(), ViewError> {
         let Some(trail) = self.trail.clone() else { return Ok(()) };
         let home = self.shared.trails.home().clone();
-        let mut end = self.now();
+        let mut end = end;
         // Digest keys carry their end to the second: keep every round's end after the previous one's.
         if let Some(prev) = self.state.last_digest_end {
             end = EventTime(end.0.max(prev.0 / 1000 * 1000 + 1000));
@@ -365,7 +388,16 @@ impl TrailDelivery {
         let signing = key_ring.current();
         let regions: Vec<String> = self.state.regions.keys().cloned().collect();
         for region in regions {
-            let chain = self.state.regions.get(&region).cloned().unwrap_or_default();
+            let mut chain = self.state.regions.get(&region).cloned().unwrap_or_default();
+            // Log files delivered after the window closed wait for the next one (a file without a delivery
+            // time is from a state written before it was kept: it belongs to the first window).
+            let later: Vec<DeliveredLog> = if final_round {
+                Vec::new()
+            } else {
+                let (now, later) = chain.pending.drain(..).partition(|l| l.delivered.is_none_or(|t| t <= end));
+                chain.pending = now;
+                later
+            };
             let start = chain.window_start.or(self.state.last_digest_end).unwrap_or(end);
             let key = integrity::layout::DigestKey {
                 prefix: trail.settings.s3_key_prefix.clone(),
@@ -426,7 +458,7 @@ impl TrailDelivery {
                 metadata: signed.metadata().iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
             });
             let chain = self.state.regions.entry(region).or_default();
-            chain.pending.clear();
+            chain.pending = later;
             if final_round {
                 chain.previous = None;
                 chain.window_start = None;
@@ -476,7 +508,10 @@ impl TrailDelivery {
         if self.validation_on() && self.state.last_digest_end.is_some()
             || self.validation_on() && self.state.regions.values().any(|r| !r.pending.is_empty())
         {
-            self.digest_round(true)?;
+            // The windows that closed before the stop on the grid, then the final one up to now.
+            self.digest_closed_windows()?;
+            let now = self.now();
+            self.digest_round(now, true)?;
         }
         self.state.last_digest_end = None;
         self.state.finalized = true;
@@ -505,15 +540,15 @@ impl TrailDelivery {
         }
         if self.digest_due() && self.state.outbox.iter().all(|s| s.kind == StagedKind::Digest) {
             if self.state.last_digest_end.is_none() {
-                // A chain starts: its first window opens now.
-                let now = self.now();
+                // A chain starts: its first window opens now (to the second, like the keys of its digests).
+                let now = EventTime(self.now().0 / 1000 * 1000);
                 self.state.last_digest_end = Some(now);
                 for chain in self.state.regions.values_mut() {
                     chain.window_start = Some(now);
                 }
                 self.save()?;
             } else {
-                self.digest_round(false)?;
+                self.digest_closed_windows()?;
                 self.upload()?;
             }
         }

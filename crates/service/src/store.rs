@@ -571,11 +571,14 @@ impl EventStore {
     /// found even when the indexer has not applied it yet (the call waits, at most [`READ_YOUR_WRITES_WAIT`],
     /// for the index to reach the durable seq it saw on entry).
     pub fn get(&self, event_id: &str) -> Result<Option<StoredEvent>, StoreError> {
+        // Both positions are read before the lookup: an indexer that catches up between the lookup and a later
+        // read would make a miss look final (it was, under load: an acknowledged event reported absent).
         let durable = self.durable_seq();
+        let indexed = self.indexed_seq();
         let mut found = self.inner.index.find_event_id(event_id)?;
         if found.is_none()
             && let Some(durable) = durable
-            && self.indexed_seq() < Some(durable)
+            && indexed < Some(durable)
         {
             self.wait_indexed(durable, READ_YOUR_WRITES_WAIT);
             found = self.inner.index.find_event_id(event_id)?;
