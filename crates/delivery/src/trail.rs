@@ -374,10 +374,9 @@ impl TrailDelivery {
     /// Writes one digest per Region (the trail's home Region always, and every Region it delivered to) for the
     /// window ending at `end`, listing the log files delivered by then, and stages them; `final_round` is the
     /// last digest before logging stops or the trail goes (each chain starts again after it).
-    fn digest_round(&mut self, end: EventTime, final_round: bool) -> Result<(), ViewError> {
+    fn digest_round(&mut self, mut end: EventTime, final_round: bool) -> Result<(), ViewError> {
         let Some(trail) = self.trail.clone() else { return Ok(()) };
         let home = self.shared.trails.home().clone();
-        let mut end = end;
         // Digest keys carry their end to the second: keep every round's end after the previous one's.
         if let Some(prev) = self.state.last_digest_end {
             end = EventTime(end.0.max(prev.0 / 1000 * 1000 + 1000));

@@ -260,9 +260,9 @@ pub async fn session(
     let runtime = Arc::new(runtime);
     let mut config = SessionConfig::new().with_target_partitions(target_partitions.max(1));
     let opts = config.options_mut();
-    // Off for the session, on per scan where it pays (crate::pushdown). (The lake's files are read through
-    // `ParquetFormat::default()`, whose own options govern its scans: other `execution.parquet` settings made
-    // here would never reach them — `reorder_filters = true` set here did nothing, and is gone.)
+    // Off for the session, on per scan where it pays (crate::pushdown): a scan pushes its filters down when
+    // either this or its own source says so. (Other `execution.parquet` settings made here do not reach the
+    // lake's scans: they read through `ParquetFormat::default()`, whose own options govern them.)
     opts.execution.parquet.pushdown_filters = false;
     let state = SessionStateBuilder::new()
         .with_config(config)

@@ -64,14 +64,11 @@ fn trails_deliver_to_s3_with_object_lock_and_validate_logs_reads_them_from_s3() 
     start_trail(&s, "to-locked", "locked");
     let (mut ids, body) = events("s3-a", 20);
     s.ingest(&body);
-    // The second batch only once the first is in a log file of each bucket: more than one log file, however
-    // late the cut comes on a loaded machine (a fixed sleep of a little over one interval was not always enough).
+    // The second batch only once the first is delivered (and digested) to each bucket: more than one log file,
+    // however late the cut comes on a loaded machine (a fixed sleep of a little over one interval was not
+    // always enough).
     for (trail, bucket) in [("to-plain", "plain"), ("to-locked", "locked")] {
-        wait_until(&format!("the first batch in a log file of s3://{bucket}"), Duration::from_secs(40), || {
-            let counts = read_s3(&moto.endpoint, bucket, trail).event_counts();
-            let missing = ids.iter().filter(|id| !counts.contains_key(*id)).count();
-            if missing == 0 { Ok(()) } else { Err(format!("{missing} of {} not delivered", ids.len())) }
-        });
+        wait_delivered(&moto, bucket, trail, &ids, 1);
     }
     let (more, body) = events("s3-b", 20);
     s.ingest(&body);
